@@ -1,0 +1,82 @@
+import { resolve } from "node:path";
+import { runIndex } from "../../engine/index-pipeline.ts";
+import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
+import { RunProfile } from "../../engine/run-profile.ts";
+import { formatStageTable } from "../../engine/stage-timings.ts";
+import { DEFAULT_INDEX, DEFAULT_MODEL, defaultThreads, intFlag, parse } from "../args.ts";
+import { progressReporter } from "../progress-output.ts";
+import { UsageError } from "../usage.ts";
+
+const DTYPES = ["f32", "f16", "i8"] as const;
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    index: { type: "string" },
+    models: { type: "string" },
+    model: { type: "string" },
+    batch: { type: "string" },
+    threads: { type: "string" },
+    list: { type: "string" },
+    "follow-symlinks": { type: "boolean" },
+    dtype: { type: "string" },
+    connectivity: { type: "string" },
+    profile: { type: "string" },
+    json: { type: "boolean" },
+    quiet: { type: "boolean", short: "q" },
+  });
+  if (positionals.length === 0 && !values.list) throw new UsageError("index needs at least one DIR or --list FILE");
+  const dtype = (values.dtype ?? "f32") as (typeof DTYPES)[number];
+  if (!DTYPES.includes(dtype)) throw new UsageError(`--dtype must be one of ${DTYPES.join(", ")}`);
+
+  const model = await resolveModel(values.model ?? DEFAULT_MODEL, modelSearchDirs(values.models));
+  const indexDir = resolve(values.index ?? DEFAULT_INDEX);
+  const controller = new AbortController();
+  const onSigint = () => {
+    if (controller.signal.aborted) process.exit(130);
+    process.stderr.write("\n[index] stopping after the current batch (Ctrl-C again to quit at once)\n");
+    controller.abort();
+  };
+  process.on("SIGINT", onSigint);
+  process.on("SIGTERM", onSigint);
+
+  const profile = values.profile ? await RunProfile.start(resolve(values.profile)) : undefined;
+  const progress = progressReporter("[index]", { quiet: values.json || values.quiet });
+  const report = await runIndex({
+    roots: positionals.map((p) => resolve(p)),
+    listFile: values.list ? resolve(values.list) : undefined,
+    indexDir,
+    model,
+    batchSize: intFlag(values.batch, "batch", 32),
+    threads: intFlag(values.threads, "threads", defaultThreads()),
+    followSymlinks: values["follow-symlinks"],
+    vectors: { dtype, connectivity: values.connectivity ? intFlag(values.connectivity, "connectivity", 16) : undefined },
+    signal: controller.signal,
+    onPlan: (p) => {
+      if (!values.json && !values.quiet) {
+        process.stderr.write(
+          `[index] ${p.scanned} files found, ${p.unchanged} unchanged, ${p.toProcess} to process, ${p.missing} no longer present\n`,
+        );
+      }
+    },
+    onProgress: (p) => progress.update(p),
+  });
+  progress.finish();
+  process.off("SIGINT", onSigint);
+  process.off("SIGTERM", onSigint);
+  const profiled = await profile?.stop();
+
+  if (values.json) {
+    process.stdout.write(`${JSON.stringify({ index: indexDir, ...report, profile: profiled ?? null })}\n`);
+  } else {
+    const out = [
+      `indexed ${report.embedded}, unchanged ${report.unchanged}, moved ${report.moved}, touched ${report.touched}, removed ${report.removed}, failed ${report.failed}` +
+        (report.interrupted ? " (interrupted: run again to resume)" : ""),
+      `${report.imagesPerSecond.toFixed(1)} img/s, wall ${(report.wallMs / 1000).toFixed(1)} s, index ${indexDir}`,
+      formatStageTable(report.stages, report.wallMs),
+    ];
+    if (report.failed > 0) out.push(`${report.failed} files could not be indexed: imgd info --errors --index ${indexDir}`);
+    if (profiled) out.push(`profile: ${profiled.cpuProfile}, ${profiled.system}`);
+    process.stdout.write(`${out.join("\n")}\n`);
+  }
+  return report.interrupted ? 130 : 0;
+}

@@ -1,0 +1,33 @@
+import { resolve } from "node:path";
+import { IndexStore } from "../../engine/store/index-store.ts";
+import { DEFAULT_INDEX, parse } from "../args.ts";
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { index: { type: "string" }, errors: { type: "boolean" }, json: { type: "boolean" } });
+  const dir = resolve(values.index ?? DEFAULT_INDEX);
+  const store = await IndexStore.open(dir, { readOnly: true });
+  try {
+    const stats = await store.stats();
+    const failures = values.errors ? await store.failures() : undefined;
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ index: dir, ...stats, manifest: store.manifest, failures })}\n`);
+      return 0;
+    }
+    process.stdout.write(
+      [
+        `index     ${dir}`,
+        `model     ${stats.model} (${stats.dims}-d, ${stats.dtype})`,
+        `images    ${stats.indexed} indexed, ${stats.failed} failed, ${stats.total} total`,
+        `vectors   ${stats.vectors}`,
+        `disk      ${(stats.diskBytes / 2 ** 20).toFixed(1)} MiB`,
+      ].join("\n") + "\n",
+    );
+    if (failures) {
+      if (failures.length === 0) process.stdout.write("no errors\n");
+      for (const f of failures) process.stdout.write(`${f.reason.padEnd(16)} ${f.path}  ${f.error}\n`);
+    }
+    return 0;
+  } finally {
+    await store.close();
+  }
+}

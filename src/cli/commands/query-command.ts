@@ -1,0 +1,73 @@
+import { resolve } from "node:path";
+import { collectMatches } from "../../engine/collect-matches.ts";
+import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
+import { runQuery, type QueryInput } from "../../engine/query.ts";
+import { IndexStore } from "../../engine/store/index-store.ts";
+import { DEFAULT_INDEX, intFlag, parse } from "../args.ts";
+import { UsageError } from "../usage.ts";
+
+export async function run(argv: string[]): Promise<number> {
+  const t0 = performance.now();
+  const { values, positionals } = parse(argv, {
+    index: { type: "string" },
+    models: { type: "string" },
+    k: { type: "string", short: "k" },
+    offset: { type: "string" },
+    image: { type: "string" },
+    "path-prefix": { type: "string" },
+    after: { type: "string" },
+    before: { type: "string" },
+    json: { type: "boolean" },
+    "copy-to": { type: "string" },
+    "link-to": { type: "string" },
+  });
+  const text = positionals.join(" ").trim();
+  if (!text && !values.image) throw new UsageError('query needs "TEXT" or --image FILE');
+  if (text && values.image) throw new UsageError("give either TEXT or --image, not both");
+  if (values["copy-to"] && values["link-to"]) throw new UsageError("give either --copy-to or --link-to, not both");
+  for (const flag of ["after", "before"] as const) {
+    if (values[flag] && Number.isNaN(Date.parse(values[flag]!))) throw new UsageError(`--${flag} takes a date like 2024-06-01`);
+  }
+
+  const store = await IndexStore.open(resolve(values.index ?? DEFAULT_INDEX), { readOnly: true });
+  try {
+    const model = await resolveModel(store.manifest.model.name, modelSearchDirs(values.models));
+    const input: QueryInput = values.image ? { imagePath: resolve(values.image) } : { text };
+    const k = intFlag(values.k, "k", 10);
+    const result = await runQuery(
+      input,
+      k,
+      {
+        offset: values.offset ? intFlag(values.offset, "offset", 0, 0) : undefined,
+        pathPrefix: values["path-prefix"] ? resolve(values["path-prefix"]) : undefined,
+        takenAfter: values.after,
+        takenBefore: values.before,
+      },
+      model,
+      store,
+    );
+    const target = values["copy-to"] ?? values["link-to"];
+    const written = target
+      ? await collectMatches(result.hits.map((h) => h.path), resolve(target), values["copy-to"] ? "copy" : "link")
+      : [];
+    const totalMs = performance.now() - t0;
+    if (values.json) {
+      process.stdout.write(
+        `${JSON.stringify({ query: text || values.image, hits: result.hits, written, timings: { ...result.timings, totalMs } })}\n`,
+      );
+    } else {
+      if (result.hits.length === 0) process.stdout.write("no matches\n");
+      result.hits.forEach((h, i) => {
+        const date = h.takenAt ? `  ${String(h.takenAt).slice(0, 10)}` : "";
+        process.stdout.write(`${String(i + 1).padStart(3)}  ${h.score.toFixed(4)}  ${h.path}${date}\n`);
+      });
+      if (written.length > 0) process.stdout.write(`${values["copy-to"] ? "copied" : "linked"} ${written.length} files to ${resolve(target!)}\n`);
+      process.stderr.write(
+        `(${result.hits.length} results in ${totalMs.toFixed(0)} ms: embed ${result.timings.embedMs.toFixed(1)} ms, search ${result.timings.searchMs.toFixed(1)} ms)\n`,
+      );
+    }
+    return 0;
+  } finally {
+    await store.close();
+  }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bun
+import { USAGE, UsageError } from "./usage.ts";
+
+const COMMANDS: Record<string, () => Promise<{ run: (argv: string[]) => Promise<number> }>> = {
+  index: () => import("./commands/index-command.ts"),
+  query: () => import("./commands/query-command.ts"),
+  info: () => import("./commands/info-command.ts"),
+  models: () => import("./commands/models-command.ts"),
+  serve: () => import("./commands/serve-command.ts"),
+  version: () => import("./commands/version-command.ts"),
+};
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  if (!command || command === "help" || command === "--help" || command === "-h") {
+    process.stdout.write(USAGE);
+    return command ? 0 : 2;
+  }
+  const load = COMMANDS[command];
+  if (!load) throw new UsageError(`unknown command "${command}"`);
+  return (await load()).run(rest);
+}
+
+try {
+  process.exitCode = await main(process.argv.slice(2));
+} catch (err) {
+  if (err instanceof UsageError) {
+    process.stderr.write(`imgd: ${err.message}\n\n${USAGE}`);
+    process.exitCode = 2;
+  } else {
+    process.stderr.write(`imgd: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env.IMGD_DEBUG && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exitCode = 1;
+  }
+}

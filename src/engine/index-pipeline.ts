@@ -1,0 +1,278 @@
+// `imgd index` as one pipeline: scan -> plan -> (read, hash, decode, preprocess) x N in flight -> batch -> infer
+// -> write. Decoding of the next batch overlaps inference of the current one; a bounded queue keeps memory flat.
+import { readFile } from "node:fs/promises";
+import { BoundedQueue } from "./async-queue.ts";
+import { decodeImage } from "./decode.ts";
+import { ImageEmbedder } from "./embed.ts";
+import { imohashBytes } from "./identity.ts";
+import { movedFromIndex, planIndexWork, type KnownFileLike } from "./index-plan.ts";
+import type { ResolvedModel } from "./models.ts";
+import { preprocessInto } from "./preprocess.ts";
+import { ProgressModel, type ProgressSnapshot } from "./progress.ts";
+import { readPathList, scanRoots } from "./scan.ts";
+import { StageTimings, type StageRow } from "./stage-timings.ts";
+import { appendJobLog } from "./store/job-log.ts";
+import { IndexStore, type NewImage } from "./store/index-store.ts";
+import { ImageError, type DecodedImage, type ScannedFile } from "./types.ts";
+
+export interface IndexOptions {
+  roots: string[];
+  listFile?: string;
+  /** Index exactly these files (a worker's batch) instead of scanning; implies pruneMissing = false. */
+  files?: ScannedFile[];
+  /** Drop catalog entries whose files were not seen. Only right when the whole tree was scanned. */
+  pruneMissing?: boolean;
+  indexDir: string;
+  model: ResolvedModel;
+  batchSize?: number;
+  threads?: number;
+  /** Files read + decoded ahead of the model. */
+  prefetch?: number;
+  followSymlinks?: boolean;
+  maxPixels?: number;
+  vectors?: { dtype?: "f32" | "f16" | "i8"; connectivity?: number; expansionAdd?: number; expansionSearch?: number };
+  checkpointEveryMs?: number;
+  /** A long-lived caller (a worker) passes its open store and embedder; they are then left open. */
+  store?: IndexStore;
+  embedder?: ImageEmbedder;
+  signal?: AbortSignal;
+  onProgress?: (p: ProgressSnapshot) => void;
+  /** Called once the plan is known, before any image is read. */
+  onPlan?: (plan: { scanned: number; unchanged: number; toProcess: number; missing: number }) => void;
+}
+
+export interface IndexReport {
+  scanned: number;
+  unchanged: number;
+  embedded: number;
+  touched: number;
+  moved: number;
+  removed: number;
+  failed: number;
+  scanSkipped: { path: string; reason: string }[];
+  interrupted: boolean;
+  wallMs: number;
+  imagesPerSecond: number;
+  stages: StageRow[];
+  vectorsRebuilt: boolean;
+}
+
+type Prepared =
+  | { kind: "embed"; file: ScannedFile; hash: string; image: DecodedImage; pixels: Float32Array }
+  | { kind: "failed"; file: ScannedFile; hash: string | null; error: ImageError }
+  | { kind: "touch"; file: ScannedFile; id: number }
+  | { kind: "move"; file: ScannedFile; id: number };
+
+export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
+  const t0 = performance.now();
+  const timings = new StageTimings();
+  const batchSize = opts.batchSize ?? 32;
+  const threads = opts.threads ?? 2;
+  const spec = opts.model.manifest.preprocess;
+  const tensorSize = 3 * spec.size * spec.size;
+
+  const scan = await timings.time("scan", async () =>
+    opts.files
+      ? { files: opts.files, skipped: [] }
+      : opts.listFile
+        ? readPathList(opts.listFile)
+        : scanRoots(opts.roots, { followSymlinks: opts.followSymlinks }),
+  );
+  const pruneMissing = opts.pruneMissing ?? (!opts.files && !opts.listFile);
+  const ownStore = !opts.store;
+  const store = opts.store ?? await IndexStore.open(opts.indexDir, {
+    model: {
+      name: opts.model.manifest.name,
+      dims: opts.model.manifest.dims,
+      preprocess: spec,
+      tokenizer: opts.model.manifest.tokenizer,
+    },
+    vectors: opts.vectors,
+  });
+  try {
+    const known = (await store.knownFiles()) as Map<string, KnownFileLike>;
+    const plan = planIndexWork(scan.files, known, pruneMissing);
+    const movedCandidates = movedFromIndex(plan.missing);
+    opts.onPlan?.({
+      scanned: scan.files.length,
+      unchanged: plan.unchanged,
+      toProcess: plan.candidates.length,
+      missing: plan.missing.length,
+    });
+
+    const progress = new ProgressModel(plan.candidates.length);
+    const ownEmbedder = !opts.embedder && plan.candidates.length > 0;
+    const embedder = opts.embedder ?? (ownEmbedder ? await ImageEmbedder.open(opts.model, { threads }) : null);
+    const queue = new BoundedQueue<Prepared>(Math.max(batchSize * 2, 8));
+    const claimedMoves = new Set<number>();
+    let next = 0;
+
+    const prepare = async (file: ScannedFile): Promise<Prepared> => {
+      let hash: string | null = null;
+      try {
+        const bytes = await timings.time("read", () => readFile(file.path));
+        hash = await timings.time("hash", () => imohashBytes(bytes));
+        const prior = known.get(file.path);
+        if (prior && prior.status === "indexed" && prior.imohash === hash) return { kind: "touch", file, id: prior.id };
+        const moved = movedCandidates.get(hash)?.find((m) => !claimedMoves.has(m.id));
+        if (moved && !prior) {
+          claimedMoves.add(moved.id);
+          return { kind: "move", file, id: moved.id };
+        }
+        const image = await timings.time("decode", () =>
+          decodeImage(bytes, { targetShortSide: spec.size, maxPixels: opts.maxPixels }),
+        );
+        const pixels = new Float32Array(tensorSize);
+        await timings.time("preprocess", () => preprocessInto(image, spec, pixels, 0));
+        return { kind: "embed", file, hash, image, pixels };
+      } catch (err) {
+        const error =
+          err instanceof ImageError
+            ? err
+            : new ImageError("unreadable", err instanceof Error ? err.message : String(err));
+        return { kind: "failed", file, hash, error };
+      }
+    };
+
+    const producer = async () => {
+      while (!opts.signal?.aborted) {
+        const i = next++;
+        if (i >= plan.candidates.length) return;
+        await queue.put(await prepare(plan.candidates[i]!));
+      }
+    };
+    const producers = Array.from({ length: Math.max(1, opts.prefetch ?? threads + 2) }, producer);
+    const allProduced = Promise.all(producers).then(() => queue.close());
+
+    let embedded = 0;
+    let touched = 0;
+    let moved = 0;
+    let failed = 0;
+    let lastCheckpoint = performance.now();
+    const batchTensor = new Float32Array(batchSize * tensorSize);
+
+    for (;;) {
+      const first = await queue.take();
+      if (first === undefined) break;
+      const items = [first, ...queue.drain(batchSize - 1)];
+      // Fill the batch while the model would otherwise wait on a nearly-empty queue.
+      while (items.length < batchSize) {
+        const more = await queue.take();
+        if (more === undefined) break;
+        items.push(more);
+        items.push(...queue.drain(batchSize - items.length));
+      }
+
+      const toEmbed = items.filter((p) => p.kind === "embed");
+      toEmbed.forEach((p, i) => batchTensor.set(p.pixels, i * tensorSize));
+      const vectors =
+        toEmbed.length > 0
+          ? await timings.time("infer", () =>
+              embedder!.embed(batchTensor.subarray(0, toEmbed.length * tensorSize), toEmbed.length),
+            )
+          : new Float32Array(0);
+
+      await timings.time("write", async () => {
+        const rows: NewImage[] = [];
+        for (const p of items) {
+          if (p.kind === "embed") rows.push(imageRow(p.file, p.hash, p.image));
+          else if (p.kind === "failed") rows.push(failedRow(p.file, p.hash, p.error));
+        }
+        // Failed rows carry no vector; the store pairs vectors with the 'indexed' rows in order.
+        const ordered = [...rows.filter((r) => r.status === "indexed"), ...rows.filter((r) => r.status === "failed")];
+        if (ordered.length > 0) await store.addBatch(ordered, vectors);
+        const touches = items.filter((p) => p.kind === "touch" || p.kind === "move");
+        if (touches.length > 0) {
+          await store.movePaths(
+            touches.map((p) => ({ id: p.id, path: p.file.path, size: p.file.size, mtimeMs: p.file.mtimeMs })),
+          );
+        }
+        if (performance.now() - lastCheckpoint > (opts.checkpointEveryMs ?? 15_000)) {
+          await store.checkpoint();
+          lastCheckpoint = performance.now();
+        }
+      });
+
+      for (const p of items) {
+        if (p.kind === "embed") embedded++;
+        else if (p.kind === "failed") failed++;
+        else if (p.kind === "touch") touched++;
+        else moved++;
+      }
+      progress.advance(items.length, items.filter((p) => p.kind === "failed").length);
+      opts.onProgress?.(progress.snapshot());
+    }
+    await allProduced;
+
+    const interrupted = opts.signal?.aborted === true && next < plan.candidates.length;
+    // Deletions are only safe once the whole tree was seen and every move was claimed.
+    const removedIds = interrupted ? [] : plan.missing.filter((m) => !claimedMoves.has(m.id)).map((m) => m.id);
+    await timings.time("write", async () => {
+      if (removedIds.length > 0) await store.removeIds(removedIds);
+      await store.checkpoint();
+    });
+    if (ownEmbedder) await embedder?.close();
+
+    const wallMs = performance.now() - t0;
+    const report: IndexReport = {
+      scanned: scan.files.length,
+      unchanged: plan.unchanged,
+      embedded,
+      touched,
+      moved,
+      removed: removedIds.length,
+      failed,
+      scanSkipped: scan.skipped,
+      interrupted,
+      wallMs,
+      imagesPerSecond: embedded > 0 ? (embedded * 1000) / wallMs : 0,
+      stages: timings.rows(embedded + failed, wallMs),
+      vectorsRebuilt: store.rebuilt,
+    };
+    appendJobLog(opts.indexDir, {
+      job: "index",
+      at: new Date().toISOString(),
+      roots: opts.roots,
+      model: opts.model.manifest.name,
+      batchSize,
+      threads,
+      ...report,
+      scanSkipped: report.scanSkipped.length,
+    });
+    return report;
+  } finally {
+    if (ownStore) await store.close();
+  }
+}
+
+function imageRow(file: ScannedFile, hash: string, image: DecodedImage): NewImage {
+  return {
+    path: file.path,
+    size: file.size,
+    mtimeMs: file.mtimeMs,
+    imohash: hash,
+    width: image.sourceWidth,
+    height: image.sourceHeight,
+    takenAt: image.exif.takenAt,
+    cameraMake: image.exif.cameraMake,
+    cameraModel: image.exif.cameraModel,
+    status: "indexed",
+  };
+}
+
+function failedRow(file: ScannedFile, hash: string | null, error: ImageError): NewImage {
+  return {
+    path: file.path,
+    size: file.size,
+    mtimeMs: file.mtimeMs,
+    imohash: hash,
+    width: null,
+    height: null,
+    takenAt: null,
+    cameraMake: null,
+    cameraModel: null,
+    status: "failed",
+    errorReason: error.reason,
+    error: error.message,
+  };
+}

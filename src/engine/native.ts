@@ -1,0 +1,26 @@
+// The four native libraries are loaded only through here. From a checkout they resolve from node_modules; inside
+// the compiled `dist/imgd` they resolve from the native tree that build.ts embedded (native-bundle.ts).
+import { createRequire } from "node:module";
+import { nativeEntry, nativeRequireBase } from "./native-bundle.ts";
+
+type Sharp = typeof import("sharp");
+type Ort = typeof import("onnxruntime-node");
+type USearch = typeof import("usearch");
+type DuckDB = typeof import("@duckdb/node-api");
+
+function nativeRequire(id: string): unknown {
+  return createRequire(nativeRequireBase())(nativeEntry(id));
+}
+
+function memo<T>(load: () => T): () => T {
+  let value: T | undefined;
+  return () => (value ??= load());
+}
+
+export const loadSharp = memo(() => {
+  const mod = nativeRequire("sharp") as Sharp & { default?: Sharp };
+  return (mod.default ?? mod) as Sharp;
+});
+export const loadOrt = memo(() => nativeRequire("onnxruntime-node") as Ort);
+export const loadUSearch = memo(() => nativeRequire("usearch") as USearch);
+export const loadDuckDB = memo(() => nativeRequire("@duckdb/node-api") as DuckDB);

@@ -1,0 +1,63 @@
+// Plain data that crosses engine stage boundaries. Stages take and return these; nothing here does I/O.
+
+/** One file found by the scan stage. Paths are absolute and normalised. */
+export interface ScannedFile {
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
+export interface ExifInfo {
+  /** ISO-8601 local date-time the photo was taken (DateTimeOriginal), or null. */
+  takenAt: string | null;
+  cameraMake: string | null;
+  cameraModel: string | null;
+}
+
+/** Interleaved 8-bit RGB pixels, EXIF orientation already applied. */
+export interface DecodedImage {
+  data: Uint8Array;
+  width: number;
+  height: number;
+  /** Size of the stored image after orientation, before any shrink-on-load. */
+  sourceWidth: number;
+  sourceHeight: number;
+  format: string;
+  exif: ExifInfo;
+}
+
+/** How a model wants its pixels; read from the model manifest. */
+export interface PreprocessSpec {
+  /** Shortest side is resized to this, then a size x size center crop is taken. */
+  size: number;
+  interpolation: "bicubic" | "bilinear";
+  mean: [number, number, number];
+  std: [number, number, number];
+}
+
+/** Tokenizer settings from the model manifest. */
+export interface TokenizerSpec {
+  kind: "clip-bpe";
+  contextLength: number;
+  /** Where the BPE merges come from: the bundled npm vocabulary or a file beside the model. */
+  vocab: "bundled" | string;
+}
+
+/** Why a file could not be indexed; stored per image and listed by `imgd info --errors`. */
+export type FailureReason =
+  | "empty-file"
+  | "not-an-image"
+  | "corrupt"
+  | "truncated"
+  | "too-many-pixels"
+  | "unreadable";
+
+export class ImageError extends Error {
+  constructor(
+    readonly reason: FailureReason,
+    message: string,
+  ) {
+    super(message);
+    this.name = "ImageError";
+  }
+}

@@ -1,0 +1,127 @@
+import { beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { copyPhotos, imgd, imgdJson, PHOTOS, tempDir } from "./cli-harness.ts";
+
+const PHOTO_NAMES = ["orange.jpg", "apple.jpg", "chelsea.png", "fruits.jpg", "rocket.jpg", "smarties.png"];
+
+describe("imgd index + query on real photos with the test model", () => {
+  const root = tempDir("cli");
+  const photos = join(root, "photos");
+  const index = join(root, "index");
+  let first: any;
+
+  beforeAll(async () => {
+    rmSync(photos, { recursive: true, force: true });
+    require("node:fs").mkdirSync(photos, { recursive: true });
+    copyPhotos(PHOTO_NAMES, photos);
+    writeFileSync(join(photos, "empty.jpg"), "");
+    writeFileSync(join(photos, "notes.jpg"), "this is a text file, not a JPEG\n".repeat(20));
+    writeFileSync(join(photos, "truncated.jpg"), readFileSync(join(PHOTOS, "orange.jpg")).subarray(0, 2000));
+    first = await imgdJson(["index", photos, "--index", index, "--model", "test-clip", "--batch", "4"]);
+  });
+
+  test("the first run embeds every photo and records each bad file instead of stopping", () => {
+    expect(first.scanned).toBe(PHOTO_NAMES.length + 3);
+    expect(first.embedded).toBe(PHOTO_NAMES.length);
+    expect(first.failed).toBe(3);
+    expect(first.interrupted).toBe(false);
+    expect(first.stages.map((s: any) => s.stage)).toEqual(["scan", "read", "hash", "decode", "preprocess", "infer", "write"]);
+  });
+
+  test("info --errors names each bad file with its reason", async () => {
+    const info = await imgdJson(["info", "--index", index, "--errors"]);
+    expect(info.indexed).toBe(PHOTO_NAMES.length);
+    const byPath = Object.fromEntries(info.failures.map((f: any) => [f.path.split("/").pop(), f.reason]));
+    expect(byPath["empty.jpg"]).toBe("empty-file");
+    expect(byPath["notes.jpg"]).toBe("not-an-image");
+    expect(["truncated", "corrupt"]).toContain(byPath["truncated.jpg"]);
+  });
+
+  test("a text query returns k hits ordered by score, the orange first for 'an orange'", async () => {
+    const r = await imgdJson(["query", "an orange", "--index", index, "-k", "3"]);
+    expect(r.hits).toHaveLength(3);
+    const scores = r.hits.map((h: any) => h.score);
+    expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+    expect(r.hits[0].path).toBe(join(photos, "orange.jpg"));
+  });
+
+  test("an image query finds the same photo first with similarity ~1", async () => {
+    const r = await imgdJson(["query", "--image", join(PHOTOS, "chelsea.png"), "--index", index, "-k", "2"]);
+    expect(r.hits[0].path).toBe(join(photos, "chelsea.png"));
+    expect(r.hits[0].score).toBeGreaterThan(0.99);
+  });
+
+  test("--copy-to writes the matches under the users' naming scheme", async () => {
+    const out = join(root, "picked");
+    await imgdJson(["query", "red", "--index", index, "-k", "2", "--copy-to", out]);
+    const names = readdirSync(out).sort();
+    expect(names).toHaveLength(2);
+    for (const n of names) expect(n).toMatch(/^match_\d{8}_\d{6}_rank00[12]\.(jpg|png)$/);
+  });
+
+  test("a second run skips unchanged files, and touched, moved, deleted and edited files are handled", async () => {
+    const again = await imgdJson(["index", photos, "--index", index, "--model", "test-clip"]);
+    expect(again.unchanged).toBe(PHOTO_NAMES.length + 3);
+    expect(again.embedded).toBe(0);
+
+    const before = await imgdJson(["query", "--image", join(PHOTOS, "rocket.jpg"), "--index", index, "-k", "1"]);
+    utimesSync(join(photos, "apple.jpg"), new Date(), new Date(Date.now() + 5000));
+    renameSync(join(photos, "rocket.jpg"), join(photos, "rocket-moved.jpg"));
+    rmSync(join(photos, "fruits.jpg"));
+    writeFileSync(join(photos, "smarties.png"), readFileSync(join(PHOTOS, "coffee.png")));
+    const third = await imgdJson(["index", photos, "--index", index, "--model", "test-clip"]);
+    expect(third.touched).toBe(1);
+    expect(third.moved).toBe(1);
+    expect(third.removed).toBe(1);
+    expect(third.embedded).toBe(1);
+
+    const after = await imgdJson(["query", "--image", join(PHOTOS, "rocket.jpg"), "--index", index, "-k", "1"]);
+    expect(after.hits[0].path).toBe(join(photos, "rocket-moved.jpg"));
+    expect(after.hits[0].id).toBe(before.hits[0].id);
+    const coffee = await imgdJson(["query", "--image", join(PHOTOS, "coffee.png"), "--index", index, "-k", "1"]);
+    expect(coffee.hits[0].path).toBe(join(photos, "smarties.png"));
+    const info = await imgdJson(["info", "--index", index]);
+    expect(info.indexed).toBe(PHOTO_NAMES.length - 1);
+  });
+
+  test("every run appended one line to the job log", () => {
+    const lines = readFileSync(join(index, "jobs.jsonl"), "utf8").trim().split("\n");
+    expect(lines.length).toBeGreaterThanOrEqual(3);
+    for (const l of lines) expect(JSON.parse(l).job).toBe("index");
+  });
+});
+
+describe("clear errors", () => {
+  test("a missing model names the file and the command that fixes it", async () => {
+    const dir = tempDir("nomodel");
+    const r = await imgd(["index", dir, "--index", join(dir, "i"), "--model", "clip-vit-b32", "--models", join(dir, "m")], {
+      env: { IMGD_MODELS: join(dir, "none"), HOME: dir },
+      cwd: dir,
+    });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("vision_model.onnx");
+    expect(r.stderr).toContain("imgd models pull clip-vit-b32");
+  });
+
+  test("querying where no index exists says so", async () => {
+    const dir = tempDir("noindex");
+    const r = await imgd(["query", "cat", "--index", join(dir, "nothing")]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/no index/i);
+  });
+
+  test("an unknown flag is a usage error with exit code 2", async () => {
+    const r = await imgd(["query", "cat", "--bogus"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("bogus");
+  });
+
+  test("a folder that does not exist is named in the error", async () => {
+    const dir = tempDir("nodir");
+    const r = await imgd(["index", join(dir, "missing"), "--index", join(dir, "i"), "--model", "test-clip"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(join(dir, "missing"));
+    expect(existsSync(join(dir, "i", "vectors.usearch"))).toBe(false);
+  });
+});
