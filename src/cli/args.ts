@@ -4,9 +4,9 @@ import { UsageError } from "./usage.ts";
 
 export type Options = NonNullable<ParseArgsConfig["options"]>;
 
-export function parse(argv: string[], options: Options) {
+export function parse<const O extends Options>(argv: string[], options: O) {
   try {
-    return parseArgs({ args: argv, options, allowPositionals: true, strict: true });
+    return parseArgs({ args: argv, options, allowPositionals: true as const, strict: true as const });
   } catch (err) {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
@@ -23,7 +23,5 @@ export function defaultThreads(): number {
   return availableParallelism();
 }
 
-export const INDEX_FLAG = { index: { type: "string" } } as const;
-export const MODEL_FLAGS = { models: { type: "string" }, model: { type: "string" } } as const;
 export const DEFAULT_INDEX = ".imgd";
 export const DEFAULT_MODEL = "clip-vit-b32";

@@ -149,6 +149,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     let moved = 0;
     let failed = 0;
     let lastCheckpoint = performance.now();
+    let lastCheckpointMs = 0;
     const batchTensor = new Float32Array(batchSize * tensorSize);
 
     for (;;) {
@@ -187,9 +188,12 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
             touches.map((p) => ({ id: p.id, path: p.file.path, size: p.file.size, mtimeMs: p.file.mtimeMs })),
           );
         }
-        if (performance.now() - lastCheckpoint > (opts.checkpointEveryMs ?? 15_000)) {
+        // Saving the vectors costs O(index size): keep it under ~5 % of the run however large the index grows.
+        if (performance.now() - lastCheckpoint > Math.max(opts.checkpointEveryMs ?? 15_000, 20 * lastCheckpointMs)) {
+          const c0 = performance.now();
           await store.checkpoint();
           lastCheckpoint = performance.now();
+          lastCheckpointMs = lastCheckpoint - c0;
         }
       });
 

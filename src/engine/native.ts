@@ -3,7 +3,7 @@
 import { createRequire } from "node:module";
 import { nativeEntry, nativeRequireBase } from "./native-bundle.ts";
 
-type Sharp = typeof import("sharp");
+type Sharp = typeof import("sharp").default;
 type Ort = typeof import("onnxruntime-node");
 type USearch = typeof import("usearch");
 type DuckDB = typeof import("@duckdb/node-api");

@@ -100,7 +100,7 @@ describe("clear errors", () => {
       cwd: dir,
     });
     expect(r.code).toBe(1);
-    expect(r.stderr).toContain("vision_model.onnx");
+    expect(r.stderr).toContain("image.onnx");
     expect(r.stderr).toContain("imgd models pull clip-vit-b32");
   });
 

@@ -1,0 +1,176 @@
+// A minimal ONNX protobuf encoder: just enough of ModelProto to write small float/int64 graphs deterministically.
+// Field numbers follow onnx/onnx.proto3; we write them by hand so the test models need no Python or protobuf package.
+
+export const DataType = { FLOAT: 1, INT64: 7 } as const;
+type DataTypeCode = (typeof DataType)[keyof typeof DataType];
+
+export interface Tensor {
+  name: string;
+  dims: number[];
+  dataType: DataTypeCode;
+  /** Little-endian element bytes, stored as raw_data. */
+  raw: Uint8Array;
+}
+
+export type AttributeValue = number | number[] | string;
+/** Integers vs floats cannot be told apart from a JS number, so float attributes are tagged. */
+export interface FloatAttr {
+  float: number;
+}
+
+export interface Node {
+  opType: string;
+  inputs: string[];
+  outputs: string[];
+  attributes?: Record<string, AttributeValue | FloatAttr>;
+}
+
+export interface ValueInfo {
+  name: string;
+  elemType: DataTypeCode;
+  /** A number is a fixed dimension, a string a symbolic (dynamic) one. */
+  shape: (number | string)[];
+}
+
+export interface Graph {
+  name: string;
+  nodes: Node[];
+  initializers: Tensor[];
+  inputs: ValueInfo[];
+  outputs: ValueInfo[];
+}
+
+export interface ModelOptions {
+  irVersion: number;
+  opset: number;
+  producerName: string;
+  docString?: string;
+}
+
+class Writer {
+  private chunks: number[] = [];
+
+  private varint(v: bigint | number): void {
+    let n = BigInt.asUintN(64, BigInt(v));
+    while (n >= 0x80n) {
+      this.chunks.push(Number(n & 0x7fn) | 0x80);
+      n >>= 7n;
+    }
+    this.chunks.push(Number(n));
+  }
+
+  private tag(field: number, wire: number): void {
+    this.varint((field << 3) | wire);
+  }
+
+  int(field: number, v: number | bigint): this {
+    this.tag(field, 0);
+    this.varint(v);
+    return this;
+  }
+
+  float(field: number, v: number): this {
+    this.tag(field, 5);
+    const b = new Uint8Array(4);
+    new DataView(b.buffer).setFloat32(0, v, true);
+    this.chunks.push(...b);
+    return this;
+  }
+
+  bytes(field: number, b: Uint8Array): this {
+    this.tag(field, 2);
+    this.varint(b.length);
+    for (let i = 0; i < b.length; i++) this.chunks.push(b[i]!);
+    return this;
+  }
+
+  string(field: number, s: string): this {
+    return this.bytes(field, new TextEncoder().encode(s));
+  }
+
+  message(field: number, m: Writer): this {
+    return this.bytes(field, m.finish());
+  }
+
+  finish(): Uint8Array {
+    return Uint8Array.from(this.chunks);
+  }
+}
+
+// AttributeProto.AttributeType
+const ATTR_FLOAT = 1;
+const ATTR_INT = 2;
+const ATTR_STRING = 3;
+const ATTR_INTS = 7;
+
+function encodeAttribute(name: string, value: AttributeValue | FloatAttr): Writer {
+  const w = new Writer().string(1, name);
+  if (typeof value === "string") return w.string(4, value).int(20, ATTR_STRING);
+  if (Array.isArray(value)) {
+    for (const v of value) w.int(8, v);
+    return w.int(20, ATTR_INTS);
+  }
+  if (typeof value === "number") {
+    if (!Number.isInteger(value)) throw new Error(`attribute ${name}: wrap float values as { float: x }`);
+    return w.int(3, value).int(20, ATTR_INT);
+  }
+  return w.float(2, value.float).int(20, ATTR_FLOAT);
+}
+
+function encodeNode(node: Node, index: number): Writer {
+  const w = new Writer();
+  for (const i of node.inputs) w.string(1, i);
+  for (const o of node.outputs) w.string(2, o);
+  w.string(3, `${node.opType}_${index}`);
+  w.string(4, node.opType);
+  // Sorted so the bytes do not depend on object key order at the call site.
+  for (const key of Object.keys(node.attributes ?? {}).sort()) w.message(5, encodeAttribute(key, node.attributes![key]!));
+  return w;
+}
+
+function encodeTensor(t: Tensor): Writer {
+  const w = new Writer();
+  for (const d of t.dims) w.int(1, d);
+  return w.int(2, t.dataType).string(8, t.name).bytes(9, t.raw);
+}
+
+function encodeValueInfo(v: ValueInfo): Writer {
+  const shape = new Writer();
+  for (const d of v.shape) shape.message(1, typeof d === "number" ? new Writer().int(1, d) : new Writer().string(2, d));
+  const tensorType = new Writer().int(1, v.elemType).message(2, shape);
+  return new Writer().string(1, v.name).message(2, new Writer().message(1, tensorType));
+}
+
+export function encodeModel(graph: Graph, opts: ModelOptions): Uint8Array {
+  const g = new Writer();
+  graph.nodes.forEach((n, i) => g.message(1, encodeNode(n, i)));
+  g.string(2, graph.name);
+  for (const t of graph.initializers) g.message(5, encodeTensor(t));
+  for (const v of graph.inputs) g.message(11, encodeValueInfo(v));
+  for (const v of graph.outputs) g.message(12, encodeValueInfo(v));
+
+  const m = new Writer().int(1, opts.irVersion).string(2, opts.producerName);
+  if (opts.docString) m.string(6, opts.docString);
+  m.message(7, g);
+  m.message(8, new Writer().string(1, "").int(2, opts.opset));
+  return m.finish();
+}
+
+export function floatTensor(name: string, dims: number[], values: ArrayLike<number>): Tensor {
+  const count = dims.reduce((a, b) => a * b, 1);
+  if (values.length !== count) throw new Error(`${name}: ${values.length} values for dims [${dims}]`);
+  const data = Float32Array.from(values);
+  return { name, dims, dataType: DataType.FLOAT, raw: littleEndian(data.buffer, 4) };
+}
+
+export function int64Tensor(name: string, dims: number[], values: ArrayLike<number>): Tensor {
+  const data = BigInt64Array.from(Array.from(values, (v) => BigInt(v)));
+  return { name, dims, dataType: DataType.INT64, raw: littleEndian(data.buffer, 8) };
+}
+
+function littleEndian(buffer: ArrayBufferLike, width: number): Uint8Array {
+  const bytes = new Uint8Array(buffer.slice(0));
+  const bigEndianHost = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;
+  if (bigEndianHost) for (let i = 0; i < bytes.length; i += width) bytes.subarray(i, i + width).reverse();
+  return bytes;
+}

@@ -1,0 +1,224 @@
+// PCA by subspace iteration on the D×D covariance of a seeded row sample: work is O(s·D² + N·D·d), never N×N.
+// Deterministic: the same input and seed give the same projection (component signs fixed by largest loading).
+
+export interface PcaOptions {
+  /** Output dimensions; default 50. */
+  dims?: number;
+  /** Rows used to estimate the covariance; default 4096 (the covariance of a larger sample barely moves). */
+  sampleSize?: number;
+  seed?: number;
+  iterations?: number;
+}
+
+export interface Pca {
+  dims: number;
+  mean: Float64Array;
+  /** dims × inputDims, row-major: one principal axis per row. */
+  components: Float32Array;
+  /** Variance along each component. */
+  variances: Float64Array;
+}
+
+export function fitPca(data: Float32Array, n: number, inputDims: number, opts: PcaOptions = {}): Pca {
+  const D = inputDims;
+  const d = Math.min(opts.dims ?? 50, D);
+  const rand = mulberry32(opts.seed ?? 0x1d6e5);
+  const mean = new Float64Array(D);
+  for (let i = 0; i < n; i++) for (let k = 0; k < D; k++) mean[k]! += data[i * D + k]!;
+  for (let k = 0; k < D; k++) mean[k]! /= Math.max(1, n);
+
+  const s = Math.min(n, opts.sampleSize ?? 4096);
+  const sample = sampleRows(n, s, rand);
+  // Column-major centred sample so covariance entries are contiguous dot products.
+  const cols = new Float32Array(D * s);
+  for (let r = 0; r < s; r++) {
+    const o = sample[r]! * D;
+    for (let k = 0; k < D; k++) cols[k * s + r] = data[o + k]! - mean[k]!;
+  }
+  const cov = covariance(cols, D, s);
+
+  const p = Math.min(D, d + 10);
+  let q = new Float64Array(D * p); // column j at q[j*D ..]
+  for (let i = 0; i < q.length; i++) q[i] = gaussian(rand);
+  orthonormalize(q, D, p);
+  const z = new Float64Array(D * p);
+  for (let it = 0; it < (opts.iterations ?? 12); it++) {
+    multiplySymmetric(cov, D, q, p, z);
+    [q] = [z.slice()];
+    orthonormalize(q, D, p);
+  }
+  multiplySymmetric(cov, D, q, p, z);
+  const t = new Float64Array(p * p);
+  for (let a = 0; a < p; a++) for (let b = 0; b < p; b++) {
+    let sum = 0;
+    for (let k = 0; k < D; k++) sum += q[a * D + k]! * z[b * D + k]!;
+    t[a * p + b] = sum;
+  }
+  const { values, vectors } = jacobiEigen(t, p);
+  const order = Array.from({ length: p }, (_, i) => i).sort((a, b) => values[b]! - values[a]!);
+  const components = new Float32Array(d * D);
+  const variances = new Float64Array(d);
+  for (let c = 0; c < d; c++) {
+    const e = order[c]!;
+    variances[c] = values[e]!;
+    let biggest = 0;
+    for (let k = 0; k < D; k++) {
+      let sum = 0;
+      for (let a = 0; a < p; a++) sum += q[a * D + k]! * vectors[a * p + e]!;
+      components[c * D + k] = sum;
+      if (Math.abs(sum) > Math.abs(biggest)) biggest = sum;
+    }
+    if (biggest < 0) for (let k = 0; k < D; k++) components[c * D + k] = -components[c * D + k]!;
+  }
+  return { dims: d, mean, components, variances };
+}
+
+export function projectPca(pca: Pca, data: Float32Array, n: number, inputDims: number): Float32Array {
+  const D = inputDims, d = pca.dims, w = pca.components;
+  const out = new Float32Array(n * d);
+  const offset = new Float64Array(d);
+  for (let c = 0; c < d; c++) for (let k = 0; k < D; k++) offset[c]! += pca.mean[k]! * w[c * D + k]!;
+  for (let i = 0; i < n; i++) {
+    const x = i * D;
+    let c = 0;
+    for (; c + 3 < d; c += 4) {
+      const w0 = c * D, w1 = w0 + D, w2 = w1 + D, w3 = w2 + D;
+      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
+      for (let k = 0; k < D; k++) {
+        const v = data[x + k]!;
+        s0 += v * w[w0 + k]!; s1 += v * w[w1 + k]!; s2 += v * w[w2 + k]!; s3 += v * w[w3 + k]!;
+      }
+      out[i * d + c] = s0 - offset[c]!; out[i * d + c + 1] = s1 - offset[c + 1]!;
+      out[i * d + c + 2] = s2 - offset[c + 2]!; out[i * d + c + 3] = s3 - offset[c + 3]!;
+    }
+    for (; c < d; c++) {
+      let s0 = 0;
+      for (let k = 0; k < D; k++) s0 += data[x + k]! * w[c * D + k]!;
+      out[i * d + c] = s0 - offset[c]!;
+    }
+  }
+  return out;
+}
+
+/** Fit on a sample and project all rows to `dims` dimensions. */
+export function pca(data: Float32Array, n: number, inputDims: number, opts: PcaOptions = {}): Float32Array {
+  return projectPca(fitPca(data, n, inputDims, opts), data, n, inputDims);
+}
+
+function covariance(cols: Float32Array, D: number, s: number): Float64Array {
+  const cov = new Float64Array(D * D);
+  const scale = 1 / Math.max(1, s - 1);
+  for (let i = 0; i < D; i += 2) {
+    const i1 = Math.min(i + 1, D - 1);
+    const a0 = i * s, a1 = i1 * s;
+    for (let j = 0; j <= i1; j += 2) {
+      const j1 = Math.min(j + 1, D - 1);
+      const b0 = j * s, b1 = j1 * s;
+      let s00 = 0, s01 = 0, s10 = 0, s11 = 0;
+      for (let r = 0; r < s; r++) {
+        const x0 = cols[a0 + r]!, x1 = cols[a1 + r]!, y0 = cols[b0 + r]!, y1 = cols[b1 + r]!;
+        s00 += x0 * y0; s01 += x0 * y1; s10 += x1 * y0; s11 += x1 * y1;
+      }
+      cov[i * D + j] = cov[j * D + i] = s00 * scale;
+      cov[i * D + j1] = cov[j1 * D + i] = s01 * scale;
+      cov[i1 * D + j] = cov[j * D + i1] = s10 * scale;
+      cov[i1 * D + j1] = cov[j1 * D + i1] = s11 * scale;
+    }
+  }
+  return cov;
+}
+
+function multiplySymmetric(cov: Float64Array, D: number, q: Float64Array, p: number, out: Float64Array): void {
+  for (let c = 0; c < p; c++) {
+    const qc = c * D;
+    for (let i = 0; i < D; i++) {
+      const row = i * D;
+      let sum = 0;
+      for (let k = 0; k < D; k++) sum += cov[row + k]! * q[qc + k]!;
+      out[qc + i] = sum;
+    }
+  }
+}
+
+function orthonormalize(q: Float64Array, D: number, p: number): void {
+  for (let c = 0; c < p; c++) {
+    const qc = c * D;
+    for (let pass = 0; pass < 2; pass++) {
+      for (let b = 0; b < c; b++) {
+        const qb = b * D;
+        let dot = 0;
+        for (let k = 0; k < D; k++) dot += q[qc + k]! * q[qb + k]!;
+        for (let k = 0; k < D; k++) q[qc + k]! -= dot * q[qb + k]!;
+      }
+    }
+    let norm = 0;
+    for (let k = 0; k < D; k++) norm += q[qc + k]! ** 2;
+    norm = Math.sqrt(norm);
+    // A collapsed direction (rank-deficient data) is replaced by a unit axis; it gets eigenvalue ~0 anyway.
+    if (norm < 1e-12) { q.fill(0, qc, qc + D); q[qc + (c % D)] = 1; continue; }
+    for (let k = 0; k < D; k++) q[qc + k]! /= norm;
+  }
+}
+
+/** Cyclic Jacobi eigen-decomposition of a small symmetric p×p matrix; eigenvectors are the columns. */
+function jacobiEigen(a: Float64Array, p: number): { values: Float64Array; vectors: Float64Array } {
+  const m = a.slice();
+  const v = new Float64Array(p * p);
+  for (let i = 0; i < p; i++) v[i * p + i] = 1;
+  for (let sweep = 0; sweep < 50; sweep++) {
+    let off = 0;
+    for (let i = 0; i < p; i++) for (let j = i + 1; j < p; j++) off += m[i * p + j]! ** 2;
+    if (off < 1e-22) break;
+    for (let i = 0; i < p; i++) for (let j = i + 1; j < p; j++) {
+      const aij = m[i * p + j]!;
+      if (Math.abs(aij) < 1e-300) continue;
+      const theta = (m[j * p + j]! - m[i * p + i]!) / (2 * aij);
+      const t = Math.sign(theta || 1) / (Math.abs(theta) + Math.sqrt(theta * theta + 1));
+      const c = 1 / Math.sqrt(t * t + 1), s = t * c;
+      for (let k = 0; k < p; k++) {
+        const mki = m[k * p + i]!, mkj = m[k * p + j]!;
+        m[k * p + i] = c * mki - s * mkj;
+        m[k * p + j] = s * mki + c * mkj;
+      }
+      for (let k = 0; k < p; k++) {
+        const mik = m[i * p + k]!, mjk = m[j * p + k]!;
+        m[i * p + k] = c * mik - s * mjk;
+        m[j * p + k] = s * mik + c * mjk;
+      }
+      for (let k = 0; k < p; k++) {
+        const vki = v[k * p + i]!, vkj = v[k * p + j]!;
+        v[k * p + i] = c * vki - s * vkj;
+        v[k * p + j] = s * vki + c * vkj;
+      }
+    }
+  }
+  const values = new Float64Array(p);
+  for (let i = 0; i < p; i++) values[i] = m[i * p + i]!;
+  return { values, vectors: v };
+}
+
+function sampleRows(n: number, s: number, rand: () => number): Int32Array {
+  const idx = new Int32Array(n);
+  for (let i = 0; i < n; i++) idx[i] = i;
+  for (let i = 0; i < s; i++) {
+    const j = i + Math.floor(rand() * (n - i));
+    const t = idx[i]!; idx[i] = idx[j]!; idx[j] = t;
+  }
+  return idx.slice(0, s).sort();
+}
+
+export function mulberry32(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function gaussian(rand: () => number): number {
+  const u = rand() || 1e-12, v = rand();
+  return Math.sqrt(-2 * Math.log(u)) * Math.cos(2 * Math.PI * v);
+}

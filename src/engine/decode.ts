@@ -1,0 +1,125 @@
+// File bytes -> 8-bit interleaved RGB with EXIF orientation applied, as Pillow's `convert("RGB")` would see it,
+// shrunk on load when the consumer needs far fewer pixels than a camera JPEG holds.
+import { readFile } from "node:fs/promises";
+import type { Metadata } from "sharp";
+import { parseExif } from "./exif.ts";
+import { loadSharp } from "./native.ts";
+import { ImageError, type DecodedImage, type FailureReason } from "./types.ts";
+
+export interface DecodeOptions {
+  /** Shrink-on-load hint: the smallest short side the consumer needs (e.g. 224). */
+  targetShortSide?: number;
+  /** Images with more pixels than this are refused from their header. Default 100 million. */
+  maxPixels?: number;
+}
+
+export const DEFAULT_MAX_PIXELS = 100_000_000;
+
+const JPEG_SHRINK_FACTORS = [8, 4, 2];
+
+/**
+ * The short side a JPEG decoded at 1/2, 1/4 or 1/8 scale would have, using the largest factor that still leaves at
+ * least `target` pixels; null when no factor fits. libjpeg rounds scaled sizes up, so floor keeps us on the safe side.
+ */
+export function jpegShrinkShortSide(shortSide: number, target: number): number | null {
+  for (const f of JPEG_SHRINK_FACTORS) {
+    if (Math.floor(shortSide / f) >= target) return Math.ceil(shortSide / f);
+  }
+  return null;
+}
+
+export async function decodeImage(input: string | Uint8Array, opts: DecodeOptions = {}): Promise<DecodedImage> {
+  const bytes = typeof input === "string" ? await readInput(input) : input;
+  const label = typeof input === "string" ? input : "image";
+  if (bytes.length === 0) throw new ImageError("empty-file", `${label}: the file is empty (0 bytes)`);
+  const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
+  const sharp = loadSharp();
+
+  let meta: Metadata;
+  try {
+    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+  } catch (err) {
+    throw asImageError(err, label);
+  }
+  const width = meta.width ?? 0;
+  const height = meta.height ?? 0;
+  // Checked from the header, before any pixel is decoded: a small file can claim a huge canvas.
+  if (width * height > maxPixels) {
+    throw new ImageError(
+      "too-many-pixels",
+      `${label}: ${width}x${height} is ${width * height} pixels, more than the limit of ${maxPixels}`,
+    );
+  }
+
+  // Pillow ignores embedded ICC profiles and so did CLIP's training data, so we keep pixel values as stored
+  // (CMYK is still converted to sRGB, through libvips' generic CMYK profile).
+  let pipeline = sharp(bytes, { failOn: "error", limitInputPixels: maxPixels, autoOrient: true, ignoreIcc: true });
+  const shrunkShortSide =
+    meta.format === "jpeg" && opts.targetShortSide
+      ? jpegShrinkShortSide(Math.min(width, height), opts.targetShortSide)
+      : null;
+  if (shrunkShortSide !== null) {
+    // sharp has no direct handle on libjpeg's scaled decode for in-memory input. Asking for the size a 1/f decode
+    // would give lets sharp decode at 1/(f/2) (it always keeps one halving for its own reducer) and reduce the rest,
+    // so the result is never smaller than the target and the exact resize stays with preprocess.
+    pipeline = pipeline.resize(shrunkShortSide, shrunkShortSide, { fit: "outside", fastShrinkOnLoad: true });
+  }
+  let data: Uint8Array;
+  let info: { width: number; height: number; channels: number };
+  try {
+    // removeAlpha drops alpha without compositing, as Pillow's convert("RGB") does.
+    const result = await pipeline
+      .removeAlpha()
+      .toColourspace("srgb")
+      .raw({ depth: "uchar" })
+      .toBuffer({ resolveWithObject: true });
+    data = new Uint8Array(result.data.buffer, result.data.byteOffset, result.data.byteLength);
+    info = result.info;
+  } catch (err) {
+    throw asImageError(err, label);
+  }
+  if (info.channels !== 3) {
+    throw new ImageError("corrupt", `${label}: decoded to ${info.channels} channels, expected RGB`);
+  }
+  const oriented = meta.autoOrient ?? { width, height };
+  return {
+    data,
+    width: info.width,
+    height: info.height,
+    sourceWidth: oriented.width,
+    sourceHeight: oriented.height,
+    format: meta.format ?? "unknown",
+    exif: parseExif(meta.exif),
+  };
+}
+
+async function readInput(path: string): Promise<Uint8Array> {
+  try {
+    return await readFile(path);
+  } catch (err) {
+    const cause = err instanceof Error ? err.message : String(err);
+    throw new ImageError("unreadable", `${path}: cannot read the file (${cause})`);
+  }
+}
+
+// libvips reports failures as text only; these patterns cover the messages of the loaders sharp ships.
+const REASONS: [RegExp, FailureReason][] = [
+  [/pixel limit/i, "too-many-pixels"],
+  [/unsupported image format|not a known file format|bad seek|improper image header/i, "not-an-image"],
+  [/premature end|truncated|unexpected end|end of (file|stream|data)|not enough data|read error|short read/i, "truncated"],
+];
+
+function asImageError(err: unknown, label: string): ImageError {
+  if (err instanceof ImageError) return err;
+  const cause = (err instanceof Error ? err.message : String(err)).trim().replace(/\s+/g, " ");
+  const reason = REASONS.find(([re]) => re.test(cause))?.[1] ?? "corrupt";
+  const what: Record<FailureReason, string> = {
+    "empty-file": "the file is empty",
+    "not-an-image": "not an image in a format we can read",
+    truncated: "the image data ends early (truncated file)",
+    corrupt: "the image data is corrupt",
+    "too-many-pixels": "the image has more pixels than the limit",
+    unreadable: "cannot read the file",
+  };
+  return new ImageError(reason, `${label}: ${what[reason]} (${cause})`);
+}

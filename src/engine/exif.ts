@@ -1,0 +1,98 @@
+// The three EXIF fields the catalog keeps, read from the raw EXIF block sharp hands back (`metadata().exif`).
+// exifr only parses asynchronously, and these fields need no more than a TIFF IFD walk, so we read them here.
+import type { ExifInfo } from "./types.ts";
+
+const TAG_MAKE = 0x010f;
+const TAG_MODEL = 0x0110;
+const TAG_DATETIME = 0x0132;
+const TAG_EXIF_IFD = 0x8769;
+const TAG_DATETIME_ORIGINAL = 0x9003;
+const TYPE_ASCII = 2;
+const TYPE_LONG = 4;
+
+const NONE: ExifInfo = { takenAt: null, cameraMake: null, cameraModel: null };
+
+interface Tiff {
+  view: DataView;
+  little: boolean;
+}
+
+type Entries = Map<number, { type: number; count: number; valueOffset: number }>;
+
+function readIfd(tiff: Tiff, at: number): Entries {
+  const { view, little } = tiff;
+  const entries: Entries = new Map();
+  if (at < 8 || at + 2 > view.byteLength) return entries;
+  const n = view.getUint16(at, little);
+  for (let i = 0; i < n; i++) {
+    const e = at + 2 + i * 12;
+    if (e + 12 > view.byteLength) break;
+    entries.set(view.getUint16(e, little), {
+      type: view.getUint16(e + 2, little),
+      count: view.getUint32(e + 4, little),
+      // Values of 4 bytes or fewer sit inside the entry itself.
+      valueOffset: e + 8,
+    });
+  }
+  return entries;
+}
+
+function readAscii(tiff: Tiff, entries: Entries, tag: number): string | null {
+  const entry = entries.get(tag);
+  if (!entry || entry.type !== TYPE_ASCII || entry.count === 0) return null;
+  const { view, little } = tiff;
+  const start = entry.count <= 4 ? entry.valueOffset : view.getUint32(entry.valueOffset, little);
+  const end = start + entry.count;
+  if (end > view.byteLength) return null;
+  let s = "";
+  for (let i = start; i < end; i++) {
+    const c = view.getUint8(i);
+    if (c === 0) break;
+    s += String.fromCharCode(c);
+  }
+  s = s.trim();
+  return s.length > 0 ? s : null;
+}
+
+/** EXIF "YYYY:MM:DD HH:MM:SS" -> "YYYY-MM-DDTHH:MM:SS"; cameras write all-zero or blank dates when unset. */
+function exifDate(s: string | null): string | null {
+  const m = s?.match(/^(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})/);
+  if (!m) return null;
+  const [, y, mo, d, h, mi, se] = m;
+  if (Number(y) === 0 || Number(mo) < 1 || Number(mo) > 12 || Number(d) < 1 || Number(d) > 31) return null;
+  if (Number(h) > 23 || Number(mi) > 59 || Number(se) > 60) return null;
+  return `${y}-${mo}-${d}T${h}:${mi}:${se}`;
+}
+
+function tiffStart(bytes: Uint8Array): number {
+  // libvips hands back the APP1 payload, which starts with "Exif\0\0"; bare TIFF blocks are accepted too.
+  if (bytes.length >= 6 && bytes[0] === 0x45 && bytes[1] === 0x78 && bytes[2] === 0x69 && bytes[3] === 0x66) return 6;
+  return 0;
+}
+
+export function parseExif(buf: Uint8Array | undefined): ExifInfo {
+  if (!buf || buf.length < 14) return { ...NONE };
+  try {
+    const base = tiffStart(buf);
+    const view = new DataView(buf.buffer, buf.byteOffset + base, buf.byteLength - base);
+    const order = view.getUint16(0, false);
+    if (order !== 0x4949 && order !== 0x4d4d) return { ...NONE };
+    const little = order === 0x4949;
+    if (view.getUint16(2, little) !== 42) return { ...NONE };
+    const tiff: Tiff = { view, little };
+    const ifd0 = readIfd(tiff, view.getUint32(4, little));
+    let original: string | null = null;
+    const exifPointer = ifd0.get(TAG_EXIF_IFD);
+    if (exifPointer && exifPointer.type === TYPE_LONG) {
+      const sub = readIfd(tiff, view.getUint32(exifPointer.valueOffset, little));
+      original = exifDate(readAscii(tiff, sub, TAG_DATETIME_ORIGINAL));
+    }
+    return {
+      takenAt: original ?? exifDate(readAscii(tiff, ifd0, TAG_DATETIME)),
+      cameraMake: readAscii(tiff, ifd0, TAG_MAKE),
+      cameraModel: readAscii(tiff, ifd0, TAG_MODEL),
+    };
+  } catch {
+    return { ...NONE };
+  }
+}

@@ -1,0 +1,231 @@
+import { describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync, truncateSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { commitBytes } from "../../src/engine/store/atomic-file.ts";
+import { appendJobLog } from "../../src/engine/store/job-log.ts";
+import { IndexStore, VECTORS, type NewImage } from "../../src/engine/store/index-store.ts";
+
+const DIMS = 16;
+const MODEL = {
+  name: "unit",
+  dims: DIMS,
+  preprocess: { size: 224, interpolation: "bicubic" as const, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] },
+};
+
+function tempIndex(): string {
+  return join(mkdtempSync(join(tmpdir(), "imgd-store-")), "index");
+}
+
+/** Deterministic unit vectors: row i is mostly axis (i mod DIMS) plus a little of its neighbour. */
+function vectors(n: number, offset = 0): Float32Array {
+  const v = new Float32Array(n * DIMS);
+  for (let i = 0; i < n; i++) {
+    const j = i + offset;
+    v[i * DIMS + (j % DIMS)] = 1;
+    v[i * DIMS + ((j + 1) % DIMS)] = 0.05 * ((j % 7) + 1);
+    const row = v.subarray(i * DIMS, (i + 1) * DIMS);
+    const norm = Math.hypot(...row);
+    for (let d = 0; d < DIMS; d++) row[d]! /= norm;
+  }
+  return v;
+}
+
+function rows(n: number, offset = 0, extra: Partial<NewImage> = {}): NewImage[] {
+  return Array.from({ length: n }, (_, i) => ({
+    path: `/photos/${String(i + offset).padStart(5, "0")}.jpg`,
+    size: 1000 + i,
+    mtimeMs: 1_700_000_000_000 + i,
+    imohash: `hash${i + offset}`,
+    width: 640,
+    height: 480,
+    takenAt: `2024-0${1 + ((i + offset) % 9)}-15T12:00:00`,
+    cameraMake: "Canon",
+    cameraModel: "EOS",
+    status: "indexed" as const,
+    ...extra,
+  }));
+}
+
+describe("index store", () => {
+  test("a stored vector finds itself first, with its metadata", async () => {
+    const store = await IndexStore.open(tempIndex(), { model: MODEL });
+    await store.addBatch(rows(40), vectors(40));
+    const v = vectors(40);
+    const hits = await store.search(v.subarray(7 * DIMS, 8 * DIMS), 3);
+    expect(hits[0]!.path).toBe("/photos/00007.jpg");
+    expect(hits[0]!.score).toBeCloseTo(1, 4);
+    expect(hits[0]!.takenAt).toBe("2024-08-15T12:00:00");
+    expect(hits[0]!.cameraMake).toBe("Canon");
+    await store.close();
+  });
+
+  for (const dtype of ["f16", "i8"] as const) {
+    test(`with ${dtype} vectors the top hit of a stored vector is still itself`, async () => {
+      const store = await IndexStore.open(tempIndex(), { model: MODEL, vectors: { dtype } });
+      await store.addBatch(rows(32), vectors(32));
+      const v = vectors(32);
+      for (const i of [0, 5, 17, 31]) {
+        const [hit] = await store.search(v.subarray(i * DIMS, (i + 1) * DIMS), 1);
+        expect(hit!.path).toBe(`/photos/${String(i).padStart(5, "0")}.jpg`);
+      }
+      expect(store.manifest.vectors.dtype).toBe(dtype);
+      await store.close();
+    });
+  }
+
+  test("filters by path prefix and date range, and pages with offset", async () => {
+    const store = await IndexStore.open(tempIndex(), { model: MODEL });
+    await store.addBatch(rows(30), vectors(30));
+    await store.addBatch(rows(10, 100, { cameraMake: "Nikon" }).map((r) => ({ ...r, path: r.path.replace("/photos/", "/other/") })), vectors(10, 100));
+    const q = vectors(1, 3);
+    const prefixed = await store.search(q, 5, { pathPrefix: "/other/" });
+    expect(prefixed).toHaveLength(5);
+    for (const h of prefixed) expect(h.path.startsWith("/other/")).toBe(true);
+    const june = await store.search(q, 50, { takenAfter: "2024-06-01", takenBefore: "2024-06-30" });
+    expect(june.length).toBeGreaterThan(0);
+    for (const h of june) expect(h.takenAt!.startsWith("2024-06")).toBe(true);
+    const all = await store.search(q, 6);
+    const page2 = await store.search(q, 3, { offset: 3 });
+    expect(page2.map((h) => h.id)).toEqual(all.slice(3, 6).map((h) => h.id));
+    await store.close();
+  });
+
+  test("failed rows are listed with their reason and never returned by search", async () => {
+    const store = await IndexStore.open(tempIndex(), { model: MODEL });
+    const bad: NewImage = { ...rows(1, 900)[0]!, status: "failed", errorReason: "corrupt", error: "bad huffman code", width: null, height: null };
+    await store.addBatch([...rows(3), bad], vectors(3));
+    expect(await store.failures()).toEqual([{ path: bad.path, reason: "corrupt", error: "bad huffman code" }]);
+    const hits = await store.search(vectors(1), 10);
+    expect(hits.map((h) => h.path)).not.toContain(bad.path);
+    const stats = await store.stats();
+    expect([stats.indexed, stats.failed, stats.total, stats.vectors]).toEqual([3, 1, 4, 3]);
+    await store.close();
+  });
+
+  test("a moved file keeps its id and vector; removed ids disappear from search and catalog", async () => {
+    const store = await IndexStore.open(tempIndex(), { model: MODEL });
+    const ids = await store.addBatch(rows(5), vectors(5));
+    await store.movePaths([{ id: ids[2]!, path: "/moved/two.jpg", size: 1, mtimeMs: 2 }]);
+    const [hit] = await store.search(vectors(1, 2), 1);
+    expect(hit!.id).toBe(ids[2]!);
+    expect(hit!.path).toBe("/moved/two.jpg");
+    await store.removeIds([ids[2]!]);
+    const after = await store.search(vectors(1, 2), 5);
+    expect(after.map((h) => h.id)).not.toContain(ids[2]!);
+    expect((await store.knownFiles()).has("/moved/two.jpg")).toBe(false);
+    await store.close();
+  });
+
+  test("re-adding a path replaces its row and vector instead of duplicating it", async () => {
+    const store = await IndexStore.open(tempIndex(), { model: MODEL });
+    await store.addBatch(rows(3), vectors(3));
+    await store.addBatch(rows(1, 0), vectors(1, 9));
+    expect((await store.stats()).vectors).toBe(3);
+    const [hit] = await store.search(vectors(1, 9), 1);
+    expect(hit!.path).toBe("/photos/00000.jpg");
+    await store.close();
+  });
+
+  test("an index opened with a different model is refused with both names in the message", async () => {
+    const dir = tempIndex();
+    (await IndexStore.open(dir, { model: MODEL })).close();
+    await expect(IndexStore.open(dir, { model: { ...MODEL, name: "other", dims: 8 } })).rejects.toThrow(
+      /built with model unit \(16-d\); you asked for other \(8-d\)/,
+    );
+  });
+
+  test("opening a directory without an index says to run imgd index", async () => {
+    await expect(IndexStore.open(tempIndex(), { readOnly: true })).rejects.toThrow(/no index at .*run imgd index/);
+  });
+
+  test("a damaged vectors file is detected and rebuilt from the catalog", async () => {
+    const dir = tempIndex();
+    const store = await IndexStore.open(dir, { model: MODEL });
+    await store.addBatch(rows(50), vectors(50));
+    await store.checkpoint();
+    await store.close();
+    truncateSync(join(dir, VECTORS), 100);
+    const reopened = await IndexStore.open(dir, { model: MODEL });
+    expect(reopened.rebuilt).toBe(true);
+    expect((await reopened.stats()).vectors).toBe(50);
+    const [hit] = await reopened.search(vectors(1, 11), 1);
+    expect(hit!.path).toBe("/photos/00011.jpg");
+    await reopened.close();
+  });
+
+  test("batches committed after the last checkpoint are recovered when the vectors file is behind", async () => {
+    const dir = tempIndex();
+    const store = await IndexStore.open(dir, { model: MODEL });
+    await store.addBatch(rows(10), vectors(10));
+    await store.checkpoint();
+    await store.addBatch(rows(10, 10), vectors(10, 10));
+    await store.close(); // no checkpoint: like a crash after the DuckDB commit
+    const ro = await IndexStore.open(dir, { readOnly: true });
+    expect((await ro.stats()).vectors).toBe(20);
+    await ro.close();
+    const rw = await IndexStore.open(dir, { model: MODEL });
+    expect(rw.rebuilt).toBe(true);
+    expect(rw.manifest.vectors.count).toBe(20);
+    await rw.close();
+  });
+
+  test("a writer killed mid-run leaves an index that opens, with vectors matching the catalog", async () => {
+    const dir = tempIndex();
+    const proc = Bun.spawn([process.execPath, join(import.meta.dir, "../fixtures/store-crash-writer.ts"), dir], {
+      stdout: "pipe",
+      stderr: "inherit",
+    });
+    const reader = proc.stdout.getReader();
+    let out = "";
+    while ((out.match(/checkpointed/g) ?? []).length < 2) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      out += new TextDecoder().decode(value);
+    }
+    proc.kill("SIGKILL");
+    await proc.exited;
+    const store = await IndexStore.open(dir, { model: { ...MODEL, dims: 64, name: "crash" } });
+    const stats = await store.stats();
+    expect(stats.indexed).toBeGreaterThan(0);
+    expect(stats.vectors).toBe(stats.indexed);
+    expect(JSON.parse(readFileSync(join(dir, "manifest.json"), "utf8")).format).toBe(1);
+    expect(await store.search(new Float32Array(64).fill(0.125), 3)).toHaveLength(3);
+    await store.close();
+  });
+});
+
+describe("atomic files and the job log", () => {
+  test("commitBytes replaces the file whole and leaves no temp file behind", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "imgd-atomic-"));
+    const target = join(dir, "m.json");
+    writeFileSync(target, "old");
+    await commitBytes(target, "new content");
+    expect(readFileSync(target, "utf8")).toBe("new content");
+    expect(require("node:fs").readdirSync(dir)).toEqual(["m.json"]);
+  });
+
+  test("a failing writer leaves the previous file untouched", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "imgd-atomic-"));
+    const target = join(dir, "m.json");
+    writeFileSync(target, "old");
+    const { commitFile } = await import("../../src/engine/store/atomic-file.ts");
+    await expect(
+      commitFile(target, (temp) => {
+        writeFileSync(temp, "half");
+        throw new Error("disk full");
+      }),
+    ).rejects.toThrow("disk full");
+    expect(readFileSync(target, "utf8")).toBe("old");
+    expect(require("node:fs").readdirSync(dir)).toEqual(["m.json"]);
+  });
+
+  test("job log records are appended one JSON line each", () => {
+    const dir = mkdtempSync(join(tmpdir(), "imgd-log-"));
+    appendJobLog(dir, { job: "index", n: 1 });
+    appendJobLog(dir, { job: "index", n: 2 });
+    const lines = readFileSync(join(dir, "jobs.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.map((l) => l.n)).toEqual([1, 2]);
+    expect(existsSync(join(dir, "jobs.jsonl"))).toBe(true);
+  });
+});
