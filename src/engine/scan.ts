@@ -1,0 +1,238 @@
+// The scan stage: turn roots (or a list file) into the set of image files to consider, with size and mtime so the
+// index can skip what has not changed. Anything that is passed over for a reason worth telling the user about is
+// returned in `skipped` rather than thrown, so one bad directory never aborts a scan of a large library.
+import type { Dirent, Stats } from "node:fs";
+import { lstat, readdir, readFile, stat } from "node:fs/promises";
+import { dirname, extname, join, resolve } from "node:path";
+import type { ScannedFile } from "./types.ts";
+
+/** Lower-case extensions, without the dot, of files the scan picks up. */
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
+  "jpg",
+  "jpeg",
+  "png",
+  "webp",
+  "gif",
+  "tiff",
+  "tif",
+  "avif",
+  "heic",
+  "heif",
+]);
+
+export function hasImageExtension(path: string): boolean {
+  return IMAGE_EXTENSIONS.has(extname(path).slice(1).toLowerCase());
+}
+
+export interface ScanOptions {
+  /** Follow symlinked files and directories (default false: they are listed in `skipped` as "symlink"). */
+  followSymlinks?: boolean;
+  /** Descend into and pick up names starting with '.' (default false). */
+  includeHidden?: boolean;
+}
+
+export interface ScanSkip {
+  path: string;
+  reason: string;
+}
+
+export interface ScanResult {
+  /** Sorted by path, so two scans of an unchanged tree are identical. */
+  files: ScannedFile[];
+  skipped: ScanSkip[];
+}
+
+// Directory listings are few and large; stats are many and small. Both are I/O-bound, so a modest number of
+// requests in flight keeps the disk queue full without flooding libuv's thread pool.
+const DIRECTORY_CONCURRENCY = 16;
+const STAT_CONCURRENCY = 64;
+
+/**
+ * Walk `roots` recursively for image files. A root that is a file is taken as is when it has an image extension;
+ * a root that does not exist throws. Symlinks named as roots are always followed: the user asked for them.
+ */
+export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promise<ScanResult> {
+  const follow = opts.followSymlinks ?? false;
+  const includeHidden = opts.includeHidden ?? false;
+  const skipped: ScanSkip[] = [];
+  const candidates = new Set<string>();
+  const rootDirs: string[] = [];
+
+  const rootStats = await Promise.all(
+    roots.map(async (root) => {
+      const path = resolve(root);
+      return { path, ...(await statRoot(path)) };
+    }),
+  );
+  for (const { path, stats, error } of rootStats) {
+    if (error) skipped.push({ path, reason: unreadable(error) });
+    else if (stats!.isDirectory()) rootDirs.push(path);
+    else if (!stats!.isFile()) skipped.push({ path, reason: "not-a-file" });
+    else if (hasImageExtension(path)) candidates.add(path);
+    else skipped.push({ path, reason: "not-an-image-extension" });
+  }
+
+  // Only a followed symlink can lead back into a directory already walked; without following there is no cycle.
+  const visitedDirs = new Set<string>();
+  await runPool(rootDirs, DIRECTORY_CONCURRENCY, async (dir) => {
+    if (follow) {
+      const key = await identityOf(dir);
+      if (key === null || visitedDirs.has(key)) return [];
+      visitedDirs.add(key);
+    }
+    let entries: Dirent[];
+    try {
+      entries = await readdir(dir, { withFileTypes: true });
+    } catch (error) {
+      skipped.push({ path: dir, reason: unreadable(error) });
+      return [];
+    }
+    const subdirs: string[] = [];
+    for (const entry of entries) {
+      const name = String(entry.name);
+      if (!includeHidden && name.startsWith(".")) continue;
+      const path = join(dir, name);
+      const kind = direntKind(entry) ?? (await lstatKind(path));
+      if (kind === "dir") subdirs.push(path);
+      else if (kind === "file") {
+        if (hasImageExtension(name)) candidates.add(path);
+      } else if (kind === "symlink") {
+        const target = await stat(path).catch(() => null);
+        if (!follow) {
+          if (target?.isDirectory() || hasImageExtension(name)) skipped.push({ path, reason: "symlink" });
+        } else if (!target) {
+          if (hasImageExtension(name)) skipped.push({ path, reason: "broken-symlink" });
+        } else if (target.isDirectory()) subdirs.push(path);
+        else if (target.isFile() && hasImageExtension(name)) candidates.add(path);
+      }
+    }
+    return subdirs;
+  });
+
+  const files = await statCandidates([...candidates], skipped, follow);
+  return { files, skipped: sortByPath(skipped) };
+}
+
+/**
+ * Read an explicit list of files, one path per line. Blank lines and lines starting with '#' are ignored, CRLF is
+ * fine, and relative paths are relative to the list file's own directory (not the working directory).
+ */
+export async function readPathList(listFile: string): Promise<ScanResult> {
+  const listPath = resolve(listFile);
+  let text: string;
+  try {
+    text = await readFile(listPath, "utf8");
+  } catch (error) {
+    throw new Error(`cannot read path list ${listPath}: ${(error as Error).message}`);
+  }
+  const base = dirname(listPath);
+  const skipped: ScanSkip[] = [];
+  const candidates = new Set<string>();
+  const rejected = new Set<string>();
+  for (const raw of text.split(/\r?\n/)) {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) continue;
+    const path = resolve(base, line);
+    if (hasImageExtension(path)) candidates.add(path);
+    else if (!rejected.has(path)) {
+      rejected.add(path);
+      skipped.push({ path, reason: "not-an-image-extension" });
+    }
+  }
+  const files = await statCandidates([...candidates], skipped, false);
+  return { files, skipped: sortByPath(skipped) };
+}
+
+async function statRoot(path: string): Promise<{ stats?: Stats; error?: unknown }> {
+  try {
+    return { stats: await stat(path) };
+  } catch (error) {
+    const code = errorCode(error);
+    if (code === "ENOENT" || code === "ENOTDIR") throw new Error(`scan root does not exist: ${path}`);
+    return { error };
+  }
+}
+
+/** Stat each candidate (following links); with `dedupeByIdentity`, one path per underlying file, the smallest. */
+async function statCandidates(paths: string[], skipped: ScanSkip[], dedupeByIdentity: boolean): Promise<ScannedFile[]> {
+  const found: { file: ScannedFile; key: string }[] = [];
+  await runPool(paths, STAT_CONCURRENCY, async (path) => {
+    try {
+      const s = await stat(path);
+      if (s.isFile()) found.push({ file: { path, size: s.size, mtimeMs: s.mtimeMs }, key: `${s.dev}:${s.ino}` });
+      else skipped.push({ path, reason: "not-a-file" });
+    } catch (error) {
+      const code = errorCode(error);
+      skipped.push({ path, reason: code === "ENOENT" || code === "ENOTDIR" ? "missing" : unreadable(error) });
+    }
+  });
+  const files = sortByPath(found.map((f) => f.file));
+  if (!dedupeByIdentity) return files;
+  const keyOf = new Map(found.map((f) => [f.file.path, f.key]));
+  const seen = new Set<string>();
+  return files.filter((f) => {
+    const key = keyOf.get(f.path)!;
+    if (seen.has(key)) return false;
+    seen.add(key);
+    return true;
+  });
+}
+
+type EntryKind = "file" | "dir" | "symlink" | "other";
+
+function direntKind(entry: Dirent): EntryKind | null {
+  if (entry.isSymbolicLink()) return "symlink";
+  if (entry.isDirectory()) return "dir";
+  if (entry.isFile()) return "file";
+  if (entry.isFIFO() || entry.isSocket() || entry.isBlockDevice() || entry.isCharacterDevice()) return "other";
+  return null;
+}
+
+/** For filesystems that do not report entry types in listings (DT_UNKNOWN). */
+async function lstatKind(path: string): Promise<EntryKind> {
+  const s = await lstat(path).catch(() => null);
+  if (!s) return "other";
+  return s.isSymbolicLink() ? "symlink" : s.isDirectory() ? "dir" : s.isFile() ? "file" : "other";
+}
+
+/** dev:ino of what `path` resolves to, or null if it cannot be stat'ed. */
+async function identityOf(path: string): Promise<string | null> {
+  const s = await stat(path).catch(() => null);
+  return s ? `${s.dev}:${s.ino}` : null;
+}
+
+/**
+ * Run `work` over a queue that work items may extend, with at most `limit` in flight. Depth-first (LIFO) so a
+ * deep tree does not hold every pending directory at once.
+ */
+async function runPool<T>(initial: T[], limit: number, work: (item: T) => Promise<T[] | void>): Promise<void> {
+  const queue = initial.slice().reverse();
+  let active = 0;
+  await new Promise<void>((done, fail) => {
+    const pump = () => {
+      if (queue.length === 0 && active === 0) return done();
+      while (active < limit && queue.length > 0) {
+        const item = queue.pop()!;
+        active++;
+        work(item).then((more) => {
+          if (more) for (let i = more.length - 1; i >= 0; i--) queue.push(more[i]!);
+          active--;
+          pump();
+        }, fail);
+      }
+    };
+    pump();
+  });
+}
+
+function sortByPath<T extends { path: string }>(items: T[]): T[] {
+  return items.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+function errorCode(error: unknown): string | undefined {
+  return (error as NodeJS.ErrnoException | null)?.code;
+}
+
+function unreadable(error: unknown): string {
+  return `unreadable: ${errorCode(error) ?? (error as Error).message}`;
+}

@@ -1,0 +1,172 @@
+// OpenAI CLIP's text tokenizer (simple_tokenizer.py + clip.tokenize): cleaned text in, fixed-length id rows out.
+import { resolve } from "node:path";
+import { type ClipVocab, END_OF_TEXT, loadClipVocab, START_OF_TEXT } from "./clip-vocab.ts";
+import type { TokenizerSpec } from "./types.ts";
+
+/** The reference's pre-tokeniser; the text is already lower-cased, `i` only mirrors re.IGNORECASE. */
+const PRE_TOKEN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
+
+/** Bounds the per-word cache of a long-running server fed arbitrary queries; real vocabularies stay far below it. */
+const MAX_CACHED_WORDS = 100_000;
+
+export interface TokenizeOptions {
+  /** Cut over-long texts to the context length (ending in end-of-text) instead of throwing. Default true. */
+  truncate?: boolean;
+}
+
+export class ClipTokenizer {
+  readonly startId: number;
+  readonly endId: number;
+  private readonly cache = new Map<string, number[]>();
+  private readonly utf8 = new TextEncoder();
+
+  constructor(
+    private readonly vocab: ClipVocab,
+    readonly contextLength = 77,
+  ) {
+    this.startId = specialId(vocab, START_OF_TEXT);
+    this.endId = specialId(vocab, END_OF_TEXT);
+  }
+
+  encode(text: string): number[] {
+    const ids: number[] = [];
+    for (const [word] of cleanText(text).matchAll(PRE_TOKEN)) {
+      let wordIds = this.cache.get(word);
+      if (!wordIds) {
+        wordIds = this.encodeWord(word);
+        if (this.cache.size >= MAX_CACHED_WORDS) this.cache.clear();
+        this.cache.set(word, wordIds);
+      }
+      for (const id of wordIds) ids.push(id);
+    }
+    return ids;
+  }
+
+  /** `texts.length` rows of `contextLength` ids: start, text, end, zero padding. */
+  tokenize(texts: string[], opts: TokenizeOptions = {}): BigInt64Array {
+    const n = this.contextLength;
+    const out = new BigInt64Array(texts.length * n);
+    for (let row = 0; row < texts.length; row++) {
+      const text = texts[row]!;
+      const ids = [this.startId, ...this.encode(text), this.endId];
+      if (ids.length > n) {
+        if (opts.truncate === false) {
+          const shown = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+          throw new Error(`text "${shown}" is ${ids.length} tokens, longer than the context length of ${n}`);
+        }
+        ids.length = n;
+        ids[n - 1] = this.endId;
+      }
+      for (let i = 0; i < ids.length; i++) out[row * n + i] = BigInt(ids[i]!);
+    }
+    return out;
+  }
+
+  decode(ids: number[]): string {
+    const { decoder, byteDecoder } = this.vocab;
+    const chars = ids.map((id) => {
+      const piece = decoder[id];
+      if (piece === undefined) throw new Error(`token id ${id} is not in the CLIP vocabulary`);
+      return piece;
+    });
+    const text = chars.join("");
+    const bytes = new Uint8Array(text.length);
+    for (let i = 0; i < text.length; i++) bytes[i] = byteDecoder.get(text[i]!)!;
+    // Like the reference, a cut-off multi-byte character decodes to U+FFFD rather than failing.
+    return new TextDecoder().decode(bytes).replaceAll("</w>", " ");
+  }
+
+  private encodeWord(word: string): number[] {
+    // The reference seeds its cache with the two markers, so a literal "<|endoftext|>" in a query is one token.
+    if (word === START_OF_TEXT) return [this.startId];
+    if (word === END_OF_TEXT) return [this.endId];
+    const { byteEncoder, encoder } = this.vocab;
+    let chars = "";
+    for (const b of this.utf8.encode(word)) chars += byteEncoder[b];
+    return this.bpe(chars).map((piece) => {
+      const id = encoder.get(piece);
+      if (id === undefined) throw new Error(`BPE piece "${piece}" of "${word}" is not in the CLIP vocabulary`);
+      return id;
+    });
+  }
+
+  /** Merges the lowest-ranked adjacent pair everywhere, left to right, until no adjacent pair is a known merge. */
+  private bpe(chars: string): string[] {
+    const ranks = this.vocab.ranks;
+    let word = chars.split("");
+    word[word.length - 1] += "</w>";
+    while (word.length > 1) {
+      let best = Infinity;
+      let first = "";
+      let second = "";
+      for (let i = 0; i < word.length - 1; i++) {
+        const rank = ranks.get(`${word[i]} ${word[i + 1]}`);
+        if (rank !== undefined && rank < best) {
+          best = rank;
+          first = word[i]!;
+          second = word[i + 1]!;
+        }
+      }
+      if (best === Infinity) break;
+      const merged: string[] = [];
+      for (let i = 0; i < word.length; ) {
+        if (word[i] === first && word[i + 1] === second && i < word.length - 1) {
+          merged.push(first + second);
+          i += 2;
+        } else {
+          merged.push(word[i++]!);
+        }
+      }
+      word = merged;
+    }
+    return word;
+  }
+}
+
+function specialId(vocab: ClipVocab, token: string): number {
+  const id = vocab.encoder.get(token);
+  if (id === undefined) throw new Error(`the CLIP vocabulary has no ${token} token`);
+  return id;
+}
+
+const tokenizers = new Map<string, ClipTokenizer>();
+
+/** One tokenizer per vocabulary and context length; a vocabulary path is relative to the model's directory. */
+export function tokenizerFor(spec: TokenizerSpec, modelDir?: string): ClipTokenizer {
+  if (spec.kind !== "clip-bpe") throw new Error(`unsupported tokenizer kind "${spec.kind}"`);
+  const source = spec.vocab === "bundled" ? "bundled" : resolve(modelDir ?? ".", spec.vocab);
+  const key = `${source}\n${spec.contextLength}`;
+  let tokenizer = tokenizers.get(key);
+  if (!tokenizer) {
+    tokenizer = new ClipTokenizer(loadClipVocab(source), spec.contextLength);
+    tokenizers.set(key, tokenizer);
+  }
+  return tokenizer;
+}
+
+/** The reference's basic_clean + whitespace_clean + lower(); ftfy is approximated by NFC and HTML unescaping. */
+export function cleanText(text: string): string {
+  // Twice, as the reference does, because scraped captions are often escaped twice ("&amp;amp;").
+  const unescaped = unescapeHtml(unescapeHtml(text.normalize("NFC")));
+  return unescaped.replace(/\s+/g, " ").trim().toLowerCase();
+}
+
+const NAMED_ENTITIES: Record<string, string> = {
+  amp: "&",
+  lt: "<",
+  gt: ">",
+  quot: '"',
+  apos: "'",
+  nbsp: "\u00a0",
+};
+
+function unescapeHtml(text: string): string {
+  if (!text.includes("&")) return text;
+  return text.replace(/&(?:#[xX]([0-9a-fA-F]+)|#([0-9]+)|([a-zA-Z]+));?/g, (match, hex, dec, name) => {
+    if (name !== undefined) return match.endsWith(";") ? (NAMED_ENTITIES[name] ?? match) : match;
+    const code = hex !== undefined ? parseInt(hex, 16) : parseInt(dec, 10);
+    // Python's html.unescape turns impossible code points into U+FFFD instead of leaving the entity.
+    if (code === 0 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return "\ufffd";
+    return String.fromCodePoint(code);
+  });
+}

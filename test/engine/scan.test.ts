@@ -1,0 +1,208 @@
+import { afterAll, describe, expect, test } from "bun:test";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, statSync, symlinkSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { dirname, join } from "node:path";
+import {
+  hasImageExtension,
+  IMAGE_EXTENSIONS,
+  readPathList,
+  scanRoots,
+  type ScanResult,
+} from "../../src/engine/scan.ts";
+
+const photos = join(import.meta.dir, "../../../shared/photos");
+const temp = mkdtempSync(join(tmpdir(), "imgd-scan-"));
+afterAll(() => rmSync(temp, { recursive: true, force: true }));
+
+let fixtureCount = 0;
+/** A fresh directory holding `files` (relative path -> contents). */
+function tree(files: Record<string, string>): string {
+  const root = join(temp, `t${fixtureCount++}`);
+  mkdirSync(root);
+  for (const [rel, body] of Object.entries(files)) {
+    mkdirSync(dirname(join(root, rel)), { recursive: true });
+    writeFileSync(join(root, rel), body);
+  }
+  return root;
+}
+
+/** Root ignores mode bits, so a chmod 000 directory only blocks an unprivileged reader. */
+function permissionsEnforced(lockedDir: string): boolean {
+  try {
+    readdirSync(lockedDir);
+    return false;
+  } catch {
+    return true;
+  }
+}
+
+/** Run the scan in a child process as `nobody`, which is how the unreadable case is reached when tests run as root. */
+function scanAsUnprivilegedUser(root: string): ScanResult {
+  const script = join(temp, "scan-as-nobody.ts");
+  writeFileSync(
+    script,
+    `const { scanRoots } = await import(${JSON.stringify(join(import.meta.dir, "../../src/engine/scan.ts"))});\n` +
+      `console.log(JSON.stringify(await scanRoots([${JSON.stringify(root)}])));\n`,
+  );
+  const asNobody = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"];
+  const child = Bun.spawnSync([...asNobody, process.execPath, script], { cwd: temp });
+  if (child.exitCode !== 0) throw new Error(`scan as nobody failed: ${child.stderr.toString()}`);
+  return JSON.parse(child.stdout.toString()) as ScanResult;
+}
+
+const paths = (r: { files: { path: string }[] }) => r.files.map((f) => f.path);
+
+describe("scanRoots", () => {
+  test("finds images in nested directories with absolute paths, sizes and mtimes, ignoring other files", async () => {
+    const root = tree({ "a.jpg": "12345", "x/b.png": "1", "x/y/z/c.webp": "12", "x/notes.txt": "hi", "d.jpg.bak": "" });
+    const result = await scanRoots([root]);
+    expect(paths(result)).toEqual([join(root, "a.jpg"), join(root, "x/b.png"), join(root, "x/y/z/c.webp")]);
+    expect(result.files[0]!.size).toBe(5);
+    expect(result.files[0]!.mtimeMs).toBe(statSync(join(root, "a.jpg")).mtimeMs);
+    expect(result.skipped).toEqual([]);
+  });
+
+  test("matches extensions case-insensitively and knows every listed format", async () => {
+    const names = [...IMAGE_EXTENSIONS].map((ext, i) => `f${i}.${i % 2 ? ext.toUpperCase() : ext}`);
+    const root = tree(Object.fromEntries([...names, "IMG_0001.JPG", "scan.TiF"].map((n) => [n, "x"])));
+    const result = await scanRoots([root]);
+    expect(result.files.length).toBe(IMAGE_EXTENSIONS.size + 2);
+    expect(hasImageExtension("/a/b/Photo.HEIC")).toBe(true);
+    expect(hasImageExtension("/a/b/photo.jpgx")).toBe(false);
+  });
+
+  test("skips hidden files and directories unless asked to include them", async () => {
+    const root = tree({ "seen.jpg": "x", ".hidden.jpg": "x", ".thumbs/t.jpg": "x", "sub/.git/objects/o.png": "x" });
+    expect(paths(await scanRoots([root]))).toEqual([join(root, "seen.jpg")]);
+    expect(paths(await scanRoots([root], { includeHidden: true }))).toEqual([
+      join(root, ".hidden.jpg"),
+      join(root, ".thumbs/t.jpg"),
+      join(root, "seen.jpg"),
+      join(root, "sub/.git/objects/o.png"),
+    ]);
+  });
+
+  test("does not follow symlinked files or directories by default and lists them as skipped", async () => {
+    const outside = tree({ "far.jpg": "x", "deep/far2.png": "x" });
+    const root = tree({ "real.jpg": "x" });
+    symlinkSync(join(outside, "far.jpg"), join(root, "link.jpg"));
+    symlinkSync(outside, join(root, "linkdir"));
+    symlinkSync(join(outside, "nowhere.txt"), join(root, "dangling.txt"));
+    const result = await scanRoots([root]);
+    expect(paths(result)).toEqual([join(root, "real.jpg")]);
+    expect(result.skipped).toEqual([
+      { path: join(root, "link.jpg"), reason: "symlink" },
+      { path: join(root, "linkdir"), reason: "symlink" },
+    ]);
+  });
+
+  test("follows symlinked files and directories when asked, keeping one path per underlying file", async () => {
+    const outside = tree({ "far.jpg": "x", "deep/far2.png": "xy" });
+    const root = tree({ "real.jpg": "x" });
+    symlinkSync(join(outside, "far.jpg"), join(root, "link.jpg"));
+    symlinkSync(outside, join(root, "linkdir"));
+    symlinkSync(join(root, "real.jpg"), join(root, "same-as-real.jpg"));
+    symlinkSync(join(root, "gone.jpg"), join(root, "broken.jpg"));
+    const result = await scanRoots([root], { followSymlinks: true });
+    expect(paths(result)).toEqual([
+      join(root, "link.jpg"),
+      join(root, "linkdir/deep/far2.png"),
+      join(root, "real.jpg"),
+    ]);
+    expect(result.files[1]!.size).toBe(2);
+    expect(result.skipped).toEqual([{ path: join(root, "broken.jpg"), reason: "broken-symlink" }]);
+  });
+
+  test("a directory symlink cycle terminates and each file is reported once", async () => {
+    const root = tree({ "a/one.jpg": "x", "a/b/two.jpg": "x" });
+    symlinkSync(join(root, "a"), join(root, "a/b/back-to-a"));
+    symlinkSync(root, join(root, "a/b/back-to-root"));
+    const result = await scanRoots([root], { followSymlinks: true });
+    expect(paths(result)).toEqual([join(root, "a/b/two.jpg"), join(root, "a/one.jpg")]);
+    expect(paths(await scanRoots([root]))).toEqual([join(root, "a/b/two.jpg"), join(root, "a/one.jpg")]);
+  });
+
+  test("returns the same byte-ordered list on every run", async () => {
+    const files: Record<string, string> = {};
+    for (let d = 0; d < 12; d++) for (let f = 0; f < 30; f++) files[`d${d}/IMG_${(f * 7919) % 1000}.jpg`] = "x";
+    files["Z.jpg"] = files["a.jpg"] = files["_.jpg"] = files["É.jpg"] = "x";
+    const root = tree(files);
+    const first = paths(await scanRoots([root]));
+    const second = paths(await scanRoots([root]));
+    expect(first.length).toBe(12 * 30 + 4);
+    expect(second).toEqual(first);
+    expect(first).toEqual([...first].sort((a, b) => (a < b ? -1 : a > b ? 1 : 0)));
+  });
+
+  test("records an unreadable directory in skipped instead of throwing", async () => {
+    const root = tree({ "ok.jpg": "x", "locked/secret.jpg": "x" });
+    chmodSync(temp, 0o755);
+    chmodSync(join(root, "locked"), 0o000);
+    try {
+      const result = permissionsEnforced(join(root, "locked"))
+        ? await scanRoots([root])
+        : scanAsUnprivilegedUser(root);
+      expect(paths(result)).toEqual([join(root, "ok.jpg")]);
+      expect(result.skipped).toEqual([{ path: join(root, "locked"), reason: "unreadable: EACCES" }]);
+    } finally {
+      chmodSync(join(root, "locked"), 0o755);
+    }
+  });
+
+  test("takes a root that is an image file as is and skips a root file that is not an image", async () => {
+    const root = tree({ "ok.jpg": "x", "readme.txt": "x" });
+    const result = await scanRoots([join(root, "ok.jpg"), join(root, "readme.txt"), root]);
+    expect(paths(result)).toEqual([join(root, "ok.jpg")]);
+    expect(result.skipped).toEqual([{ path: join(root, "readme.txt"), reason: "not-an-image-extension" }]);
+  });
+
+  test("rejects a root that does not exist, naming it", async () => {
+    const missing = join(temp, "no-such-dir");
+    await expect(scanRoots([temp, missing])).rejects.toThrow(`scan root does not exist: ${missing}`);
+  });
+
+  test("resolves relative roots and normalises paths", async () => {
+    const root = tree({ "p/q.jpg": "x" });
+    const result = await scanRoots([join(root, "p", "..", "p", ".")]);
+    expect(paths(result)).toEqual([join(root, "p/q.jpg")]);
+  });
+
+  test("scans the shared photo set", async () => {
+    const result = await scanRoots([photos]);
+    expect(result.files.length).toBe(18);
+    expect(result.files.every((f) => f.size > 0 && f.path.startsWith(photos))).toBe(true);
+  });
+});
+
+describe("readPathList", () => {
+  test("reads absolute and list-relative paths, ignoring comments and blank lines, tolerating CRLF", async () => {
+    const root = tree({ "list/a.jpg": "x", "other/b.PNG": "xy", "list/c.txt": "x" });
+    const listFile = join(root, "list/files.txt");
+    const lines = [
+      "# photos to index",
+      "a.jpg",
+      "",
+      "../other/b.PNG",
+      `${join(root, "list/a.jpg")}`,
+      "  ",
+      "gone.jpg",
+      "c.txt",
+      "#a commented.jpg",
+    ];
+    writeFileSync(listFile, lines.join("\r\n") + "\r\n");
+    const result = await readPathList(listFile);
+    expect(result.files).toEqual([
+      { path: join(root, "list/a.jpg"), size: 1, mtimeMs: statSync(join(root, "list/a.jpg")).mtimeMs },
+      { path: join(root, "other/b.PNG"), size: 2, mtimeMs: statSync(join(root, "other/b.PNG")).mtimeMs },
+    ]);
+    expect(result.skipped).toEqual([
+      { path: join(root, "list/c.txt"), reason: "not-an-image-extension" },
+      { path: join(root, "list/gone.jpg"), reason: "missing" },
+    ]);
+  });
+
+  test("a missing list file is an error naming it", async () => {
+    const missing = join(temp, "no-list.txt");
+    await expect(readPathList(missing)).rejects.toThrow(missing);
+  });
+});
