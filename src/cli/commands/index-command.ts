@@ -40,7 +40,7 @@ export async function run(argv: string[]): Promise<number> {
   process.on("SIGTERM", onSigint);
 
   const profile = values.profile ? await RunProfile.start(resolve(values.profile)) : undefined;
-  const progress = progressReporter("[index]", { quiet: values.json || values.quiet });
+  const progress = progressReporter("index", { quiet: values.json || values.quiet });
   const report = await runIndex({
     roots: positionals.map((p) => resolve(p)),
     listFile: values.list ? resolve(values.list) : undefined,
