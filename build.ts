@@ -86,7 +86,8 @@ await import("../../src/cli/main.ts");
 );
 
 const result = await Bun.build({
-  entrypoints: [entryPath],
+  // Worker threads are separate entry points: the binary must carry them to start them.
+  entrypoints: [entryPath, join(root, "src/engine/embed-worker.ts")],
   compile: { outfile: join(outDir, "imgd") },
   minify: true,
   sourcemap: "none",

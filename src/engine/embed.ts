@@ -13,7 +13,15 @@ export interface EmbedderOptions {
 /** CLIP's end-of-text token: attention covers the sequence up to and including it. */
 const END_OF_TEXT = 49407n;
 
-export class ImageEmbedder {
+/** What the indexing pipeline needs from an image embedder, in-thread or behind a worker. */
+export interface BatchImageEmbedder {
+  readonly dims: number;
+  /** May take ownership of `pixels`. */
+  embed(pixels: Float32Array, count: number): Promise<Float32Array>;
+  close(): Promise<void>;
+}
+
+export class ImageEmbedder implements BatchImageEmbedder {
   readonly dims: number;
   readonly spec: PreprocessSpec;
 

@@ -3,13 +3,14 @@
 import { readFile } from "node:fs/promises";
 import { BoundedQueue } from "./async-queue.ts";
 import { decodeImage } from "./decode.ts";
-import { ImageEmbedder } from "./embed.ts";
+import type { BatchImageEmbedder } from "./embed.ts";
 import { imohashBytes } from "./identity.ts";
 import { movedFromIndex, planIndexWork, type KnownFileLike } from "./index-plan.ts";
 import type { ResolvedModel } from "./models.ts";
 import { preprocessInto } from "./preprocess.ts";
 import { ProgressModel, type ProgressSnapshot } from "./progress.ts";
 import { readPathList, scanRoots } from "./scan.ts";
+import { ThreadedImageEmbedder } from "./threaded-image-embedder.ts";
 import { StageTimings, type StageRow } from "./stage-timings.ts";
 import { appendJobLog } from "./store/job-log.ts";
 import { IndexStore, type NewImage } from "./store/index-store.ts";
@@ -34,7 +35,7 @@ export interface IndexOptions {
   checkpointEveryMs?: number;
   /** A long-lived caller (a worker) passes its open store and embedder; they are then left open. */
   store?: IndexStore;
-  embedder?: ImageEmbedder;
+  embedder?: BatchImageEmbedder;
   signal?: AbortSignal;
   onProgress?: (p: ProgressSnapshot) => void;
   /** Called once the plan is known, before any image is read. */
@@ -102,7 +103,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
 
     const progress = new ProgressModel(plan.candidates.length);
     const ownEmbedder = !opts.embedder && plan.candidates.length > 0;
-    const embedder = opts.embedder ?? (ownEmbedder ? await ImageEmbedder.open(opts.model, { threads }) : null);
+    const embedder = opts.embedder ?? (ownEmbedder ? await ThreadedImageEmbedder.open(opts.model, { threads }) : null);
     const queue = new BoundedQueue<Prepared>(Math.max(batchSize * 2, 8));
     const claimedMoves = new Set<number>();
     let next = 0;
@@ -144,14 +145,37 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const producers = Array.from({ length: Math.max(1, opts.prefetch ?? threads + 2) }, producer);
     const allProduced = Promise.all(producers).then(() => queue.close());
 
-    let embedded = 0;
-    let touched = 0;
-    let moved = 0;
-    let failed = 0;
+    const counts = { embed: 0, failed: 0, touch: 0, move: 0 };
     let lastCheckpoint = performance.now();
     let lastCheckpointMs = 0;
-    const batchTensor = new Float32Array(batchSize * tensorSize);
 
+    const write = async (items: Prepared[], vectors: Float32Array) => {
+      const rows: NewImage[] = [];
+      for (const p of items) {
+        if (p.kind === "embed") rows.push(imageRow(p.file, p.hash, p.image));
+        else if (p.kind === "failed") rows.push(failedRow(p.file, p.hash, p.error));
+      }
+      // Failed rows carry no vector; the store pairs vectors with the 'indexed' rows in order.
+      const ordered = [...rows.filter((r) => r.status === "indexed"), ...rows.filter((r) => r.status === "failed")];
+      if (ordered.length > 0) await store.addBatch(ordered, vectors);
+      const touches = items.flatMap((p) => (p.kind === "touch" || p.kind === "move" ? [p] : []));
+      if (touches.length > 0) {
+        await store.movePaths(touches.map((p) => ({ id: p.id, path: p.file.path, size: p.file.size, mtimeMs: p.file.mtimeMs })));
+      }
+      // Saving the vectors costs O(index size): keep it under ~5 % of the run however large the index grows.
+      if (performance.now() - lastCheckpoint > Math.max(opts.checkpointEveryMs ?? 15_000, 20 * lastCheckpointMs)) {
+        const c0 = performance.now();
+        await store.checkpoint();
+        lastCheckpoint = performance.now();
+        lastCheckpointMs = lastCheckpoint - c0;
+      }
+      for (const p of items) counts[p.kind]++;
+      progress.advance(items.length, items.filter((p) => p.kind === "failed").length);
+      opts.onProgress?.(progress.snapshot());
+    };
+
+    // Batch N is written while batch N+1 is inferred; writes stay in order.
+    let writing: Promise<void> = Promise.resolve();
     for (;;) {
       const first = await queue.take();
       if (first === undefined) break;
@@ -164,48 +188,17 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
         items.push(...queue.drain(batchSize - items.length));
       }
 
-      const toEmbed = items.filter((p) => p.kind === "embed");
-      toEmbed.forEach((p, i) => batchTensor.set(p.pixels, i * tensorSize));
+      const toEmbed = items.flatMap((p) => (p.kind === "embed" ? [p] : []));
+      const batch = new Float32Array(toEmbed.length * tensorSize);
+      toEmbed.forEach((p, i) => batch.set(p.pixels, i * tensorSize));
       const vectors =
         toEmbed.length > 0
-          ? await timings.time("infer", () =>
-              embedder!.embed(batchTensor.subarray(0, toEmbed.length * tensorSize), toEmbed.length),
-            )
+          ? await timings.time("infer", () => embedder!.embed(batch, toEmbed.length))
           : new Float32Array(0);
-
-      await timings.time("write", async () => {
-        const rows: NewImage[] = [];
-        for (const p of items) {
-          if (p.kind === "embed") rows.push(imageRow(p.file, p.hash, p.image));
-          else if (p.kind === "failed") rows.push(failedRow(p.file, p.hash, p.error));
-        }
-        // Failed rows carry no vector; the store pairs vectors with the 'indexed' rows in order.
-        const ordered = [...rows.filter((r) => r.status === "indexed"), ...rows.filter((r) => r.status === "failed")];
-        if (ordered.length > 0) await store.addBatch(ordered, vectors);
-        const touches = items.filter((p) => p.kind === "touch" || p.kind === "move");
-        if (touches.length > 0) {
-          await store.movePaths(
-            touches.map((p) => ({ id: p.id, path: p.file.path, size: p.file.size, mtimeMs: p.file.mtimeMs })),
-          );
-        }
-        // Saving the vectors costs O(index size): keep it under ~5 % of the run however large the index grows.
-        if (performance.now() - lastCheckpoint > Math.max(opts.checkpointEveryMs ?? 15_000, 20 * lastCheckpointMs)) {
-          const c0 = performance.now();
-          await store.checkpoint();
-          lastCheckpoint = performance.now();
-          lastCheckpointMs = lastCheckpoint - c0;
-        }
-      });
-
-      for (const p of items) {
-        if (p.kind === "embed") embedded++;
-        else if (p.kind === "failed") failed++;
-        else if (p.kind === "touch") touched++;
-        else moved++;
-      }
-      progress.advance(items.length, items.filter((p) => p.kind === "failed").length);
-      opts.onProgress?.(progress.snapshot());
+      await writing;
+      writing = timings.time("write", () => write(items, vectors));
     }
+    await writing;
     await allProduced;
 
     const interrupted = opts.signal?.aborted === true && next < plan.candidates.length;
@@ -221,16 +214,16 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const report: IndexReport = {
       scanned: scan.files.length,
       unchanged: plan.unchanged,
-      embedded,
-      touched,
-      moved,
+      embedded: counts.embed,
+      touched: counts.touch,
+      moved: counts.move,
       removed: removedIds.length,
-      failed,
+      failed: counts.failed,
       scanSkipped: scan.skipped,
       interrupted,
       wallMs,
-      imagesPerSecond: embedded > 0 ? (embedded * 1000) / wallMs : 0,
-      stages: timings.rows(embedded + failed, wallMs),
+      imagesPerSecond: counts.embed > 0 ? (counts.embed * 1000) / wallMs : 0,
+      stages: timings.rows(counts.embed + counts.failed, wallMs),
       vectorsRebuilt: store.rebuilt,
     };
     appendJobLog(opts.indexDir, {

@@ -8,6 +8,11 @@ import { dirname, join } from "node:path";
 
 let treeDir: string | undefined;
 
+/** The unpacked native tree in the compiled binary (worker threads must be told it), undefined in a checkout. */
+export function nativeTreeDir(): string | undefined {
+  return treeDir;
+}
+
 export function nativeRequireBase(): string {
   return treeDir ? join(treeDir, "imgd-native.js") : import.meta.path;
 }

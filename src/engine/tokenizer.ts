@@ -1,10 +1,14 @@
 // OpenAI CLIP's text tokenizer (simple_tokenizer.py + clip.tokenize): cleaned text in, fixed-length id rows out.
 import { resolve } from "node:path";
+import { cleanClipText, WHITESPACE } from "./clip-text-clean.ts";
 import { type ClipVocab, END_OF_TEXT, loadClipVocab, START_OF_TEXT } from "./clip-vocab.ts";
 import type { TokenizerSpec } from "./types.ts";
 
 /** The reference's pre-tokeniser; the text is already lower-cased, `i` only mirrors re.IGNORECASE. */
-const PRE_TOKEN = /<\|startoftext\|>|<\|endoftext\|>|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+/giu;
+const PRE_TOKEN = new RegExp(
+  `<\\|startoftext\\|>|<\\|endoftext\\|>|'s|'t|'re|'ve|'m|'ll|'d|[\\p{L}]+|[\\p{N}]|[^${WHITESPACE}\\p{L}\\p{N}]+`,
+  "giu",
+);
 
 /** Bounds the per-word cache of a long-running server fed arbitrary queries; real vocabularies stay far below it. */
 const MAX_CACHED_WORDS = 100_000;
@@ -30,7 +34,7 @@ export class ClipTokenizer {
 
   encode(text: string): number[] {
     const ids: number[] = [];
-    for (const [word] of cleanText(text).matchAll(PRE_TOKEN)) {
+    for (const [word] of cleanClipText(text).matchAll(PRE_TOKEN)) {
       let wordIds = this.cache.get(word);
       if (!wordIds) {
         wordIds = this.encodeWord(word);
@@ -142,31 +146,4 @@ export function tokenizerFor(spec: TokenizerSpec, modelDir?: string): ClipTokeni
     tokenizers.set(key, tokenizer);
   }
   return tokenizer;
-}
-
-/** The reference's basic_clean + whitespace_clean + lower(); ftfy is approximated by NFC and HTML unescaping. */
-export function cleanText(text: string): string {
-  // Twice, as the reference does, because scraped captions are often escaped twice ("&amp;amp;").
-  const unescaped = unescapeHtml(unescapeHtml(text.normalize("NFC")));
-  return unescaped.replace(/\s+/g, " ").trim().toLowerCase();
-}
-
-const NAMED_ENTITIES: Record<string, string> = {
-  amp: "&",
-  lt: "<",
-  gt: ">",
-  quot: '"',
-  apos: "'",
-  nbsp: "\u00a0",
-};
-
-function unescapeHtml(text: string): string {
-  if (!text.includes("&")) return text;
-  return text.replace(/&(?:#[xX]([0-9a-fA-F]+)|#([0-9]+)|([a-zA-Z]+));?/g, (match, hex, dec, name) => {
-    if (name !== undefined) return match.endsWith(";") ? (NAMED_ENTITIES[name] ?? match) : match;
-    const code = hex !== undefined ? parseInt(hex, 16) : parseInt(dec, 10);
-    // Python's html.unescape turns impossible code points into U+FFFD instead of leaving the entity.
-    if (code === 0 || code > 0x10ffff || (code >= 0xd800 && code <= 0xdfff)) return "\ufffd";
-    return String.fromCodePoint(code);
-  });
 }

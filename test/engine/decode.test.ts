@@ -76,7 +76,10 @@ describe("decodeImage output", () => {
 
   test("16-bit PNGs come out as 8-bit", async () => {
     const data = new Uint16Array(2 * 1 * 3).fill(0x8080);
-    const png = await sharp(new Uint8Array(data.buffer), { raw: { width: 2, height: 1, channels: 3, depth: "ushort" } })
+    const png = await sharp(new Uint8Array(data.buffer), {
+      // `depth` is accepted by sharp at run time but missing from its CreateRaw typings.
+      raw: { width: 2, height: 1, channels: 3, depth: "ushort" } as { width: number; height: number; channels: 3 },
+    })
       .toColourspace("rgb16")
       .png()
       .toBuffer();

@@ -1,31 +1,34 @@
-// The one way imgd commits a file: write a temp file beside the target, fsync it, rename over the target, fsync
-// the directory. Readers see the old file or the new one, never a half-written one, even after a crash.
+// The one way imgd commits a file: write a temp file beside it, fsync, rename over, fsync the directory.
+// A reader (or a restart after SIGKILL / power loss) sees either the old file or the new one, never a mix.
 import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 
-function fsyncPath(path: string, flags = "r"): void {
-  const fd = openSync(path, flags);
+/** Commits `data` to `path` atomically. */
+export function commitFile(path: string, data: string | Uint8Array): void {
+  commitFileWith(path, (tmp) => writeFileSync(tmp, data));
+}
+
+/** Like commitFile, for writers that want a path (e.g. a native `save(path)`); `write` must create `tmp`. */
+export function commitFileWith(path: string, write: (tmp: string) => void): void {
+  // Same directory, so the rename never crosses a filesystem; pid-suffixed so concurrent writers do not collide.
+  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
+  try {
+    write(tmp);
+    fsyncPath(tmp);
+    renameSync(tmp, path);
+  } catch (error) {
+    rmSync(tmp, { force: true });
+    throw error;
+  }
+  // Without this the rename itself may not survive a power loss.
+  fsyncPath(dirname(path));
+}
+
+function fsyncPath(path: string): void {
+  const fd = openSync(path, "r");
   try {
     fsyncSync(fd);
   } finally {
     closeSync(fd);
   }
-}
-
-/** `write` receives a temp path in the same directory and must leave the complete content there. */
-export async function commitFile(target: string, write: (tempPath: string) => void | Promise<void>): Promise<void> {
-  const temp = join(dirname(target), `.${basename(target)}.tmp-${process.pid}-${Date.now()}`);
-  try {
-    await write(temp);
-    fsyncPath(temp);
-    renameSync(temp, target);
-  } catch (err) {
-    rmSync(temp, { force: true });
-    throw err;
-  }
-  fsyncPath(dirname(target));
-}
-
-export function commitBytes(target: string, bytes: string | Uint8Array): Promise<void> {
-  return commitFile(target, (temp) => writeFileSync(temp, bytes));
 }

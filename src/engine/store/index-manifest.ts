@@ -1,13 +1,23 @@
-// manifest.json: what an index was built with, and which vectors file matches the catalog.
+// manifest.json: what an index directory was built with, and which vectors file was last committed.
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import type { PreprocessSpec, TokenizerSpec } from "../types.ts";
-import { commitBytes } from "./atomic-file.ts";
+import { commitFile } from "./atomic-file.ts";
+import { storeVersions } from "./versions.ts";
+
+export const MANIFEST_FILE = "manifest.json";
+export const MANIFEST_FORMAT = 1;
 
 export type VectorDType = "f32" | "f16" | "i8";
 
-export interface VectorSettings {
-  metric: "cos";
+export interface IndexModel {
+  name: string;
+  dims: number;
+  preprocess: PreprocessSpec;
+  tokenizer?: TokenizerSpec;
+}
+
+export interface VectorOptions {
   dtype: VectorDType;
   connectivity: number;
   expansionAdd: number;
@@ -15,30 +25,60 @@ export interface VectorSettings {
 }
 
 export interface IndexManifest {
-  format: 1;
-  model: { name: string; dims: number; preprocess: PreprocessSpec; tokenizer?: TokenizerSpec };
-  vectors: VectorSettings & {
-    /** State of vectors.usearch at the last checkpoint. */
+  format: number;
+  model: IndexModel;
+  vectors: VectorOptions & {
+    metric: "cos";
+    /** Vectors in the committed vectors file. */
     count: number;
-    maxId: number;
-    bytes: number;
+    /** sha256 and size of the committed vectors file; null before the first checkpoint. */
     sha256: string | null;
+    bytes: number;
+    /** Catalog write version the vectors file reflects; any other value means it is stale. */
+    catalogVersion: number;
   };
-  versions: Record<string, string>;
+  versions: { imgd: string; usearch: string; duckdb: string; onnxruntime?: string; sharp?: string; bun?: string };
   createdAt: string;
   updatedAt: string;
 }
 
-export const MANIFEST = "manifest.json";
-
-export function readManifest(dir: string): IndexManifest | null {
-  const path = join(dir, MANIFEST);
-  if (!existsSync(path)) return null;
-  const parsed = JSON.parse(readFileSync(path, "utf8")) as IndexManifest;
-  if (parsed.format !== 1) throw new Error(`${path}: unsupported index format ${parsed.format}`);
-  return parsed;
+export function manifestPath(dir: string): string {
+  return join(dir, MANIFEST_FILE);
 }
 
-export function writeManifest(dir: string, manifest: IndexManifest): Promise<void> {
-  return commitBytes(join(dir, MANIFEST), `${JSON.stringify(manifest, null, 2)}\n`);
+export function readManifest(dir: string): IndexManifest | null {
+  const path = manifestPath(dir);
+  if (!existsSync(path)) return null;
+  const manifest = JSON.parse(readFileSync(path, "utf8")) as IndexManifest;
+  if (manifest.format !== MANIFEST_FORMAT) {
+    throw new Error(`index ${dir} has manifest format ${manifest.format}; this imgd reads format ${MANIFEST_FORMAT}`);
+  }
+  return manifest;
+}
+
+export function writeManifest(dir: string, manifest: IndexManifest): void {
+  commitFile(manifestPath(dir), `${JSON.stringify(manifest, null, 2)}\n`);
+}
+
+export function newManifest(model: IndexModel, vectors: VectorOptions): IndexManifest {
+  const now = new Date().toISOString();
+  return {
+    format: MANIFEST_FORMAT,
+    model,
+    vectors: { metric: "cos", ...vectors, count: 0, sha256: null, bytes: 0, catalogVersion: 0 },
+    versions: storeVersions() as IndexManifest["versions"],
+    createdAt: now,
+    updatedAt: now,
+  };
+}
+
+/** Refuses to mix embeddings of two models in one index. */
+export function assertSameModel(dir: string, manifest: IndexManifest, wanted: { name: string; dims: number }): void {
+  const have = manifest.model;
+  if (have.name !== wanted.name || have.dims !== wanted.dims) {
+    throw new Error(
+      `index ${dir} was built with model ${have.name} (${have.dims}-d); you asked for ${wanted.name} (${wanted.dims}-d). ` +
+        `Use --model ${have.name}, or a different --index directory.`,
+    );
+  }
 }

@@ -1,35 +1,36 @@
-// An index directory: catalog.duckdb (truth) + vectors.usearch (derived) + manifest.json (+ jobs.jsonl).
-// Each batch commits to DuckDB in one transaction; vectors are saved at checkpoints. After a crash the vectors file
-// may be behind the catalog: open() adds the missing rows, or rebuilds it when rows were also removed.
+// An index directory: catalog.duckdb (truth, committed per batch), vectors.usearch (derived HNSW index,
+// committed at checkpoints) and manifest.json (what it was built with, and which vectors file is current).
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
-import type { PreprocessSpec, TokenizerSpec } from "../types.ts";
-import { Catalog, type CatalogFilters, type ImageRecord, type KnownFile, type NewImage } from "./catalog.ts";
-import { readManifest, writeManifest, type IndexManifest, type VectorDType, type VectorSettings } from "./index-manifest.ts";
-import { VectorIndex, vectorFileMatches } from "./vectors.ts";
+import { Catalog, CATALOG_FILE, type CatalogFilter, type ImageRecord, type KnownFile, type NewImage } from "./catalog.ts";
+import {
+  assertSameModel,
+  newManifest,
+  readManifest,
+  writeManifest,
+  type IndexManifest,
+  type IndexModel,
+  type VectorDType,
+  type VectorOptions,
+} from "./index-manifest.ts";
 import { storeVersions } from "./versions.ts";
+import { buildThreads, fileDigest, fileSize, VECTORS_FILE, VectorIndex } from "./vectors.ts";
 
 export type { ImageRecord, KnownFile, NewImage } from "./catalog.ts";
-export type { IndexManifest } from "./index-manifest.ts";
+export type { IndexManifest, IndexModel, VectorDType } from "./index-manifest.ts";
 
-export const CATALOG = "catalog.duckdb";
-export const VECTORS = "vectors.usearch";
-
-export interface ModelIdentity {
-  name: string;
-  dims: number;
-  preprocess: PreprocessSpec;
-  tokenizer?: TokenizerSpec;
+export interface IndexStoreInit {
+  model: IndexModel;
+  vectors?: Partial<VectorOptions>;
 }
 
-export interface OpenOptions {
-  /** Create the index with this model if there is none; refuse to open one built with another model. */
-  model?: ModelIdentity;
-  vectors?: { dtype?: VectorDType; connectivity?: number; expansionAdd?: number; expansionSearch?: number };
+export interface OpenOptions extends Partial<IndexStoreInit> {
   readOnly?: boolean;
+  /** Hash the vectors file against the manifest on open. Defaults to on for writers; size is always checked. */
+  verifyChecksum?: boolean;
 }
 
-export interface SearchFilters extends CatalogFilters {
+export interface SearchOptions extends CatalogFilter {
   offset?: number;
   excludeIds?: number[];
 }
@@ -37,13 +38,14 @@ export interface SearchFilters extends CatalogFilters {
 export interface SearchHit {
   id: number;
   path: string;
+  /** Cosine similarity. */
   score: number;
-  size: number;
   width: number | null;
   height: number | null;
   takenAt: string | null;
   cameraMake: string | null;
   cameraModel: string | null;
+  size: number;
 }
 
 export interface IndexStats {
@@ -57,169 +59,141 @@ export interface IndexStats {
   diskBytes: number;
 }
 
-const DEFAULT_VECTORS: VectorSettings = {
-  metric: "cos",
-  dtype: "f32",
-  connectivity: 16,
-  expansionAdd: 128,
-  expansionSearch: 64,
-};
+/** How the vectors file was brought in line with the catalog on open. */
+export type VectorRecovery = "none" | "repaired" | "rebuilt";
+
+const DEFAULT_VECTORS: VectorOptions = { dtype: "f32", connectivity: 0, expansionAdd: 0, expansionSearch: 0 };
 
 export class IndexStore {
-  /** True when open() had to rebuild or catch up the vectors file from the catalog. */
-  rebuilt = false;
+  private dirty = false;
 
   private constructor(
     readonly dir: string,
-    public manifest: IndexManifest,
+    private currentManifest: IndexManifest,
     private readonly catalog: Catalog,
     private vectors: VectorIndex,
     readonly readOnly: boolean,
+    /** Why the vectors had to be recovered on open; `rebuilt` is true for any recovery. */
+    readonly recovery: VectorRecovery,
   ) {}
 
-  get dims(): number {
-    return this.manifest.model.dims;
+  static async open(dir: string, opts: OpenOptions = {}): Promise<IndexStore> {
+    const readOnly = opts.readOnly ?? false;
+    let manifest = readManifest(dir);
+    if (!manifest) {
+      if (!opts.model) throw new Error(`no index at ${dir}; run imgd index first`);
+      if (readOnly) throw new Error(`no index at ${dir}; run imgd index first`);
+      mkdirSync(dir, { recursive: true });
+      manifest = newManifest(opts.model, { ...DEFAULT_VECTORS, ...definedOnly(opts.vectors ?? {}) });
+    } else if (opts.model) {
+      assertSameModel(dir, manifest, opts.model);
+    }
+    const dims = manifest.model.dims;
+    const catalog = await Catalog.open(join(dir, CATALOG_FILE), dims, readOnly);
+    try {
+      const verify = opts.verifyChecksum ?? !readOnly;
+      const { vectors, recovery } = await loadVectors(dir, manifest, catalog, readOnly, verify);
+      const store = new IndexStore(dir, manifest, catalog, vectors, readOnly, recovery);
+      // Persist a recovery (and a brand-new index) at once, so the next open is fast and consistent.
+      if (!readOnly && (recovery !== "none" || manifest.vectors.sha256 === null)) {
+        store.dirty = true;
+        await store.checkpoint();
+      }
+      return store;
+    } catch (error) {
+      await catalog.close();
+      throw error;
+    }
   }
 
-  static async open(dir: string, opts: OpenOptions = {}): Promise<IndexStore> {
-    let manifest = readManifest(dir);
-    const readOnly = opts.readOnly === true;
-    if (!manifest) {
-      if (!opts.model || readOnly) throw new Error(`no index at ${dir}; run imgd index first`);
-      mkdirSync(dir, { recursive: true });
-      const now = new Date().toISOString();
-      manifest = {
-        format: 1,
-        model: opts.model,
-        vectors: { ...DEFAULT_VECTORS, ...definedOnly(opts.vectors), count: 0, maxId: 0, bytes: 0, sha256: null },
-        versions: storeVersions(),
-        createdAt: now,
-        updatedAt: now,
-      };
-    } else if (opts.model && (opts.model.name !== manifest.model.name || opts.model.dims !== manifest.model.dims)) {
-      throw new Error(
-        `index ${dir} was built with model ${manifest.model.name} (${manifest.model.dims}-d); ` +
-          `you asked for ${opts.model.name} (${opts.model.dims}-d). Use another --index, or the same model.`,
-      );
-    }
+  get manifest(): IndexManifest {
+    return this.currentManifest;
+  }
 
-    const catalog = await Catalog.open(join(dir, CATALOG), readOnly && existsSync(join(dir, CATALOG)));
-    const vectorsPath = join(dir, VECTORS);
-    const counts = await catalog.counts();
-    const m = manifest.vectors;
-    let vectors: VectorIndex | null = null;
-    let rebuilt = false;
-    if (m.count > 0 && vectorFileMatches(vectorsPath, m.bytes)) {
-      try {
-        vectors = VectorIndex.open(vectorsPath, manifest.model.dims, m, readOnly);
-        if (vectors.size !== m.count) vectors = null;
-      } catch {
-        vectors = null;
-      }
-    }
-    // Behind by appended rows only: a writer can catch up in place. Anything else: rebuild from the catalog.
-    const behindOnlyByAppends = vectors !== null && counts.indexed >= vectors.size && counts.maxId > m.maxId;
-    if (vectors && vectors.size !== counts.indexed) {
-      if (!readOnly && behindOnlyByAppends) {
-        await appendFromCatalog(vectors, catalog, m.maxId, manifest.model.dims);
-        rebuilt = true;
-      }
-      if (vectors.size !== counts.indexed) vectors = null;
-    }
-    if (!vectors) {
-      vectors = VectorIndex.create(manifest.model.dims, m);
-      await appendFromCatalog(vectors, catalog, 0, manifest.model.dims);
-      rebuilt = counts.indexed > 0 || m.count > 0;
-    }
+  get dims(): number {
+    return this.currentManifest.model.dims;
+  }
 
-    const store = new IndexStore(dir, manifest, catalog, vectors, readOnly);
-    store.rebuilt = rebuilt;
-    if (!readOnly && (rebuilt || !existsSync(join(dir, "manifest.json")))) await store.checkpoint();
-    return store;
+  /** True when the vectors file was missing, stale or corrupt on open and was rebuilt or repaired from the catalog. */
+  get rebuilt(): boolean {
+    return this.recovery !== "none";
   }
 
   knownFiles(): Promise<Map<string, KnownFile>> {
     return this.catalog.knownFiles();
   }
 
-  /** `vectors` holds one row per 'indexed' entry of `rows`, in order; failed rows carry none. */
+  /** `vectors` holds one embedding per 'indexed' row, in order. Returns the new id of every row. */
   async addBatch(rows: NewImage[], vectors: Float32Array): Promise<number[]> {
     this.assertWritable();
-    const dims = this.dims;
-    const indexedCount = rows.filter((r) => r.status === "indexed").length;
-    if (vectors.length !== indexedCount * dims) {
-      throw new Error(`addBatch: ${indexedCount} indexed rows need ${indexedCount * dims} floats, got ${vectors.length}`);
-    }
-    let v = 0;
-    const blobs = rows.map((r) => {
-      if (r.status !== "indexed") return null;
-      const row = vectors.slice(v * dims, (v + 1) * dims);
-      v++;
-      return new Uint8Array(row.buffer);
-    });
-    const { ids, replaced } = await this.catalog.insert(rows, blobs);
-    this.vectors.remove(replaced);
-    const indexedIds = ids.filter((_, i) => rows[i]!.status === "indexed");
-    this.vectors.add(indexedIds, vectors);
+    const { ids, replacedIds } = await this.catalog.addBatch(rows, vectors);
+    this.vectors.remove(replacedIds);
+    this.vectors.add(
+      ids.filter((_, i) => rows[i]!.status === "indexed"),
+      vectors,
+    );
+    this.dirty = true;
     return ids;
   }
 
+  /** A moved or touched file keeps its id and vector. */
   async movePaths(moves: { id: number; path: string; size: number; mtimeMs: number }[]): Promise<void> {
     this.assertWritable();
-    await this.catalog.updatePaths(moves);
+    if (moves.length === 0) return;
+    await this.catalog.movePaths(moves);
+    this.dirty = true;
   }
 
   async removeIds(ids: number[]): Promise<void> {
     this.assertWritable();
-    await this.catalog.remove(ids);
+    if (ids.length === 0) return;
+    await this.catalog.removeIds(ids);
     this.vectors.remove(ids);
+    this.dirty = true;
   }
 
-  /** Makes the vectors file and manifest match the catalog on disk. */
+  /** Commits the vectors file, then the manifest that names it; the catalog is already committed per batch. */
   async checkpoint(): Promise<void> {
-    this.assertWritable();
-    await this.catalog.checkpoint();
-    const counts = await this.catalog.counts();
-    const saved = await this.vectors.save(join(this.dir, VECTORS));
-    this.manifest = {
-      ...this.manifest,
-      vectors: { ...this.manifest.vectors, count: this.vectors.size, maxId: counts.maxId, ...saved },
-      versions: storeVersions(),
+    if (this.readOnly || !this.dirty) return;
+    const { version } = await this.catalog.state();
+    const committed = this.vectors.commit(join(this.dir, VECTORS_FILE));
+    const manifest: IndexManifest = {
+      ...this.currentManifest,
+      vectors: { ...this.currentManifest.vectors, ...committed, catalogVersion: version },
+      versions: storeVersions() as IndexManifest["versions"],
       updatedAt: new Date().toISOString(),
     };
-    await writeManifest(this.dir, this.manifest);
+    writeManifest(this.dir, manifest);
+    this.currentManifest = manifest;
+    this.dirty = false;
+    await this.catalog.checkpoint();
   }
 
-  async search(query: Float32Array, k: number, filters: SearchFilters = {}): Promise<SearchHit[]> {
-    const offset = filters.offset ?? 0;
-    const want = offset + k;
-    const exclude = new Set(filters.excludeIds ?? []);
-    const filtered = Boolean(filters.pathPrefix || filters.takenAfter || filters.takenBefore);
-    // Filters are applied to candidates from the vector index; widen the candidate set until enough survive.
-    let fetch = filtered ? Math.max(want * 4, 64) : want + exclude.size;
-    for (;;) {
+  async search(query: Float32Array, k: number, opts: SearchOptions = {}): Promise<SearchHit[]> {
+    if (query.length !== this.dims) throw new Error(`query has ${query.length} dims; the index has ${this.dims}`);
+    const offset = opts.offset ?? 0;
+    const wanted = offset + k;
+    if (k <= 0 || this.vectors.size === 0) return [];
+    const exclude = new Set(opts.excludeIds ?? []);
+    // USearch's JS binding has no filtered search: oversample, filter in the catalog, grow until enough or exhausted.
+    for (let fetch = Math.min(this.vectors.size, wanted * 4 + exclude.size); ; fetch = Math.min(this.vectors.size, fetch * 4)) {
       const matches = this.vectors.search(query, fetch).filter((m) => !exclude.has(m.id));
-      const records = await this.catalog.get(
-        matches.map((m) => m.id),
-        filters,
-      );
+      const records = await this.catalog.indexedRecords(matches.map((m) => m.id), opts);
+      const byId = new Map(records.map((r) => [r.id, r]));
       const hits = matches.flatMap((m) => {
-        const r = records.get(m.id);
+        const r = byId.get(m.id);
         return r ? [toHit(r, m.score)] : [];
       });
-      if (hits.length >= want || fetch >= this.vectors.size) return hits.slice(offset, want);
-      fetch = Math.min(this.vectors.size, fetch * 4);
+      if (hits.length >= wanted || fetch >= this.vectors.size) return hits.slice(offset, wanted);
     }
   }
 
-  async getImage(id: number): Promise<ImageRecord | null> {
-    const one = await this.catalog.get([id]);
-    return one.get(id) ?? null;
+  getImage(id: number): Promise<ImageRecord | null> {
+    return this.catalog.getImage(id);
   }
 
-  async getEmbedding(id: number): Promise<Float32Array | null> {
-    const blob = await this.catalog.embedding(id);
-    return blob ? new Float32Array(blob.slice().buffer) : null;
+  getEmbedding(id: number): Promise<Float32Array | null> {
+    return this.catalog.getEmbedding(id);
   }
 
   failures(): Promise<{ path: string; reason: string; error: string }[]> {
@@ -228,34 +202,84 @@ export class IndexStore {
 
   async stats(): Promise<IndexStats> {
     const counts = await this.catalog.counts();
-    const diskBytes = readdirSync(this.dir).reduce((n, f) => n + statSync(join(this.dir, f)).size, 0);
     return {
       indexed: counts.indexed,
       failed: counts.failed,
       total: counts.total,
       vectors: this.vectors.size,
       dims: this.dims,
-      model: this.manifest.model.name,
-      dtype: this.manifest.vectors.dtype,
-      diskBytes,
+      model: this.currentManifest.model.name,
+      dtype: this.currentManifest.vectors.dtype,
+      diskBytes: directoryBytes(this.dir),
     };
   }
 
   async close(): Promise<void> {
-    this.catalog.close();
+    await this.checkpoint();
+    await this.catalog.close();
   }
 
   private assertWritable(): void {
-    if (this.readOnly) throw new Error(`index ${this.dir} is open read-only`);
+    if (this.readOnly) throw new Error(`index ${this.dir} was opened read-only`);
   }
 }
 
-async function appendFromCatalog(vectors: VectorIndex, catalog: Catalog, afterId: number, dims: number): Promise<void> {
-  for await (const { ids, blobs } of catalog.embeddings(afterId)) {
-    const matrix = new Float32Array(ids.length * dims);
-    blobs.forEach((b, i) => matrix.set(new Float32Array(b.slice().buffer), i * dims));
-    vectors.add(ids, matrix);
+/**
+ * Opens the committed vectors file if it is the one the manifest names, then reconciles it with the catalog:
+ * a stale file is repaired by key difference (ids are never reused, so ids alone identify vectors); a missing,
+ * truncated or corrupt one is rebuilt from the embeddings in the catalog.
+ */
+async function loadVectors(
+  dir: string,
+  manifest: IndexManifest,
+  catalog: Catalog,
+  readOnly: boolean,
+  verify: boolean,
+): Promise<{ vectors: VectorIndex; recovery: VectorRecovery }> {
+  const path = join(dir, VECTORS_FILE);
+  const m = manifest.vectors;
+  const dims = manifest.model.dims;
+  const [state, counts] = await Promise.all([catalog.state(), catalog.counts()]);
+  const intact =
+    m.sha256 !== null && fileSize(path) === m.bytes && (!verify || fileDigest(path).sha256 === m.sha256);
+  let vectors: VectorIndex | null = null;
+  if (intact) {
+    try {
+      vectors = VectorIndex.open(path, dims, m, readOnly);
+    } catch {
+      vectors = null;
+    }
   }
+  if (vectors && vectors.size === m.count) {
+    if (m.catalogVersion === state.version && vectors.size === counts.embedded) return { vectors, recovery: "none" };
+    await repair(vectors, catalog, state.nextId);
+    if (vectors.size === counts.embedded) return { vectors, recovery: "repaired" };
+  }
+  if (m.sha256 === null && counts.embedded === 0) return { vectors: VectorIndex.create(dims, m), recovery: "none" };
+  return { vectors: await rebuild(catalog, dims, m), recovery: "rebuilt" };
+}
+
+async function repair(vectors: VectorIndex, catalog: Catalog, nextId: number): Promise<void> {
+  const embedded = await catalog.embeddedIds();
+  const inCatalog = new Set(embedded);
+  const notInCatalog: number[] = [];
+  for (let id = 1; id < nextId; id++) if (!inCatalog.has(id)) notInCatalog.push(id);
+  vectors.remove(notInCatalog);
+  const found = vectors.contains(embedded);
+  const present = new Set(embedded.filter((_, i) => found[i]));
+  for await (const page of catalog.embeddings()) {
+    const add = page.ids.map((id, i) => [id, i] as const).filter(([id]) => !present.has(id));
+    if (add.length === 0) continue;
+    const rows = new Float32Array(add.length * catalog.dims);
+    add.forEach(([, i], j) => rows.set(page.vectors.subarray(i * catalog.dims, (i + 1) * catalog.dims), j * catalog.dims));
+    vectors.add(add.map(([id]) => id), rows, buildThreads());
+  }
+}
+
+async function rebuild(catalog: Catalog, dims: number, options: VectorOptions): Promise<VectorIndex> {
+  const vectors = VectorIndex.create(dims, options);
+  for await (const page of catalog.embeddings()) vectors.add(page.ids, page.vectors, buildThreads());
+  return vectors;
 }
 
 function toHit(r: ImageRecord, score: number): SearchHit {
@@ -263,15 +287,26 @@ function toHit(r: ImageRecord, score: number): SearchHit {
     id: r.id,
     path: r.path,
     score,
-    size: r.size,
     width: r.width,
     height: r.height,
     takenAt: r.takenAt,
     cameraMake: r.cameraMake,
     cameraModel: r.cameraModel,
+    size: r.size,
   };
 }
 
-function definedOnly<T extends object>(o: T | undefined): Partial<T> {
-  return Object.fromEntries(Object.entries(o ?? {}).filter(([, v]) => v !== undefined)) as Partial<T>;
+/** So `{ dtype: undefined }` from a flag parser keeps the default. */
+function definedOnly<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
+
+function directoryBytes(dir: string): number {
+  if (!existsSync(dir)) return 0;
+  let total = 0;
+  for (const name of readdirSync(dir)) {
+    const s = statSync(join(dir, name), { throwIfNoEntry: false });
+    if (s?.isFile()) total += s.size;
+  }
+  return total;
 }

@@ -1,10 +1,11 @@
-// jobs.jsonl: one JSON line per job, appended with O_APPEND. It is never read back to be rewritten, so appending
-// costs the same whether the log has ten lines or ten million.
-import { appendFileSync } from "node:fs";
+// jobs.jsonl: one JSON line per finished job. Append-only, so a crash can at worst leave a torn last line.
+import { appendFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 
-export const JOB_LOG = "jobs.jsonl";
+export const JOB_LOG_FILE = "jobs.jsonl";
 
-export function appendJobLog(indexDir: string, record: Record<string, unknown>): void {
-  appendFileSync(join(indexDir, JOB_LOG), `${JSON.stringify(record)}\n`);
+export function appendJobLog(dir: string, record: Record<string, unknown>): void {
+  mkdirSync(dir, { recursive: true });
+  // A single write() with O_APPEND, so concurrent writers interleave whole lines.
+  appendFileSync(join(dir, JOB_LOG_FILE), `${JSON.stringify(record)}\n`, { flag: "a" });
 }

@@ -1,94 +1,141 @@
-// vectors.usearch: the HNSW index over the catalog's embeddings. Derived data: saved atomically at checkpoints,
-// rebuilt from the catalog when it is missing, damaged or behind.
-import type { Index } from "usearch";
-import { existsSync, statSync } from "node:fs";
+// vectors.usearch: the HNSW index over image embeddings. Derived from the catalog, so it can always be rebuilt.
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { cpus } from "node:os";
+import type { Index } from "usearch";
 import { loadUSearch } from "../native.ts";
-import { commitFile } from "./atomic-file.ts";
-import type { VectorSettings } from "./index-manifest.ts";
+import { commitFileWith } from "./atomic-file.ts";
+import type { VectorOptions } from "./index-manifest.ts";
+
+export const VECTORS_FILE = "vectors.usearch";
 
 export interface VectorMatch {
   id: number;
-  /** Cosine similarity, 1 - cosine distance. */
+  /** Cosine similarity, 1 - USearch's cosine distance. */
   score: number;
+}
+
+export interface CommittedVectors {
+  sha256: string;
+  bytes: number;
+  count: number;
 }
 
 export class VectorIndex {
   private constructor(
-    private readonly index: Index,
-    readonly dims: number,
+    private index: Index,
+    /** A memory-mapped view is immutable; the first write swaps it for an in-memory copy. */
+    private viewedFrom: string | null,
+    private readonly dims: number,
+    private readonly options: VectorOptions,
   ) {}
 
-  static create(dims: number, s: VectorSettings): VectorIndex {
-    const { Index } = loadUSearch();
-    const index = new Index({
-      dimensions: dims,
-      metric: s.metric as never,
-      quantization: s.dtype as never,
-      connectivity: s.connectivity,
-      expansion_add: s.expansionAdd,
-      expansion_search: s.expansionSearch,
-      multi: false,
-    });
-    return new VectorIndex(index, dims);
+  static create(dims: number, options: VectorOptions): VectorIndex {
+    return new VectorIndex(newUSearchIndex(dims, options), null, dims, options);
   }
 
-  /** Memory-maps the file when only reading (fast start, shared page cache), loads it when it will change. */
-  static open(path: string, dims: number, s: VectorSettings, readOnly: boolean): VectorIndex {
-    const v = VectorIndex.create(dims, s);
-    if (readOnly) v.index.view(path);
-    else v.index.load(path);
-    return v;
+  /** `mapped` memory-maps the file (fast start, read-only until the first write); otherwise it is read into memory. */
+  static open(path: string, dims: number, options: VectorOptions, mapped: boolean): VectorIndex {
+    const index = newUSearchIndex(dims, options);
+    if (mapped) index.view(path);
+    else index.load(path);
+    if (index.dimensions() !== dims) throw new Error(`${path} holds ${index.dimensions()}-d vectors, expected ${dims}`);
+    return new VectorIndex(index, mapped ? path : null, dims, options);
   }
 
   get size(): number {
     return this.index.size();
   }
 
-  add(ids: number[], vectors: Float32Array): void {
-    if (ids.length === 0) return;
-    if (vectors.length !== ids.length * this.dims) {
-      throw new Error(`vector batch has ${vectors.length} floats for ${ids.length} ids of ${this.dims} dims`);
-    }
-    this.index.add(BigUint64Array.from(ids, (id) => BigInt(id)), vectors);
+  contains(ids: number[]): boolean[] {
+    if (ids.length === 0) return [];
+    return this.index.contains(toKeys(ids)) as boolean[];
   }
 
-  remove(ids: number[]): void {
-    for (const id of ids) {
-      if (this.index.contains(BigInt(id))) this.index.remove(BigInt(id));
+  /** `vectors` holds one row of `dims` floats per id. Existing ids are replaced. */
+  add(ids: number[], vectors: Float32Array, threads = 0): void {
+    if (ids.length === 0) return;
+    if (vectors.length !== ids.length * this.dims) {
+      throw new Error(`expected ${ids.length} vectors of ${this.dims} floats, got ${vectors.length} floats`);
     }
+    this.remove(ids);
+    this.makeWritable();
+    this.index.add(toKeys(ids), vectors, threads);
+  }
+
+  /** Ids without a vector are ignored. */
+  remove(ids: number[]): void {
+    const present = this.contains(ids);
+    const keys = ids.filter((_, i) => present[i]);
+    if (keys.length === 0) return;
+    this.makeWritable();
+    this.index.remove(toKeys(keys));
   }
 
   search(query: Float32Array, k: number): VectorMatch[] {
-    const n = Math.min(k, this.size);
-    if (n === 0) return [];
-    const m = this.index.search(query, n, 0);
+    if (k <= 0 || this.size === 0) return [];
+    const { keys, distances } = this.index.search(query, k, 0);
     const out: VectorMatch[] = [];
-    for (let i = 0; i < m.keys.length; i++) {
-      // USearch pads missing results with max-key sentinels when fewer than k are found.
-      if (!Number.isFinite(m.distances[i]!) || m.keys[i]! === 0xffffffffffffffffn) continue;
-      out.push({ id: Number(m.keys[i]), score: 1 - m.distances[i]! });
-    }
+    for (let i = 0; i < keys.length; i++) out.push({ id: Number(keys[i]), score: 1 - distances[i]! });
     return out;
   }
 
-  async save(path: string): Promise<{ bytes: number; sha256: string }> {
-    await commitFile(path, (temp) => this.index.save(temp));
-    return { bytes: statSync(path).size, sha256: await sha256Of(path) };
+  /** Saves to `path` via commitFile and returns what the manifest records about it. */
+  commit(path: string): CommittedVectors {
+    commitFileWith(path, (tmp) => this.index.save(tmp));
+    const { sha256, bytes } = fileDigest(path);
+    return { sha256, bytes, count: this.size };
+  }
+
+  private makeWritable(): void {
+    if (this.viewedFrom === null) return;
+    const loaded = newUSearchIndex(this.dims, this.options);
+    loaded.load(this.viewedFrom);
+    this.index = loaded;
+    this.viewedFrom = null;
   }
 }
 
-export function vectorFileMatches(path: string, bytes: number): boolean {
-  return existsSync(path) && statSync(path).size === bytes;
+export function buildThreads(): number {
+  return Math.max(1, cpus().length);
 }
 
-function sha256Of(path: string): Promise<string> {
-  return new Promise((done, fail) => {
-    const hash = createHash("sha256");
-    createReadStream(path)
-      .on("data", (chunk) => hash.update(chunk))
-      .on("error", fail)
-      .on("end", () => done(hash.digest("hex")));
+export function fileDigest(path: string): { sha256: string; bytes: number } {
+  const hash = createHash("sha256");
+  const buf = Buffer.allocUnsafe(1 << 22);
+  const fd = openSync(path, "r");
+  let bytes = 0;
+  try {
+    for (let n: number; (n = readSync(fd, buf, 0, buf.length, null)) > 0; bytes += n) hash.update(buf.subarray(0, n));
+  } finally {
+    closeSync(fd);
+  }
+  return { sha256: hash.digest("hex"), bytes };
+}
+
+export function fileSize(path: string): number | null {
+  try {
+    return statSync(path).size;
+  } catch {
+    return null;
+  }
+}
+
+function newUSearchIndex(dims: number, o: VectorOptions): Index {
+  const { Index } = loadUSearch();
+  return new Index({
+    dimensions: dims,
+    metric: "cos" as never,
+    quantization: o.dtype as never,
+    connectivity: o.connectivity,
+    expansion_add: o.expansionAdd,
+    expansion_search: o.expansionSearch,
+    multi: false,
   });
+}
+
+function toKeys(ids: number[]): BigUint64Array {
+  const keys = new BigUint64Array(ids.length);
+  for (let i = 0; i < ids.length; i++) keys[i] = BigInt(ids[i]!);
+  return keys;
 }

@@ -1,0 +1,48 @@
+import { resolve } from "node:path";
+import { DEFAULT_MAX_CONCURRENCY, startServer } from "../../server/server.ts";
+import { DEFAULT_INDEX, intFlag, parse } from "../args.ts";
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    index: { type: "string" },
+    models: { type: "string" },
+    port: { type: "string" },
+    host: { type: "string" },
+    token: { type: "string" },
+    cors: { type: "string" },
+    "max-concurrency": { type: "string" },
+    log: { type: "string" },
+    root: { type: "string", multiple: true },
+    threads: { type: "string" },
+    "batch-wait-ms": { type: "string" },
+    "batch-max": { type: "string" },
+  });
+  const server = await startServer({
+    indexDir: resolve(values.index ?? DEFAULT_INDEX),
+    modelsDir: values.models,
+    port: intFlag(values.port, "port", 8080, 0),
+    host: values.host ?? "127.0.0.1",
+    // The environment keeps the token out of `ps` output.
+    token: values.token ?? (process.env.IMGD_TOKEN || undefined),
+    cors: values.cors,
+    maxConcurrency: intFlag(values["max-concurrency"], "max-concurrency", DEFAULT_MAX_CONCURRENCY),
+    logFile: values.log ? resolve(values.log) : undefined,
+    roots: (values.root ?? []).map((r) => resolve(r)),
+    threads: values.threads ? intFlag(values.threads, "threads", 1) : undefined,
+    // --batch-wait-ms 0 turns text micro-batching off (each query runs the text tower alone).
+    textBatch: {
+      maxWaitMs: intFlag(values["batch-wait-ms"], "batch-wait-ms", 3, 0),
+      maxBatch: intFlag(values["batch-max"], "batch-max", 32),
+    },
+  });
+  process.stderr.write(`imgd: serving ${server.url} (warming up models; GET /ready turns 200 when done)\n`);
+  await server.ready;
+  process.stderr.write(`imgd: ready\n`);
+  await new Promise<void>((done) => {
+    const stop = () => done();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await server.stop();
+  return 0;
+}

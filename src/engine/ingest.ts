@@ -1,0 +1,191 @@
+// Adding a handful of images to a live index (the server's POST /api/ingest), as opposed to `imgd index`, which
+// walks whole folders: hash -> skip exact duplicates -> decode + preprocess -> one embed batch -> store.
+// Uploaded bytes are kept under `<index>/uploads/<imohash>.<ext>` so the catalog path points at a real file.
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { decodeImage } from "./decode.ts";
+import type { ImageEmbedder } from "./embed.ts";
+import { imohashBytes } from "./identity.ts";
+import { preprocessInto } from "./preprocess.ts";
+import { StageTimings } from "./stage-timings.ts";
+import type { IndexStore, NewImage } from "./store/index-store.ts";
+import { ImageError, type DecodedImage, type PreprocessSpec } from "./types.ts";
+
+export interface IngestItem {
+  /** Shown in errors: the upload's file name or the path. */
+  name: string;
+  bytes: Uint8Array;
+  /** A file already on this machine; without it the bytes are an upload and are stored under `uploadsDir`. */
+  path?: string;
+  mtimeMs?: number;
+}
+
+export interface IngestReport {
+  total: number;
+  processed: number;
+  duplicates: number;
+  errors: { name: string; reason: string; error: string }[];
+  /** Catalog ids of the newly indexed images, in input order. */
+  ids: number[];
+  stages: Record<string, number>;
+  wallMs: number;
+}
+
+/** Decodes in flight at once: libvips already uses several threads per image. */
+const DECODE_CONCURRENCY = 4;
+
+export const INGEST_STAGES = ["hash", "decode", "preprocess", "infer", "write"] as const;
+
+export interface IngestorOptions {
+  store: IndexStore;
+  embedder: ImageEmbedder;
+  uploadsDir: string;
+  maxPixels?: number;
+  batchSize?: number;
+  /** Each batch is durable in the catalog at once; the vectors file is saved at most this often (and on flush). */
+  checkpointEveryMs?: number;
+}
+
+/** Decode and preprocess into one model input; shared by ingest and the server's search-by-upload. */
+export async function prepareImage(bytes: Uint8Array, spec: PreprocessSpec, maxPixels?: number) {
+  const image = await decodeImage(bytes, { targetShortSide: spec.size, maxPixels });
+  const pixels = new Float32Array(3 * spec.size * spec.size);
+  preprocessInto(image, spec, pixels, 0);
+  return { image, pixels };
+}
+
+export class Ingestor {
+  private knownHashes: Set<string> | null = null;
+  private dirty = false;
+  private lastCheckpoint = performance.now();
+  // Batches are applied one at a time: the duplicate check and the insert must not interleave.
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: IngestorOptions) {}
+
+  ingest(items: IngestItem[]): Promise<IngestReport> {
+    const run = this.tail.then(() => this.ingestNow(items));
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  /** Saves the vectors file and manifest if anything was added since the last save (after any running ingest). */
+  flush(): Promise<void> {
+    const run = this.tail.then(() => this.flushNow());
+    this.tail = run.catch(() => {});
+    return run;
+  }
+
+  private async flushNow(): Promise<void> {
+    if (!this.dirty) return;
+    this.dirty = false;
+    this.lastCheckpoint = performance.now();
+    await this.opts.store.checkpoint();
+  }
+
+  private async hashes(): Promise<Set<string>> {
+    if (!this.knownHashes) {
+      const known = await this.opts.store.knownFiles();
+      this.knownHashes = new Set();
+      for (const f of known.values()) if (f.status === "indexed" && f.imohash) this.knownHashes.add(f.imohash);
+    }
+    return this.knownHashes;
+  }
+
+  private async ingestNow(items: IngestItem[]): Promise<IngestReport> {
+    const t0 = performance.now();
+    const timings = new StageTimings(INGEST_STAGES);
+    const { store, embedder } = this.opts;
+    const spec = embedder.spec;
+    const known = await this.hashes();
+    const report: IngestReport = { total: items.length, processed: 0, duplicates: 0, errors: [], ids: [], stages: {}, wallMs: 0 };
+
+    const fresh: { item: IngestItem; hash: string }[] = [];
+    const seen = new Set<string>();
+    for (const item of items) {
+      const hash = await timings.time("hash", () => imohashBytes(item.bytes));
+      if (known.has(hash) || seen.has(hash)) {
+        report.duplicates++;
+        continue;
+      }
+      seen.add(hash);
+      fresh.push({ item, hash });
+    }
+
+    // One model batch at a time, so a request of 256 large images never holds more than one batch decoded.
+    const batchSize = this.opts.batchSize ?? 32;
+    const tensorSize = 3 * spec.size * spec.size;
+    for (let start = 0; start < fresh.length; start += batchSize) {
+      const decoded = await mapLimited(fresh.slice(start, start + batchSize), DECODE_CONCURRENCY, async ({ item, hash }) => {
+        try {
+          const image = await timings.time("decode", () =>
+            decodeImage(item.bytes, { targetShortSide: spec.size, maxPixels: this.opts.maxPixels }),
+          );
+          return { item, hash, image };
+        } catch (err) {
+          const e = err instanceof ImageError ? err : new ImageError("unreadable", String(err));
+          report.errors.push({ name: item.name, reason: e.reason, error: e.message.replace(/^image: /, `${item.name}: `) });
+          return null;
+        }
+      });
+      const batch = decoded.filter((p) => p !== null);
+      if (batch.length === 0) continue;
+      const tensor = new Float32Array(batch.length * tensorSize);
+      await timings.time("preprocess", () => batch.forEach((p, i) => preprocessInto(p.image, spec, tensor, i * tensorSize)));
+      const vectors = await timings.time("infer", () => embedder.embed(tensor, batch.length));
+      await timings.time("write", async () => {
+        const rows = batch.map((p) => this.row(p.item, p.hash, p.image));
+        report.ids.push(...(await store.addBatch(rows, vectors)));
+      });
+      for (const p of batch) known.add(p.hash);
+      report.processed += batch.length;
+    }
+
+    if (report.processed > 0) {
+      this.dirty = true;
+      if (performance.now() - this.lastCheckpoint > (this.opts.checkpointEveryMs ?? 15_000)) await timings.time("write", () => this.flushNow());
+    }
+    report.wallMs = performance.now() - t0;
+    report.stages = Object.fromEntries(timings.rows(items.length, report.wallMs).map((r) => [r.stage, r.totalMs]));
+    return report;
+  }
+
+  private row(item: IngestItem, hash: string, image: DecodedImage): NewImage {
+    const path = item.path ?? this.storeUpload(item.bytes, hash, image.format);
+    return {
+      path,
+      size: item.bytes.byteLength,
+      mtimeMs: item.mtimeMs ?? Date.now(),
+      imohash: hash,
+      width: image.sourceWidth,
+      height: image.sourceHeight,
+      takenAt: image.exif.takenAt,
+      cameraMake: image.exif.cameraMake,
+      cameraModel: image.exif.cameraModel,
+      status: "indexed",
+    };
+  }
+
+  private storeUpload(bytes: Uint8Array, hash: string, format: string): string {
+    mkdirSync(this.opts.uploadsDir, { recursive: true });
+    const ext = format === "jpeg" ? "jpg" : format.replace(/[^a-z0-9]/gi, "") || "bin";
+    const path = join(this.opts.uploadsDir, `${hash}.${ext}`);
+    const tmp = `${path}.${process.pid}.tmp`;
+    writeFileSync(tmp, bytes);
+    renameSync(tmp, path);
+    return path;
+  }
+}
+
+async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await work(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}

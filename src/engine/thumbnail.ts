@@ -1,0 +1,92 @@
+// Small JPEG previews for browsing results. A thumbnail depends only on the image content and its size bucket,
+// so it is keyed by imohash: the key doubles as a strong ETag, and a moved file keeps its cached thumbnail.
+import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { readFile } from "node:fs/promises";
+import { join } from "node:path";
+import { LruCache } from "./lru-cache.ts";
+import { loadSharp } from "./native.ts";
+import { DEFAULT_MAX_PIXELS } from "./decode.ts";
+
+/** Requested sizes snap up to one of these, so a client cannot fill the caches with one entry per pixel count. */
+export const THUMBNAIL_SIZES = [128, 256, 512, 1024] as const;
+
+export function thumbnailSizeFor(requested: number): number {
+  return THUMBNAIL_SIZES.find((s) => s >= requested) ?? THUMBNAIL_SIZES[THUMBNAIL_SIZES.length - 1]!;
+}
+
+export async function renderThumbnail(source: string | Uint8Array, size: number): Promise<Uint8Array> {
+  const sharp = loadSharp();
+  const out = await sharp(source, { limitInputPixels: DEFAULT_MAX_PIXELS, autoOrient: true })
+    .resize(size, size, { fit: "inside", withoutEnlargement: true })
+    .flatten({ background: "#ffffff" })
+    .jpeg({ quality: 80, mozjpeg: false })
+    .toBuffer();
+  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+}
+
+export interface Thumbnail {
+  bytes: Uint8Array;
+  etag: string;
+  source: "memory" | "disk" | "rendered";
+}
+
+export class ThumbnailCache {
+  private readonly memory: LruCache<string, Uint8Array>;
+  private readonly rendering = new Map<string, Promise<Uint8Array>>();
+  diskHits = 0;
+  rendered = 0;
+
+  /** `dir` null keeps thumbnails in memory only (a read-only index directory). */
+  constructor(
+    private readonly dir: string | null,
+    memoryBytes = 64 * 2 ** 20,
+  ) {
+    this.memory = new LruCache({ maxEntries: 100_000, maxBytes: memoryBytes, sizeOf: (b) => b.byteLength });
+  }
+
+  get memoryHits(): number {
+    return this.memory.hits;
+  }
+
+  async get(imohash: string, size: number, source: string): Promise<Thumbnail> {
+    const key = `${imohash}-${size}`;
+    const etag = `"${key}"`;
+    const inMemory = this.memory.get(key);
+    if (inMemory) return { bytes: inMemory, etag, source: "memory" };
+    const file = this.dir ? join(this.dir, String(size), `${imohash}.jpg`) : null;
+    if (file) {
+      const onDisk = await readFile(file).catch(() => null);
+      if (onDisk) {
+        this.diskHits++;
+        const bytes = new Uint8Array(onDisk);
+        this.memory.set(key, bytes);
+        return { bytes, etag, source: "disk" };
+      }
+    }
+    // Concurrent requests for one thumbnail (a page of results loading) share a single render.
+    let pending = this.rendering.get(key);
+    if (!pending) {
+      pending = this.render(source, size, file).finally(() => this.rendering.delete(key));
+      this.rendering.set(key, pending);
+    }
+    const bytes = await pending;
+    this.memory.set(key, bytes);
+    return { bytes, etag, source: "rendered" };
+  }
+
+  private async render(source: string, size: number, file: string | null): Promise<Uint8Array> {
+    const bytes = await renderThumbnail(source, size);
+    this.rendered++;
+    if (file) {
+      try {
+        mkdirSync(join(file, ".."), { recursive: true });
+        const tmp = `${file}.${process.pid}.tmp`;
+        writeFileSync(tmp, bytes);
+        renameSync(tmp, file);
+      } catch {
+        // The disk cache is an optimisation: a full or read-only disk must not fail the request.
+      }
+    }
+    return bytes;
+  }
+}

@@ -1,0 +1,47 @@
+// Everything the HTTP layer needs, opened once at start-up (server.ts) and handed to createApp; routes reach the
+// engine only through these.
+import type { ImageEmbedder } from "../engine/embed.ts";
+import type { Ingestor } from "../engine/ingest.ts";
+import type { ResolvedModel } from "../engine/models.ts";
+import type { QueryEmbeddings } from "../engine/query-embeddings.ts";
+import type { IndexStore } from "../engine/store/index-store.ts";
+import type { TextBatcher } from "../engine/text-batcher.ts";
+import type { ThumbnailCache } from "../engine/thumbnail.ts";
+import type { ConcurrencyGate } from "./concurrency-gate.ts";
+import type { FileRoots } from "./file-roots.ts";
+import type { JsonLog } from "./json-log.ts";
+
+export interface Limits {
+  /** Bytes per request body on /api/ingest. */
+  maxIngestBytes: number;
+  /** Bytes per uploaded image (search by image, or one file of an ingest). */
+  maxImageBytes: number;
+  /** Images per ingest request. */
+  maxIngestFiles: number;
+  maxPixels: number;
+}
+
+export const DEFAULT_LIMITS: Limits = {
+  maxIngestBytes: 64 * 2 ** 20,
+  maxImageBytes: 20 * 2 ** 20,
+  maxIngestFiles: 256,
+  maxPixels: 100_000_000,
+};
+
+export interface AppDeps {
+  store: IndexStore;
+  model: ResolvedModel;
+  queries: QueryEmbeddings;
+  textBatcher: TextBatcher;
+  images: ImageEmbedder;
+  ingestor: Ingestor;
+  thumbnails: ThumbnailCache;
+  roots: FileRoots;
+  gate: ConcurrencyGate;
+  log: JsonLog;
+  limits: Limits;
+  /** Set once the text tower has answered a warm-up query. */
+  isReady: () => boolean;
+  token?: string;
+  cors?: string;
+}

@@ -1,0 +1,63 @@
+// The HTTP surface of imgd as one Hono app: middleware composed in front, one small route module per resource.
+// createApp is pure wiring, so tests can call `app.request()` or serve it for real with startServer.
+import { Hono } from "hono";
+import { bearerAuth } from "hono/bearer-auth";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { requestId } from "hono/request-id";
+import pkg from "../../package.json" with { type: "json" };
+import type { AppDeps } from "./app-deps.ts";
+import type { AppEnv } from "./app-env.ts";
+import { toErrorResponse } from "./http-error.ts";
+import { MetricsRegistry } from "./metrics-registry.ts";
+import { accessLog } from "./middleware/access-log.ts";
+import { concurrencyLimit } from "./middleware/concurrency-limit.ts";
+import { requestMetrics } from "./middleware/request-metrics.ts";
+import { openApiDocument } from "./openapi.ts";
+import { healthRoutes } from "./routes/health.ts";
+import { imageRoutes } from "./routes/images.ts";
+import { ingestRoutes } from "./routes/ingest.ts";
+import { metricsRoutes, registerEngineMetrics } from "./routes/metrics.ts";
+import { pageRoutes } from "./routes/page.ts";
+import { searchRoutes } from "./routes/search.ts";
+
+const tooLarge = (limit: number) => () =>
+  Response.json({ error: `request body is larger than the limit of ${limit} bytes` }, { status: 413 });
+
+export function createApp(deps: AppDeps): Hono<AppEnv> {
+  const metrics = new MetricsRegistry();
+  registerEngineMetrics(metrics, deps);
+  const app = new Hono<AppEnv>();
+
+  app.use(requestId());
+  app.use(accessLog(deps.log));
+  app.use(requestMetrics(metrics));
+  app.onError((err, c) => {
+    const res = toErrorResponse(err, c);
+    if (res.status >= 500) deps.log.write({ level: "error", request_id: c.get("requestId"), error: err.stack ?? String(err) });
+    return res;
+  });
+  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
+
+  // Open to anyone who can reach the port: probes, scrapers, the page itself (it sends the token on its own calls).
+  app.route("/", healthRoutes(deps));
+  app.route("/", metricsRoutes(metrics));
+  let openApi: object | undefined;
+  app.get("/openapi.json", (c) => c.json((openApi ??= openApiDocument(pkg.version))));
+  app.route("/", pageRoutes());
+
+  if (deps.cors) app.use("/api/*", cors({ origin: deps.cors, allowHeaders: ["Authorization", "Content-Type", "X-Request-Id"], exposeHeaders: ["X-Request-Id", "Retry-After", "ETag"] }));
+  if (deps.token) {
+    const unauthorized = { message: { error: "missing or wrong bearer token" } };
+    app.use("/api/*", bearerAuth({ token: deps.token, noAuthenticationHeader: unauthorized, invalidAuthenticationHeader: unauthorized, invalidToken: unauthorized }));
+  }
+  app.use("/api/*", concurrencyLimit(deps.gate));
+  const searchLimit = deps.limits.maxImageBytes + 2 ** 20;
+  app.post("/api/search", bodyLimit({ maxSize: searchLimit, onError: tooLarge(searchLimit) }));
+  app.post("/api/ingest", bodyLimit({ maxSize: deps.limits.maxIngestBytes, onError: tooLarge(deps.limits.maxIngestBytes) }));
+
+  app.route("/api/search", searchRoutes(deps));
+  app.route("/api/images", imageRoutes(deps));
+  app.route("/api/ingest", ingestRoutes(deps));
+  return app;
+}

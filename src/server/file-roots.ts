@@ -1,0 +1,38 @@
+// Which files the server may read from disk: only those under an allowed root, judged on the real path, so neither
+// `..` segments nor a symlink inside a photo folder can lead a request to /etc.
+import { realpath } from "node:fs/promises";
+import { dirname, resolve, sep } from "node:path";
+
+export class FileRoots {
+  private constructor(readonly roots: string[]) {}
+
+  static async of(dirs: Iterable<string>): Promise<FileRoots> {
+    const real = await Promise.all([...new Set(dirs)].map((d) => realpath(resolve(d)).catch(() => null)));
+    return new FileRoots([...new Set(real.filter((d) => d !== null))]);
+  }
+
+  /**
+   * The folders an index was built from, when no --root is given: the directories holding its indexed files,
+   * collapsed to the outermost ones.
+   */
+  static foldersOf(paths: Iterable<string>): string[] {
+    const dirs = [...new Set([...paths].map((p) => dirname(p)))].sort();
+    const outermost: string[] = [];
+    for (const d of dirs) {
+      const last = outermost[outermost.length - 1];
+      if (last === undefined || !isUnder(d, last)) outermost.push(d);
+    }
+    return outermost;
+  }
+
+  /** The real path of `path` when it exists and lies under a root, otherwise null. */
+  async resolve(path: string): Promise<string | null> {
+    const real = await realpath(resolve(path)).catch(() => null);
+    if (real === null) return null;
+    return this.roots.some((r) => isUnder(real, r)) ? real : null;
+  }
+}
+
+function isUnder(path: string, root: string): boolean {
+  return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
+}

@@ -1,0 +1,119 @@
+// The OpenAPI 3.1 description of the server, built from the same zod schemas the routes validate with.
+import { z } from "zod";
+import {
+  ErrorBody,
+  Hit,
+  ImageMetadata,
+  IngestPathsBody,
+  IngestResponse,
+  SearchFilters,
+  SearchResponse,
+  SimilarSearchBody,
+  TextSearchQuery,
+  ThumbQuery,
+} from "./schemas.ts";
+
+const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", target: "draft-2020-12" });
+const out = (schema: z.ZodType) => z.toJSONSchema(schema, { io: "output", target: "draft-2020-12" });
+
+function queryParameters(schema: z.ZodObject) {
+  const s = json(schema) as { properties: Record<string, object>; required?: string[] };
+  return Object.entries(s.properties).map(([name, prop]) => ({
+    name,
+    in: "query",
+    required: s.required?.includes(name) ?? false,
+    schema: prop,
+    description: (prop as { description?: string }).description,
+  }));
+}
+
+const idParam = { name: "id", in: "path", required: true, schema: { type: "integer", minimum: 1 } };
+const error = (description: string) => ({ description, content: { "application/json": { schema: out(ErrorBody) } } });
+const ok = (schema: z.ZodType, description = "OK") => ({ description, content: { "application/json": { schema: out(schema) } } });
+const apiErrors = {
+  "400": error("Invalid input; `error` says which field and why."),
+  "401": error("Missing or wrong bearer token (only when the server runs with --token)."),
+  "429": error("Too many requests in flight; retry after the Retry-After header."),
+};
+
+export function openApiDocument(version: string) {
+  return {
+    openapi: "3.1.0",
+    info: { title: "imgd", version, description: "Search an imgd photo index by text or image, and add images to it." },
+    components: {
+      schemas: { Hit: out(Hit), SearchResponse: out(SearchResponse), IngestResponse: out(IngestResponse) },
+      securitySchemes: { bearer: { type: "http", scheme: "bearer", description: "Required for /api/* when the server runs with --token." } },
+    },
+    security: [{ bearer: [] }, {}],
+    paths: {
+      "/health": { get: { summary: "Liveness", security: [], responses: { "200": { description: "The process is serving." } } } },
+      "/ready": {
+        get: {
+          summary: "Readiness: models loaded and warmed",
+          security: [],
+          responses: { "200": { description: "Ready for queries." }, "503": error("Still warming up.") },
+        },
+      },
+      "/metrics": { get: { summary: "Prometheus metrics", security: [], responses: { "200": { description: "text/plain exposition format" } } } },
+      "/api/search": {
+        get: {
+          summary: "Search by text",
+          parameters: queryParameters(TextSearchQuery),
+          responses: { "200": ok(SearchResponse), ...apiErrors },
+        },
+        post: {
+          summary: "Search by image: an upload, or an indexed image's id (more like this)",
+          requestBody: {
+            required: true,
+            content: {
+              "multipart/form-data": {
+                schema: {
+                  type: "object",
+                  required: ["image"],
+                  properties: { image: { type: "string", format: "binary" }, ...(json(SearchFilters) as { properties: object }).properties },
+                },
+              },
+              "application/json": { schema: json(SimilarSearchBody) },
+            },
+          },
+          responses: { "200": ok(SearchResponse), ...apiErrors, "404": error("image_id is not in the index."), "413": error("The image is over the size limit."), "415": error("Unsupported content type.") },
+        },
+      },
+      "/api/images/{id}": {
+        get: { summary: "Metadata of one indexed image", parameters: [idParam], responses: { "200": ok(ImageMetadata), ...apiErrors, "404": error("Unknown id.") } },
+      },
+      "/api/images/{id}/thumb": {
+        get: {
+          summary: "JPEG thumbnail (strong ETag; send If-None-Match for a 304)",
+          parameters: [idParam, ...queryParameters(ThumbQuery)],
+          responses: {
+            "200": { description: "image/jpeg", content: { "image/jpeg": { schema: { type: "string", format: "binary" } } } },
+            "304": { description: "Not modified." },
+            ...apiErrors,
+            "404": error("Unknown id, or the file is gone."),
+          },
+        },
+      },
+      "/api/images/{id}/file": {
+        get: {
+          summary: "The original file (only under an indexed folder)",
+          parameters: [idParam],
+          responses: { "200": { description: "The file's bytes." }, ...apiErrors, "404": error("Unknown id, or the file is gone or outside the indexed folders.") },
+        },
+      },
+      "/api/ingest": {
+        post: {
+          summary: "Add images to the index: uploads (multipart, any number of files) or paths on the server",
+          requestBody: {
+            required: true,
+            content: {
+              "multipart/form-data": { schema: { type: "object", properties: { files: { type: "array", items: { type: "string", format: "binary" } } } } },
+              "application/json": { schema: json(IngestPathsBody) },
+            },
+          },
+          responses: { "200": ok(IngestResponse), ...apiErrors, "413": error("Request or one image over the size limit."), "422": ok(IngestResponse, "No image could be indexed.") },
+        },
+      },
+    },
+  };
+}

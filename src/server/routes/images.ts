@@ -1,0 +1,55 @@
+// GET /api/images/:id (metadata), /:id/thumb (cached JPEG preview, strong ETag), /:id/file (the original).
+import { Hono, type Context } from "hono";
+import { thumbnailSizeFor } from "../../engine/thumbnail.ts";
+import type { AppDeps } from "../app-deps.ts";
+import { timed, type AppEnv } from "../app-env.ts";
+import { httpError, parseInput } from "../http-error.ts";
+import { ImageIdParam, ThumbQuery } from "../schemas.ts";
+
+export function imageRoutes(deps: AppDeps) {
+  const indexedImage = async (c: Context<AppEnv>) => {
+    const { id } = parseInput(ImageIdParam, { id: c.req.param("id") });
+    const image = await timed(c, "lookup", () => deps.store.getImage(id));
+    if (!image || image.status !== "indexed") throw httpError(404, `image ${id} is not in the index`);
+    return image;
+  };
+
+  return new Hono<AppEnv>()
+    .get("/:id", async (c) => {
+      const image = await indexedImage(c);
+      return c.json({
+        id: image.id,
+        path: image.path,
+        width: image.width,
+        height: image.height,
+        taken_at: image.takenAt,
+        camera_make: image.cameraMake,
+        camera_model: image.cameraModel,
+        size: image.size,
+        imohash: image.imohash,
+      });
+    })
+    .get("/:id/thumb", async (c) => {
+      const image = await indexedImage(c);
+      const { size } = parseInput(ThumbQuery, c.req.query());
+      const path = await deps.roots.resolve(image.path);
+      if (!path || !image.imohash) throw httpError(404, `the file of image ${image.id} is not available`);
+      const thumb = await timed(c, "thumbnail", () => deps.thumbnails.get(image.imohash!, thumbnailSizeFor(size), path));
+      c.get("logFields").thumbnail = thumb.source;
+      c.header("ETag", thumb.etag);
+      c.header("Cache-Control", "private, max-age=86400");
+      if (ifNoneMatch(c.req.header("if-none-match"), thumb.etag)) return c.body(null, 304);
+      return c.body(thumb.bytes as Uint8Array<ArrayBuffer>, 200, { "Content-Type": "image/jpeg" });
+    })
+    .get("/:id/file", async (c) => {
+      const image = await indexedImage(c);
+      const path = await deps.roots.resolve(image.path);
+      if (!path) throw httpError(404, `the file of image ${image.id} is not under an indexed folder or no longer exists`);
+      return new Response(Bun.file(path));
+    });
+}
+
+function ifNoneMatch(header: string | undefined, etag: string): boolean {
+  if (!header) return false;
+  return header.split(",").some((t) => t.trim() === etag || t.trim() === "*");
+}

@@ -1,0 +1,64 @@
+// POST /api/ingest: several uploaded images (multipart) or { paths } on the server's disk, added to the index.
+import { stat, readFile } from "node:fs/promises";
+import { Hono } from "hono";
+import type { IngestItem } from "../../engine/ingest.ts";
+import type { AppDeps } from "../app-deps.ts";
+import { timed, type AppEnv } from "../app-env.ts";
+import { httpError, parseInput } from "../http-error.ts";
+import { bodyKind, readJson, readMultipart } from "../request-body.ts";
+import { IngestPathsBody } from "../schemas.ts";
+
+export function ingestRoutes(deps: AppDeps) {
+  const fromPaths = async (paths: string[]): Promise<{ items: IngestItem[]; refused: { name: string; reason: string; error: string }[] }> => {
+    const items: IngestItem[] = [];
+    const refused: { name: string; reason: string; error: string }[] = [];
+    for (const p of paths) {
+      const real = await deps.roots.resolve(p);
+      if (!real) {
+        refused.push({ name: p, reason: "outside-roots", error: `${p}: not an existing file under an allowed root` });
+        continue;
+      }
+      const info = await stat(real);
+      if (!info.isFile()) refused.push({ name: p, reason: "not-a-file", error: `${p}: not a regular file` });
+      else if (info.size > deps.limits.maxImageBytes) {
+        refused.push({ name: p, reason: "too-large", error: `${p}: ${info.size} bytes is over the ${deps.limits.maxImageBytes}-byte limit` });
+      } else items.push({ name: p, path: real, bytes: await readFile(real), mtimeMs: info.mtimeMs });
+    }
+    return { items, refused };
+  };
+
+  return new Hono<AppEnv>().post("/", async (c) => {
+    const t0 = performance.now();
+    let items: IngestItem[];
+    let refused: { name: string; reason: string; error: string }[] = [];
+    if (bodyKind(c) === "json") {
+      const body = parseInput(IngestPathsBody, await readJson(c));
+      ({ items, refused } = await timed(c, "read", () => fromPaths(body.paths)));
+    } else {
+      const { files } = await timed(c, "upload", () => readMultipart(c, deps.limits.maxImageBytes));
+      items = files;
+    }
+    const total = items.length + refused.length;
+    if (total === 0) throw httpError(400, "no images in the request");
+    if (total > deps.limits.maxIngestFiles) throw httpError(413, `${total} images in one request; the limit is ${deps.limits.maxIngestFiles}`);
+
+    const report = await deps.ingestor.ingest(items);
+    Object.assign(c.get("timings"), report.stages);
+    const errors = [...refused, ...report.errors];
+    c.get("logFields").ingest = { total, processed: report.processed, duplicates: report.duplicates, errors: errors.length };
+    const status = errors.length === 0 ? "ok" : report.processed + report.duplicates > 0 ? "partial" : "failed";
+    return c.json({
+      ...(status === "failed" ? { error: `none of the ${total} images could be indexed` } : {}),
+      status,
+      total,
+      processed: report.processed,
+      duplicates: report.duplicates,
+      errors_count: errors.length,
+      errors,
+      ids: report.ids,
+      indexed: { global: report.processed, vehicles: 0, people: 0, faces: 0, ocr: 0 },
+      near_duplicates: 0,
+      total_time_ms: +(performance.now() - t0).toFixed(1),
+    }, status === "failed" ? 422 : 200);
+  });
+}

@@ -1,0 +1,63 @@
+// GET /api/search?q=... (text) and POST /api/search (an uploaded image, or { image_id } for "more like this").
+import { Hono, type Context } from "hono";
+import { prepareImage } from "../../engine/ingest.ts";
+import type { SearchHit } from "../../engine/store/index-store.ts";
+import type { AppDeps } from "../app-deps.ts";
+import { timed, type AppEnv } from "../app-env.ts";
+import { httpError, parseInput } from "../http-error.ts";
+import { bodyKind, readJson, readMultipart } from "../request-body.ts";
+import { SearchFilters, SimilarSearchBody, TextSearchQuery } from "../schemas.ts";
+import type { z } from "zod";
+
+export function hitJson(h: SearchHit) {
+  return {
+    id: h.id,
+    path: h.path,
+    score: h.score,
+    width: h.width,
+    height: h.height,
+    taken_at: h.takenAt,
+    camera_make: h.cameraMake,
+    camera_model: h.cameraModel,
+    size: h.size,
+  };
+}
+
+export function searchRoutes(deps: AppDeps) {
+  const search = async (c: Context<AppEnv>, vector: Float32Array, f: z.output<typeof SearchFilters>, excludeId?: number) => {
+    const hits = await timed(c, "search", () =>
+      deps.store.search(vector, f.k, {
+        offset: f.offset,
+        pathPrefix: f.path_prefix,
+        takenAfter: f.after,
+        takenBefore: f.before,
+        excludeIds: excludeId ? [excludeId] : undefined,
+      }),
+    );
+    c.get("logFields").hits = hits.length;
+    return c.json({ hits: hits.map(hitJson), timings: c.get("timings") });
+  };
+
+  return new Hono<AppEnv>()
+    .get("/", async (c) => {
+      const q = parseInput(TextSearchQuery, c.req.query());
+      const vector = await timed(c, "embed", () => deps.queries.embedText(q.q));
+      return search(c, vector, q);
+    })
+    .post("/", async (c) => {
+      if (bodyKind(c) === "json") {
+        const body = parseInput(SimilarSearchBody, await readJson(c));
+        const vector = await timed(c, "lookup", () => deps.store.getEmbedding(body.image_id));
+        if (!vector) throw httpError(404, `image ${body.image_id} is not in the index`);
+        return search(c, vector, body, body.image_id);
+      }
+      const { files, fields } = await timed(c, "upload", () => readMultipart(c, deps.limits.maxImageBytes));
+      if (files.length !== 1) throw httpError(400, `send exactly one image file to search with, got ${files.length}`);
+      const filters = parseInput(SearchFilters, fields);
+      const { pixels } = await timed(c, "decode", () =>
+        prepareImage(files[0]!.bytes, deps.model.manifest.preprocess, deps.limits.maxPixels),
+      );
+      const vector = await timed(c, "embed", () => deps.images.embed(pixels, 1));
+      return search(c, vector, filters);
+    });
+}

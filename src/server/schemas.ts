@@ -1,0 +1,72 @@
+// What each endpoint accepts, as zod schemas: the routes validate with them and /openapi.json is derived from them,
+// so the document cannot drift from the checks.
+import { z } from "zod";
+
+export const MAX_K = 1000;
+export const MAX_OFFSET = 10_000;
+
+const date = z
+  .string()
+  .max(40)
+  .refine((s) => !Number.isNaN(Date.parse(s)), "must be a date like 2024-06-01")
+  .meta({ description: "ISO-8601 date or date-time", example: "2024-06-01" });
+
+export const SearchFilters = z.object({
+  k: z.coerce.number().int().min(1).max(MAX_K).default(20).meta({ description: "number of results" }),
+  offset: z.coerce.number().int().min(0).max(MAX_OFFSET).default(0).meta({ description: "results to skip (paging)" }),
+  after: date.optional().meta({ description: "only photos taken on or after this date" }),
+  before: date.optional().meta({ description: "only photos taken before this date" }),
+  path_prefix: z.string().min(1).max(4096).optional().meta({ description: "only photos whose path starts with this" }),
+});
+
+export const TextSearchQuery = SearchFilters.extend({
+  q: z.string().trim().min(1, "q must not be empty").max(1000).meta({ description: "what to look for, in words" }),
+});
+
+export const SimilarSearchBody = SearchFilters.extend({
+  image_id: z.coerce.number().int().min(1).meta({ description: "find photos like this indexed image" }),
+});
+
+export const ImageIdParam = z.object({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER) });
+
+export const ThumbQuery = z.object({
+  size: z.coerce.number().int().min(16).max(1024).default(256).meta({ description: "longest side in pixels (snapped up to 128/256/512/1024)" }),
+});
+
+export const IngestPathsBody = z.object({
+  paths: z.array(z.string().min(1).max(4096)).min(1).max(1000).meta({ description: "files on the server's disk, under an allowed root" }),
+});
+
+export const Hit = z.object({
+  id: z.number().int(),
+  path: z.string(),
+  score: z.number(),
+  width: z.number().int().nullable(),
+  height: z.number().int().nullable(),
+  taken_at: z.string().nullable(),
+  camera_make: z.string().nullable(),
+  camera_model: z.string().nullable(),
+  size: z.number().int(),
+});
+
+export const SearchResponse = z.object({
+  hits: z.array(Hit),
+  timings: z.record(z.string(), z.number()).meta({ description: "milliseconds per stage" }),
+});
+
+export const ImageMetadata = Hit.omit({ score: true }).extend({ imohash: z.string().nullable() });
+
+export const IngestResponse = z.object({
+  status: z.enum(["ok", "partial", "failed"]),
+  total: z.number().int(),
+  processed: z.number().int(),
+  duplicates: z.number().int(),
+  errors_count: z.number().int(),
+  errors: z.array(z.object({ name: z.string(), reason: z.string(), error: z.string() })),
+  ids: z.array(z.number().int()),
+  indexed: z.object({ global: z.number().int(), vehicles: z.number().int(), people: z.number().int(), faces: z.number().int(), ocr: z.number().int() }),
+  near_duplicates: z.number().int(),
+  total_time_ms: z.number(),
+});
+
+export const ErrorBody = z.object({ error: z.string() });

@@ -1,0 +1,148 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { RunningServer } from "../../src/server/server.ts";
+import { form, indexedPhotos, photo, serve, type Fixture } from "./server-harness.ts";
+
+const NAMES = ["orange.jpg", "apple.jpg", "home.jpg", "chelsea.png", "fruits.jpg", "rocket.jpg", "smarties.png"];
+
+describe("the search API over a real index", () => {
+  let fx: Fixture;
+  let server: RunningServer;
+  let url: string;
+  const get = (path: string, init?: RequestInit) => fetch(`${url}${path}`, init);
+  const json = async (path: string, init?: RequestInit) => {
+    const res = await get(path, init);
+    return { status: res.status, body: (await res.json()) as any, res };
+  };
+  const idOf = async (name: string) => {
+    const { body } = await json(`/api/search?q=${encodeURIComponent(name)}&k=100`);
+    return body.hits.find((h: any) => h.path.endsWith(`/${name}`)).id as number;
+  };
+
+  beforeAll(async () => {
+    fx = await indexedPhotos("api", NAMES, { "rocket.jpg": "space", "chelsea.png": "space" });
+    server = await serve(fx);
+    url = server.url;
+  });
+  afterAll(() => server?.stop());
+
+  test("/health answers ok and /ready reports the warmed model", async () => {
+    expect((await json("/health")).body).toEqual({ status: "ok" });
+    const ready = await json("/ready");
+    expect(ready.status).toBe(200);
+    expect(ready.body.model).toBe("test-clip");
+  });
+
+  test("a text query ranks the blue-sky house first for 'blue sky' and returns k hits in score order", async () => {
+    const { status, body } = await json("/api/search?q=blue%20sky&k=3");
+    expect(status).toBe(200);
+    expect(body.hits).toHaveLength(3);
+    expect(body.hits[0].path).toBe(join(fx.photos, "home.jpg"));
+    const scores = body.hits.map((h: any) => h.score);
+    expect([...scores].sort((a, b) => b - a)).toEqual(scores);
+    expect(body.hits[0]).toMatchObject({ width: expect.any(Number), height: expect.any(Number), size: expect.any(Number) });
+    expect(body.timings.embed).toBeGreaterThanOrEqual(0);
+  });
+
+  test("offset pages through the same ranking", async () => {
+    const all = (await json("/api/search?q=red&k=4")).body.hits.map((h: any) => h.id);
+    const page2 = (await json("/api/search?q=red&k=2&offset=2")).body.hits.map((h: any) => h.id);
+    expect(page2).toEqual(all.slice(2, 4));
+  });
+
+  test("path_prefix keeps only photos under that folder", async () => {
+    const { body } = await json(`/api/search?q=blue&k=10&path_prefix=${encodeURIComponent(join(fx.photos, "space"))}`);
+    expect(body.hits.map((h: any) => h.path.split("/").pop()).sort()).toEqual(["chelsea.png", "rocket.jpg"]);
+  });
+
+  test("uploading a photo finds that photo first with similarity ~1", async () => {
+    const { status, body } = await json("/api/search", { method: "POST", body: form([["q.png", photo("chelsea.png"), "image"]], { k: "2" }) });
+    expect(status).toBe(200);
+    expect(body.hits).toHaveLength(2);
+    expect(body.hits[0].path).toBe(join(fx.photos, "space", "chelsea.png"));
+    expect(body.hits[0].score).toBeGreaterThan(0.99);
+  });
+
+  test("more like this by image_id leaves the image itself out", async () => {
+    const id = await idOf("apple.jpg");
+    const { status, body } = await json("/api/search", {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ image_id: id, k: 3 }),
+    });
+    expect(status).toBe(200);
+    expect(body.hits).toHaveLength(3);
+    expect(body.hits.map((h: any) => h.id)).not.toContain(id);
+  });
+
+  test("image metadata comes back by id and an unknown id is a 404 with a reason", async () => {
+    const id = await idOf("orange.jpg");
+    const { status, body } = await json(`/api/images/${id}`);
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ id, path: join(fx.photos, "orange.jpg"), imohash: expect.any(String) });
+    const missing = await json("/api/images/999999");
+    expect(missing.status).toBe(404);
+    expect(missing.body.error).toContain("999999");
+  });
+
+  test("a thumbnail is a small JPEG with a strong ETag, and If-None-Match gets a 304", async () => {
+    const id = await idOf("fruits.jpg");
+    const res = await get(`/api/images/${id}/thumb?size=128`);
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("image/jpeg");
+    const etag = res.headers.get("etag")!;
+    expect(etag).toMatch(/^"[^"]+-128"$/);
+    const bytes = new Uint8Array(await res.arrayBuffer());
+    expect([bytes[0], bytes[1]]).toEqual([0xff, 0xd8]);
+    const meta = await (await import("../../src/engine/native.ts")).loadSharp()(bytes).metadata();
+    expect(Math.max(meta.width!, meta.height!)).toBe(128);
+    const again = await get(`/api/images/${id}/thumb?size=100`, { headers: { "if-none-match": etag } });
+    expect(again.status).toBe(304);
+  });
+
+  test("the original file is served byte for byte", async () => {
+    const id = await idOf("rocket.jpg");
+    const res = await get(`/api/images/${id}/file`);
+    expect(res.status).toBe(200);
+    expect(new Uint8Array(await res.arrayBuffer())).toEqual(new Uint8Array(readFileSync(join(fx.photos, "space", "rocket.jpg"))));
+  });
+
+  test("every response echoes the caller's x-request-id, and the log line carries it with stage timings", async () => {
+    const res = await get("/api/search?q=yellow&k=1", { headers: { "x-request-id": "test-req-42" } });
+    expect(res.headers.get("x-request-id")).toBe("test-req-42");
+    await Bun.sleep(50);
+    const lines = readFileSync(join(fx.root, "server.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const line = lines.find((l) => l.request_id === "test-req-42");
+    expect(line).toMatchObject({ method: "GET", path: "/api/search", route: "/api/search", status: 200 });
+    expect(Object.keys(line.timings).sort()).toEqual(["embed", "search"]);
+  });
+
+  test("/metrics exposes request counts by route, latency buckets, queue state, index size and cache hits", async () => {
+    await get("/api/search?q=orange&k=1");
+    await get("/api/search?q=orange&k=1");
+    const text = await (await get("/metrics")).text();
+    expect(text).toMatch(/imgd_http_requests_total\{route="\/api\/search",method="GET",status="200"\} \d+/);
+    expect(text).toMatch(/imgd_http_request_duration_seconds_bucket\{route="\/api\/search",le="0.1"\} \d+/);
+    expect(text).toContain("imgd_requests_in_flight ");
+    expect(text).toContain("imgd_requests_queued 0");
+    expect(text).toContain(`imgd_index_images ${NAMES.length}`);
+    expect(Number(text.match(/imgd_query_cache_hits_total (\d+)/)![1])).toBeGreaterThan(0);
+  });
+
+  test("/openapi.json describes every endpoint", async () => {
+    const { body } = await json("/openapi.json");
+    expect(body.openapi).toBe("3.1.0");
+    expect(Object.keys(body.paths).sort()).toEqual(
+      ["/api/images/{id}", "/api/images/{id}/file", "/api/images/{id}/thumb", "/api/ingest", "/api/search", "/health", "/metrics", "/ready"].sort(),
+    );
+    const params = body.paths["/api/search"].get.parameters.map((p: any) => p.name).sort();
+    expect(params).toEqual(["after", "before", "k", "offset", "path_prefix", "q"]);
+  });
+
+  test("the search page is served at /", async () => {
+    const res = await get("/");
+    expect(res.headers.get("content-type")).toContain("text/html");
+    expect(await res.text()).toContain('id="q"');
+  });
+});

@@ -1,0 +1,95 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { cpSync, existsSync, mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import type { RunningServer } from "../../src/server/server.ts";
+import { form, indexedPhotos, photo, PHOTOS, serve, tempDir, type Fixture } from "./server-harness.ts";
+
+describe("POST /api/ingest adds images to the live index", () => {
+  let fx: Fixture;
+  let server: RunningServer;
+  let dropbox: string;
+  const ingest = async (body: BodyInit, headers: Record<string, string> = {}) => {
+    const res = await fetch(`${server.url}/api/ingest`, { method: "POST", body, headers });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  beforeAll(async () => {
+    fx = await indexedPhotos("ingest", ["orange.jpg", "apple.jpg"]);
+    dropbox = join(fx.root, "dropbox");
+    mkdirSync(dropbox);
+    cpSync(join(PHOTOS, "rocket.jpg"), join(dropbox, "rocket.jpg"));
+    server = await serve(fx, { roots: [fx.photos, dropbox] });
+  });
+  afterAll(() => server?.stop());
+
+  test("uploads are decoded, embedded and indexed; duplicates of indexed or batch images are counted, not re-indexed", async () => {
+    const { status, body } = await ingest(
+      form([
+        ["cat.png", photo("chelsea.png")],
+        ["cat-again.png", photo("chelsea.png")],
+        ["orange-copy.jpg", photo("orange.jpg")],
+        ["smarties.png", photo("smarties.png")],
+        ["notes.jpg", new TextEncoder().encode("not an image at all\n".repeat(30))],
+      ]),
+    );
+    expect(status).toBe(200);
+    expect(body).toMatchObject({
+      status: "partial",
+      total: 5,
+      processed: 2,
+      duplicates: 2,
+      errors_count: 1,
+      indexed: { global: 2, vehicles: 0, people: 0, faces: 0, ocr: 0 },
+      near_duplicates: 0,
+    });
+    expect(body.errors[0]).toMatchObject({ name: "notes.jpg", reason: "not-an-image" });
+    expect(body.ids).toHaveLength(2);
+    expect(body.total_time_ms).toBeGreaterThan(0);
+  });
+
+  test("an uploaded image is stored under the index, found by search, and has a thumbnail and file", async () => {
+    const res = await fetch(`${server.url}/api/search`, { method: "POST", body: form([["q.png", photo("chelsea.png"), "image"]], { k: "1" }) });
+    const hit = ((await res.json()) as any).hits[0];
+    expect(hit.score).toBeGreaterThan(0.99);
+    expect(hit.path).toStartWith(join(fx.index, "uploads") + "/");
+    expect(hit.path).toEndWith(".png");
+    expect(existsSync(hit.path)).toBe(true);
+    expect((await fetch(`${server.url}/api/images/${hit.id}/thumb`)).status).toBe(200);
+    const file = await fetch(`${server.url}/api/images/${hit.id}/file`);
+    expect(new Uint8Array(await file.arrayBuffer())).toEqual(photo("chelsea.png"));
+  });
+
+  test("sending the same upload again only counts a duplicate", async () => {
+    const { body } = await ingest(form([["cat.png", photo("chelsea.png")]]));
+    expect(body).toMatchObject({ status: "ok", total: 1, processed: 0, duplicates: 1, errors_count: 0 });
+  });
+
+  test("JSON paths under an allowed root are indexed in place; paths elsewhere are refused by name", async () => {
+    const outside = tempDir("outside");
+    cpSync(join(PHOTOS, "baboon.jpg"), join(outside, "baboon.jpg"));
+    const { status, body } = await ingest(
+      JSON.stringify({ paths: [join(dropbox, "rocket.jpg"), join(outside, "baboon.jpg"), join(dropbox, "..", "..", "..", "etc", "passwd")] }),
+      { "content-type": "application/json" },
+    );
+    expect(status).toBe(200);
+    expect(body).toMatchObject({ status: "partial", total: 3, processed: 1, errors_count: 2 });
+    expect(body.errors.map((e: any) => e.reason)).toEqual(["outside-roots", "outside-roots"]);
+    const meta = (await (await fetch(`${server.url}/api/images/${body.ids[0]}`)).json()) as any;
+    expect(meta.path).toBe(join(dropbox, "rocket.jpg"));
+  });
+
+  test("a batch where nothing can be indexed is a 422 with the reasons", async () => {
+    const { status, body } = await ingest(form([["empty.jpg", new Uint8Array(0)], ["trunc.jpg", photo("orange.jpg").subarray(0, 1500)]]));
+    expect(status).toBe(422);
+    expect(body.error).toContain("none of the 2 images");
+    expect(body.errors.map((e: any) => e.reason).sort()).toEqual(expect.arrayContaining(["empty-file"]));
+  });
+
+  test("per-request ingest stage timings go to the log", async () => {
+    await Bun.sleep(50);
+    const lines = readFileSync(join(fx.root, "server.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const line = lines.find((l) => l.path === "/api/ingest" && l.status === 200)!;
+    expect(Object.keys(line.timings)).toEqual(expect.arrayContaining(["upload", "hash", "decode", "infer", "write"]));
+    expect(line.ingest).toMatchObject({ total: 5, processed: 2, duplicates: 2, errors: 1 });
+  });
+});

@@ -1,0 +1,179 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { symlinkSync } from "node:fs";
+import { join } from "node:path";
+import type { RunningServer } from "../../src/server/server.ts";
+import { form, indexedPhotos, photo, serve, type Fixture } from "./server-harness.ts";
+
+let fx: Fixture;
+beforeAll(async () => {
+  fx = await indexedPhotos("limits", ["orange.jpg", "home.jpg", "coffee.png"], { "coffee.png": "private" });
+});
+
+describe("bad input gets a 4xx with a reason and the server keeps serving", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await serve(fx, { limits: { maxImageBytes: 256 * 1024, maxIngestBytes: 1024 * 1024 } });
+  });
+  afterAll(() => server?.stop());
+
+  const junkQueries = [
+    ["k=-1", "q=cat&k=-1"],
+    ["k=abc", "q=cat&k=abc"],
+    ["a huge k", "q=cat&k=100000000000"],
+    ["a fractional k", "q=cat&k=2.5"],
+    ["a negative offset", "q=cat&offset=-5"],
+    ["no q", "k=3"],
+    ["a blank q", "q=%20%20"],
+    ["a q of 5000 chars", `q=${"a".repeat(5000)}`],
+    ["a date that is not one", "q=cat&after=yesterday-ish"],
+  ];
+  for (const [what, qs] of junkQueries) {
+    test(`a search with ${what} is a 400 that says what is wrong`, async () => {
+      const res = await fetch(`${server.url}/api/search?${qs}`);
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as any).error).toEqual(expect.any(String));
+    });
+  }
+
+  test("unicode junk and broken percent-encoding in q are still searched, not crashed on", async () => {
+    for (const q of ["%F0%9F%98%80%E2%80%AE%00%C3", "%FF%FE", encodeURIComponent("\u{1F600}\u202E\u0000 ░▒▓ 漢字 \uFFFF")]) {
+      const res = await fetch(`${server.url}/api/search?q=${q}&k=2`);
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as any).hits).toHaveLength(2);
+    }
+  });
+
+  test("a non-numeric or unknown image id is a 400 or 404, never a 500", async () => {
+    expect((await fetch(`${server.url}/api/images/abc`)).status).toBe(400);
+    expect((await fetch(`${server.url}/api/images/-3/thumb`)).status).toBe(400);
+    expect((await fetch(`${server.url}/api/images/424242/file`)).status).toBe(404);
+    expect((await fetch(`${server.url}/api/images/1/thumb?size=99999`)).status).toBe(400);
+  });
+
+  test("an upload over the per-image limit is a 413 naming the limit", async () => {
+    const big = new Uint8Array(300 * 1024);
+    const res = await fetch(`${server.url}/api/search`, { method: "POST", body: form([["big.jpg", big, "image"]]) });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as any).error).toContain(String(256 * 1024));
+  });
+
+  test("an ingest body over the request limit is a 413 before it is parsed", async () => {
+    const files: [string, Uint8Array][] = Array.from({ length: 6 }, (_, i) => [`f${i}.jpg`, new Uint8Array(200 * 1024)]);
+    const res = await fetch(`${server.url}/api/ingest`, { method: "POST", body: form(files) });
+    expect(res.status).toBe(413);
+    expect(((await res.json()) as any).error).toContain("limit");
+  });
+
+  test("malformed multipart, malformed JSON, a wrong content type and a non-image upload are 4xx with messages", async () => {
+    const cases: [RequestInit, number][] = [
+      [{ body: "--xyz\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\nabc", headers: { "content-type": "multipart/form-data; boundary=nope" } }, 400],
+      [{ body: "{ not json", headers: { "content-type": "application/json" } }, 400],
+      [{ body: JSON.stringify({ image_id: "seven" }), headers: { "content-type": "application/json" } }, 400],
+      [{ body: JSON.stringify({ image_id: 987654 }), headers: { "content-type": "application/json" } }, 404],
+      [{ body: "hello", headers: { "content-type": "text/plain" } }, 415],
+      [{ body: form([["notes.jpg", new TextEncoder().encode("just text, no pixels".repeat(10)), "image"]]) }, 400],
+      [{ body: form([["a.jpg", photo("orange.jpg"), "image"], ["b.jpg", photo("home.jpg"), "image"]]) }, 400],
+    ];
+    for (const [init, status] of cases) {
+      const res = await fetch(`${server.url}/api/search`, { method: "POST", ...init });
+      expect(res.status).toBe(status);
+      expect(((await res.json()) as any).error).toEqual(expect.any(String));
+    }
+    const ingest = await fetch(`${server.url}/api/ingest`, { method: "POST", body: JSON.stringify({ paths: [] }), headers: { "content-type": "application/json" } });
+    expect(ingest.status).toBe(400);
+  });
+
+  test("after all of that the server still answers a normal query", async () => {
+    const res = await fetch(`${server.url}/api/search?q=blue&k=1`);
+    expect(res.status).toBe(200);
+    expect(((await res.json()) as any).hits[0].path).toEndWith("home.jpg");
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics.match(/^.*status="5\d\d".*$/m)?.[0]).toBeUndefined();
+  });
+});
+
+describe("access control", () => {
+  let server: RunningServer;
+  beforeAll(async () => {
+    server = await serve(fx, { token: "s3cret", cors: "https://photos.example", roots: [fx.photos] });
+  });
+  afterAll(() => server?.stop());
+
+  test("with a token, /api/* needs it as a bearer header while /health stays open", async () => {
+    expect((await fetch(`${server.url}/health`)).status).toBe(200);
+    const none = await fetch(`${server.url}/api/search?q=red`);
+    expect(none.status).toBe(401);
+    expect(((await none.json()) as any).error).toContain("token");
+    expect((await fetch(`${server.url}/api/search?q=red`, { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
+    expect((await fetch(`${server.url}/api/search?q=red`, { headers: { authorization: "Bearer s3cret" } })).status).toBe(200);
+  });
+
+  test("CORS headers are sent only for the configured origin", async () => {
+    const ok = await fetch(`${server.url}/api/search?q=red`, { headers: { origin: "https://photos.example", authorization: "Bearer s3cret" } });
+    expect(ok.headers.get("access-control-allow-origin")).toBe("https://photos.example");
+    const preflight = await fetch(`${server.url}/api/search`, {
+      method: "OPTIONS",
+      headers: { origin: "https://photos.example", "access-control-request-method": "POST" },
+    });
+    expect(preflight.status).toBe(204);
+  });
+
+  test("a symlink inside an allowed root that points outside it is refused for ingest", async () => {
+    symlinkSync("/etc/hostname", join(fx.photos, "link.jpg"));
+    const res = await fetch(`${server.url}/api/ingest`, {
+      method: "POST",
+      headers: { authorization: "Bearer s3cret", "content-type": "application/json" },
+      body: JSON.stringify({ paths: [join(fx.photos, "link.jpg"), "/etc/passwd"] }),
+    });
+    const body = (await res.json()) as any;
+    expect(res.status).toBe(422);
+    expect(body.errors.map((e: any) => e.reason)).toEqual(["outside-roots", "outside-roots"]);
+  });
+
+  test("the original of an indexed image outside --root is not served", async () => {
+    const narrow = await serve(fx, { roots: [join(fx.photos, "private")] });
+    try {
+      const hits = ((await (await fetch(`${narrow.url}/api/search?q=brown&k=10`)).json()) as any).hits;
+      const file = (name: string) => fetch(`${narrow.url}/api/images/${hits.find((h: any) => h.path.endsWith(name)).id}/file`);
+      expect((await file("coffee.png")).status).toBe(200);
+      const outside = await file("orange.jpg");
+      expect(outside.status).toBe(404);
+      expect(((await outside.json()) as any).error).toContain("not under an indexed folder");
+    } finally {
+      await narrow.stop();
+    }
+  });
+
+  test("without CORS configured, no CORS headers are sent", async () => {
+    const plain = await serve(fx);
+    try {
+      const res = await fetch(`${plain.url}/api/search?q=red`, { headers: { origin: "https://evil.example" } });
+      expect(res.status).toBe(200);
+      expect(res.headers.get("access-control-allow-origin")).toBeNull();
+    } finally {
+      await plain.stop();
+    }
+  });
+});
+
+describe("load shedding", () => {
+  test("beyond max concurrency plus a small queue, requests get 429 with Retry-After, never 500, and the server recovers", async () => {
+    const server = await serve(fx, { maxConcurrency: 1, maxQueue: 1 });
+    try {
+      const body = photo("orange.jpg");
+      const responses = await Promise.all(
+        Array.from({ length: 40 }, () => fetch(`${server.url}/api/search`, { method: "POST", body: form([["o.jpg", body, "image"]]) })),
+      );
+      const statuses = responses.map((r) => r.status);
+      expect(statuses.filter((s) => s === 429).length).toBeGreaterThan(0);
+      expect(statuses.filter((s) => s === 200).length).toBeGreaterThan(0);
+      expect(statuses.every((s) => s === 200 || s === 429)).toBe(true);
+      const refused = responses.find((r) => r.status === 429)!;
+      expect(refused.headers.get("retry-after")).toBe("1");
+      expect(((await refused.json()) as any).error).toContain("busy");
+      expect((await fetch(`${server.url}/api/search?q=orange&k=1`)).status).toBe(200);
+    } finally {
+      await server.stop();
+    }
+  });
+});

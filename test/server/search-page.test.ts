@@ -1,0 +1,86 @@
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { RunningServer } from "../../src/server/server.ts";
+import { indexedPhotos, serve } from "./server-harness.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+const missing = existsSync(CHROMIUM) ? null : `${CHROMIUM} is not installed (apt-get install chromium)`;
+
+describe("the search page in headless Chromium", () => {
+  if (missing) {
+    test.skip(`skipped: ${missing}`, () => {});
+    return;
+  }
+  let server: RunningServer;
+  let ctx: import("playwright-core").BrowserContext;
+  const shots = mkdtempSync(join(tmpdir(), "imgd-page-"));
+
+  beforeAll(async () => {
+    const fx = await indexedPhotos("page", ["home.jpg", "orange.jpg", "apple.jpg", "chelsea.png", "fruits.jpg", "rocket.jpg", "smarties.png", "coffee.png"]);
+    server = await serve(fx);
+    const { chromium } = await import("playwright-core");
+    // A persistent context over a fresh temp dir: playwright's way of giving Chromium its own user-data-dir.
+    ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "imgd-chromium-")), {
+      executablePath: CHROMIUM,
+      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+      viewport: { width: 1100, height: 760 },
+    });
+  });
+  afterAll(async () => {
+    await ctx?.close();
+    await server?.stop();
+  });
+
+  test("keyboard search shows loaded thumbnails, a detail view, and more like this", async () => {
+    const page = await ctx.newPage();
+    await page.goto(`${server.url}/`);
+    await page.keyboard.press("Escape");
+    await page.keyboard.press("/");
+    expect(await page.evaluate(() => document.activeElement?.id)).toBe("q");
+    await page.keyboard.type("blue sky");
+    await page.keyboard.press("Enter");
+
+    await page.waitForSelector(".card");
+    await page.waitForFunction(() => {
+      const imgs = Array.from(document.querySelectorAll<HTMLImageElement>(".card img"));
+      return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+    });
+    const names = await page.$$eval(".card .name", (els) => els.map((e) => e.textContent));
+    expect(names[0]).toBe("home.jpg");
+    expect(names.length).toBe(8);
+    expect(await page.textContent("#status")).toContain("8 results");
+
+    // Focus starts on the first result; arrows move it, Enter opens, Esc closes.
+    await page.keyboard.press("ArrowRight");
+    expect(await page.evaluate(() => (document.activeElement as HTMLElement).dataset.index)).toBe("1");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#detail.open");
+    expect(await page.textContent("#detail-path")).toContain(names[1]!);
+    await page.waitForFunction(() => (document.getElementById("detail-image") as HTMLImageElement).naturalWidth > 0);
+    await page.keyboard.press("Escape");
+    expect(await page.isVisible("#detail")).toBe(false);
+
+    await page.keyboard.press("ArrowLeft");
+    await page.keyboard.press("Enter");
+    await page.waitForSelector("#detail.open");
+    expect(await page.textContent("#detail-name")).toBe("home.jpg");
+    expect(await page.textContent("#detail-dims")).toMatch(/\d+ × \d+/);
+    await page.screenshot({ path: join(shots, "detail.png") });
+
+    await page.click("#more-like-this");
+    await page.waitForFunction(() => document.getElementById("status")!.textContent!.includes("results for photos like home.jpg"));
+    const similar = await page.$$eval(".card .name", (els) => els.map((e) => e.textContent));
+    expect(similar).not.toContain("home.jpg");
+    expect(similar.length).toBe(7);
+    await page.waitForFunction(() => Array.from(document.querySelectorAll<HTMLImageElement>(".card img")).every((i) => i.complete && i.naturalWidth > 0));
+
+    const shot = join(shots, "search-page.png");
+    await page.screenshot({ path: shot });
+    const png = readFileSync(shot);
+    expect([...png.subarray(1, 4)].map((b) => String.fromCharCode(b)).join("")).toBe("PNG");
+    expect(png.byteLength).toBeGreaterThan(20_000);
+    process.stderr.write(`search page screenshots: ${shots}\n`);
+  });
+});

@@ -1,0 +1,60 @@
+// Real fixtures for the server tests: photos copied into a temp dir, indexed with the test model through the
+// engine, and served by the real app on 127.0.0.1 with an OS-chosen port.
+import { cpSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { runIndex } from "../../src/engine/index-pipeline.ts";
+import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
+import { startServer, type RunningServer, type ServeOptions } from "../../src/server/server.ts";
+
+export const REPO = join(import.meta.dir, "../..");
+export const PHOTOS = join(REPO, "../shared/photos");
+export const MODELS = join(REPO, "models");
+
+export function tempDir(prefix: string): string {
+  return mkdtempSync(join(tmpdir(), `imgd-server-${prefix}-`));
+}
+
+export interface Fixture {
+  root: string;
+  photos: string;
+  index: string;
+}
+
+/** Copies `names` from the shared photos into `<tmp>/photos/<subdir?>` and indexes them with test-clip. */
+export async function indexedPhotos(prefix: string, names: string[], layout: Record<string, string> = {}): Promise<Fixture> {
+  const root = tempDir(prefix);
+  const photos = join(root, "photos");
+  for (const n of names) {
+    const dir = join(photos, layout[n] ?? "");
+    mkdirSync(dir, { recursive: true });
+    cpSync(join(PHOTOS, n), join(dir, n));
+  }
+  const index = join(root, "index");
+  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
+  await runIndex({ roots: [photos], indexDir: index, model, batchSize: 8, threads: 1 });
+  return { root, photos, index };
+}
+
+export async function serve(fixture: Fixture, opts: Partial<ServeOptions> = {}): Promise<RunningServer> {
+  const server = await startServer({
+    indexDir: fixture.index,
+    modelsDir: MODELS,
+    logFile: join(fixture.root, "server.log"),
+    threads: 1,
+    ...opts,
+  });
+  await server.ready;
+  return server;
+}
+
+export function photo(name: string): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(readFileSync(join(PHOTOS, name)));
+}
+
+export function form(files: [string, Uint8Array, string?][], fields: Record<string, string> = {}): FormData {
+  const f = new FormData();
+  for (const [name, bytes, field] of files) f.append(field ?? "files", new File([bytes as Uint8Array<ArrayBuffer>], name));
+  for (const [k, v] of Object.entries(fields)) f.append(k, v);
+  return f;
+}
