@@ -6,7 +6,8 @@ import { join } from "node:path";
 import { clusterEmbeddings } from "../src/engine/cluster/index.ts";
 import { adjustedRandIndex } from "../src/engine/cluster/ari.ts";
 import { hdbscan } from "../src/engine/cluster/hdbscan.ts";
-import { gaussian, mulberry32, pca } from "../src/engine/cluster/pca.ts";
+import { gaussian, pca } from "../src/engine/cluster/pca.ts";
+import { mulberry32 } from "../src/engine/seeded-random.ts";
 
 const argv = process.argv.slice(2);
 const n = Number(argv[argv.indexOf("--n") + 1] ?? 10000) || 10000;

@@ -1,5 +1,6 @@
 // What the benchmarks share: flags, percentiles, camera-sized JPEGs made from the bundled photos, the vit-cost
 // model, and synthetic indexes of random unit vectors. Everything expensive is built once under .bench/ and reused.
+import { mulberry32 } from "../src/engine/seeded-random.ts";
 import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { loadavg } from "node:os";
 import { join } from "node:path";
@@ -35,17 +36,8 @@ export function loadNote(): string {
   return `load average ${loadavg().map((l) => l.toFixed(2)).join(" ")}`;
 }
 
-// mulberry32: seeded, so every run builds the same fixtures.
-export function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// Seeded, so every run builds the same fixtures.
+export const prng = mulberry32;
 
 export interface JpegFolder {
   dir: string;

@@ -8,6 +8,7 @@
 // 768->2304, 12 heads x 64, out 768->768, MLP 768->3072->768 with QuickGELU), LN on the class token, 768->512.
 // All 12 blocks share one set of weights and the MLP's second matrix and the patch Conv reuse the first MLP matrix
 // (ORT folds the Transpose/Reshape at load), which keeps the file near 20 MB; the arithmetic is unchanged.
+import { mulberry32 } from "../../src/engine/seeded-random.ts";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { generateTestClip } from "./generate.ts";
@@ -33,17 +34,7 @@ export const MACS_PER_IMAGE =
     (TOKENS * WIDTH * 3 * WIDTH + 2 * HEADS * TOKENS * TOKENS * HEAD_DIM + TOKENS * WIDTH * WIDTH + 2 * TOKENS * WIDTH * MLP) +
   WIDTH * DIMS;
 
-// mulberry32, as in generate.ts: integer-only, so every engine produces the same stream.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 /** Uniform with standard deviation `std`: cheap for millions of values and enough to keep activations finite. */
 function weights(rand: () => number, count: number, std: number): Float32Array {

@@ -4,6 +4,7 @@
 //   bun models/test/generate.ts [outDir]      (default models/test-clip/)
 //
 // Output is byte-for-byte deterministic (seeded PRNG, arithmetic only) and the script leaves identical files alone.
+import { mulberry32 } from "../../src/engine/seeded-random.ts";
 import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DataType, encodeModel, floatTensor, int64Tensor, type Graph } from "./onnx-writer.ts";
@@ -46,17 +47,7 @@ const LAYOUT_WEIGHT = 0.025;
 const NEUTRAL_WEIGHT = 1e-3;
 const SEED = 0x1c11b;
 
-// mulberry32: tiny, well-known, and integer-only, so every JS engine produces the same stream.
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = mulberry32;
 
 // Irwin-Hall instead of Box-Muller: no log/cos, whose last bits may differ between engines.
 function gaussian(rand: () => number): number {

@@ -8,6 +8,8 @@ import type { PreprocessSpec } from "./types.ts";
 export interface EmbedderOptions {
   /** Threads inside one operator; sessions run one operator at a time (interOp = 1). */
   threads?: number;
+  /** Let idle operator threads busy-wait (lower latency for back-to-back runs, wasted CPU otherwise). */
+  spin?: boolean;
 }
 
 /** CLIP's end-of-text token: attention covers the sequence up to and including it. */
@@ -146,6 +148,8 @@ async function openSession(path: string, opts: EmbedderOptions): Promise<Inferen
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",
     executionMode: "sequential",
+    // Idle operator threads spin by default; in the pipeline that steals the cores decode needs between batches.
+    extra: { session: { intra_op: { allow_spinning: opts.spin ? "1" : "0" } } },
   });
 }
 

@@ -20,7 +20,8 @@ export interface ImohashParams {
 export function imohashRanges(size: number, params: ImohashParams = {}): [number, number][] {
   const s = params.sampleSize ?? IMOHASH_SAMPLE_SIZE;
   const t = params.sampleThreshold ?? IMOHASH_SAMPLE_THRESHOLD;
-  // Below 4s the samples could overlap or run past the end, so the spec falls back to a full hash.
+  // Below 4s the samples could overlap or run past the end, so the spec falls back to a full hash. A message of
+  // exactly t bytes is sampled: the published vectors for t = 131072 and t = 131073 over 131072 bytes differ.
   if (s < 1 || size < t || size < 4 * s) return [[0, size]];
   const middle = Math.floor(size / 2);
   return [
@@ -37,16 +38,21 @@ export function imohashBytes(data: Uint8Array, params?: ImohashParams): string {
   return finish(murmur, data.length);
 }
 
+export interface ImohashFileOptions extends ImohashParams {
+  /** The size a scan already stat'ed; saves a stat, and a file found shorter is reported as changed. */
+  size?: number;
+}
+
 /**
- * imohash of a file, reading only the sampled ranges. Pass `size` when a scan already stat'ed the file; if the
- * file turns out shorter than that, it changed under us and this throws rather than hashing a torn read.
+ * imohash of a file, reading only the sampled ranges with positioned reads. If the file turns out shorter than
+ * `size`, it changed under us and this throws rather than hashing a torn read.
  */
-export async function imohashFile(path: string, size?: number, params?: ImohashParams): Promise<string> {
+export async function imohashFile(path: string, opts: ImohashFileOptions = {}): Promise<string> {
   const handle = await open(path, "r");
   try {
-    const length = size ?? (await handle.stat()).size;
+    const length = opts.size ?? (await handle.stat()).size;
     const murmur = new Murmur3x64_128();
-    for (const [start, end] of imohashRanges(length, params)) {
+    for (const [start, end] of imohashRanges(length, opts)) {
       const buffer = new Uint8Array(end - start);
       let filled = 0;
       while (filled < buffer.length) {
@@ -74,13 +80,7 @@ export function sha256File(path: string): Promise<string> {
 }
 
 function finish(murmur: Murmur3x64_128, size: number): string {
-  // imohash takes the digest as h1 then h2 big-endian (Go's murmur3 Sum), unlike the reference C++ layout.
-  const le = murmur.digest();
-  const out = new Uint8Array(16);
-  for (let i = 0; i < 8; i++) {
-    out[i] = le[7 - i]!;
-    out[8 + i] = le[15 - i]!;
-  }
+  const out = murmur.digestBytes();
   putUvarint(out, size);
   return Buffer.from(out).toString("hex");
 }

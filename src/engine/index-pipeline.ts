@@ -5,6 +5,7 @@ import { BoundedQueue } from "./async-queue.ts";
 import { decodeImage } from "./decode.ts";
 import type { BatchImageEmbedder } from "./embed.ts";
 import { imohashBytes } from "./identity.ts";
+import { failedRow, indexedRow } from "./image-rows.ts";
 import { movedFromIndex, planIndexWork, type KnownFileLike } from "./index-plan.ts";
 import type { ResolvedModel } from "./models.ts";
 import { preprocessInto } from "./preprocess.ts";
@@ -152,7 +153,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const write = async (items: Prepared[], vectors: Float32Array) => {
       const rows: NewImage[] = [];
       for (const p of items) {
-        if (p.kind === "embed") rows.push(imageRow(p.file, p.hash, p.image));
+        if (p.kind === "embed") rows.push(indexedRow(p.file, p.hash, p.image));
         else if (p.kind === "failed") rows.push(failedRow(p.file, p.hash, p.error));
       }
       // Failed rows carry no vector; the store pairs vectors with the 'indexed' rows in order.
@@ -240,36 +241,4 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
   } finally {
     if (ownStore) await store.close();
   }
-}
-
-function imageRow(file: ScannedFile, hash: string, image: DecodedImage): NewImage {
-  return {
-    path: file.path,
-    size: file.size,
-    mtimeMs: file.mtimeMs,
-    imohash: hash,
-    width: image.sourceWidth,
-    height: image.sourceHeight,
-    takenAt: image.exif.takenAt,
-    cameraMake: image.exif.cameraMake,
-    cameraModel: image.exif.cameraModel,
-    status: "indexed",
-  };
-}
-
-function failedRow(file: ScannedFile, hash: string | null, error: ImageError): NewImage {
-  return {
-    path: file.path,
-    size: file.size,
-    mtimeMs: file.mtimeMs,
-    imohash: hash,
-    width: null,
-    height: null,
-    takenAt: null,
-    cameraMake: null,
-    cameraModel: null,
-    status: "failed",
-    errorReason: error.reason,
-    error: error.message,
-  };
 }

@@ -1,11 +1,13 @@
 // Adding a handful of images to a live index (the server's POST /api/ingest), as opposed to `imgd index`, which
 // walks whole folders: hash -> skip exact duplicates -> decode + preprocess -> one embed batch -> store.
 // Uploaded bytes are kept under `<index>/uploads/<imohash>.<ext>` so the catalog path points at a real file.
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { decodeImage } from "./decode.ts";
 import type { ImageEmbedder } from "./embed.ts";
 import { imohashBytes } from "./identity.ts";
+import { indexedRow } from "./image-rows.ts";
+import { commitFile } from "./store/atomic-file.ts";
 import { preprocessInto } from "./preprocess.ts";
 import { StageTimings } from "./stage-timings.ts";
 import type { IndexStore, NewImage } from "./store/index-store.ts";
@@ -44,14 +46,6 @@ export interface IngestorOptions {
   batchSize?: number;
   /** Each batch is durable in the catalog at once; the vectors file is saved at most this often (and on flush). */
   checkpointEveryMs?: number;
-}
-
-/** Decode and preprocess into one model input; shared by ingest and the server's search-by-upload. */
-export async function prepareImage(bytes: Uint8Array, spec: PreprocessSpec, maxPixels?: number) {
-  const image = await decodeImage(bytes, { targetShortSide: spec.size, maxPixels });
-  const pixels = new Float32Array(3 * spec.size * spec.size);
-  preprocessInto(image, spec, pixels, 0);
-  return { image, pixels };
 }
 
 export class Ingestor {
@@ -152,27 +146,14 @@ export class Ingestor {
 
   private row(item: IngestItem, hash: string, image: DecodedImage): NewImage {
     const path = item.path ?? this.storeUpload(item.bytes, hash, image.format);
-    return {
-      path,
-      size: item.bytes.byteLength,
-      mtimeMs: item.mtimeMs ?? Date.now(),
-      imohash: hash,
-      width: image.sourceWidth,
-      height: image.sourceHeight,
-      takenAt: image.exif.takenAt,
-      cameraMake: image.exif.cameraMake,
-      cameraModel: image.exif.cameraModel,
-      status: "indexed",
-    };
+    return indexedRow({ path, size: item.bytes.byteLength, mtimeMs: item.mtimeMs ?? Date.now() }, hash, image);
   }
 
   private storeUpload(bytes: Uint8Array, hash: string, format: string): string {
     mkdirSync(this.opts.uploadsDir, { recursive: true });
     const ext = format === "jpeg" ? "jpg" : format.replace(/[^a-z0-9]/gi, "") || "bin";
     const path = join(this.opts.uploadsDir, `${hash}.${ext}`);
-    const tmp = `${path}.${process.pid}.tmp`;
-    writeFileSync(tmp, bytes);
-    renameSync(tmp, path);
+    commitFile(path, bytes);
     return path;
   }
 }

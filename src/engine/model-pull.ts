@@ -4,7 +4,7 @@
 import { createWriteStream, existsSync, mkdirSync, renameSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import type { ModelManifest, TowerFile } from "./model-manifest.ts";
-import { sha256File } from "./models.ts";
+import { sha256File } from "./identity.ts";
 
 export interface PullProgress {
   file: string;

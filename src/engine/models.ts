@@ -1,10 +1,10 @@
 // Where model files live on this machine: the search path, which manifests and files are present, and whether
 // the files are the ones the manifest names.
-import { createHash } from "node:crypto";
-import { createReadStream, existsSync, readdirSync, readFileSync, statSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { homedir } from "node:os";
 import { delimiter, join, resolve } from "node:path";
 import { BUILT_IN_MANIFESTS, parseManifest, type ModelManifest } from "./model-manifest.ts";
+import { sha256File } from "./identity.ts";
 
 export { BUILT_IN_MANIFESTS, ManifestError, parseManifest, type ModelManifest, type TowerFile } from "./model-manifest.ts";
 
@@ -137,15 +137,6 @@ export async function verifyModel(model: ResolvedModel): Promise<VerifiedFile[]>
   );
 }
 
-export function sha256File(path: string): Promise<string> {
-  return new Promise((done, fail) => {
-    const hash = createHash("sha256");
-    createReadStream(path)
-      .on("data", (chunk) => hash.update(chunk))
-      .on("error", fail)
-      .on("end", () => done(hash.digest("hex")));
-  });
-}
 
 function fixCommand(manifest: ModelManifest): string {
   return manifest.generate ?? `imgd models pull ${manifest.name}`;

@@ -1,8 +1,7 @@
 // Text and image queries against an index directory: embed the query with the index's own model, then search.
-import { decodeImage } from "./decode.ts";
 import { ImageEmbedder, TextEmbedder } from "./embed.ts";
 import type { ResolvedModel } from "./models.ts";
-import { preprocess } from "./preprocess.ts";
+import { prepareImage } from "./prepare-image.ts";
 import type { IndexStore, SearchHit } from "./store/index-store.ts";
 
 export interface QueryFilters {
@@ -33,13 +32,10 @@ export async function embedQuery(input: QueryInput, model: ResolvedModel, store:
     if (!vector) throw new Error(`image ${input.imageId} is not in the index or has no embedding`);
     return vector;
   }
-  const spec = model.manifest.preprocess;
-  const image = await decodeImage("imagePath" in input ? input.imagePath : input.imageBytes, {
-    targetShortSide: spec.size,
-  });
+  const { pixels } = await prepareImage("imagePath" in input ? input.imagePath : input.imageBytes, model.manifest.preprocess);
   const embedder = await ImageEmbedder.open(model, { threads });
   try {
-    return await embedder.embed(preprocess(image, spec), 1);
+    return await embedder.embed(pixels, 1);
   } finally {
     await embedder.close();
   }

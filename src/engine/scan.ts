@@ -2,7 +2,7 @@
 // index can skip what has not changed. Anything that is passed over for a reason worth telling the user about is
 // returned in `skipped` rather than thrown, so one bad directory never aborts a scan of a large library.
 import type { Dirent, Stats } from "node:fs";
-import { lstat, readdir, readFile, stat } from "node:fs/promises";
+import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
 import { dirname, extname, join, resolve } from "node:path";
 import type { ScannedFile } from "./types.ts";
 
@@ -61,7 +61,7 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
   const rootStats = await Promise.all(
     roots.map(async (root) => {
       const path = resolve(root);
-      return { path, ...(await statRoot(path)) };
+      return { path, ...(await statRoot(root, path)) };
     }),
   );
   for (const { path, stats, error } of rootStats) {
@@ -72,13 +72,17 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
     else skipped.push({ path, reason: "not-an-image-extension" });
   }
 
-  // Only a followed symlink can lead back into a directory already walked; without following there is no cycle.
-  const visitedDirs = new Set<string>();
-  await runPool(rootDirs, DIRECTORY_CONCURRENCY, async (dir) => {
+  // Only a followed symlink can lead back into a directory already walked. A directory is pruned only when it is
+  // its own ancestor: pruning every second visit would let whichever alias finished first win, so the reported
+  // paths would depend on timing. Aliases are walked in full and collapsed by real path afterwards instead.
+  await runPool(rootDirs.map((path) => ({ path, ancestors: [] as string[] })), DIRECTORY_CONCURRENCY, async (item) => {
+    const dir = item.path;
+    let ancestors = item.ancestors;
     if (follow) {
+      // dev:ino rather than realpath, so a bind mount looping back is caught too.
       const key = await identityOf(dir);
-      if (key === null || visitedDirs.has(key)) return [];
-      visitedDirs.add(key);
+      if (key === null || ancestors.includes(key)) return [];
+      ancestors = [...ancestors, key];
     }
     let entries: Dirent[];
     try {
@@ -87,13 +91,13 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
       skipped.push({ path: dir, reason: unreadable(error) });
       return [];
     }
-    const subdirs: string[] = [];
+    const subdirs: { path: string; ancestors: string[] }[] = [];
     for (const entry of entries) {
       const name = String(entry.name);
       if (!includeHidden && name.startsWith(".")) continue;
       const path = join(dir, name);
       const kind = direntKind(entry) ?? (await lstatKind(path));
-      if (kind === "dir") subdirs.push(path);
+      if (kind === "dir") subdirs.push({ path, ancestors });
       else if (kind === "file") {
         if (hasImageExtension(name)) candidates.add(path);
       } else if (kind === "symlink") {
@@ -102,7 +106,7 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
           if (target?.isDirectory() || hasImageExtension(name)) skipped.push({ path, reason: "symlink" });
         } else if (!target) {
           if (hasImageExtension(name)) skipped.push({ path, reason: "broken-symlink" });
-        } else if (target.isDirectory()) subdirs.push(path);
+        } else if (target.isDirectory()) subdirs.push({ path, ancestors });
         else if (target.isFile() && hasImageExtension(name)) candidates.add(path);
       }
     }
@@ -143,39 +147,37 @@ export async function readPathList(listFile: string): Promise<ScanResult> {
   return { files, skipped: sortByPath(skipped) };
 }
 
-async function statRoot(path: string): Promise<{ stats?: Stats; error?: unknown }> {
+async function statRoot(root: string, path: string): Promise<{ stats?: Stats; error?: unknown }> {
   try {
     return { stats: await stat(path) };
   } catch (error) {
     const code = errorCode(error);
-    if (code === "ENOENT" || code === "ENOTDIR") throw new Error(`scan root does not exist: ${path}`);
+    if (code === "ENOENT" || code === "ENOTDIR") throw new Error(`no such file or directory: ${root}`);
     return { error };
   }
 }
 
-/** Stat each candidate (following links); with `dedupeByIdentity`, one path per underlying file, the smallest. */
-async function statCandidates(paths: string[], skipped: ScanSkip[], dedupeByIdentity: boolean): Promise<ScannedFile[]> {
-  const found: { file: ScannedFile; key: string }[] = [];
+/**
+ * Stat each candidate (following links). With `dedupeByRealPath`, symlink aliases of one file collapse to one
+ * entry: the file's own path when it was found directly, else the smallest alias. Hard links stay separate, as
+ * they are without following.
+ */
+async function statCandidates(paths: string[], skipped: ScanSkip[], dedupeByRealPath: boolean): Promise<ScannedFile[]> {
+  const byReal = new Map<string, ScannedFile>();
   await runPool(paths, STAT_CONCURRENCY, async (path) => {
     try {
       const s = await stat(path);
-      if (s.isFile()) found.push({ file: { path, size: s.size, mtimeMs: s.mtimeMs }, key: `${s.dev}:${s.ino}` });
-      else skipped.push({ path, reason: "not-a-file" });
+      if (!s.isFile()) return void skipped.push({ path, reason: "not-a-file" });
+      const real = dedupeByRealPath ? await realpath(path) : path;
+      const kept = byReal.get(real);
+      if (kept && (kept.path === real || (path !== real && kept.path < path))) return;
+      byReal.set(real, { path, size: s.size, mtimeMs: s.mtimeMs });
     } catch (error) {
       const code = errorCode(error);
       skipped.push({ path, reason: code === "ENOENT" || code === "ENOTDIR" ? "missing" : unreadable(error) });
     }
   });
-  const files = sortByPath(found.map((f) => f.file));
-  if (!dedupeByIdentity) return files;
-  const keyOf = new Map(found.map((f) => [f.file.path, f.key]));
-  const seen = new Set<string>();
-  return files.filter((f) => {
-    const key = keyOf.get(f.path)!;
-    if (seen.has(key)) return false;
-    seen.add(key);
-    return true;
-  });
+  return sortByPath([...byReal.values()]);
 }
 
 type EntryKind = "file" | "dir" | "symlink" | "other";
@@ -233,6 +235,7 @@ function errorCode(error: unknown): string | undefined {
   return (error as NodeJS.ErrnoException | null)?.code;
 }
 
+/** The errno code (EACCES, ELOOP, ...) is short, stable and searchable; the message is a fallback. */
 function unreadable(error: unknown): string {
-  return `unreadable: ${errorCode(error) ?? (error as Error).message}`;
+  return errorCode(error) ?? (error as Error).message;
 }

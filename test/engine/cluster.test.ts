@@ -5,7 +5,8 @@ import { join } from "node:path";
 import { adjustedRandIndex } from "../../src/engine/cluster/ari.ts";
 import { hdbscan } from "../../src/engine/cluster/hdbscan.ts";
 import { clusterEmbeddings } from "../../src/engine/cluster/index.ts";
-import { gaussian, mulberry32, pca } from "../../src/engine/cluster/pca.ts";
+import { gaussian, pca } from "../../src/engine/cluster/pca.ts";
+import { mulberry32 } from "../../src/engine/seeded-random.ts";
 
 interface Blob { centre: number[]; spread: number; count: number }
 

@@ -113,6 +113,15 @@ describe("scanRoots", () => {
     expect(result.skipped).toEqual([{ path: join(root, "broken.jpg"), reason: "broken-symlink" }]);
   });
 
+  test("a followed directory also reached directly reports its files at their own paths, not the link's", async () => {
+    const root = tree({ "z/photo.jpg": "x", "z/inner/deep.png": "x" });
+    symlinkSync(join(root, "z"), join(root, "a-link"));
+    for (let run = 0; run < 3; run++) {
+      const result = await scanRoots([root], { followSymlinks: true });
+      expect(paths(result)).toEqual([join(root, "z/inner/deep.png"), join(root, "z/photo.jpg")]);
+    }
+  });
+
   test("a directory symlink cycle terminates and each file is reported once", async () => {
     const root = tree({ "a/one.jpg": "x", "a/b/two.jpg": "x" });
     symlinkSync(join(root, "a"), join(root, "a/b/back-to-a"));
@@ -143,7 +152,7 @@ describe("scanRoots", () => {
         ? await scanRoots([root])
         : scanAsUnprivilegedUser(root);
       expect(paths(result)).toEqual([join(root, "ok.jpg")]);
-      expect(result.skipped).toEqual([{ path: join(root, "locked"), reason: "unreadable: EACCES" }]);
+      expect(result.skipped).toEqual([{ path: join(root, "locked"), reason: "EACCES" }]);
     } finally {
       chmodSync(join(root, "locked"), 0o755);
     }
@@ -158,7 +167,7 @@ describe("scanRoots", () => {
 
   test("rejects a root that does not exist, naming it", async () => {
     const missing = join(temp, "no-such-dir");
-    await expect(scanRoots([temp, missing])).rejects.toThrow(`scan root does not exist: ${missing}`);
+    await expect(scanRoots([temp, missing])).rejects.toThrow(`no such file or directory: ${missing}`);
   });
 
   test("resolves relative roots and normalises paths", async () => {

@@ -1,5 +1,6 @@
 // PCA by subspace iteration on the D×D covariance of a seeded row sample: work is O(s·D² + N·D·d), never N×N.
 // Deterministic: the same input and seed give the same projection (component signs fixed by largest loading).
+import { mulberry32 } from "../seeded-random.ts";
 
 export interface PcaOptions {
   /** Output dimensions; default 50. */
@@ -207,16 +208,7 @@ function sampleRows(n: number, s: number, rand: () => number): Int32Array {
   return idx.slice(0, s).sort();
 }
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+
 
 export function gaussian(rand: () => number): number {
   const u = rand() || 1e-12, v = rand();

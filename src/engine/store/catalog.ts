@@ -192,22 +192,19 @@ export class Catalog {
   /** Records of `ids` that pass `filter`, in no particular order. Only 'indexed' rows are returned. */
   async indexedRecords(ids: number[], filter: CatalogFilter = {}): Promise<ImageRecord[]> {
     if (ids.length === 0) return [];
-    const where = [`id IN (${ids.map(toInt).join(",")})`, "status = 'indexed'"];
-    const params: DuckDBValue[] = [];
-    if (filter.pathPrefix) {
-      params.push(filter.pathPrefix);
-      where.push(`starts_with(path, $${params.length})`);
-    }
-    if (filter.takenAfter) {
-      params.push(filter.takenAfter);
-      where.push(`taken_at >= CAST($${params.length} AS TIMESTAMP)`);
-    }
-    if (filter.takenBefore) {
-      params.push(filter.takenBefore);
-      where.push(`taken_at < CAST($${params.length} AS TIMESTAMP)`);
-    }
-    const rows = await this.rows(`SELECT ${RECORD_COLUMNS} FROM images WHERE ${where.join(" AND ")}`, params);
-    return rows.map(toRecord);
+    // A bare `id IN (...)` is answered from the primary-key index; any other predicate in the same WHERE turns it
+    // into a full scan (5x slower at 100K rows), so the filters run here on the few rows fetched.
+    const rows = await this.rows(`SELECT ${RECORD_COLUMNS} FROM images WHERE id IN (${ids.map(toInt).join(",")})`);
+    const after = filter.takenAfter ? localTime(filter.takenAfter) : null;
+    const before = filter.takenBefore ? localTime(filter.takenBefore) : null;
+    return rows.map(toRecord).filter((r) => {
+      if (r.status !== "indexed") return false;
+      if (filter.pathPrefix && !r.path.startsWith(filter.pathPrefix)) return false;
+      if (after === null && before === null) return true;
+      const taken = r.takenAt ? localTime(r.takenAt) : null;
+      if (taken === null) return false;
+      return (after === null || taken >= after) && (before === null || taken < before);
+    });
   }
 
   async getEmbedding(id: number): Promise<Float32Array | null> {
@@ -350,4 +347,11 @@ function toRecord(r: DuckDBValue[]): ImageRecord {
     error: r[12] as string | null,
     indexedAt: r[13] as string | null,
   };
+}
+
+/** EXIF date-times carry no zone: compare them as wall-clock times ("2024-06-01" is that day's midnight). */
+function localTime(value: string): number | null {
+  const iso = value.length === 10 ? `${value}T00:00:00` : value.replace(" ", "T").slice(0, 19);
+  const ms = Date.parse(`${iso}Z`);
+  return Number.isNaN(ms) ? null : ms;
 }

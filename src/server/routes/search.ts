@@ -1,6 +1,6 @@
 // GET /api/search?q=... (text) and POST /api/search (an uploaded image, or { image_id } for "more like this").
 import { Hono, type Context } from "hono";
-import { prepareImage } from "../../engine/ingest.ts";
+import { prepareImage } from "../../engine/prepare-image.ts";
 import type { SearchHit } from "../../engine/store/index-store.ts";
 import type { AppDeps } from "../app-deps.ts";
 import { timed, type AppEnv } from "../app-env.ts";

@@ -1,0 +1,37 @@
+// Catalog rows for one file's outcome, shared by folder indexing and HTTP ingest.
+import type { NewImage } from "./store/index-store.ts";
+import type { DecodedImage, ImageError } from "./types.ts";
+
+interface FileFacts {
+  path: string;
+  size: number;
+  mtimeMs: number;
+}
+
+export function indexedRow(file: FileFacts, imohash: string, image: DecodedImage): NewImage {
+  return {
+    ...file,
+    imohash,
+    width: image.sourceWidth,
+    height: image.sourceHeight,
+    takenAt: image.exif.takenAt,
+    cameraMake: image.exif.cameraMake,
+    cameraModel: image.exif.cameraModel,
+    status: "indexed",
+  };
+}
+
+export function failedRow(file: FileFacts, imohash: string | null, error: ImageError): NewImage {
+  return {
+    ...file,
+    imohash,
+    width: null,
+    height: null,
+    takenAt: null,
+    cameraMake: null,
+    cameraModel: null,
+    status: "failed",
+    errorReason: error.reason,
+    error: error.message,
+  };
+}
