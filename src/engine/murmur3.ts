@@ -167,7 +167,6 @@ export class Murmur3x64_128 {
     fHi2 = h2Hi;
     fLo2 = h2Lo;
   }
-
 }
 
 /** The block loop with every 64-bit step inlined on locals: it carries almost all of the hashing time. */

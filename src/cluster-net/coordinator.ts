@@ -1,0 +1,327 @@
+// The coordinator's behaviour, free of HTTP: register workers, lease batches, renew and expire leases, count
+// commits once, and merge the shards when every batch is committed. All durable state is in the JobLedger.
+import { existsSync, mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import { join } from "node:path";
+import pkg from "../../package.json" with { type: "json" };
+import { ProgressModel } from "../engine/progress.ts";
+import { scanRoots } from "../engine/scan.ts";
+import { mergeShards, type MergeReport } from "../engine/store/merge-shards.ts";
+import { toCanonicalPath } from "../engine/path-map.ts";
+import { JobLedger, type JobRecord } from "./job-ledger.ts";
+import {
+  PROTOCOL_VERSION,
+  type CommitReply,
+  type CommitRequest,
+  type HeartbeatReply,
+  type JobStatus,
+  type LeaseReply,
+  type RegisterReply,
+  type RegisterRequest,
+  type WorkerRow,
+  type WorkerStats,
+} from "./protocol.ts";
+import { shardDir, SHARDS_DIR, ledgerPath, mergedIndexDir } from "./storage-layout.ts";
+
+export interface CoordinatorOptions {
+  roots: string[];
+  storage: string;
+  model: string;
+  batchFiles: number;
+  leaseTtlMs: number;
+  /** Called with one line per notable event (lease expired, worker lost, merge done ...). */
+  onEvent?: (line: string) => void;
+}
+
+export class CoordinatorError extends Error {
+  constructor(
+    readonly status: 400 | 404 | 409 | 426,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export class Coordinator {
+  private readonly progress: ProgressModel;
+  private readonly workerProgress = new Map<string, ProgressModel>();
+  private ticking = false;
+  private merge: Promise<MergeReport | null> | null = null;
+  lastMerge: MergeReport | null = null;
+  /** Set once the shards are merged; resolves then. */
+  readonly merged: Promise<void>;
+  private resolveMerged!: () => void;
+
+  private constructor(
+    readonly opts: CoordinatorOptions,
+    readonly ledger: JobLedger,
+    private job: JobRecord,
+    readonly resumed: { done: number } | null,
+  ) {
+    this.progress = new ProgressModel(job.total - (resumed?.done ?? 0));
+    this.merged = new Promise((r) => (this.resolveMerged = r));
+    if (job.phase === "merged") this.resolveMerged();
+  }
+
+  /** Resumes the job in `storage` if there is one for the same roots and model, else scans and starts one. */
+  static async open(opts: CoordinatorOptions): Promise<Coordinator> {
+    mkdirSync(join(opts.storage, SHARDS_DIR), { recursive: true });
+    mkdirSync(dirname(ledgerPath(opts.storage)), { recursive: true });
+    const ledger = await JobLedger.open(ledgerPath(opts.storage));
+    try {
+      const existing = await ledger.job();
+      if (existing) {
+        const same = existing.model === opts.model && sameRoots(existing.roots, opts.roots);
+        if (!same) {
+          throw new Error(
+            `${opts.storage} holds a job for ${existing.roots.join(", ")} (model ${existing.model}); ` +
+              "give another --storage, or remove its coordinator/ directory to start over",
+          );
+        }
+        // Workers need a moment to notice the restart and reconnect before their leases may expire.
+        await ledger.extendAllLeases(Date.now() + opts.leaseTtlMs);
+        const counts = await ledger.counts();
+        opts.onEvent?.(`resumed job ${existing.id}: ${counts.filesDone}/${existing.total} files already committed`);
+        return new Coordinator(opts, ledger, existing, { done: counts.filesDone });
+      }
+      const scan = await scanRoots(opts.roots);
+      const files = [...scan.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+      const job = await ledger.createJob(opts.roots, opts.model, files, opts.batchFiles);
+      opts.onEvent?.(`new job ${job.id}: ${files.length} files in ${Math.ceil(files.length / opts.batchFiles)} batches`);
+      return new Coordinator(opts, ledger, job, null);
+    } catch (error) {
+      await ledger.close();
+      throw error;
+    }
+  }
+
+  get jobId(): string {
+    return this.job.id;
+  }
+
+  get heartbeatMs(): number {
+    return Math.max(100, Math.floor(this.opts.leaseTtlMs / 3));
+  }
+
+  async register(req: RegisterRequest): Promise<RegisterReply> {
+    if (req.protocol !== PROTOCOL_VERSION) throw new CoordinatorError(426, versionText(req.protocol));
+    if (!req.worker.models.includes(this.job.model)) {
+      throw new CoordinatorError(409, `worker ${req.worker.host} does not have model ${this.job.model}; copy it into its models dir`);
+    }
+    const workerId = await this.ledger.registerWorker(req.worker, req.workerId, Date.now());
+    this.opts.onEvent?.(`worker ${workerId} registered (${req.worker.host} pid ${req.worker.pid}, ${req.worker.threads} threads, imgd ${req.worker.version})`);
+    return {
+      protocol: PROTOCOL_VERSION,
+      workerId,
+      shard: `${SHARDS_DIR}/${workerId}`,
+      job: {
+        id: this.job.id,
+        model: this.job.model,
+        storage: this.opts.storage,
+        leaseTtlMs: this.opts.leaseTtlMs,
+        heartbeatMs: this.heartbeatMs,
+      },
+    };
+  }
+
+  async lease(workerId: string): Promise<LeaseReply> {
+    const worker = await this.knownWorker(workerId);
+    await this.ledger.touchWorker(workerId, Date.now(), null);
+    if (worker.drain) return { batch: null, done: true, reason: "drained by the coordinator", retryMs: 0 };
+    const job = (await this.ledger.job())!;
+    if (job.phase !== "indexing") return { batch: null, done: true, reason: "job complete", retryMs: 0 };
+    if (job.paused) return { batch: null, done: false, reason: "dispatch paused", retryMs: 500 };
+    const batch = await this.ledger.leaseBatch(workerId, Date.now() + this.opts.leaseTtlMs);
+    await this.ledger.setWorkerState(workerId, batch ? "working" : "idle");
+    if (batch) return { batch, done: false, retryMs: 0 };
+    // Everything is leased: poll again soon, since a lease may expire and come back.
+    return { batch: null, done: false, reason: "every batch is leased", retryMs: Math.min(1000, this.heartbeatMs) };
+  }
+
+  async heartbeat(workerId: string, stats: WorkerStats): Promise<HeartbeatReply> {
+    const worker = await this.knownWorker(workerId);
+    const now = Date.now();
+    await this.ledger.touchWorker(workerId, now, stats);
+    const expiresAtMs = now + this.opts.leaseTtlMs;
+    const renewed = await this.ledger.renewLeases(workerId, expiresAtMs);
+    return { renewed, drain: worker.drain, expiresAtMs };
+  }
+
+  async commit(req: CommitRequest): Promise<CommitReply> {
+    await this.knownWorker(req.workerId);
+    const result = await this.ledger.commitBatch(req);
+    if (!result.committed) throw new CoordinatorError(409, `batch ${req.batchId} was never leased to ${req.workerId} under that lease`);
+    if (!result.duplicate) {
+      this.progress.advance(result.files, req.failed);
+      this.progressOf(req.workerId).advance(result.files, req.failed);
+    }
+    await this.ledger.touchWorker(req.workerId, Date.now(), null);
+    void this.tick();
+    return { committed: true, duplicate: result.duplicate };
+  }
+
+  async deregister(workerId: string, reason: string): Promise<void> {
+    await this.knownWorker(workerId);
+    await this.ledger.setWorkerState(workerId, "gone");
+    this.opts.onEvent?.(`worker ${workerId} left: ${reason}`);
+    void this.tick();
+  }
+
+  async control(action: "pause" | "resume" | "drain", workerId?: string): Promise<void> {
+    if (action === "drain") {
+      if (!workerId) throw new CoordinatorError(400, "drain needs a workerId");
+      await this.knownWorker(workerId);
+      await this.ledger.setDrain(workerId);
+      this.opts.onEvent?.(`draining ${workerId}: it finishes its current batch, then stops`);
+    } else {
+      await this.ledger.setPaused(action === "pause");
+      this.opts.onEvent?.(action === "pause" ? "dispatch paused: workers finish their current batch and wait" : "dispatch resumed");
+    }
+  }
+
+  async drainAll(): Promise<void> {
+    for (const w of await this.ledger.workers()) if (w.state !== "gone" && w.state !== "lost") await this.ledger.setDrain(w.id);
+  }
+
+  /** Expires leases, marks silent workers lost, and merges once every batch is committed. Safe to call often. */
+  async tick(): Promise<void> {
+    if (this.ticking) return;
+    this.ticking = true;
+    try {
+      const now = Date.now();
+      for (const e of await this.ledger.expireLeases(now)) {
+        this.opts.onEvent?.(`batch ${e.batchId} back in the queue: lease of ${e.workerId} expired`);
+      }
+      for (const id of await this.ledger.markLost(now, this.opts.leaseTtlMs)) {
+        this.opts.onEvent?.(`worker ${id} lost: no heartbeat for ${(this.opts.leaseTtlMs / 1000).toFixed(1)} s`);
+      }
+      const job = (await this.ledger.job())!;
+      if (job.phase === "indexing") {
+        const counts = await this.ledger.counts();
+        if (counts.queued === 0 && counts.leased === 0) {
+          await this.ledger.setPhase("merging");
+          this.opts.onEvent?.(`all ${job.total} files committed; merging shards once their workers have closed them`);
+        }
+      }
+      if ((await this.ledger.job())!.phase === "merging") await this.tryMerge();
+    } finally {
+      this.ticking = false;
+    }
+  }
+
+  private async tryMerge(): Promise<void> {
+    if (this.merge) return;
+    const workers = await this.ledger.workers();
+    const owners = await this.ledger.shardOwners();
+    // A shard is open for writing until its worker leaves; a lost worker's process is presumed dead.
+    const open = workers.filter((w) => owners.includes(w.id) && w.state !== "gone" && w.state !== "lost");
+    if (open.length > 0) return;
+    this.merge = (async () => {
+      const sources = await Promise.all(
+        owners.map(async (id) => {
+          const accepted = await this.ledger.committedPaths(id);
+          const pathMap = workers.find((w) => w.id === id)?.info.pathMap ?? [];
+          return {
+            dir: shardDir(this.opts.storage, id),
+            accept: (path: string) => {
+              const canonical = toCanonicalPath(path, pathMap);
+              return accepted.has(canonical) ? canonical : null;
+            },
+          };
+        }),
+      );
+      const existing = sources.filter((s) => existsSync(s.dir));
+      if (existing.length === 0) return null;
+      return mergeShards(existing, mergedIndexDir(this.opts.storage));
+    })();
+    try {
+      const report = await this.merge;
+      this.lastMerge = report;
+      await this.ledger.setPhase("merged");
+      this.opts.onEvent?.(
+        report
+          ? `merged ${report.perShard.length} shards into ${mergedIndexDir(this.opts.storage)}: ${report.indexed} indexed, ${report.failed} failed, ${(report.wallMs / 1000).toFixed(1)} s`
+          : "nothing to merge",
+      );
+      this.resolveMerged();
+    } catch (err) {
+      // Most often a shard still locked by a worker that is slow to exit: the next tick tries again.
+      this.opts.onEvent?.(`merge deferred: ${err instanceof Error ? err.message : err}`);
+    } finally {
+      this.merge = null;
+    }
+  }
+
+  async status(): Promise<JobStatus> {
+    const now = Date.now();
+    const [job, counts, workers, inFlight] = await Promise.all([
+      this.ledger.job(),
+      this.ledger.counts(),
+      this.ledger.workers(),
+      this.ledger.inFlight(),
+    ]);
+    const p = this.progress.snapshot();
+    const rows: WorkerRow[] = workers.map((w) => {
+      const wp = this.workerProgress.get(w.id)?.snapshot();
+      const active = w.state !== "lost" && w.state !== "gone";
+      return {
+        id: w.id,
+        host: w.info.host,
+        pid: w.info.pid,
+        threads: w.info.threads,
+        state: w.state,
+        rateNow: active ? (wp?.rate ?? 0) : 0,
+        rateAverage: wp?.averageRate ?? (w.busyMs > 0 ? (w.done * 1000) / w.busyMs : 0),
+        done: w.done,
+        inFlight: inFlight.get(w.id) ?? 0,
+        errors: w.errors,
+        rssBytes: w.stats?.rssBytes ?? 0,
+        heartbeatAgeMs: now - w.lastSeenMs,
+        batchSize: w.stats?.batchSize ?? 0,
+        note: w.stats?.note ?? null,
+      };
+    });
+    return {
+      protocol: PROTOCOL_VERSION,
+      jobId: job!.id,
+      phase: job!.phase,
+      paused: job!.paused,
+      total: job!.total,
+      done: counts.filesDone,
+      failed: counts.failed,
+      batches: { queued: counts.queued, leased: counts.leased, committed: counts.committed },
+      rate: p.rate,
+      averageRate: p.averageRate,
+      elapsedMs: p.elapsedMs,
+      etaMs: p.etaMs,
+      workers: rows,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.merge?.catch(() => null);
+    await this.ledger.close();
+  }
+
+  private progressOf(workerId: string): ProgressModel {
+    let p = this.workerProgress.get(workerId);
+    if (!p) this.workerProgress.set(workerId, (p = new ProgressModel(0)));
+    return p;
+  }
+
+  private async knownWorker(workerId: string) {
+    const w = (await this.ledger.workers()).find((x) => x.id === workerId);
+    if (!w) throw new CoordinatorError(404, `unknown worker ${workerId}; register again`);
+    return w;
+  }
+}
+
+export function versionText(theirs: number): string {
+  return `protocol version ${theirs} is not supported by this coordinator (imgd ${pkg.version} speaks ${PROTOCOL_VERSION}); install the same imgd build on every host`;
+}
+
+function sameRoots(a: string[], b: string[]): boolean {
+  const x = [...a].sort();
+  const y = [...b].sort();
+  return x.length === y.length && x.every((v, i) => v === y[i]);
+}

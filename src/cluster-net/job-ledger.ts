@@ -1,0 +1,361 @@
+// The coordinator's durable state in one DuckDB file: the job, its batches and their files, every lease ever
+// granted, and the workers. Each call is one autocommitted statement or one transaction, so a coordinator
+// SIGKILLed at any point restarts into a state where committed batches stay committed and every other batch is
+// either queued or leased with an expiry.
+import type { DuckDBConnection, DuckDBInstance, DuckDBValue } from "@duckdb/node-api";
+import { randomUUID } from "node:crypto";
+import { loadDuckDB } from "../engine/native.ts";
+import type { ScannedFile } from "../engine/types.ts";
+import type { LeasedBatch, WorkerInfo, WorkerState, WorkerStats } from "./protocol.ts";
+
+export interface JobRecord {
+  id: string;
+  roots: string[];
+  model: string;
+  batchFiles: number;
+  total: number;
+  paused: boolean;
+  phase: "indexing" | "merging" | "merged";
+  createdMs: number;
+}
+
+export interface WorkerRecord {
+  id: string;
+  info: WorkerInfo;
+  state: WorkerState;
+  registeredMs: number;
+  lastSeenMs: number;
+  done: number;
+  errors: number;
+  busyMs: number;
+  drain: boolean;
+  stats: WorkerStats | null;
+}
+
+export interface BatchCounts {
+  queued: number;
+  leased: number;
+  committed: number;
+  filesDone: number;
+  failed: number;
+}
+
+export class JobLedger {
+  private queue: Promise<unknown> = Promise.resolve();
+
+  private constructor(
+    private readonly instance: DuckDBInstance,
+    private readonly conn: DuckDBConnection,
+  ) {}
+
+  static async open(path: string): Promise<JobLedger> {
+    const instance = await loadDuckDB().DuckDBInstance.create(path);
+    const ledger = new JobLedger(instance, await instance.connect());
+    await ledger.createTables();
+    return ledger;
+  }
+
+  async job(): Promise<JobRecord | null> {
+    const [r] = await this.rows("SELECT id, roots, model, batch_files, total, paused, phase, created_ms FROM job");
+    if (!r) return null;
+    return {
+      id: r[0] as string,
+      roots: JSON.parse(r[1] as string) as string[],
+      model: r[2] as string,
+      batchFiles: Number(r[3]),
+      total: Number(r[4]),
+      paused: r[5] as boolean,
+      phase: r[6] as JobRecord["phase"],
+      createdMs: Number(r[7]),
+    };
+  }
+
+  /** Splits `files` into batches of `batchFiles` in one transaction: a crash mid-way leaves no job at all. */
+  createJob(roots: string[], model: string, files: ScannedFile[], batchFiles: number): Promise<JobRecord> {
+    const job: JobRecord = {
+      id: randomUUID(),
+      roots,
+      model,
+      batchFiles,
+      total: files.length,
+      paused: false,
+      phase: files.length === 0 ? "merging" : "indexing",
+      createdMs: Date.now(),
+    };
+    return this.serialized(async () => {
+      await this.transaction(async () => {
+        await this.conn.run(
+          "INSERT INTO job VALUES ($1, $2, $3, $4, $5, false, $6, $7)",
+          [job.id, JSON.stringify(roots), model, batchFiles, files.length, job.phase, job.createdMs],
+        );
+        const batchCount = Math.ceil(files.length / batchFiles);
+        const batches = await this.conn.createAppender("batches");
+        for (let b = 0; b < batchCount; b++) {
+          batches.appendInteger(b + 1);
+          batches.appendVarchar("queued");
+          batches.appendInteger(Math.min(batchFiles, files.length - b * batchFiles));
+          for (let i = 0; i < 7; i++) batches.appendNull();
+          batches.appendInteger(0);
+          batches.endRow();
+        }
+        batches.closeSync();
+        const rows = await this.conn.createAppender("files");
+        files.forEach((f, i) => {
+          rows.appendInteger(Math.floor(i / batchFiles) + 1);
+          rows.appendVarchar(f.path);
+          rows.appendBigInt(BigInt(Math.round(f.size)));
+          rows.appendDouble(f.mtimeMs);
+          rows.endRow();
+        });
+        rows.closeSync();
+      });
+      return job;
+    });
+  }
+
+  setPaused(paused: boolean): Promise<void> {
+    return this.exec("UPDATE job SET paused = $1", [paused]);
+  }
+
+  setPhase(phase: JobRecord["phase"]): Promise<void> {
+    return this.exec("UPDATE job SET phase = $1", [phase]);
+  }
+
+  /** Gives the lowest queued batch to `workerId` until `expiresAtMs`, or null when none is queued. */
+  leaseBatch(workerId: string, expiresAtMs: number): Promise<LeasedBatch | null> {
+    return this.serialized(async () => {
+      const leaseId = randomUUID();
+      const leased = await this.query(
+        `UPDATE batches SET state = 'leased', lease_id = $1, worker_id = $2, expires_ms = $3, attempts = attempts + 1
+         WHERE id = (SELECT min(id) FROM batches WHERE state = 'queued') RETURNING id`,
+        [leaseId, workerId, expiresAtMs],
+      );
+      if (leased.length === 0) return null;
+      const batchId = Number(leased[0]![0]);
+      await this.conn.run("INSERT INTO leases VALUES ($1, $2, $3, $4)", [leaseId, batchId, workerId, Date.now()]);
+      const files = await this.query("SELECT path, size, mtime_ms FROM files WHERE batch_id = $1 ORDER BY path", [batchId]);
+      return {
+        batchId,
+        leaseId,
+        expiresAtMs,
+        files: files.map((f) => ({ path: f[0] as string, size: Number(f[1]), mtimeMs: f[2] as number })),
+      };
+    });
+  }
+
+  /** Extends every lease `workerId` still holds; returns how many. */
+  async renewLeases(workerId: string, expiresAtMs: number): Promise<number> {
+    const rows = await this.rows(
+      "UPDATE batches SET expires_ms = $1 WHERE state = 'leased' AND worker_id = $2 RETURNING id",
+      [expiresAtMs, workerId],
+    );
+    return rows.length;
+  }
+
+  /** Returns expired leased batches to the queue. */
+  expireLeases(nowMs: number): Promise<{ batchId: number; workerId: string }[]> {
+    return this.serialized(async () => {
+      const expired = await this.query("SELECT id, worker_id FROM batches WHERE state = 'leased' AND expires_ms < $1", [nowMs]);
+      if (expired.length === 0) return [];
+      await this.conn.run(
+        `UPDATE batches SET state = 'queued', lease_id = NULL, worker_id = NULL, expires_ms = NULL
+         WHERE id IN (${expired.map((r) => Number(r[0])).join(",")})`,
+      );
+      return expired.map((r) => ({ batchId: Number(r[0]), workerId: r[1] as string }));
+    });
+  }
+
+  /** Every lease still open gets `untilMs` at least: a restarted coordinator gives its workers time to reconnect. */
+  extendAllLeases(untilMs: number): Promise<void> {
+    return this.exec("UPDATE batches SET expires_ms = greatest(expires_ms, $1) WHERE state = 'leased'", [untilMs]);
+  }
+
+  /**
+   * Idempotent: the first commit under any lease ever granted for the batch wins (its shard holds the rows the
+   * merge will take); any later commit is a duplicate and counts nothing. A lease never granted is refused.
+   */
+  commitBatch(c: {
+    workerId: string;
+    batchId: number;
+    leaseId: string;
+    indexed: number;
+    failed: number;
+    batchMs: number;
+  }): Promise<{ committed: boolean; duplicate: boolean; files: number }> {
+    return this.serialized(async () => {
+      const [lease] = await this.query("SELECT 1 FROM leases WHERE lease_id = $1 AND batch_id = $2 AND worker_id = $3", [
+        c.leaseId,
+        c.batchId,
+        c.workerId,
+      ]);
+      if (!lease) return { committed: false, duplicate: false, files: 0 };
+      const [batch] = await this.query("SELECT state, file_count FROM batches WHERE id = $1", [c.batchId]);
+      if (!batch) return { committed: false, duplicate: false, files: 0 };
+      if (batch[0] === "committed") return { committed: true, duplicate: true, files: 0 };
+      const files = Number(batch[1]);
+      await this.transaction(async () => {
+        await this.conn.run(
+          `UPDATE batches SET state = 'committed', committed_by = $1, indexed = $2, failed = $3, committed_ms = $4,
+           lease_id = NULL, worker_id = NULL, expires_ms = NULL WHERE id = $5`,
+          [c.workerId, c.indexed, c.failed, Date.now(), c.batchId],
+        );
+        await this.conn.run("UPDATE workers SET done = done + $1, errors = errors + $2, busy_ms = busy_ms + $3 WHERE id = $4", [
+          files,
+          c.failed,
+          c.batchMs,
+          c.workerId,
+        ]);
+      });
+      return { committed: true, duplicate: false, files };
+    });
+  }
+
+  async counts(): Promise<BatchCounts> {
+    const [r] = await this.rows(`SELECT count(*) FILTER (state = 'queued'), count(*) FILTER (state = 'leased'),
+      count(*) FILTER (state = 'committed'), coalesce(sum(file_count) FILTER (state = 'committed'), 0),
+      coalesce(sum(failed), 0) FROM batches`);
+    return {
+      queued: Number(r![0]),
+      leased: Number(r![1]),
+      committed: Number(r![2]),
+      filesDone: Number(r![3]),
+      failed: Number(r![4]),
+    };
+  }
+
+  /** Files per leased batch, by holder: what each worker has in flight. */
+  async inFlight(): Promise<Map<string, number>> {
+    const rows = await this.rows("SELECT worker_id, sum(file_count) FROM batches WHERE state = 'leased' GROUP BY worker_id");
+    return new Map(rows.map((r) => [r[0] as string, Number(r[1])]));
+  }
+
+  /** Canonical paths of the files whose batch `workerId`'s shard committed: exactly what the merge takes from it. */
+  async committedPaths(workerId: string): Promise<Set<string>> {
+    const rows = await this.rows(
+      "SELECT f.path FROM files f JOIN batches b ON b.id = f.batch_id WHERE b.state = 'committed' AND b.committed_by = $1",
+      [workerId],
+    );
+    return new Set(rows.map((r) => r[0] as string));
+  }
+
+  async shardOwners(): Promise<string[]> {
+    const rows = await this.rows("SELECT DISTINCT committed_by FROM batches WHERE committed_by IS NOT NULL ORDER BY 1");
+    return rows.map((r) => r[0] as string);
+  }
+
+  async registerWorker(info: WorkerInfo, wantedId: string | undefined, nowMs: number): Promise<string> {
+    return this.serialized(async () => {
+      if (wantedId) {
+        const [known] = await this.query("SELECT id FROM workers WHERE id = $1", [wantedId]);
+        if (known) {
+          await this.conn.run(
+            "UPDATE workers SET info = $1, state = 'idle', last_seen_ms = $2, drain = false WHERE id = $3",
+            [JSON.stringify(info), nowMs, wantedId],
+          );
+          return wantedId;
+        }
+      }
+      const [n] = await this.query("SELECT count(*) FROM workers");
+      const id = `${info.host.replace(/[^A-Za-z0-9_.-]/g, "_")}-${Number(n![0]) + 1}`;
+      await this.conn.run(
+        "INSERT INTO workers VALUES ($1, $2, 'idle', $3, $3, 0, 0, 0, false, NULL)",
+        [id, JSON.stringify(info), nowMs],
+      );
+      return id;
+    });
+  }
+
+  async touchWorker(id: string, nowMs: number, stats: WorkerStats | null, state?: WorkerState): Promise<boolean> {
+    const rows = await this.rows(
+      `UPDATE workers SET last_seen_ms = $1, stats = coalesce($2, stats),
+       state = CASE WHEN $3 IS NOT NULL THEN $3 WHEN state IN ('lost', 'gone') THEN 'idle' ELSE state END
+       WHERE id = $4 RETURNING id`,
+      [nowMs, stats ? JSON.stringify(stats) : null, state ?? null, id],
+    );
+    return rows.length > 0;
+  }
+
+  setWorkerState(id: string, state: WorkerState): Promise<void> {
+    return this.exec("UPDATE workers SET state = $1 WHERE id = $2", [state, id]);
+  }
+
+  setDrain(id: string): Promise<void> {
+    return this.exec("UPDATE workers SET drain = true, state = 'draining' WHERE id = $1 AND state NOT IN ('gone', 'lost')", [id]);
+  }
+
+  /** Workers silent for longer than `silentMs` become lost; returns their ids. */
+  async markLost(nowMs: number, silentMs: number): Promise<string[]> {
+    const rows = await this.rows(
+      "UPDATE workers SET state = 'lost' WHERE state NOT IN ('lost', 'gone') AND last_seen_ms < $1 RETURNING id",
+      [nowMs - silentMs],
+    );
+    return rows.map((r) => r[0] as string);
+  }
+
+  async workers(): Promise<WorkerRecord[]> {
+    const rows = await this.rows(
+      "SELECT id, info, state, registered_ms, last_seen_ms, done, errors, busy_ms, drain, stats FROM workers ORDER BY registered_ms, id",
+    );
+    return rows.map((r) => ({
+      id: r[0] as string,
+      info: JSON.parse(r[1] as string) as WorkerInfo,
+      state: r[2] as WorkerState,
+      registeredMs: Number(r[3]),
+      lastSeenMs: Number(r[4]),
+      done: Number(r[5]),
+      errors: Number(r[6]),
+      busyMs: Number(r[7]),
+      drain: r[8] as boolean,
+      stats: r[9] ? (JSON.parse(r[9] as string) as WorkerStats) : null,
+    }));
+  }
+
+  async close(): Promise<void> {
+    await this.queue.catch(() => {});
+    this.conn.closeSync();
+    this.instance.closeSync();
+  }
+
+  private async createTables(): Promise<void> {
+    await this.conn.run(`CREATE TABLE IF NOT EXISTS job (id VARCHAR PRIMARY KEY, roots VARCHAR, model VARCHAR,
+      batch_files INT, total BIGINT, paused BOOLEAN, phase VARCHAR, created_ms DOUBLE)`);
+    await this.conn.run(`CREATE TABLE IF NOT EXISTS batches (id INT PRIMARY KEY, state VARCHAR NOT NULL, file_count INT,
+      lease_id VARCHAR, worker_id VARCHAR, expires_ms DOUBLE, committed_by VARCHAR, indexed INT, failed INT,
+      committed_ms DOUBLE, attempts INT)`);
+    await this.conn.run("CREATE TABLE IF NOT EXISTS files (batch_id INT, path VARCHAR, size BIGINT, mtime_ms DOUBLE)");
+    await this.conn.run(
+      "CREATE TABLE IF NOT EXISTS leases (lease_id VARCHAR PRIMARY KEY, batch_id INT, worker_id VARCHAR, leased_ms DOUBLE)",
+    );
+    await this.conn.run(`CREATE TABLE IF NOT EXISTS workers (id VARCHAR PRIMARY KEY, info VARCHAR, state VARCHAR,
+      registered_ms DOUBLE, last_seen_ms DOUBLE, done BIGINT, errors BIGINT, busy_ms DOUBLE, drain BOOLEAN, stats VARCHAR)`);
+  }
+
+  private exec(sql: string, params?: DuckDBValue[]): Promise<void> {
+    return this.serialized(async () => void (await this.conn.run(sql, params)));
+  }
+
+  private rows(sql: string, params?: DuckDBValue[]): Promise<DuckDBValue[][]> {
+    return this.serialized(() => this.query(sql, params));
+  }
+
+  private async query(sql: string, params?: DuckDBValue[]): Promise<DuckDBValue[][]> {
+    return (await this.conn.runAndReadAll(sql, params)).getRows();
+  }
+
+  private async transaction(work: () => Promise<void>): Promise<void> {
+    await this.conn.run("BEGIN TRANSACTION");
+    try {
+      await work();
+      await this.conn.run("COMMIT");
+    } catch (error) {
+      await this.conn.run("ROLLBACK").catch(() => {});
+      throw error;
+    }
+  }
+
+  private serialized<T>(work: () => Promise<T>): Promise<T> {
+    const run = this.queue.then(work);
+    this.queue = run.catch(() => {});
+    return run;
+  }
+}

@@ -1,0 +1,31 @@
+// The shared secret every mesh request carries. Compared in constant time, over digests so lengths never leak.
+import { createHash, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type { MiddlewareHandler } from "hono";
+
+export class MissingTokenError extends Error {}
+
+/** `--token`, else `--token-file`, else $IMGD_TOKEN. */
+export function resolveToken(opts: { token?: string; tokenFile?: string }, env: NodeJS.ProcessEnv = process.env): string {
+  const token = opts.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, "utf8").trim() : env.IMGD_TOKEN);
+  if (!token) throw new MissingTokenError("a mesh token is required: --token T, --token-file FILE or IMGD_TOKEN");
+  return token;
+}
+
+function digest(s: string): Buffer {
+  return createHash("sha256").update(s).digest();
+}
+
+export function sameToken(a: string, b: string): boolean {
+  return timingSafeEqual(digest(a), digest(b));
+}
+
+/** 401 unless `Authorization: Bearer <token>`. */
+export function requireToken(token: string): MiddlewareHandler {
+  return async (c, next) => {
+    const header = c.req.header("authorization") ?? "";
+    const given = header.startsWith("Bearer ") ? header.slice(7) : "";
+    if (!given || !sameToken(given, token)) return c.json({ error: "missing or wrong mesh token" }, 401);
+    await next();
+  };
+}

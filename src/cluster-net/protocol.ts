@@ -1,0 +1,153 @@
+// The mesh wire format: every request and reply between `imgd coordinator` and `imgd worker`, as zod schemas.
+// PROTOCOL_VERSION changes whenever a message changes shape or meaning; the coordinator refuses any other version
+// at registration, so a stale binary on one host fails loudly instead of mis-reading leases.
+import { z } from "zod";
+
+export const PROTOCOL_VERSION = 1;
+
+export const WorkerInfo = z.object({
+  host: z.string().min(1),
+  pid: z.number().int(),
+  cores: z.number().int().positive(),
+  memoryBytes: z.number().nonnegative(),
+  threads: z.number().int().positive(),
+  version: z.string(),
+  /** Models this worker can load, by name. */
+  models: z.array(z.string()),
+  /** FROM=TO pairs: canonical (coordinator) prefix = this host's prefix. */
+  pathMap: z.array(z.object({ from: z.string(), to: z.string() })).default([]),
+});
+export type WorkerInfo = z.infer<typeof WorkerInfo>;
+
+export const RegisterRequest = z.object({
+  protocol: z.number().int(),
+  worker: WorkerInfo,
+  /** A worker reconnecting after a coordinator restart keeps its id, and with it its shard. */
+  workerId: z.string().optional(),
+});
+export type RegisterRequest = z.infer<typeof RegisterRequest>;
+
+export const JobInfo = z.object({
+  id: z.string(),
+  model: z.string(),
+  /** The storage root as the coordinator sees it; a worker may mount it elsewhere (`--storage`). */
+  storage: z.string(),
+  leaseTtlMs: z.number().int().positive(),
+  heartbeatMs: z.number().int().positive(),
+});
+export type JobInfo = z.infer<typeof JobInfo>;
+
+export const RegisterReply = z.object({
+  protocol: z.number().int(),
+  workerId: z.string(),
+  /** Relative to the storage root. */
+  shard: z.string(),
+  job: JobInfo,
+});
+export type RegisterReply = z.infer<typeof RegisterReply>;
+
+export const FileEntry = z.object({ path: z.string(), size: z.number(), mtimeMs: z.number() });
+
+export const LeaseRequest = z.object({ workerId: z.string() });
+
+export const LeasedBatch = z.object({
+  batchId: z.number().int(),
+  leaseId: z.string(),
+  files: z.array(FileEntry),
+  expiresAtMs: z.number(),
+});
+export type LeasedBatch = z.infer<typeof LeasedBatch>;
+
+export const LeaseReply = z.object({
+  batch: LeasedBatch.nullable(),
+  /** No more work will come: the job is complete. */
+  done: z.boolean(),
+  /** Why no batch: paused, draining, all leased. */
+  reason: z.string().optional(),
+  retryMs: z.number().int().nonnegative(),
+});
+export type LeaseReply = z.infer<typeof LeaseReply>;
+
+export const WorkerStats = z.object({
+  rssBytes: z.number().nonnegative(),
+  inFlight: z.number().int().nonnegative(),
+  /** Images per second over the last batch. */
+  rateNow: z.number().nonnegative(),
+  batchSize: z.number().int().positive(),
+  errors: z.number().int().nonnegative(),
+  note: z.string().optional(),
+});
+export type WorkerStats = z.infer<typeof WorkerStats>;
+
+export const HeartbeatRequest = z.object({ workerId: z.string(), stats: WorkerStats });
+export const HeartbeatReply = z.object({
+  renewed: z.number().int(),
+  drain: z.boolean(),
+  expiresAtMs: z.number(),
+});
+export type HeartbeatReply = z.infer<typeof HeartbeatReply>;
+
+export const CommitRequest = z.object({
+  workerId: z.string(),
+  batchId: z.number().int(),
+  leaseId: z.string(),
+  indexed: z.number().int().nonnegative(),
+  failed: z.number().int().nonnegative(),
+  batchMs: z.number().nonnegative(),
+});
+export type CommitRequest = z.infer<typeof CommitRequest>;
+
+export const CommitReply = z.object({
+  /** The batch is committed (by this call or an earlier one). */
+  committed: z.boolean(),
+  /** It had already been committed; this commit counted for nothing. */
+  duplicate: z.boolean(),
+});
+export type CommitReply = z.infer<typeof CommitReply>;
+
+export const DeregisterRequest = z.object({ workerId: z.string(), reason: z.string() });
+
+export const ControlRequest = z.object({
+  action: z.enum(["pause", "resume", "drain"]),
+  workerId: z.string().optional(),
+});
+
+export const WorkerState = z.enum(["idle", "working", "draining", "lost", "gone"]);
+export type WorkerState = z.infer<typeof WorkerState>;
+
+export const WorkerRow = z.object({
+  id: z.string(),
+  host: z.string(),
+  pid: z.number().int(),
+  threads: z.number().int(),
+  state: WorkerState,
+  rateNow: z.number(),
+  rateAverage: z.number(),
+  done: z.number().int(),
+  inFlight: z.number().int(),
+  errors: z.number().int(),
+  rssBytes: z.number(),
+  heartbeatAgeMs: z.number(),
+  batchSize: z.number().int(),
+  note: z.string().nullable(),
+});
+export type WorkerRow = z.infer<typeof WorkerRow>;
+
+export const JobStatus = z.object({
+  protocol: z.number().int(),
+  jobId: z.string(),
+  phase: z.enum(["indexing", "merging", "merged"]),
+  paused: z.boolean(),
+  total: z.number().int(),
+  done: z.number().int(),
+  failed: z.number().int(),
+  batches: z.object({ queued: z.number().int(), leased: z.number().int(), committed: z.number().int() }),
+  rate: z.number(),
+  averageRate: z.number(),
+  elapsedMs: z.number(),
+  etaMs: z.number().nullable(),
+  workers: z.array(WorkerRow),
+});
+export type JobStatus = z.infer<typeof JobStatus>;
+
+export const ErrorReply = z.object({ error: z.string() });
