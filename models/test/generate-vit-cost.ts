@@ -9,9 +9,9 @@
 // All 12 blocks share one set of weights and the MLP's second matrix and the patch Conv reuse the first MLP matrix
 // (ORT folds the Transpose/Reshape at load), which keeps the file near 20 MB; the arithmetic is unchanged.
 import { mulberry32 } from "../../src/engine/seeded-random.ts";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { generateTestClip } from "./generate.ts";
+import { generateTestClip, writeIfChanged } from "./generate.ts";
 import { DataType, encodeModel, floatTensor, int64Tensor, type Graph, type Node } from "./onnx-writer.ts";
 
 export const NAME = "vit-cost";
@@ -170,16 +170,6 @@ function manifest(): object {
   };
 }
 
-function writeIfChanged(path: string, bytes: Uint8Array): boolean {
-  try {
-    if (Buffer.compare(readFileSync(path), bytes) === 0) return false;
-  } catch {
-    // Missing file: write it.
-  }
-  writeFileSync(`${path}.tmp`, bytes);
-  renameSync(`${path}.tmp`, path);
-  return true;
-}
 
 /** Writes `<modelsDir>/vit-cost.json` and `<modelsDir>/vit-cost/{image,text}.onnx`; identical files are left alone. */
 export function generateVitCost(modelsDir: string): { path: string; written: boolean }[] {

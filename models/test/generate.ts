@@ -5,7 +5,8 @@
 //
 // Output is byte-for-byte deterministic (seeded PRNG, arithmetic only) and the script leaves identical files alone.
 import { mulberry32 } from "../../src/engine/seeded-random.ts";
-import { mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
+import { commitFile } from "../../src/engine/store/atomic-file.ts";
+import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { DataType, encodeModel, floatTensor, int64Tensor, type Graph } from "./onnx-writer.ts";
 
@@ -185,14 +186,14 @@ export function buildTestClip(): { image: Uint8Array; text: Uint8Array } {
   };
 }
 
-function writeIfChanged(path: string, bytes: Uint8Array): boolean {
+/** Generated models are rewritten only when their bytes change, atomically, so re-running is free. */
+export function writeIfChanged(path: string, bytes: Uint8Array): boolean {
   try {
     if (Buffer.compare(readFileSync(path), bytes) === 0) return false;
   } catch {
     // Missing file: write it.
   }
-  writeFileSync(`${path}.tmp`, bytes);
-  renameSync(`${path}.tmp`, path);
+  commitFile(path, bytes);
   return true;
 }
 

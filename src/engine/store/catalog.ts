@@ -34,18 +34,8 @@ export interface KnownFile {
   status: ImageStatus;
 }
 
-export interface ImageRecord {
+export interface ImageRecord extends Omit<NewImage, "errorReason" | "error"> {
   id: number;
-  path: string;
-  size: number;
-  mtimeMs: number;
-  imohash: string | null;
-  width: number | null;
-  height: number | null;
-  takenAt: string | null;
-  cameraMake: string | null;
-  cameraModel: string | null;
-  status: ImageStatus;
   errorReason: string | null;
   error: string | null;
   indexedAt: string | null;
