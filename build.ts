@@ -92,7 +92,20 @@ const result = await Bun.build({
   minify: true,
   sourcemap: "none",
   // Native packages are required at run time from the unpacked tree, never bundled.
-  external: [...NATIVE_ROOTS, "cpu-features", "react-devtools-core"],
+  external: [...NATIVE_ROOTS, "cpu-features"],
+  // Ink imports React DevTools only when DEV=true; an external import would still be resolved at start-up.
+  plugins: [
+    {
+      name: "stub-react-devtools",
+      setup(build) {
+        build.onResolve({ filter: /^react-devtools-core$/ }, () => ({ path: "react-devtools-core", namespace: "stub" }));
+        build.onLoad({ filter: /.*/, namespace: "stub" }, () => ({
+          contents: "export default { initialize() {}, connectToDevTools() {} };",
+          loader: "js",
+        }));
+      },
+    },
+  ],
   define: { "process.env.IMGD_BUILD_VERSION": JSON.stringify(version) },
 });
 if (!result.success) {

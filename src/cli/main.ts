@@ -7,6 +7,10 @@ const COMMANDS: Record<string, () => Promise<{ run: (argv: string[]) => Promise<
   info: () => import("./commands/info-command.ts"),
   models: () => import("./commands/models-command.ts"),
   serve: () => import("./commands/serve-command.ts"),
+  coordinator: () => import("./commands/coordinator-command.ts"),
+  worker: () => import("./commands/worker-command.ts"),
+  deploy: () => import("./commands/deploy-command.ts"),
+  export: () => import("./commands/export-command.ts"),
   version: () => import("./commands/version-command.ts"),
 };
 

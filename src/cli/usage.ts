@@ -9,6 +9,14 @@ usage:
   imgd models list|verify|pull [NAME] [--models DIR]
   imgd serve [--index PATH] [--port N] [--host ADDR] [--token T] [--cors ORIGIN] [--root DIR]...
              [--max-concurrency N] [--log FILE] [--threads N] [--batch-wait-ms MS] [--batch-max N]
+  imgd coordinator DIR... --storage DIR [--port N] [--bind ADDR] [--token T | --token-file F] [--batch N]
+                    [--lease-ttl S] [--model NAME] [--models DIR] [--serve] [--plain]
+  imgd worker --coordinator URL [--token T | --token-file F] [--threads N] [--batch N] [--storage DIR]
+              [--path-map FROM=TO]... [--host NAME]
+  imgd deploy --hosts FILE --coordinator URL [--token T | --token-file F] [--binary PATH] [-i KEY]
+              [--known-hosts FILE] [--accept-new] [--threads N]
+  imgd deploy status|stop|logs HOST --hosts FILE [-n LINES]
+  imgd export --parquet OUT [--index PATH | --storage DIR] [--path-map FROM=TO]...
   imgd version
 
 defaults: --index ./.imgd   --model clip-vit-b32   --batch 32   --threads = cores

@@ -46,6 +46,8 @@ export class Coordinator {
   private readonly progress: ProgressModel;
   private readonly workerProgress = new Map<string, ProgressModel>();
   private ticking = false;
+  /** Ids and drain flags of registered workers; the ledger has the same, this spares a query per request. */
+  private readonly known = new Map<string, { drain: boolean; state: string }>();
   private merge: Promise<MergeReport | null> | null = null;
   lastMerge: MergeReport | null = null;
   /** Set once the shards are merged; resolves then. */
@@ -82,7 +84,9 @@ export class Coordinator {
         await ledger.extendAllLeases(Date.now() + opts.leaseTtlMs);
         const counts = await ledger.counts();
         opts.onEvent?.(`resumed job ${existing.id}: ${counts.filesDone}/${existing.total} files already committed`);
-        return new Coordinator(opts, ledger, existing, { done: counts.filesDone });
+        const coordinator = new Coordinator(opts, ledger, existing, { done: counts.filesDone });
+        for (const w of await ledger.workers()) coordinator.known.set(w.id, { drain: w.drain, state: w.state });
+        return coordinator;
       }
       const scan = await scanRoots(opts.roots);
       const files = [...scan.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
@@ -109,6 +113,7 @@ export class Coordinator {
       throw new CoordinatorError(409, `worker ${req.worker.host} does not have model ${this.job.model}; copy it into its models dir`);
     }
     const workerId = await this.ledger.registerWorker(req.worker, req.workerId, Date.now());
+    this.known.set(workerId, { drain: false, state: "idle" });
     this.opts.onEvent?.(`worker ${workerId} registered (${req.worker.host} pid ${req.worker.pid}, ${req.worker.threads} threads, imgd ${req.worker.version})`);
     return {
       protocol: PROTOCOL_VERSION,
@@ -126,13 +131,11 @@ export class Coordinator {
 
   async lease(workerId: string): Promise<LeaseReply> {
     const worker = await this.knownWorker(workerId);
-    await this.ledger.touchWorker(workerId, Date.now(), null);
+    if (worker.drain || this.job.phase !== "indexing" || this.job.paused) await this.ledger.touchWorker(workerId, Date.now(), null);
     if (worker.drain) return { batch: null, done: true, reason: "drained by the coordinator", retryMs: 0 };
-    const job = (await this.ledger.job())!;
-    if (job.phase !== "indexing") return { batch: null, done: true, reason: "job complete", retryMs: 0 };
-    if (job.paused) return { batch: null, done: false, reason: "dispatch paused", retryMs: 500 };
+    if (this.job.phase !== "indexing") return { batch: null, done: true, reason: "job complete", retryMs: 0 };
+    if (this.job.paused) return { batch: null, done: false, reason: "dispatch paused", retryMs: 500 };
     const batch = await this.ledger.leaseBatch(workerId, Date.now() + this.opts.leaseTtlMs);
-    await this.ledger.setWorkerState(workerId, batch ? "working" : "idle");
     if (batch) return { batch, done: false, retryMs: 0 };
     // Everything is leased: poll again soon, since a lease may expire and come back.
     return { batch: null, done: false, reason: "every batch is leased", retryMs: Math.min(1000, this.heartbeatMs) };
@@ -154,16 +157,17 @@ export class Coordinator {
     if (!result.duplicate) {
       this.progress.advance(result.files, req.failed);
       this.progressOf(req.workerId).advance(result.files, req.failed);
+      if (this.job.phase === "indexing" && (await this.ledger.counts()).filesDone === this.job.total) void this.tick();
     }
-    await this.ledger.touchWorker(req.workerId, Date.now(), null);
-    void this.tick();
     return { committed: true, duplicate: result.duplicate };
   }
 
   async deregister(workerId: string, reason: string): Promise<void> {
     await this.knownWorker(workerId);
+    const handedBack = await this.ledger.releaseLeases(workerId);
     await this.ledger.setWorkerState(workerId, "gone");
-    this.opts.onEvent?.(`worker ${workerId} left: ${reason}`);
+    this.known.get(workerId)!.state = "gone";
+    this.opts.onEvent?.(`worker ${workerId} left: ${reason}${handedBack.length ? `; batches ${handedBack.join(", ")} back in the queue` : ""}`);
     void this.tick();
   }
 
@@ -172,15 +176,21 @@ export class Coordinator {
       if (!workerId) throw new CoordinatorError(400, "drain needs a workerId");
       await this.knownWorker(workerId);
       await this.ledger.setDrain(workerId);
+      this.known.get(workerId)!.drain = true;
       this.opts.onEvent?.(`draining ${workerId}: it finishes its current batch, then stops`);
     } else {
       await this.ledger.setPaused(action === "pause");
+      this.job = { ...this.job, paused: action === "pause" };
       this.opts.onEvent?.(action === "pause" ? "dispatch paused: workers finish their current batch and wait" : "dispatch resumed");
     }
   }
 
   async drainAll(): Promise<void> {
-    for (const w of await this.ledger.workers()) if (w.state !== "gone" && w.state !== "lost") await this.ledger.setDrain(w.id);
+    for (const w of await this.ledger.workers()) {
+      if (w.state === "gone" || w.state === "lost") continue;
+      await this.ledger.setDrain(w.id);
+      this.known.get(w.id)!.drain = true;
+    }
   }
 
   /** Expires leases, marks silent workers lost, and merges once every batch is committed. Safe to call often. */
@@ -195,15 +205,16 @@ export class Coordinator {
       for (const id of await this.ledger.markLost(now, this.opts.leaseTtlMs)) {
         this.opts.onEvent?.(`worker ${id} lost: no heartbeat for ${(this.opts.leaseTtlMs / 1000).toFixed(1)} s`);
       }
-      const job = (await this.ledger.job())!;
+      const job = this.job;
       if (job.phase === "indexing") {
         const counts = await this.ledger.counts();
         if (counts.queued === 0 && counts.leased === 0) {
           await this.ledger.setPhase("merging");
+          this.job = { ...this.job, phase: "merging" };
           this.opts.onEvent?.(`all ${job.total} files committed; merging shards once their workers have closed them`);
         }
       }
-      if ((await this.ledger.job())!.phase === "merging") await this.tryMerge();
+      if (this.job.phase === "merging") await this.tryMerge();
     } finally {
       this.ticking = false;
     }
@@ -238,6 +249,7 @@ export class Coordinator {
       const report = await this.merge;
       this.lastMerge = report;
       await this.ledger.setPhase("merged");
+      this.job = { ...this.job, phase: "merged" };
       this.opts.onEvent?.(
         report
           ? `merged ${report.perShard.length} shards into ${mergedIndexDir(this.opts.storage)}: ${report.indexed} indexed, ${report.failed} failed, ${(report.wallMs / 1000).toFixed(1)} s`
@@ -309,8 +321,8 @@ export class Coordinator {
     return p;
   }
 
-  private async knownWorker(workerId: string) {
-    const w = (await this.ledger.workers()).find((x) => x.id === workerId);
+  private async knownWorker(workerId: string): Promise<{ drain: boolean; state: string }> {
+    const w = this.known.get(workerId);
     if (!w) throw new CoordinatorError(404, `unknown worker ${workerId}; register again`);
     return w;
   }

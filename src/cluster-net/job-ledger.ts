@@ -122,25 +122,45 @@ export class JobLedger {
   }
 
   /** Gives the lowest queued batch to `workerId` until `expiresAtMs`, or null when none is queued. */
-  leaseBatch(workerId: string, expiresAtMs: number): Promise<LeasedBatch | null> {
+  leaseBatch(workerId: string, expiresAtMs: number, nowMs = Date.now()): Promise<LeasedBatch | null> {
     return this.serialized(async () => {
       const leaseId = randomUUID();
-      const leased = await this.query(
-        `UPDATE batches SET state = 'leased', lease_id = $1, worker_id = $2, expires_ms = $3, attempts = attempts + 1
-         WHERE id = (SELECT min(id) FROM batches WHERE state = 'queued') RETURNING id`,
-        [leaseId, workerId, expiresAtMs],
-      );
-      if (leased.length === 0) return null;
-      const batchId = Number(leased[0]![0]);
-      await this.conn.run("INSERT INTO leases VALUES ($1, $2, $3, $4)", [leaseId, batchId, workerId, Date.now()]);
-      const files = await this.query("SELECT path, size, mtime_ms FROM files WHERE batch_id = $1 ORDER BY path", [batchId]);
-      return {
-        batchId,
-        leaseId,
-        expiresAtMs,
-        files: files.map((f) => ({ path: f[0] as string, size: Number(f[1]), mtimeMs: f[2] as number })),
-      };
+      let out: LeasedBatch | null = null;
+      // One transaction, one WAL flush: lease, its record, and the worker's state change land together.
+      await this.transaction(async () => {
+        const leased = await this.query(
+          `UPDATE batches SET state = 'leased', lease_id = $1, worker_id = $2, expires_ms = $3, attempts = attempts + 1
+           WHERE id = (SELECT min(id) FROM batches WHERE state = 'queued') RETURNING id`,
+          [leaseId, workerId, expiresAtMs],
+        );
+        await this.conn.run("UPDATE workers SET last_seen_ms = $1, state = $2 WHERE id = $3", [
+          nowMs,
+          leased.length > 0 ? "working" : "idle",
+          workerId,
+        ]);
+        if (leased.length === 0) return;
+        const batchId = Number(leased[0]![0]);
+        await this.conn.run("INSERT INTO leases VALUES ($1, $2, $3, $4)", [leaseId, batchId, workerId, nowMs]);
+        const files = await this.query("SELECT path, size, mtime_ms FROM files WHERE batch_id = $1 ORDER BY path", [batchId]);
+        out = {
+          batchId,
+          leaseId,
+          expiresAtMs,
+          files: files.map((f) => ({ path: f[0] as string, size: Number(f[1]), mtimeMs: f[2] as number })),
+        };
+      });
+      return out;
     });
+  }
+
+  /** A worker leaving hands back what it still holds. */
+  async releaseLeases(workerId: string): Promise<number[]> {
+    const rows = await this.rows(
+      `UPDATE batches SET state = 'queued', lease_id = NULL, worker_id = NULL, expires_ms = NULL
+       WHERE state = 'leased' AND worker_id = $1 RETURNING id`,
+      [workerId],
+    );
+    return rows.map((r) => Number(r[0]));
   }
 
   /** Extends every lease `workerId` still holds; returns how many. */
@@ -199,12 +219,10 @@ export class JobLedger {
            lease_id = NULL, worker_id = NULL, expires_ms = NULL WHERE id = $5`,
           [c.workerId, c.indexed, c.failed, Date.now(), c.batchId],
         );
-        await this.conn.run("UPDATE workers SET done = done + $1, errors = errors + $2, busy_ms = busy_ms + $3 WHERE id = $4", [
-          files,
-          c.failed,
-          c.batchMs,
-          c.workerId,
-        ]);
+        await this.conn.run(
+          "UPDATE workers SET done = done + $1, errors = errors + $2, busy_ms = busy_ms + $3, last_seen_ms = $4 WHERE id = $5",
+          [files, c.failed, c.batchMs, Date.now(), c.workerId],
+        );
       });
       return { committed: true, duplicate: false, files };
     });
@@ -284,12 +302,17 @@ export class JobLedger {
   }
 
   /** Workers silent for longer than `silentMs` become lost; returns their ids. */
-  async markLost(nowMs: number, silentMs: number): Promise<string[]> {
-    const rows = await this.rows(
-      "UPDATE workers SET state = 'lost' WHERE state NOT IN ('lost', 'gone') AND last_seen_ms < $1 RETURNING id",
-      [nowMs - silentMs],
-    );
-    return rows.map((r) => r[0] as string);
+  markLost(nowMs: number, silentMs: number): Promise<string[]> {
+    return this.serialized(async () => {
+      // Read first: this runs every tick, and a write would cost a WAL flush each time.
+      const silent = await this.query("SELECT id FROM workers WHERE state NOT IN ('lost', 'gone') AND last_seen_ms < $1", [
+        nowMs - silentMs,
+      ]);
+      if (silent.length === 0) return [];
+      const ids = silent.map((r) => r[0] as string);
+      await this.conn.run(`UPDATE workers SET state = 'lost' WHERE id IN (${ids.map((_, i) => `$${i + 1}`).join(",")})`, ids);
+      return ids;
+    });
   }
 
   async workers(): Promise<WorkerRecord[]> {

@@ -63,14 +63,15 @@ export class MeshClient {
 /** Retries `work` while the coordinator is unavailable: 0.25 s doubling to `maxDelayMs`, until `signal` aborts. */
 export async function withBackoff<T>(
   work: () => Promise<T>,
-  opts: { maxDelayMs?: number; signal?: AbortSignal; onRetry?: (err: Error, delayMs: number) => void } = {},
+  opts: { maxDelayMs?: number; giveUpAfterMs?: number; signal?: AbortSignal; onRetry?: (err: Error, delayMs: number) => void } = {},
 ): Promise<T> {
   let delay = 250;
+  const t0 = Date.now();
   for (;;) {
     try {
       return await work();
     } catch (err) {
-      if (!(err instanceof MeshUnavailable) || opts.signal?.aborted) throw err;
+      if (!(err instanceof MeshUnavailable) || opts.signal?.aborted || Date.now() - t0 > (opts.giveUpAfterMs ?? Infinity)) throw err;
       opts.onRetry?.(err, delay);
       await Bun.sleep(delay);
       delay = Math.min(delay * 2, opts.maxDelayMs ?? 5000);

@@ -14,7 +14,7 @@ import {
   type VectorOptions,
 } from "./index-manifest.ts";
 import { storeVersions } from "./versions.ts";
-import { buildThreads, fileDigest, fileSize, VECTORS_FILE, VectorIndex } from "./vectors.ts";
+import { fileDigest, fileSize, VECTORS_FILE, VectorIndex } from "./vectors.ts";
 
 export type { ImageRecord, KnownFile, NewImage } from "./catalog.ts";
 export type { IndexManifest, IndexModel, VectorDType } from "./index-manifest.ts";
@@ -272,13 +272,13 @@ async function repair(vectors: VectorIndex, catalog: Catalog, nextId: number): P
     if (add.length === 0) continue;
     const rows = new Float32Array(add.length * catalog.dims);
     add.forEach(([, i], j) => rows.set(page.vectors.subarray(i * catalog.dims, (i + 1) * catalog.dims), j * catalog.dims));
-    vectors.add(add.map(([id]) => id), rows, buildThreads());
+    vectors.add(add.map(([id]) => id), rows);
   }
 }
 
 async function rebuild(catalog: Catalog, dims: number, options: VectorOptions): Promise<VectorIndex> {
   const vectors = VectorIndex.create(dims, options);
-  for await (const page of catalog.embeddings()) vectors.add(page.ids, page.vectors, buildThreads());
+  for await (const page of catalog.embeddings()) vectors.add(page.ids, page.vectors);
   return vectors;
 }
 

@@ -1,0 +1,95 @@
+import { resolve } from "node:path";
+import { createElement } from "react";
+import { startCoordinator } from "../../cluster-net/coordinator-server.ts";
+import { formatStatusLine } from "../../cluster-net/coordinator-plain.ts";
+import { resolveToken } from "../../cluster-net/mesh-token.ts";
+import { DEFAULT_MODEL, intFlag, parse } from "../args.ts";
+import { UsageError } from "../usage.ts";
+
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    storage: { type: "string" },
+    port: { type: "string" },
+    bind: { type: "string" },
+    token: { type: "string" },
+    "token-file": { type: "string" },
+    batch: { type: "string" },
+    "lease-ttl": { type: "string" },
+    model: { type: "string" },
+    models: { type: "string" },
+    serve: { type: "boolean" },
+    plain: { type: "boolean" },
+  });
+  if (positionals.length === 0) throw new UsageError("coordinator needs at least one DIR");
+  if (!values.storage) throw new UsageError("coordinator needs --storage DIR (shared by every worker)");
+  const ttlSeconds = Number(values["lease-ttl"] ?? 30);
+  if (!(ttlSeconds > 0)) throw new UsageError("--lease-ttl takes seconds > 0");
+  const tui = !values.plain && process.stdout.isTTY === true && !process.env.CI;
+  const events: string[] = [];
+  const onEvent = (line: string) => {
+    events.push(`${new Date().toISOString().slice(11, 19)} ${line}`);
+    if (events.length > 100) events.shift();
+    if (!tui) process.stderr.write(`[coordinator] ${line}\n`);
+  };
+
+  const running = await startCoordinator({
+    roots: positionals.map((p) => resolve(p)),
+    storage: resolve(values.storage),
+    model: values.model ?? DEFAULT_MODEL,
+    modelsDir: values.models,
+    batchFiles: intFlag(values.batch, "batch", 64),
+    leaseTtlMs: Math.round(ttlSeconds * 1000),
+    port: intFlag(values.port, "port", 7700, 0),
+    hostname: values.bind,
+    token: resolveToken({ token: values.token, tokenFile: values["token-file"] }),
+    onEvent,
+  });
+  const { coordinator } = running;
+  onEvent(`listening on port ${running.port}; storage ${coordinator.opts.storage}`);
+  // Machine-readable, for scripts and tests that start it with --port 0.
+  if (!tui) process.stdout.write(`${JSON.stringify({ event: "listening", port: running.port, job: coordinator.jobId })}\n`);
+
+  let finish!: (code: number) => void;
+  const finished = new Promise<number>((r) => (finish = r));
+  const onSignal = () => finish(130);
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
+  if (!values.serve) void coordinator.merged.then(() => finish(0));
+
+  if (tui) {
+    const { render } = await import("ink");
+    const { CoordinatorApp } = await import("../../tui/coordinator-app.tsx");
+    const app = render(
+      createElement(CoordinatorApp, {
+        status: () => coordinator.status(),
+        events: () => events,
+        pause: (paused: boolean) => coordinator.control(paused ? "pause" : "resume"),
+        drain: (id: string) => coordinator.control("drain", id),
+        quit: (stage: 1 | 2) => {
+          if (stage === 2) return finish(130);
+          void coordinator.drainAll().then(async () => {
+            onEvent("quitting: workers finish their current batch and stop; the job resumes when you run this again");
+            for (;;) {
+              const s = await coordinator.status();
+              if (s.workers.every((w) => w.state === "gone" || w.state === "lost")) return finish(0);
+              await Bun.sleep(200);
+            }
+          });
+        },
+      }),
+      { exitOnCtrlC: false },
+    );
+    const code = await finished;
+    app.unmount();
+    await running.stop();
+    return code;
+  }
+
+  const timer = setInterval(async () => process.stderr.write(`${formatStatusLine(await coordinator.status())}\n`), 2000);
+  const code = await finished;
+  clearInterval(timer);
+  const status = await coordinator.status();
+  process.stderr.write(`${formatStatusLine(status)}\n`);
+  await running.stop();
+  return code;
+}

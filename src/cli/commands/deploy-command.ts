@@ -1,0 +1,64 @@
+import { homedir } from "node:os";
+import { join, resolve } from "node:path";
+import { readHostsFile } from "../../cluster-net/hosts-file.ts";
+import { resolveToken } from "../../cluster-net/mesh-token.ts";
+import { deployHost, fileSha256, formatDeployTable, stopWorker, workerLogs, workerStatus } from "../../cluster-net/ssh-deploy.ts";
+import { intFlag, parse } from "../args.ts";
+import { UsageError } from "../usage.ts";
+
+/** `imgd deploy --hosts FILE ...` or `imgd deploy status|stop|logs HOST --hosts FILE`. */
+export async function run(argv: string[]): Promise<number> {
+  const { values, positionals } = parse(argv, {
+    hosts: { type: "string" },
+    coordinator: { type: "string" },
+    token: { type: "string" },
+    "token-file": { type: "string" },
+    binary: { type: "string" },
+    identity: { type: "string", short: "i" },
+    "known-hosts": { type: "string" },
+    "accept-new": { type: "boolean" },
+    threads: { type: "string" },
+    lines: { type: "string", short: "n" },
+  });
+  if (!values.hosts) throw new UsageError("deploy needs --hosts FILE");
+  const hosts = readHostsFile(resolve(values.hosts));
+  const ssh = {
+    identity: resolve(values.identity ?? join(homedir(), ".ssh", "id_ed25519")),
+    knownHosts: resolve(values["known-hosts"] ?? join(homedir(), ".ssh", "known_hosts")),
+    acceptNew: values["accept-new"] === true,
+  };
+  const [action, hostName] = positionals;
+  if (action) {
+    if (!["status", "stop", "logs"].includes(action)) throw new UsageError(`deploy: unknown action "${action}"`);
+    const selected = hostName ? hosts.filter((h) => h.name === hostName) : hosts;
+    if (selected.length === 0) throw new UsageError(`no host "${hostName}" in ${values.hosts}`);
+    let failed = 0;
+    for (const h of selected) {
+      try {
+        const out =
+          action === "status" ? await workerStatus(h, ssh)
+          : action === "stop" ? await stopWorker(h, ssh)
+          : await workerLogs(h, ssh, intFlag(values.lines, "lines", 100));
+        process.stdout.write(action === "logs" ? out : `${h.name}: ${out}\n`);
+      } catch (err) {
+        failed++;
+        process.stdout.write(`${h.name}: ${err instanceof Error ? err.message : err}\n`);
+      }
+    }
+    return failed > 0 ? 1 : 0;
+  }
+  if (!values.coordinator) throw new UsageError("deploy needs --coordinator URL (as the workers will reach it)");
+  // A compiled imgd deploys itself; from a checkout, give --binary dist/imgd.
+  const binaryPath = resolve(values.binary ?? process.execPath);
+  const opts = {
+    ...ssh,
+    binaryPath,
+    coordinator: values.coordinator,
+    token: resolveToken({ token: values.token, tokenFile: values["token-file"] }),
+    threads: values.threads ? intFlag(values.threads, "threads", 1) : undefined,
+  };
+  const sha = fileSha256(binaryPath);
+  const rows = await Promise.all(hosts.map((h) => deployHost(h, opts, sha)));
+  process.stdout.write(`${formatDeployTable(rows)}\n`);
+  return rows.every((r) => r.ok) ? 0 : 1;
+}

@@ -1,0 +1,41 @@
+import { resolve } from "node:path";
+import { parsePathMaps } from "../../engine/path-map.ts";
+import { resolveToken } from "../../cluster-net/mesh-token.ts";
+import { runWorker } from "../../cluster-net/worker.ts";
+import { defaultThreads, intFlag, parse } from "../args.ts";
+import { UsageError } from "../usage.ts";
+
+export async function run(argv: string[]): Promise<number> {
+  const { values } = parse(argv, {
+    coordinator: { type: "string" },
+    token: { type: "string" },
+    "token-file": { type: "string" },
+    threads: { type: "string" },
+    batch: { type: "string" },
+    storage: { type: "string" },
+    models: { type: "string" },
+    "path-map": { type: "string", multiple: true },
+    host: { type: "string" },
+  });
+  if (!values.coordinator) throw new UsageError("worker needs --coordinator URL");
+  const drain = new AbortController();
+  const onSignal = () => {
+    if (drain.signal.aborted) process.exit(130);
+    drain.abort();
+  };
+  process.on("SIGTERM", onSignal);
+  process.on("SIGINT", onSignal);
+  const summary = await runWorker({
+    coordinator: values.coordinator,
+    token: resolveToken({ token: values.token, tokenFile: values["token-file"] }),
+    threads: intFlag(values.threads, "threads", defaultThreads()),
+    batchSize: values.batch ? intFlag(values.batch, "batch", 32) : undefined,
+    storage: values.storage ? resolve(values.storage) : undefined,
+    modelsDir: values.models,
+    pathMap: parsePathMaps(values["path-map"] ?? []),
+    host: values.host,
+    drain: drain.signal,
+  });
+  process.stdout.write(`${JSON.stringify({ event: "worker-summary", ...summary })}\n`);
+  return 0;
+}

@@ -1,0 +1,35 @@
+// `imgd coordinator` without its terminal: the Coordinator behind Hono on Bun.serve, plus the timer that expires
+// leases and notices lost workers even when no request arrives.
+import { Coordinator, type CoordinatorOptions } from "./coordinator.ts";
+import { coordinatorApp } from "./coordinator-app.ts";
+import { ShardQuery } from "./shard-query.ts";
+
+export interface RunningCoordinator {
+  coordinator: Coordinator;
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+export async function startCoordinator(
+  opts: CoordinatorOptions & { port?: number; hostname?: string; token: string; modelsDir?: string },
+): Promise<RunningCoordinator> {
+  const coordinator = await Coordinator.open(opts);
+  const query = new ShardQuery(coordinator, opts.modelsDir);
+  const app = coordinatorApp(coordinator, opts.token, query);
+  const server = Bun.serve({ port: opts.port ?? 0, hostname: opts.hostname ?? "0.0.0.0", fetch: app.fetch, idleTimeout: 60 });
+  const timer = setInterval(() => void coordinator.tick().catch((e) => opts.onEvent?.(`tick failed: ${e}`)), Math.min(500, coordinator.heartbeatMs));
+  void coordinator.tick();
+  const port = server.port!;
+  return {
+    coordinator,
+    port,
+    url: `http://${opts.hostname && opts.hostname !== "0.0.0.0" ? opts.hostname : "127.0.0.1"}:${port}`,
+    async stop() {
+      clearInterval(timer);
+      await server.stop(true);
+      await query.close();
+      await coordinator.close();
+    },
+  };
+}

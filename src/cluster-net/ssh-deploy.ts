@@ -1,0 +1,173 @@
+// `imgd deploy`: per host, over one verified SSH connection — storage writable? binary current (by sha256)?
+// then start `imgd worker` detached (setsid + nohup) with its log and pid beside the binary.
+import { createHash } from "node:crypto";
+import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { DeployHost } from "./hosts-file.ts";
+import { SshSession, type SshTarget } from "./ssh-session.ts";
+
+export interface DeployOptions {
+  binaryPath: string;
+  coordinator: string;
+  token: string;
+  identity: string;
+  knownHosts: string;
+  acceptNew: boolean;
+  threads?: number;
+}
+
+export interface DeployRow {
+  host: string;
+  connect: string;
+  storage: string;
+  binary: string;
+  worker: string;
+  ok: boolean;
+}
+
+/** Single-quotes for sh. */
+export function sq(s: string): string {
+  return `'${s.replace(/'/g, `'\\''`)}'`;
+}
+
+/** Remote paths: `dir` relative to the login directory unless absolute; "$HOME" is expanded by the shell. */
+function remote(host: DeployHost) {
+  const dir = host.dir.startsWith("/") ? sq(host.dir) : `"$HOME"/${sq(host.dir)}`;
+  return { dir, bin: `${dir}/imgd`, log: `${dir}/worker.log`, pid: `${dir}/worker.pid`, token: `${dir}/token` };
+}
+
+function target(host: DeployHost, opts: Pick<DeployOptions, "identity" | "knownHosts" | "acceptNew">): SshTarget {
+  return {
+    host: host.address,
+    port: host.port,
+    username: host.username,
+    privateKeyPath: host.key ?? opts.identity,
+    knownHostsPath: opts.knownHosts,
+    acceptNew: opts.acceptNew,
+  };
+}
+
+export function fileSha256(path: string): string {
+  return createHash("sha256").update(readFileSync(path)).digest("hex");
+}
+
+async function withSession<T>(
+  host: DeployHost,
+  opts: Pick<DeployOptions, "identity" | "knownHosts" | "acceptNew">,
+  work: (s: SshSession) => Promise<T>,
+): Promise<T> {
+  const session = await SshSession.connect(target(host, opts));
+  try {
+    return await work(session);
+  } finally {
+    session.end();
+  }
+}
+
+/** `sftp` gives remote paths relative to the login directory; the shell expands "$HOME". */
+async function realDir(s: SshSession, host: DeployHost): Promise<string> {
+  const r = await s.exec(`mkdir -p ${remote(host).dir} && cd ${remote(host).dir} && pwd`);
+  if (r.code !== 0) throw new Error(`cannot create ${host.dir}: ${r.stderr.trim()}`);
+  return r.stdout.trim();
+}
+
+const RUNNING = (pidFile: string) => `p=$(cat ${pidFile} 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "$p"`;
+
+export async function deployHost(host: DeployHost, opts: DeployOptions, localSha = fileSha256(opts.binaryPath)): Promise<DeployRow> {
+  const row: DeployRow = { host: host.name, connect: "-", storage: "-", binary: "-", worker: "-", ok: false };
+  try {
+    await withSession(host, opts, async (s) => {
+      row.connect = "ok";
+      const r = remote(host);
+      const probe = `${sq(host.storage)}/.imgd-probe-$$`;
+      const storage = await s.exec(`test -d ${sq(host.storage)} && echo probe > ${probe} && rm -f ${probe}`);
+      if (storage.code !== 0) {
+        row.storage = `not writable: ${host.storage}`;
+        return;
+      }
+      row.storage = "writable";
+      const dir = await realDir(s, host);
+      const remoteSha = (await s.exec(`sha256sum ${r.bin} 2>/dev/null`)).stdout.split(/\s+/)[0] ?? "";
+      if (remoteSha === localSha) row.binary = "unchanged";
+      else {
+        // Upload beside, then rename: a worker starting meanwhile never runs a half-written binary.
+        await s.upload(opts.binaryPath, `${dir}/imgd.upload`, 0o755);
+        const mv = await s.exec(`chmod 755 ${r.dir}/imgd.upload && mv -f ${r.dir}/imgd.upload ${r.bin}`);
+        if (mv.code !== 0) throw new Error(`install binary: ${mv.stderr.trim()}`);
+        row.binary = "uploaded";
+      }
+      const running = (await s.exec(RUNNING(r.pid))).stdout.trim();
+      if (running && row.binary === "unchanged") {
+        row.worker = `already running (pid ${running})`;
+        row.ok = true;
+        return;
+      }
+      if (running) await s.exec(`kill -TERM ${running}`);
+      // The token goes in a 0600 file, never on a command line other users can read in ps.
+      const tmp = mkdtempSync(join(tmpdir(), "imgd-deploy-"));
+      try {
+        writeFileSync(join(tmp, "token"), `${opts.token}\n`, { mode: 0o600 });
+        await s.upload(join(tmp, "token"), `${dir}/token`, 0o600);
+      } finally {
+        rmSync(tmp, { recursive: true, force: true });
+      }
+      const args = [
+        "worker",
+        "--coordinator", opts.coordinator,
+        "--token-file", `${dir}/token`,
+        "--storage", host.storage,
+        ...(host.threads ?? opts.threads ? ["--threads", String(host.threads ?? opts.threads)] : []),
+        ...host.pathMaps.flatMap((m) => ["--path-map", m]),
+      ].map(sq);
+      const start = await s.exec(
+        `cd ${r.dir} && nohup setsid ./imgd ${args.join(" ")} > ${r.log} 2>&1 < /dev/null & echo $! > ${r.pid}; sleep 0.3; ${RUNNING(r.pid)}`,
+      );
+      const pid = start.stdout.trim();
+      if (!pid) {
+        const tail = await s.exec(`tail -n 5 ${r.log}`);
+        row.worker = `exited at once: ${tail.stdout.trim().split("\n").pop() ?? ""}`;
+        return;
+      }
+      row.worker = `started (pid ${pid})`;
+      row.ok = true;
+    });
+  } catch (err) {
+    if (row.connect === "-") row.connect = err instanceof Error ? err.message : String(err);
+    else row.worker = `error: ${err instanceof Error ? err.message : err}`;
+  }
+  return row;
+}
+
+export async function workerStatus(host: DeployHost, opts: Pick<DeployOptions, "identity" | "knownHosts" | "acceptNew">): Promise<string> {
+  return withSession(host, opts, async (s) => {
+    const pid = (await s.exec(RUNNING(remote(host).pid))).stdout.trim();
+    return pid ? `running (pid ${pid})` : "stopped";
+  });
+}
+
+/** SIGTERM: the worker finishes and commits its batch, then leaves. */
+export async function stopWorker(host: DeployHost, opts: Pick<DeployOptions, "identity" | "knownHosts" | "acceptNew">): Promise<string> {
+  return withSession(host, opts, async (s) => {
+    const pid = (await s.exec(RUNNING(remote(host).pid))).stdout.trim();
+    if (!pid) return "not running";
+    await s.exec(`kill -TERM ${pid}`);
+    for (let i = 0; i < 50; i++) {
+      if (!(await s.exec(`kill -0 ${pid} 2>/dev/null && echo up`)).stdout.trim()) return `stopped (pid ${pid})`;
+      await Bun.sleep(200);
+    }
+    return `still draining (pid ${pid}); it stops after its current batch`;
+  });
+}
+
+export async function workerLogs(host: DeployHost, opts: Pick<DeployOptions, "identity" | "knownHosts" | "acceptNew">, lines = 100): Promise<string> {
+  return withSession(host, opts, async (s) => (await s.exec(`tail -n ${Math.floor(lines)} ${remote(host).log}`)).stdout);
+}
+
+export function formatDeployTable(rows: DeployRow[]): string {
+  const head = ["host", "connect", "storage", "binary", "worker"];
+  const cells = rows.map((r) => [r.host, r.connect, r.storage, r.binary, r.worker]);
+  const widths = head.map((h, i) => Math.min(60, Math.max(h.length, ...cells.map((c) => c[i]!.length))));
+  const line = (c: string[]) => c.map((v, i) => v.padEnd(widths[i]!)).join("  ").trimEnd();
+  return [line(head), ...cells.map(line)].join("\n");
+}

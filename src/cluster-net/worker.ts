@@ -1,0 +1,243 @@
+// `imgd worker`: register, then pull leased batches, index each into this worker's shard, checkpoint it, and only
+// then report the batch committed. Heartbeats renew the leases meanwhile. A coordinator that goes away is waited
+// for (backoff) and re-registered with the same id, so the shard and the work in hand survive its restart.
+import { freemem, hostname, availableParallelism, totalmem } from "node:os";
+import { join } from "node:path";
+import pkg from "../../package.json" with { type: "json" };
+import { runIndex } from "../engine/index-pipeline.ts";
+import { listModels, modelSearchDirs, resolveModel } from "../engine/models.ts";
+import { toLocalPath, type PathMapping } from "../engine/path-map.ts";
+import { IndexStore } from "../engine/store/index-store.ts";
+import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
+import { MeshClient, MeshRefusal, withBackoff } from "./mesh-client.ts";
+import {
+  CommitReply,
+  HeartbeatReply,
+  LeaseReply,
+  PROTOCOL_VERSION,
+  RegisterReply,
+  type LeasedBatch,
+  type WorkerStats,
+} from "./protocol.ts";
+import { z } from "zod";
+
+export interface WorkerOptions {
+  coordinator: string;
+  token: string;
+  threads: number;
+  /** Where this host mounts the storage root; defaults to the coordinator's path. */
+  storage?: string;
+  modelsDir?: string;
+  pathMap?: PathMapping[];
+  /** Images per inference batch to start from; halved on out-of-memory. */
+  batchSize?: number;
+  host?: string;
+  /** Aborting drains: the batch in hand is finished and committed, then the worker leaves. */
+  drain?: AbortSignal;
+  log?: (line: string) => void;
+}
+
+export interface WorkerSummary {
+  workerId: string;
+  batches: number;
+  files: number;
+  duplicates: number;
+  /** Time in lease + commit round trips (the coordinator's share of each batch). */
+  meshMs: number;
+  /** Time indexing and checkpointing. */
+  batchMs: number;
+  reason: string;
+}
+
+const OOM = /out of memory|ENOMEM|bad_alloc|allocation failed|Cannot allocate|failed to allocate/i;
+
+export function isOutOfMemory(err: unknown): boolean {
+  return OOM.test(err instanceof Error ? `${err.name} ${err.message}` : String(err));
+}
+
+/** Starting inference batch: at most a quarter of free memory for pixels and activations (a generous 16x). */
+export function memoryBatchSize(wanted: number, imageSize: number, free = freemem()): number {
+  const perImage = 3 * imageSize * imageSize * 4 * 16;
+  return Math.max(1, Math.min(wanted, Math.floor((free * 0.25) / perImage)));
+}
+
+export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
+  const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const client = new MeshClient(opts.coordinator, opts.token);
+  const host = opts.host ?? hostname();
+  const models = listModels(modelSearchDirs(opts.modelsDir))
+    .models.filter((m) => m.imagePath)
+    .map((m) => m.manifest.name);
+  const info = {
+    host,
+    pid: process.pid,
+    cores: availableParallelism(),
+    memoryBytes: totalmem(),
+    threads: opts.threads,
+    version: pkg.version,
+    models,
+    pathMap: opts.pathMap ?? [],
+  };
+  const retryLog = (err: Error, delay: number) => log(`[worker] ${err.message}; retrying in ${(delay / 1000).toFixed(1)} s`);
+  const register = (workerId?: string) =>
+    withBackoff(() => client.post("/v1/register", { protocol: PROTOCOL_VERSION, worker: info, workerId }, RegisterReply), {
+      onRetry: retryLog,
+    });
+
+  let reg = await register();
+  const workerId = reg.workerId;
+  log(`[worker] registered as ${workerId} with ${opts.coordinator}; job ${reg.job.id}, model ${reg.job.model}`);
+  const model = await resolveModel(reg.job.model, modelSearchDirs(opts.modelsDir));
+  const shard = join(opts.storage ?? reg.job.storage, reg.shard);
+  const store = await IndexStore.open(shard, {
+    model: { name: model.manifest.name, dims: model.manifest.dims, preprocess: model.manifest.preprocess, tokenizer: model.manifest.tokenizer },
+  });
+  const embedder = await ThreadedImageEmbedder.open(model, { threads: opts.threads });
+
+  let batchSize = memoryBatchSize(opts.batchSize ?? 32, model.manifest.preprocess.size);
+  let inFlight = 0;
+  let rateNow = 0;
+  let errors = 0;
+  let note: string | undefined;
+  let drainRequested = false;
+  opts.drain?.addEventListener("abort", () => {
+    log("[worker] draining: finishing the current batch, then leaving");
+    drainRequested = true;
+  });
+  const summary: WorkerSummary = { workerId, batches: 0, files: 0, duplicates: 0, meshMs: 0, batchMs: 0, reason: "" };
+
+  // Re-registering keeps the id; it matters only if the coordinator lost track of us (state wiped).
+  const call = async <T>(work: () => Promise<T>): Promise<T> =>
+    withBackoff(async () => {
+      try {
+        return await work();
+      } catch (err) {
+        if (err instanceof MeshRefusal && err.status === 404) {
+          reg = await register(workerId);
+          return await work();
+        }
+        throw err;
+      }
+    }, { onRetry: retryLog });
+
+  const stats = (): WorkerStats => ({
+    rssBytes: process.memoryUsage.rss(),
+    inFlight,
+    rateNow,
+    batchSize,
+    errors,
+    note,
+  });
+  let heartbeatBusy = false;
+  const heartbeat = setInterval(async () => {
+    if (heartbeatBusy) return;
+    heartbeatBusy = true;
+    try {
+      const reply = await client.post("/v1/heartbeat", { workerId, stats: stats() }, HeartbeatReply);
+      if (reply.drain && !drainRequested) {
+        log("[worker] the coordinator asked this worker to drain");
+        drainRequested = true;
+      }
+    } catch {
+      // The lease loop reports an unreachable coordinator; a missed heartbeat only shortens the lease.
+    } finally {
+      heartbeatBusy = false;
+    }
+  }, reg.job.heartbeatMs);
+
+  // The next lease is asked for while the current batch is indexed, so the worker never waits on the round trip.
+  const askLease = () => call(() => client.post("/v1/lease", { workerId }, LeaseReply));
+  let prefetched: Promise<z.infer<typeof LeaseReply>> | null = null;
+  let pendingCommit: Promise<void> = Promise.resolve();
+  try {
+    for (;;) {
+      if (drainRequested) {
+        summary.reason = "drained";
+        break;
+      }
+      const m0 = performance.now();
+      const lease = await (prefetched ?? askLease());
+      prefetched = null;
+      summary.meshMs += performance.now() - m0;
+      if (lease.done) {
+        summary.reason = lease.reason ?? "job complete";
+        break;
+      }
+      if (!lease.batch) {
+        await Bun.sleep(lease.retryMs);
+        continue;
+      }
+      const batch = lease.batch;
+      prefetched = askLease();
+      prefetched.catch(() => {});
+      const b0 = performance.now();
+      inFlight = batch.files.length;
+      const result = await indexBatch(batch);
+      const batchMs = performance.now() - b0;
+      summary.batchMs += batchMs;
+      rateNow = (batch.files.length * 1000) / batchMs;
+      // The batch is durable in the shard; the commit is idempotent and goes out while the next batch runs.
+      // One commit at a time keeps them in order and bounds what a coordinator outage can pile up.
+      const c0 = performance.now();
+      await pendingCommit;
+      summary.meshMs += performance.now() - c0;
+      pendingCommit = call(() =>
+        client.post(
+          "/v1/commit",
+          { workerId, batchId: batch.batchId, leaseId: batch.leaseId, indexed: result.indexed, failed: result.failed, batchMs },
+          CommitReply,
+        ),
+      ).then((reply) => {
+        summary.batches++;
+        summary.files += batch.files.length;
+        if (reply.duplicate) summary.duplicates++;
+        log(`[worker] batch ${batch.batchId}: ${batch.files.length} files in ${(batchMs / 1000).toFixed(2)} s${reply.duplicate ? " (already committed elsewhere)" : ""}`);
+      });
+    }
+    const c0 = performance.now();
+    await pendingCommit;
+    summary.meshMs += performance.now() - c0;
+    // A lease asked for but not worked on goes back to the queue when this worker deregisters.
+    await prefetched?.catch(() => null);
+  } finally {
+    clearInterval(heartbeat);
+    await embedder.close();
+    await store.close();
+  }
+  // Leaving is a courtesy: a coordinator that is gone for good would otherwise hold this process forever.
+  await withBackoff(() => client.post("/v1/deregister", { workerId, reason: summary.reason }, z.object({ ok: z.boolean() })), {
+    giveUpAfterMs: 10_000,
+  }).catch(
+    (err) => log(`[worker] could not deregister: ${err instanceof Error ? err.message : err}`),
+  );
+  log(`[worker] ${workerId} leaving (${summary.reason}): ${summary.files} files in ${summary.batches} batches`);
+  return summary;
+
+  /** Indexes the batch and checkpoints the shard; the batch is durable when this returns. */
+  async function indexBatch(batch: LeasedBatch): Promise<{ indexed: number; failed: number }> {
+    const files = batch.files.map((f) => ({ ...f, path: toLocalPath(f.path, opts.pathMap ?? []) }));
+    for (;;) {
+      try {
+        const report = await runIndex({
+          roots: [],
+          files,
+          indexDir: shard,
+          model,
+          batchSize,
+          threads: opts.threads,
+          store,
+          embedder,
+          checkpointEveryMs: Number.MAX_SAFE_INTEGER,
+        });
+        await store.checkpoint();
+        errors += report.failed;
+        return { indexed: files.length - report.failed, failed: report.failed };
+      } catch (err) {
+        if (!isOutOfMemory(err) || batchSize === 1) throw err;
+        batchSize = Math.max(1, Math.floor(batchSize / 2));
+        note = `batch size halved to ${batchSize} after out of memory`;
+        log(`[worker] out of memory (${err instanceof Error ? err.message : err}); halving the batch size to ${batchSize} and retrying`);
+      }
+    }
+  }
+}

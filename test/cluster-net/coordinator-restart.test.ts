@@ -1,0 +1,54 @@
+import { afterAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import { fetchStatus, makePhotos, startCoordinatorProc, startWorkerProc, tempDir, until, type Proc } from "./cluster-harness.ts";
+import { mergedPaths, readRows } from "./helpers-db.ts";
+
+const procs: Proc[] = [];
+afterAll(() => procs.forEach((p) => p.proc.kill("SIGKILL")));
+
+test("a coordinator SIGKILLed mid-job resumes on restart without redoing committed batches, with the same result", async () => {
+  const root = tempDir("restart");
+  const photos = await makePhotos(join(root, "photos"), 150, 160);
+  const storage = join(root, "storage");
+  const args = ["--batch", "5", "--lease-ttl", "2"];
+  const first = await startCoordinatorProc([join(root, "photos")], storage, args);
+  procs.push(first.p);
+  const port = new URL(first.url).port;
+  const workers = [startWorkerProc(first.url), startWorkerProc(first.url)];
+  procs.push(...workers);
+
+  const before = await until(async () => {
+    const s = await fetchStatus(first.url);
+    return s.done >= 40 && s.done < 150 ? s : null;
+  }, 30_000, "40 files committed");
+  first.p.proc.kill("SIGKILL");
+  await first.p.exited;
+  const killedAt = Date.now();
+  await Bun.sleep(300);
+
+  const second = await startCoordinatorProc([join(root, "photos")], storage, [...args, "--port", port]);
+  procs.push(second.p);
+  const resumed = await second.p.waitFor(/resumed job/);
+  const already = Number(resumed.match(/(\d+)\/150 files already committed/)![1]);
+  expect(already).toBeGreaterThanOrEqual(before.done);
+  expect(already).toBeLessThan(150);
+
+  // Both workers ride out the restart and finish the job against the new process.
+  expect(await second.p.exited).toBe(0);
+  for (const w of workers) expect(await w.exited).toBe(0);
+  expect(workers.some((w) => w.stderr.some((l) => l.includes("unreachable")))).toBe(true);
+
+  expect(await mergedPaths(storage)).toEqual(photos);
+  // Every batch was committed exactly once, and batches committed before the kill were never leased again.
+  const ledger = join(storage, "coordinator", "ledger.duckdb");
+  const [[committed, total]] = (await readRows(ledger, "SELECT count(*) FILTER (state = 'committed'), count(*) FROM batches")) as [bigint, bigint][];
+  expect(Number(committed)).toBe(30);
+  expect(Number(total)).toBe(30);
+  const released = await readRows(
+    ledger,
+    `SELECT count(*) FROM leases l JOIN batches b ON b.id = l.batch_id WHERE b.committed_ms < ${killedAt} AND l.leased_ms > ${killedAt}`,
+  );
+  expect(Number(released[0]![0])).toBe(0);
+  const jobs = await readRows(ledger, "SELECT count(*) FROM job");
+  expect(Number(jobs[0]![0])).toBe(1);
+}, 90_000);
