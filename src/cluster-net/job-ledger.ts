@@ -5,6 +5,7 @@
 import type { DuckDBConnection, DuckDBInstance, DuckDBValue } from "@duckdb/node-api";
 import { randomUUID } from "node:crypto";
 import { loadDuckDB } from "../engine/native.ts";
+import { inTransaction } from "../engine/store/catalog.ts";
 import type { ScannedFile } from "../engine/types.ts";
 import type { LeasedBatch, WorkerInfo, WorkerState, WorkerStats } from "./protocol.ts";
 
@@ -365,15 +366,8 @@ export class JobLedger {
     return (await this.conn.runAndReadAll(sql, params)).getRows();
   }
 
-  private async transaction(work: () => Promise<void>): Promise<void> {
-    await this.conn.run("BEGIN TRANSACTION");
-    try {
-      await work();
-      await this.conn.run("COMMIT");
-    } catch (error) {
-      await this.conn.run("ROLLBACK").catch(() => {});
-      throw error;
-    }
+  private transaction(work: () => Promise<void>): Promise<void> {
+    return inTransaction(this.conn, work);
   }
 
   private serialized<T>(work: () => Promise<T>): Promise<T> {

@@ -56,7 +56,7 @@ export interface CatalogState {
   nextId: number;
 }
 
-const RECORD_COLUMNS = `id, path, size, mtime_ms, imohash, width, height,
+export const RECORD_COLUMNS = `id, path, size, mtime_ms, imohash, width, height,
   strftime(taken_at, '%Y-%m-%dT%H:%M:%S') AS taken_at, camera_make, camera_model, status, error_reason, error,
   strftime(indexed_at, '%Y-%m-%dT%H:%M:%S.%gZ') AS indexed_at`;
 
@@ -269,15 +269,8 @@ export class Catalog {
     );
   }
 
-  private async transaction(work: () => Promise<void>): Promise<void> {
-    await this.conn.run("BEGIN TRANSACTION");
-    try {
-      await work();
-      await this.conn.run("COMMIT");
-    } catch (error) {
-      await this.conn.run("ROLLBACK").catch(() => {});
-      throw error;
-    }
+  private transaction(work: () => Promise<void>): Promise<void> {
+    return inTransaction(this.conn, work);
   }
 
   /** A serialized read; inside a serialized write use `query`. */
@@ -320,7 +313,8 @@ function blobToFloats(value: DuckDBValue): Float32Array {
   return new Float32Array(bytes.slice().buffer);
 }
 
-function toRecord(r: DuckDBValue[]): ImageRecord {
+/** One row selected with RECORD_COLUMNS (in that order) as a record. */
+export function toRecord(r: DuckDBValue[]): ImageRecord {
   return {
     id: Number(r[0]),
     path: r[1] as string,
@@ -344,4 +338,16 @@ function localTime(value: string): number | null {
   const iso = value.length === 10 ? `${value}T00:00:00` : value.replace(" ", "T").slice(0, 19);
   const ms = Date.parse(`${iso}Z`);
   return Number.isNaN(ms) ? null : ms;
+}
+
+/** Runs `work` in one DuckDB transaction: committed whole or rolled back. */
+export async function inTransaction(conn: DuckDBConnection, work: () => Promise<void>): Promise<void> {
+  await conn.run("BEGIN TRANSACTION");
+  try {
+    await work();
+    await conn.run("COMMIT");
+  } catch (error) {
+    await conn.run("ROLLBACK").catch(() => {});
+    throw error;
+  }
 }

@@ -5,7 +5,7 @@ import type { DuckDBValue } from "@duckdb/node-api";
 import { existsSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadDuckDB } from "../native.ts";
-import { CATALOG_FILE, type NewImage } from "./catalog.ts";
+import { CATALOG_FILE, RECORD_COLUMNS, toRecord, type NewImage } from "./catalog.ts";
 import { readManifest } from "./index-manifest.ts";
 import { IndexStore } from "./index-store.ts";
 
@@ -92,8 +92,7 @@ async function* shardRows(dir: string, dims: number): AsyncGenerator<{ row: NewI
   try {
     for (let after = -1; ; ) {
       const reader = await conn.runAndReadAll(
-        `SELECT id, path, size, mtime_ms, imohash, width, height, strftime(taken_at, '%Y-%m-%dT%H:%M:%S'), camera_make,
-         camera_model, status, error_reason, error, embedding FROM images WHERE id > ${after} ORDER BY id LIMIT ${PAGE}`,
+        `SELECT ${RECORD_COLUMNS}, embedding FROM images WHERE id > ${after} ORDER BY id LIMIT ${PAGE}`,
       );
       const rows = reader.getRows();
       if (rows.length === 0) return;
@@ -107,25 +106,9 @@ async function* shardRows(dir: string, dims: number): AsyncGenerator<{ row: NewI
 }
 
 function toRow(r: DuckDBValue[], dims: number): { row: NewImage; embedding: Float32Array | null } {
-  const status = r[10] as "indexed" | "failed";
-  const blob = r[13] as { bytes: Uint8Array } | null;
-  const embedding = status === "indexed" && blob ? new Float32Array(blob.bytes.slice().buffer) : null;
-  if (status === "indexed" && embedding?.length !== dims) throw new Error(`shard row ${r[1]} has no ${dims}-d embedding`);
-  return {
-    row: {
-      path: r[1] as string,
-      size: Number(r[2]),
-      mtimeMs: r[3] as number,
-      imohash: r[4] as string | null,
-      width: r[5] as number | null,
-      height: r[6] as number | null,
-      takenAt: r[7] as string | null,
-      cameraMake: r[8] as string | null,
-      cameraModel: r[9] as string | null,
-      status,
-      errorReason: r[11] as string | null,
-      error: r[12] as string | null,
-    },
-    embedding,
-  };
+  const { id: _id, indexedAt: _at, ...row } = toRecord(r);
+  const blob = r[14] as { bytes: Uint8Array } | null;
+  const embedding = row.status === "indexed" && blob ? new Float32Array(blob.bytes.slice().buffer) : null;
+  if (row.status === "indexed" && embedding?.length !== dims) throw new Error(`shard row ${row.path} has no ${dims}-d embedding`);
+  return { row, embedding };
 }
