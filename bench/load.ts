@@ -9,15 +9,10 @@ import { TextEmbedder } from "../src/engine/embed.ts";
 import { modelSearchDirs, resolveModel } from "../src/engine/models.ts";
 import { TextBatcher } from "../src/engine/text-batcher.ts";
 import { IndexStore, type NewImage } from "../src/engine/store/index-store.ts";
+import { flag, percentile } from "./fixtures.ts";
 
 const REPO = join(import.meta.dir, "..");
 export const MODELS = join(REPO, "models");
-
-export function flag(name: string, fallback: string): string {
-  const args = process.argv.slice(2);
-  const i = args.indexOf(name);
-  return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
-}
 
 /** An index of `count` random unit vectors, reused across runs. */
 export async function benchIndex(count: number): Promise<string> {
@@ -135,10 +130,6 @@ export async function closedLoop(url: string, concurrency: number, seconds: numb
   await Promise.all(Array.from({ length: concurrency }, client));
   result.seconds = (performance.now() - t0) / 1000;
   return result;
-}
-
-export function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 export function summarise(r: LoadResult): string {

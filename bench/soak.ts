@@ -2,7 +2,8 @@
 // batcher or the gate shows up as RSS that keeps growing after warm-up.
 // Usage: bun bench/soak.ts [--minutes 5] [--concurrency 20] [--vectors 100000]
 import { readFileSync } from "node:fs";
-import { benchIndex, closedLoop, flag, nextQuery, spawnServer, summarise } from "./load.ts";
+import { flag } from "./fixtures.ts";
+import { benchIndex, closedLoop, nextQuery, spawnServer, summarise } from "./load.ts";
 
 function rssMiB(pid: number): number {
   const kb = Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmRSS:\s+(\d+)/)?.[1]);

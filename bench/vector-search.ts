@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import type { Index } from "usearch";
 import { loadUSearch } from "../src/engine/native.ts";
+import { percentile } from "./fixtures.ts";
 
 const DIMS = 512;
 const QUERIES = 1000;
@@ -60,10 +61,6 @@ function builtIndex(size: number, dtype: string): { index: Index; buildMs: numbe
   index.save(`${file}.tmp`);
   renameSync(`${file}.tmp`, file);
   return { index, buildMs };
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 console.log(`USearch k=${K} single-query latency, ${QUERIES} queries, ${DIMS}-d random unit vectors, ${cpus().length} CPUs`);
