@@ -6,7 +6,7 @@ import { decodeImage } from "./decode.ts";
 import type { BatchImageEmbedder } from "./embed.ts";
 import { imohashBytes } from "./identity.ts";
 import { failedRow, indexedRow } from "./image-rows.ts";
-import { movedFromIndex, planIndexWork, type KnownFileLike } from "./index-plan.ts";
+import { movedFromIndex, planIndexWork } from "./index-plan.ts";
 import type { ResolvedModel } from "./models.ts";
 import { preprocessInto } from "./preprocess.ts";
 import { ProgressModel, type ProgressSnapshot } from "./progress.ts";
@@ -92,7 +92,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     vectors: opts.vectors,
   });
   try {
-    const known = (await store.knownFiles()) as Map<string, KnownFileLike>;
+    const known = await store.knownFiles();
     const plan = planIndexWork(scan.files, known, pruneMissing);
     const movedCandidates = movedFromIndex(plan.missing);
     opts.onPlan?.({

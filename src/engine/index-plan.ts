@@ -1,14 +1,6 @@
 // Decides, before any pixel is read, what an incremental run has to do. Pure: scanned files + catalog in, plan out.
+import type { KnownFile } from "./store/catalog.ts";
 import type { ScannedFile } from "./types.ts";
-
-export interface KnownFileLike {
-  id: number;
-  path: string;
-  size: number;
-  mtimeMs: number;
-  imohash: string | null;
-  status: string;
-}
 
 export interface IndexPlan {
   /** Same path, size and mtime as the catalog: nothing to do. */
@@ -16,11 +8,11 @@ export interface IndexPlan {
   /** New paths, or known paths whose size or mtime changed: hash them, then embed unless the content is known. */
   candidates: ScannedFile[];
   /** Catalog entries whose path was not seen: either moved (matched later by content hash) or deleted. */
-  missing: KnownFileLike[];
+  missing: KnownFile[];
 }
 
 /** With `complete` false (a partial list, e.g. a worker's batch) nothing is reported missing. */
-export function planIndexWork(scanned: ScannedFile[], known: Map<string, KnownFileLike>, complete = true): IndexPlan {
+export function planIndexWork(scanned: ScannedFile[], known: Map<string, KnownFile>, complete = true): IndexPlan {
   const seen = new Set<string>();
   const candidates: ScannedFile[] = [];
   let unchanged = 0;
@@ -35,8 +27,8 @@ export function planIndexWork(scanned: ScannedFile[], known: Map<string, KnownFi
 }
 
 /** Content key used to recognise a moved file: imohash already includes the size, so it is enough on its own. */
-export function movedFromIndex(missing: KnownFileLike[]): Map<string, KnownFileLike[]> {
-  const byHash = new Map<string, KnownFileLike[]>();
+export function movedFromIndex(missing: KnownFile[]): Map<string, KnownFile[]> {
+  const byHash = new Map<string, KnownFile[]>();
   for (const m of missing) {
     if (!m.imohash || m.status !== "indexed") continue;
     const list = byHash.get(m.imohash) ?? [];

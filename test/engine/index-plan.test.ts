@@ -1,7 +1,8 @@
 import { expect, test } from "bun:test";
-import { movedFromIndex, planIndexWork, type KnownFileLike } from "../../src/engine/index-plan.ts";
+import { movedFromIndex, planIndexWork } from "../../src/engine/index-plan.ts";
+import type { KnownFile } from "../../src/engine/store/catalog.ts";
 
-const known = (id: number, path: string, size: number, mtimeMs: number, imohash = `h${id}`): KnownFileLike => ({
+const known = (id: number, path: string, size: number, mtimeMs: number, imohash = `h${id}`): KnownFile => ({
   id,
   path,
   size,
@@ -30,7 +31,7 @@ test("unchanged files are skipped, changed and new files become candidates, unse
 });
 
 test("only indexed missing files with a content hash can be matched as moved", () => {
-  const failed = { ...known(5, "/x.jpg", 1, 1, "hx"), status: "failed" };
+  const failed: KnownFile = { ...known(5, "/x.jpg", 1, 1, "hx"), status: "failed" };
   const byHash = movedFromIndex([known(4, "/old.jpg", 5, 5, "hh"), failed, { ...known(6, "/y", 1, 1), imohash: null }]);
   expect([...byHash.keys()]).toEqual(["hh"]);
   expect(byHash.get("hh")![0]!.id).toBe(4);
