@@ -92,7 +92,8 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     vectors: opts.vectors,
   });
   try {
-    const known = await store.knownFiles();
+    // An explicit batch only needs its own rows; a full scan needs every row to find moves and deletions.
+    const known = await store.knownFiles(opts.files ? opts.files.map((f) => f.path) : undefined);
     const plan = planIndexWork(scan.files, known, pruneMissing);
     const movedCandidates = movedFromIndex(plan.missing);
     opts.onPlan?.({

@@ -119,6 +119,17 @@ describe("index store", () => {
     await store.close();
   });
 
+  test("known files can be asked for a list of paths, returning only those that are catalogued", async () => {
+    const store = await IndexStore.open(tempIndex(), { model: MODEL });
+    await store.addBatch(rows(6), vectors(6));
+    const some = await store.knownFiles(["/photos/00001.jpg", "/photos/00004.jpg", "/elsewhere/x.jpg"]);
+    expect([...some.keys()].sort()).toEqual(["/photos/00001.jpg", "/photos/00004.jpg"]);
+    expect(some.get("/photos/00004.jpg")!.size).toBe(1004);
+    expect((await store.knownFiles([])).size).toBe(0);
+    expect((await store.knownFiles()).size).toBe(6);
+    await store.close();
+  });
+
   test("re-adding a path replaces its row and vector instead of duplicating it", async () => {
     const store = await IndexStore.open(tempIndex(), { model: MODEL });
     await store.addBatch(rows(3), vectors(3));

@@ -85,9 +85,16 @@ export class Catalog {
     return { version: Number(row![0]), nextId: Number(row![1]) };
   }
 
-  async knownFiles(): Promise<Map<string, KnownFile>> {
+  /** Every catalogued file, or only those among `paths` (a worker's batch need not read a whole shard). */
+  async knownFiles(paths?: string[]): Promise<Map<string, KnownFile>> {
     const out = new Map<string, KnownFile>();
-    for (const r of await this.rows("SELECT id, path, size, mtime_ms, imohash, status FROM images")) {
+    const select = "SELECT id, path, size, mtime_ms, imohash, status FROM images";
+    const rows = paths
+      ? paths.length === 0
+        ? []
+        : await this.query(`${select} WHERE path IN (${paths.map((_, i) => `$${i + 1}`).join(",")})`, paths)
+      : await this.rows(select);
+    for (const r of rows) {
       const path = r[1] as string;
       out.set(path, {
         id: Number(r[0]),

@@ -119,8 +119,8 @@ export class IndexStore {
     return this.recovery !== "none";
   }
 
-  knownFiles(): Promise<Map<string, KnownFile>> {
-    return this.catalog.knownFiles();
+  knownFiles(paths?: string[]): Promise<Map<string, KnownFile>> {
+    return this.catalog.knownFiles(paths);
   }
 
   /** `vectors` holds one embedding per 'indexed' row, in order. Returns the new id of every row. */
