@@ -1,6 +1,8 @@
 // `imgd index` as one pipeline: scan -> plan -> (read, hash, decode, preprocess) x N in flight -> batch -> infer
 // -> write. Decoding of the next batch overlaps inference of the current one; a bounded queue keeps memory flat.
 import { readFile } from "node:fs/promises";
+import { analyzeImage, addCounts, decodeShortSide, stagesToRun, writeStageOutcomes, type StageOutcome } from "./analysis/stage-runner.ts";
+import type { AnalysisStage, StageCounts } from "./analysis/stage.ts";
 import { BoundedQueue } from "./async-queue.ts";
 import { decodeImage } from "./decode.ts";
 import type { BatchImageEmbedder } from "./embed.ts";
@@ -37,6 +39,8 @@ export interface IndexOptions {
   /** A long-lived caller (a worker) passes its open store and embedder; they are then left open. */
   store?: IndexStore;
   embedder?: BatchImageEmbedder;
+  /** Optional analyses (faces, objects, text) run on the same decoded pixels; the caller opens and closes them. */
+  stages?: AnalysisStage[];
   signal?: AbortSignal;
   onProgress?: (p: ProgressSnapshot) => void;
   /** Called once the plan is known, before any image is read. */
@@ -47,6 +51,10 @@ export interface IndexReport {
   scanned: number;
   unchanged: number;
   embedded: number;
+  /** Unchanged images that only went through analysis stages they had not run yet. */
+  analysed: number;
+  /** What the analysis stages found in this run. */
+  found: StageCounts;
   touched: number;
   moved: number;
   removed: number;
@@ -60,7 +68,9 @@ export interface IndexReport {
 }
 
 type Prepared =
-  | { kind: "embed"; file: ScannedFile; hash: string; image: DecodedImage; pixels: Float32Array }
+  | { kind: "embed"; file: ScannedFile; hash: string; image: DecodedImage; pixels: Float32Array; stages: AnalysisStage[] }
+  /** A known image (same content) that only needs analysis stages; `touch` also updates its size and mtime. */
+  | { kind: "analyze"; file: ScannedFile; id: number; image: DecodedImage; stages: AnalysisStage[]; touch: boolean }
   | { kind: "failed"; file: ScannedFile; hash: string | null; error: ImageError }
   | { kind: "touch"; file: ScannedFile; id: number }
   | { kind: "move"; file: ScannedFile; id: number };
@@ -72,6 +82,8 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
   const threads = opts.threads ?? 2;
   const spec = opts.model.manifest.preprocess;
   const tensorSize = 3 * spec.size * spec.size;
+  const stages = opts.stages ?? [];
+  const decodeSide = decodeShortSide(spec.size, stages);
 
   const scan = await timings.time("scan", async () =>
     opts.files
@@ -94,40 +106,54 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
   try {
     // An explicit batch only needs its own rows; a full scan needs every row to find moves and deletions.
     const known = await store.knownFiles(opts.files ? opts.files.map((f) => f.path) : undefined);
-    const plan = planIndexWork(scan.files, known, pruneMissing);
+    for (const stage of stages) await store.ensureTables(stage.ddl);
+    const runs = stages.length > 0 ? await store.analysisRuns() : new Map<number, Map<string, string>>();
+    const pending = (id: number) => stagesToRun(stages, runs.get(id));
+    const plan = planIndexWork(scan.files, known, pruneMissing, (id) => pending(id).length > 0);
     const movedCandidates = movedFromIndex(plan.missing);
+    const work = [
+      ...plan.candidates.map((file) => ({ file, analyzeId: null as number | null })),
+      ...plan.reanalyze.map(({ file, id }) => ({ file, analyzeId: id as number | null })),
+    ];
     opts.onPlan?.({
       scanned: scan.files.length,
       unchanged: plan.unchanged,
-      toProcess: plan.candidates.length,
+      toProcess: work.length,
       missing: plan.missing.length,
     });
 
-    const progress = new ProgressModel(plan.candidates.length);
+    const progress = new ProgressModel(work.length);
     const ownEmbedder = !opts.embedder && plan.candidates.length > 0;
     const embedder = opts.embedder ?? (ownEmbedder ? await ThreadedImageEmbedder.open(opts.model, { threads }) : null);
     const queue = new BoundedQueue<Prepared>(Math.max(batchSize * 2, 8));
     const claimedMoves = new Set<number>();
     let next = 0;
 
-    const prepare = async (file: ScannedFile): Promise<Prepared> => {
+    const prepare = async (file: ScannedFile, analyzeId: number | null): Promise<Prepared> => {
       let hash: string | null = null;
       try {
         const bytes = await timings.time("read", () => readFile(file.path));
+        const decode = () =>
+          timings.time("decode", () => decodeImage(bytes, { targetShortSide: decodeSide, maxPixels: opts.maxPixels }));
+        if (analyzeId !== null) {
+          return { kind: "analyze", file, id: analyzeId, image: await decode(), stages: pending(analyzeId), touch: false };
+        }
         hash = await timings.time("hash", () => imohashBytes(bytes));
         const prior = known.get(file.path);
-        if (prior && prior.status === "indexed" && prior.imohash === hash) return { kind: "touch", file, id: prior.id };
+        if (prior && prior.status === "indexed" && prior.imohash === hash) {
+          const missing = pending(prior.id);
+          if (missing.length === 0) return { kind: "touch", file, id: prior.id };
+          return { kind: "analyze", file, id: prior.id, image: await decode(), stages: missing, touch: true };
+        }
         const moved = movedCandidates.get(hash)?.find((m) => !claimedMoves.has(m.id));
         if (moved && !prior) {
           claimedMoves.add(moved.id);
           return { kind: "move", file, id: moved.id };
         }
-        const image = await timings.time("decode", () =>
-          decodeImage(bytes, { targetShortSide: spec.size, maxPixels: opts.maxPixels }),
-        );
+        const image = await decode();
         const pixels = new Float32Array(tensorSize);
         await timings.time("preprocess", () => preprocessInto(image, spec, pixels, 0));
-        return { kind: "embed", file, hash, image, pixels };
+        return { kind: "embed", file, hash, image, pixels, stages };
       } catch (err) {
         const error =
           err instanceof ImageError
@@ -140,27 +166,41 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const producer = async () => {
       while (!opts.signal?.aborted) {
         const i = next++;
-        if (i >= plan.candidates.length) return;
-        await queue.put(await prepare(plan.candidates[i]!));
+        if (i >= work.length) return;
+        await queue.put(await prepare(work[i]!.file, work[i]!.analyzeId));
       }
     };
     const producers = Array.from({ length: Math.max(1, opts.prefetch ?? threads + 2) }, producer);
     const allProduced = Promise.all(producers).then(() => queue.close());
 
-    const counts = { embed: 0, failed: 0, touch: 0, move: 0 };
+    const counts = { embed: 0, analyze: 0, failed: 0, touch: 0, move: 0 };
+    const found: StageCounts = {};
     let lastCheckpoint = performance.now();
     let lastCheckpointMs = 0;
 
-    const write = async (items: Prepared[], vectors: Float32Array) => {
-      const rows: NewImage[] = [];
-      for (const p of items) {
-        if (p.kind === "embed") rows.push(indexedRow(p.file, p.hash, p.image));
-        else if (p.kind === "failed") rows.push(failedRow(p.file, p.hash, p.error));
+    const write = async (items: Prepared[], vectors: Float32Array, analysed: Map<Prepared, StageOutcome[]>) => {
+      const embedded = items.flatMap((p) => (p.kind === "embed" ? [p] : []));
+      // Failed rows carry no vector; the store pairs vectors with the 'indexed' rows in order, so those come first.
+      const ordered: NewImage[] = [
+        ...embedded.map((p) => indexedRow(p.file, p.hash, p.image)),
+        ...items.flatMap((p) => (p.kind === "failed" ? [failedRow(p.file, p.hash, p.error)] : [])),
+      ];
+      const outcomesOf = (p: Prepared) => analysed.get(p) ?? [];
+      if (ordered.length > 0) {
+        await store.addBatch(ordered, vectors, (conn, ids) =>
+          writeStageOutcomes(conn, embedded.map((p, i) => ({ imageId: ids[i]!, outcomes: outcomesOf(p) }))),
+        );
       }
-      // Failed rows carry no vector; the store pairs vectors with the 'indexed' rows in order.
-      const ordered = [...rows.filter((r) => r.status === "indexed"), ...rows.filter((r) => r.status === "failed")];
-      if (ordered.length > 0) await store.addBatch(ordered, vectors);
-      const touches = items.flatMap((p) => (p.kind === "touch" || p.kind === "move" ? [p] : []));
+      const reanalysed = items.flatMap((p) => (p.kind === "analyze" ? [p] : []));
+      if (reanalysed.length > 0) {
+        await store.writeRows((conn) =>
+          writeStageOutcomes(conn, reanalysed.map((p) => ({ imageId: p.id, outcomes: outcomesOf(p) }))),
+        );
+      }
+      for (const outcomes of analysed.values()) addCounts(found, outcomes);
+      const touches = items.flatMap((p) =>
+        p.kind === "touch" || p.kind === "move" || (p.kind === "analyze" && p.touch) ? [p] : [],
+      );
       if (touches.length > 0) {
         await store.movePaths(touches.map((p) => ({ id: p.id, path: p.file.path, size: p.file.size, mtimeMs: p.file.mtimeMs })));
       }
@@ -193,17 +233,25 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       const toEmbed = items.flatMap((p) => (p.kind === "embed" ? [p] : []));
       const batch = new Float32Array(toEmbed.length * tensorSize);
       toEmbed.forEach((p, i) => batch.set(p.pixels, i * tensorSize));
-      const vectors =
+      const inferring =
         toEmbed.length > 0
-          ? await timings.time("infer", () => embedder!.embed(batch, toEmbed.length))
-          : new Float32Array(0);
+          ? timings.time("infer", () => embedder!.embed(batch, toEmbed.length))
+          : Promise.resolve(new Float32Array(0));
+      // Stages run on this thread while the image tower runs on its worker thread.
+      const analysed = new Map<Prepared, StageOutcome[]>();
+      for (const p of items) {
+        if ((p.kind === "embed" || p.kind === "analyze") && p.stages.length > 0) {
+          analysed.set(p, await analyzeImage(p.stages, p.image, timings));
+        }
+      }
+      const vectors = await inferring;
       await writing;
-      writing = timings.time("write", () => write(items, vectors));
+      writing = timings.time("write", () => write(items, vectors, analysed));
     }
     await writing;
     await allProduced;
 
-    const interrupted = opts.signal?.aborted === true && next < plan.candidates.length;
+    const interrupted = opts.signal?.aborted === true && next < work.length;
     // Deletions are only safe once the whole tree was seen and every move was claimed.
     const removedIds = interrupted ? [] : plan.missing.filter((m) => !claimedMoves.has(m.id)).map((m) => m.id);
     await timings.time("write", async () => {
@@ -217,6 +265,8 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       scanned: scan.files.length,
       unchanged: plan.unchanged,
       embedded: counts.embed,
+      analysed: counts.analyze,
+      found,
       touched: counts.touch,
       moved: counts.move,
       removed: removedIds.length,
@@ -225,7 +275,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       interrupted,
       wallMs,
       imagesPerSecond: counts.embed > 0 ? (counts.embed * 1000) / wallMs : 0,
-      stages: timings.rows(counts.embed + counts.failed, wallMs),
+      stages: timings.rows(counts.embed + counts.analyze + counts.failed, wallMs),
       vectorsRebuilt: store.rebuilt,
     };
     appendJobLog(opts.indexDir, {

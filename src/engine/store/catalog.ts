@@ -49,6 +49,12 @@ export interface CatalogFilter {
   takenBefore?: string;
 }
 
+/** A SQL predicate over the `images` table with its own $1.. parameters. */
+export interface SqlClause {
+  sql: string;
+  params: DuckDBValue[];
+}
+
 export interface CatalogState {
   /** Bumped by every write transaction; the vectors file records the version it reflects. */
   version: number;
@@ -112,7 +118,12 @@ export class Catalog {
    * Inserts `rows` in one transaction; a row whose path is already known replaces that row under a new id.
    * `vectors` holds one embedding per 'indexed' row, in order. Returns the new ids and the replaced ones.
    */
-  addBatch(rows: NewImage[], vectors: Float32Array): Promise<{ ids: number[]; replacedIds: number[] }> {
+  addBatch(
+    rows: NewImage[],
+    vectors: Float32Array,
+    /** More writes for the new ids (e.g. an analysis stage's rows), committed in the same transaction. */
+    also?: (conn: DuckDBConnection, ids: number[]) => Promise<void>,
+  ): Promise<{ ids: number[]; replacedIds: number[] }> {
     const indexed = rows.filter((r) => r.status === "indexed").length;
     if (vectors.length !== indexed * this.dims) {
       throw new Error(`addBatch: ${indexed} indexed rows need ${indexed * this.dims} floats, got ${vectors.length}`);
@@ -124,7 +135,7 @@ export class Catalog {
       const ids = rows.map((_, i) => nextId + i);
       const now = new Date().toISOString().replace("T", " ").slice(0, 23);
       await this.transaction(async () => {
-        if (replacedIds.length > 0) await this.conn.run(`DELETE FROM images WHERE id IN (${replacedIds.join(",")})`);
+        if (replacedIds.length > 0) await this.deleteImages(replacedIds);
         const appender = await this.conn.createAppender("images");
         let v = 0;
         rows.forEach((r, i) => {
@@ -150,6 +161,7 @@ export class Catalog {
           appender.endRow();
         });
         appender.closeSync();
+        await also?.(this.conn, ids);
         await this.bumpVersion(nextId + rows.length);
       });
       return { ids, replacedIds };
@@ -175,10 +187,52 @@ export class Catalog {
   removeIds(ids: number[]): Promise<void> {
     return this.serialized(() =>
       this.transaction(async () => {
-        await this.conn.run(`DELETE FROM images WHERE id IN (${ids.map(toInt).join(",")})`);
+        await this.deleteImages(ids);
         await this.bumpVersion();
       }),
     );
+  }
+
+  /** One write transaction on the catalog's connection, for rows that belong to existing images. */
+  write(work: (conn: DuckDBConnection) => Promise<void>): Promise<void> {
+    return this.serialized(() =>
+      this.transaction(async () => {
+        await work(this.conn);
+        await this.bumpVersion();
+      }),
+    );
+  }
+
+  /** Runs CREATE ... IF NOT EXISTS statements (an analysis stage's tables). */
+  ensureTables(ddl: readonly string[]): Promise<void> {
+    return this.serialized(async () => {
+      for (const statement of ddl) await this.conn.run(statement);
+    });
+  }
+
+  /** image id -> stage -> version, for the images that went through an analysis stage. */
+  async analysisRuns(): Promise<Map<number, Map<string, string>>> {
+    const out = new Map<number, Map<string, string>>();
+    for (const [id, stage, version] of await this.rows("SELECT image_id, stage, version FROM analysis_runs")) {
+      const key = Number(id);
+      const runs = out.get(key) ?? new Map<string, string>();
+      runs.set(stage as string, version as string);
+      out.set(key, runs);
+    }
+    return out;
+  }
+
+  /** Ids of indexed images for which `where` (SQL over `images`, e.g. an EXISTS on a stage table) holds. */
+  async idsWhere(where: SqlClause[]): Promise<Set<number>> {
+    const params: DuckDBValue[] = [];
+    const sql = where.map((c) => {
+      const offset = params.length;
+      params.push(...c.params);
+      // Each clause numbers its own parameters from $1; renumber them into one statement.
+      return `(${c.sql.replace(/\$(\d+)/g, (_, n) => `$${Number(n) + offset}`)})`;
+    });
+    const rows = await this.rows(`SELECT id FROM images WHERE status = 'indexed' AND ${sql.join(" AND ")}`, params);
+    return new Set(rows.map((r) => Number(r[0])));
   }
 
   async getImage(id: number): Promise<ImageRecord | null> {
@@ -256,10 +310,23 @@ export class Catalog {
       width INT, height INT, taken_at TIMESTAMP, camera_make VARCHAR, camera_model VARCHAR,
       status VARCHAR NOT NULL CHECK (status IN ('indexed', 'failed')), error_reason VARCHAR, error VARCHAR,
       embedding BLOB CHECK (embedding IS NULL OR octet_length(embedding) = ${this.dims * 4}), indexed_at TIMESTAMP)`);
+    // Which optional analyses (faces, objects, ocr) ran on an image, under which model version, and whether they failed.
+    await this.conn.run(`CREATE TABLE IF NOT EXISTS analysis_runs (
+      image_id BIGINT NOT NULL, stage VARCHAR NOT NULL, version VARCHAR NOT NULL, error VARCHAR)`);
     await this.conn.run("CREATE TABLE IF NOT EXISTS catalog_state (version BIGINT NOT NULL, next_id BIGINT NOT NULL)");
     await this.conn.run(
       "INSERT INTO catalog_state SELECT 0, 1 WHERE NOT EXISTS (SELECT 1 FROM catalog_state)",
     );
+  }
+
+  /** Deletes images and every row that hangs off them: each table with an image_id column. */
+  private async deleteImages(ids: number[]): Promise<void> {
+    const list = ids.map(toInt).join(",");
+    const tables = await this.query(
+      "SELECT table_name FROM duckdb_columns() WHERE column_name = 'image_id' AND schema_name = 'main'",
+    );
+    for (const [table] of tables) await this.conn.run(`DELETE FROM "${table as string}" WHERE image_id IN (${list})`);
+    await this.conn.run(`DELETE FROM images WHERE id IN (${list})`);
   }
 
   private async idsOfPaths(paths: string[]): Promise<number[]> {

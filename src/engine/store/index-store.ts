@@ -1,6 +1,7 @@
 // An index directory: catalog.duckdb (truth, committed per batch), vectors.usearch (derived HNSW index,
 // committed at checkpoints) and manifest.json (what it was built with, and which vectors file is current).
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
+import type { DuckDBConnection } from "@duckdb/node-api";
 import { join } from "node:path";
 import { Catalog, CATALOG_FILE, type CatalogFilter, type ImageRecord, type KnownFile, type NewImage } from "./catalog.ts";
 import {
@@ -124,9 +125,13 @@ export class IndexStore {
   }
 
   /** `vectors` holds one embedding per 'indexed' row, in order. Returns the new id of every row. */
-  async addBatch(rows: NewImage[], vectors: Float32Array): Promise<number[]> {
+  async addBatch(
+    rows: NewImage[],
+    vectors: Float32Array,
+    also?: (conn: DuckDBConnection, ids: number[]) => Promise<void>,
+  ): Promise<number[]> {
     this.assertWritable();
-    const { ids, replacedIds } = await this.catalog.addBatch(rows, vectors);
+    const { ids, replacedIds } = await this.catalog.addBatch(rows, vectors, also);
     this.vectors.remove(replacedIds);
     this.vectors.add(
       ids.filter((_, i) => rows[i]!.status === "indexed"),
@@ -142,6 +147,21 @@ export class IndexStore {
     if (moves.length === 0) return;
     await this.catalog.movePaths(moves);
     this.dirty = true;
+  }
+
+  /** Rows that hang off existing images (an analysis stage's), in one catalog transaction. */
+  async writeRows(work: (conn: DuckDBConnection) => Promise<void>): Promise<void> {
+    this.assertWritable();
+    await this.catalog.write(work);
+  }
+
+  ensureTables(ddl: readonly string[]): Promise<void> {
+    this.assertWritable();
+    return this.catalog.ensureTables(ddl);
+  }
+
+  analysisRuns(): Promise<Map<number, Map<string, string>>> {
+    return this.catalog.analysisRuns();
   }
 
   async removeIds(ids: number[]): Promise<void> {
