@@ -47,6 +47,8 @@ export interface CatalogFilter {
   takenAfter?: string;
   /** Exclusive upper bound on taken_at. */
   takenBefore?: string;
+  /** Predicates over `images` from the analysis stages (has label, text in photo, person), all of which must hold. */
+  where?: SqlClause[];
 }
 
 /** A SQL predicate over the `images` table with its own $1.. parameters. */
@@ -276,6 +278,17 @@ export class Catalog {
       yield { ids, vectors };
       after = ids[ids.length - 1]!;
     }
+  }
+
+  /** Embeddings of `ids` (those that have one), in one read. */
+  async embeddingsOf(ids: number[]): Promise<{ ids: number[]; vectors: Float32Array }> {
+    if (ids.length === 0) return { ids: [], vectors: new Float32Array(0) };
+    const rows = await this.rows(
+      `SELECT id, embedding FROM images WHERE id IN (${ids.map(toInt).join(",")}) AND embedding IS NOT NULL`,
+    );
+    const vectors = new Float32Array(rows.length * this.dims);
+    rows.forEach((r, i) => vectors.set(blobToFloats(r[1]!), i * this.dims));
+    return { ids: rows.map((r) => Number(r[0])), vectors };
   }
 
   async embeddedIds(): Promise<number[]> {

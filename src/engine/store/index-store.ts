@@ -63,6 +63,12 @@ export interface IndexStats {
 /** How the vectors file was brought in line with the catalog on open. */
 export type VectorRecovery = "none" | "repaired" | "rebuilt";
 
+/**
+ * Up to this many filtered candidates are scored exactly (reading their embeddings from the catalog, ~1 ms per 100)
+ * instead of oversampling the graph, which would need ever larger fetches to find a few rare matches.
+ */
+const EXACT_SEARCH_LIMIT = 2_000;
+
 const DEFAULT_VECTORS: VectorOptions = { dtype: "f32", connectivity: 0, expansionAdd: 0, expansionSearch: 0 };
 
 export class IndexStore {
@@ -195,9 +201,15 @@ export class IndexStore {
     const wanted = offset + k;
     if (k <= 0 || this.vectors.size === 0) return [];
     const exclude = new Set(opts.excludeIds ?? []);
+    const allowed = opts.where?.length ? await this.catalog.idsWhere(opts.where) : null;
+    if (allowed && allowed.size <= EXACT_SEARCH_LIMIT) {
+      return this.searchAmong([...allowed].filter((id) => !exclude.has(id)), query, offset, wanted, opts);
+    }
     // USearch's JS binding has no filtered search: oversample, filter in the catalog, grow until enough or exhausted.
     for (let fetch = Math.min(this.vectors.size, wanted * 4 + exclude.size); ; fetch = Math.min(this.vectors.size, fetch * 4)) {
-      const matches = this.vectors.search(query, fetch).filter((m) => !exclude.has(m.id));
+      const matches = this.vectors
+        .search(query, fetch)
+        .filter((m) => !exclude.has(m.id) && (allowed === null || allowed.has(m.id)));
       const records = await this.catalog.indexedRecords(matches.map((m) => m.id), opts);
       const byId = new Map(records.map((r) => [r.id, r]));
       const hits = matches.flatMap((m) => {
@@ -206,6 +218,30 @@ export class IndexStore {
       });
       if (hits.length >= wanted || fetch >= this.vectors.size) return hits.slice(offset, wanted);
     }
+  }
+
+  /** Exact scores over a few candidate ids (a selective filter): cheaper and surer than oversampling the graph. */
+  private async searchAmong(
+    ids: number[],
+    query: Float32Array,
+    offset: number,
+    wanted: number,
+    filter: CatalogFilter,
+  ): Promise<SearchHit[]> {
+    const { ids: found, vectors } = await this.catalog.embeddingsOf(ids);
+    const dims = this.dims;
+    const scored = found.map((id, i) => {
+      let dot = 0;
+      for (let d = 0; d < dims; d++) dot += vectors[i * dims + d]! * query[d]!;
+      return { id, score: dot };
+    });
+    const records = await this.catalog.indexedRecords(found, { ...filter, where: undefined });
+    const byId = new Map(records.map((r) => [r.id, r]));
+    return scored
+      .filter((m) => byId.has(m.id))
+      .sort((a, b) => b.score - a.score)
+      .slice(offset, wanted)
+      .map((m) => toHit(byId.get(m.id)!, m.score));
   }
 
   getImage(id: number): Promise<ImageRecord | null> {

@@ -1,0 +1,104 @@
+// Search with predicates from analysis-stage tables: a selective filter is scored exactly over its candidates, a
+// broad one goes through the graph; both must return only matching images, best first, with the same scores.
+import { expect, test } from "bun:test";
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { mulberry32 } from "../../src/engine/seeded-random.ts";
+import { IndexStore, type NewImage } from "../../src/engine/store/index-store.ts";
+
+const DIMS = 32;
+const MODEL = {
+  name: "unit",
+  dims: DIMS,
+  preprocess: { size: 224, interpolation: "bicubic" as const, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] },
+};
+
+function unitVectors(n: number, seed: number): Float32Array {
+  const rand = mulberry32(seed);
+  const v = new Float32Array(n * DIMS);
+  for (let i = 0; i < n; i++) {
+    const row = v.subarray(i * DIMS, (i + 1) * DIMS);
+    for (let d = 0; d < DIMS; d++) row[d] = rand() - 0.5;
+    const norm = Math.hypot(...row);
+    for (let d = 0; d < DIMS; d++) row[d]! /= norm;
+  }
+  return v;
+}
+
+function rows(n: number): NewImage[] {
+  return Array.from({ length: n }, (_, i) => ({
+    path: `/photos/${String(i).padStart(5, "0")}.jpg`,
+    size: 1000 + i,
+    mtimeMs: 1_700_000_000_000 + i,
+    imohash: `hash${i}`,
+    width: 640,
+    height: 480,
+    takenAt: null,
+    cameraMake: null,
+    cameraModel: null,
+    status: "indexed" as const,
+  }));
+}
+
+async function storeWithLabels(n: number, labelled: (i: number) => boolean) {
+  const store = await IndexStore.open(join(mkdtempSync(join(tmpdir(), "imgd-filter-")), "index"), { model: MODEL });
+  const all = unitVectors(n, 7);
+  await store.ensureTables(["CREATE TABLE IF NOT EXISTS tags (image_id BIGINT NOT NULL, tag VARCHAR)"]);
+  const ids = await store.addBatch(rows(n), all, async (conn, newIds) => {
+    for (const [i, id] of newIds.entries()) if (labelled(i)) await conn.run(`INSERT INTO tags VALUES (${id}, 'cat')`);
+  });
+  return { store, ids, all };
+}
+
+const hasCat = [{ sql: "EXISTS (SELECT 1 FROM tags t WHERE t.image_id = images.id AND t.tag = $1)", params: ["cat"] }];
+
+function bruteForce(all: Float32Array, query: Float32Array, ids: number[], keep: (i: number) => boolean, k: number) {
+  return ids
+    .map((id, i) => {
+      let dot = 0;
+      for (let d = 0; d < DIMS; d++) dot += all[i * DIMS + d]! * query[d]!;
+      return { id, i, dot };
+    })
+    .filter((x) => keep(x.i))
+    .sort((a, b) => b.dot - a.dot)
+    .slice(0, k);
+}
+
+test("a selective filter returns exactly the best matching images", async () => {
+  const keep = (i: number) => i % 97 === 3;
+  const { store, ids, all } = await storeWithLabels(3000, keep);
+  const query = unitVectors(1, 99);
+  const hits = await store.search(query, 10, { where: hasCat });
+  const expected = bruteForce(all, query, ids, keep, 10);
+  expect(hits.map((h) => h.id)).toEqual(expected.map((e) => e.id));
+  hits.forEach((h, i) => expect(h.score).toBeCloseTo(expected[i]!.dot, 5));
+  await store.close();
+});
+
+test("a broad filter still returns only matching images, best first", async () => {
+  const keep = (i: number) => i % 4 !== 0;
+  const { store, ids, all } = await storeWithLabels(3000, keep);
+  const query = unitVectors(1, 5);
+  const hits = await store.search(query, 20, { where: hasCat });
+  expect(hits.length).toBe(20);
+  const byId = new Map(ids.map((id, i) => [id, i]));
+  expect(hits.every((h) => keep(byId.get(h.id)!))).toBe(true);
+  expect(hits.map((h) => h.score)).toEqual([...hits.map((h) => h.score)].sort((a, b) => b - a));
+  // The graph is approximate; most of the exact top 20 must be there.
+  const exact = new Set(bruteForce(all, query, ids, keep, 20).map((e) => e.id));
+  expect(hits.filter((h) => exact.has(h.id)).length).toBeGreaterThanOrEqual(18);
+  await store.close();
+});
+
+test("a filter nothing matches returns no hits, and offset pages through the matches", async () => {
+  const keep = (i: number) => i < 30;
+  const { store } = await storeWithLabels(500, keep);
+  const query = unitVectors(1, 3);
+  expect(await store.search(query, 5, { where: [{ sql: "FALSE", params: [] }] })).toEqual([]);
+  const first = await store.search(query, 10, { where: hasCat });
+  const second = await store.search(query, 10, { where: hasCat, offset: 10 });
+  expect(new Set([...first, ...second].map((h) => h.id)).size).toBe(20);
+  expect(second[0]!.score).toBeLessThanOrEqual(first[9]!.score);
+  await store.close();
+});
