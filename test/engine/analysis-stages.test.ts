@@ -141,3 +141,22 @@ test("a stage that fails on one image records why and the image stays indexed", 
   expect(small.error).toBe("too small for this stage");
   expect(rows.filter((r) => r.error === null).length).toBe(3);
 });
+
+test("merging shards carries each stage's rows over under the merged image ids", async () => {
+  const { mergeShards } = await import("../../src/engine/store/merge-shards.ts");
+  const a = await setup();
+  const b = await setup();
+  rmSync(join(b.photos, "apple.jpg"));
+  cpSync(join(PHOTOS, "rocket.jpg"), join(b.photos, "rocket.jpg"));
+  await a.index([meanColourStage()]);
+  await b.index([meanColourStage()]);
+  const out = join(a.root, "merged");
+  const report = await mergeShards(
+    [a.indexDir, b.indexDir].map((dir) => ({ dir, accept: (p: string) => p.replace(/^.*\/photos\//, "/photos/") })),
+    out,
+  );
+  expect(report.indexed).toBe(4);
+  const rows = await readColours(out);
+  expect(rows.map((r) => r.path)).toEqual(["apple.jpg", "home.jpg", "orange.jpg", "rocket.jpg"]);
+  expect(rows.every((r) => r.stage === "1" && r.short >= 300)).toBe(true);
+});

@@ -196,13 +196,19 @@ export class Catalog {
   }
 
   /** One write transaction on the catalog's connection, for rows that belong to existing images. */
-  write(work: (conn: DuckDBConnection) => Promise<void>): Promise<void> {
-    return this.serialized(() =>
-      this.transaction(async () => {
-        await work(this.conn);
-        await this.bumpVersion();
-      }),
-    );
+  write(work: (conn: DuckDBConnection) => Promise<void>, attach?: { path: string; as: string }): Promise<void> {
+    return this.serialized(async () => {
+      // DuckDB detaches only outside a transaction.
+      if (attach) await this.conn.run(`ATTACH '${attach.path.replaceAll("'", "''")}' AS "${attach.as}" (READ_ONLY)`);
+      try {
+        await this.transaction(async () => {
+          await work(this.conn);
+          await this.bumpVersion();
+        });
+      } finally {
+        if (attach) await this.conn.run(`DETACH "${attach.as}"`);
+      }
+    });
   }
 
   /** Runs CREATE ... IF NOT EXISTS statements (an analysis stage's tables). */

@@ -155,10 +155,13 @@ export class IndexStore {
     this.dirty = true;
   }
 
-  /** Rows that hang off existing images (an analysis stage's), in one catalog transaction. */
-  async writeRows(work: (conn: DuckDBConnection) => Promise<void>): Promise<void> {
+  /**
+   * Rows that hang off existing images (an analysis stage's), in one catalog transaction; `attach` makes another
+   * catalog readable under that alias meanwhile.
+   */
+  async writeRows(work: (conn: DuckDBConnection) => Promise<void>, attach?: { path: string; as: string }): Promise<void> {
     this.assertWritable();
-    await this.catalog.write(work);
+    await this.catalog.write(work, attach);
   }
 
   ensureTables(ddl: readonly string[]): Promise<void> {

@@ -1,7 +1,7 @@
 // Merges shard index dirs (one per worker) into one index dir by reading their catalogs, which hold every row and
 // its embedding. The result is built beside the target and swapped in, so a crash mid-merge leaves the previous
 // merged index (or none) and a rerun starts over; readers never see a half-merged index.
-import type { DuckDBValue } from "@duckdb/node-api";
+import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
 import { existsSync, renameSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadDuckDB } from "../native.ts";
@@ -46,8 +46,10 @@ export async function mergeShards(shards: ShardSource[], outDir: string): Promis
     for (const shard of shards) {
       if (!existsSync(join(shard.dir, CATALOG_FILE))) continue;
       let taken = 0;
+      // Shard image id -> merged image id, for the rows of analysis stages (faces, objects, text) that follow.
+      const idMap = new Map<number, number>();
       for await (const page of shardRows(shard.dir, first.model.dims)) {
-        const rows: NewImage[] = [];
+        const rows: (NewImage & { sourceId: number })[] = [];
         const vectors: Float32Array[] = [];
         for (const r of page) {
           const path = shard.accept(r.row.path);
@@ -57,17 +59,23 @@ export async function mergeShards(shards: ShardSource[], outDir: string): Promis
             continue;
           }
           seen.add(path);
-          rows.push({ ...r.row, path });
+          rows.push({ ...r.row, path, sourceId: r.sourceId });
           if (r.row.status === "indexed") vectors.push(r.embedding!);
         }
         // The store pairs vectors with the 'indexed' rows in order.
         const ordered = [...rows.filter((r) => r.status === "indexed"), ...rows.filter((r) => r.status === "failed")];
         const flat = new Float32Array(vectors.length * first.model.dims);
         vectors.forEach((v, i) => flat.set(v, i * first.model.dims));
-        if (ordered.length > 0) await store.addBatch(ordered, flat);
+        if (ordered.length > 0) {
+          const ids = await store.addBatch(ordered.map(({ sourceId: _, ...row }) => row), flat);
+          ordered.forEach((r, i) => idMap.set(r.sourceId, ids[i]!));
+        }
         taken += rows.length;
         report.indexed += vectors.length;
         report.failed += rows.length - vectors.length;
+      }
+      if (idMap.size > 0) {
+        await store.writeRows((conn) => copyStageRows(conn, idMap), { path: join(shard.dir, CATALOG_FILE), as: "shard" });
       }
       report.rows += taken;
       report.perShard.push({ dir: shard.dir, rows: taken });
@@ -86,7 +94,50 @@ export async function mergeShards(shards: ShardSource[], outDir: string): Promis
   return report;
 }
 
-async function* shardRows(dir: string, dims: number): AsyncGenerator<{ row: NewImage; embedding: Float32Array | null }[]> {
+/**
+ * Copies every per-image table of a shard (those with an image_id column: stage results and analysis_runs) into the
+ * merged catalog (attached as `shard`), creating missing tables from the shard's own definitions and renumbering image ids. Row ids drawn
+ * from a sequence (faces.id) are drawn afresh, since each shard numbered its own from 1.
+ */
+async function copyStageRows(conn: DuckDBConnection, idMap: Map<number, number>): Promise<void> {
+  const read = async (sql: string) => (await conn.runAndReadAll(sql)).getRows();
+  const tables = (
+    await read(`SELECT DISTINCT table_name FROM duckdb_columns()
+      WHERE database_name = 'shard' AND schema_name = 'main' AND column_name = 'image_id'`)
+  ).map((r) => r[0] as string);
+  if (tables.length === 0) return;
+  for (const [name] of await read("SELECT sequence_name FROM duckdb_sequences() WHERE database_name = 'shard'")) {
+    await conn.run(`CREATE SEQUENCE IF NOT EXISTS main."${name as string}" START 1`);
+  }
+  await conn.run("CREATE OR REPLACE TEMP TABLE merge_ids (old BIGINT, new BIGINT)");
+  const pairs = [...idMap];
+  for (let i = 0; i < pairs.length; i += 1000) {
+    const values = pairs.slice(i, i + 1000).map(([o, n]) => `(${o}, ${n})`).join(",");
+    await conn.run(`INSERT INTO merge_ids VALUES ${values}`);
+  }
+  for (const table of tables) {
+    const [[definition]] = (await read(
+      `SELECT sql FROM duckdb_tables() WHERE database_name = 'shard' AND table_name = '${table}'`,
+    )) as [[string]];
+    await conn.run(definition.replace(/^CREATE TABLE/i, "CREATE TABLE IF NOT EXISTS"));
+    const columns = (
+      await read(`SELECT column_name, column_default FROM duckdb_columns()
+        WHERE database_name = 'shard' AND table_name = '${table}' ORDER BY column_index`)
+    )
+      .filter(([, fallback]) => !String(fallback ?? "").startsWith("nextval("))
+      .map(([c]) => `"${c as string}"`);
+    const select = columns.map((c) => (c === '"image_id"' ? "m.new" : `t.${c}`)).join(", ");
+    await conn.run(
+      `INSERT INTO main."${table}" (${columns.join(", ")}) SELECT ${select} FROM shard.main."${table}" t JOIN merge_ids m ON m.old = t.image_id`,
+    );
+  }
+  await conn.run("DROP TABLE merge_ids");
+}
+
+async function* shardRows(
+  dir: string,
+  dims: number,
+): AsyncGenerator<{ sourceId: number; row: NewImage; embedding: Float32Array | null }[]> {
   const instance = await loadDuckDB().DuckDBInstance.create(join(dir, CATALOG_FILE), { access_mode: "READ_ONLY" });
   const conn = await instance.connect();
   try {
@@ -105,10 +156,10 @@ async function* shardRows(dir: string, dims: number): AsyncGenerator<{ row: NewI
   }
 }
 
-function toRow(r: DuckDBValue[], dims: number): { row: NewImage; embedding: Float32Array | null } {
-  const { id: _id, indexedAt: _at, ...row } = toRecord(r);
+function toRow(r: DuckDBValue[], dims: number): { sourceId: number; row: NewImage; embedding: Float32Array | null } {
+  const { id: sourceId, indexedAt: _at, ...row } = toRecord(r);
   const blob = r[14] as { bytes: Uint8Array } | null;
   const embedding = row.status === "indexed" && blob ? new Float32Array(blob.bytes.slice().buffer) : null;
   if (row.status === "indexed" && embedding?.length !== dims) throw new Error(`shard row ${row.path} has no ${dims}-d embedding`);
-  return { row, embedding };
+  return { sourceId, row, embedding };
 }
