@@ -1,5 +1,6 @@
 // The coordinator's behaviour, free of HTTP: register workers, lease batches, renew and expire leases, count
 // commits once, and merge the shards when every batch is committed. All durable state is in the JobLedger.
+import type { StageSpec } from "../engine/analysis/open-stages.ts";
 import { existsSync, mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import { join } from "node:path";
@@ -27,6 +28,8 @@ export interface CoordinatorOptions {
   roots: string[];
   storage: string;
   model: string;
+  /** Analysis stages every worker runs beside the embedding. */
+  stages?: StageSpec[];
   batchFiles: number;
   leaseTtlMs: number;
   /** Called with one line per notable event (lease expired, worker lost, merge done ...). */
@@ -73,10 +76,14 @@ export class Coordinator {
     try {
       const existing = await ledger.job();
       if (existing) {
-        const same = existing.model === opts.model && sameRoots(existing.roots, opts.roots);
+        const same =
+          existing.model === opts.model &&
+          sameRoots(existing.roots, opts.roots) &&
+          JSON.stringify(existing.stages) === JSON.stringify(opts.stages ?? []);
         if (!same) {
           throw new Error(
-            `${opts.storage} holds a job for ${existing.roots.join(", ")} (model ${existing.model}); ` +
+            `${opts.storage} holds a job for ${existing.roots.join(", ")} (model ${existing.model}` +
+              `${existing.stages.length > 0 ? `, stages ${existing.stages.map((s) => s.name).join(", ")}` : ""}); ` +
               "give another --storage, or remove its coordinator/ directory to start over",
           );
         }
@@ -90,7 +97,7 @@ export class Coordinator {
       }
       const scan = await scanRoots(opts.roots);
       const files = [...scan.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-      const job = await ledger.createJob(opts.roots, opts.model, files, opts.batchFiles);
+      const job = await ledger.createJob(opts.roots, opts.model, files, opts.batchFiles, opts.stages ?? []);
       opts.onEvent?.(`new job ${job.id}: ${files.length} files in ${Math.ceil(files.length / opts.batchFiles)} batches`);
       return new Coordinator(opts, ledger, job, null);
     } catch (error) {
@@ -122,6 +129,7 @@ export class Coordinator {
       job: {
         id: this.job.id,
         model: this.job.model,
+        stages: this.job.stages,
         storage: this.opts.storage,
         leaseTtlMs: this.opts.leaseTtlMs,
         heartbeatMs: this.heartbeatMs,

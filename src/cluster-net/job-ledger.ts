@@ -7,12 +7,15 @@ import { randomUUID } from "node:crypto";
 import { loadDuckDB } from "../engine/native.ts";
 import { inTransaction } from "../engine/store/catalog.ts";
 import type { ScannedFile } from "../engine/types.ts";
+import type { StageSpec } from "../engine/analysis/open-stages.ts";
 import type { LeasedBatch, WorkerInfo, WorkerState, WorkerStats } from "./protocol.ts";
 
 export interface JobRecord {
   id: string;
   roots: string[];
   model: string;
+  /** Analysis stages every worker runs beside the embedding. */
+  stages: StageSpec[];
   batchFiles: number;
   total: number;
   paused: boolean;
@@ -57,7 +60,7 @@ export class JobLedger {
   }
 
   async job(): Promise<JobRecord | null> {
-    const [r] = await this.rows("SELECT id, roots, model, batch_files, total, paused, phase, created_ms FROM job");
+    const [r] = await this.rows("SELECT id, roots, model, batch_files, total, paused, phase, created_ms, stages FROM job");
     if (!r) return null;
     return {
       id: r[0] as string,
@@ -68,15 +71,23 @@ export class JobLedger {
       paused: r[5] as boolean,
       phase: r[6] as JobRecord["phase"],
       createdMs: Number(r[7]),
+      stages: JSON.parse((r[8] as string | null) ?? "[]") as StageSpec[],
     };
   }
 
   /** Splits `files` into batches of `batchFiles` in one transaction: a crash mid-way leaves no job at all. */
-  createJob(roots: string[], model: string, files: ScannedFile[], batchFiles: number): Promise<JobRecord> {
+  createJob(
+    roots: string[],
+    model: string,
+    files: ScannedFile[],
+    batchFiles: number,
+    stages: StageSpec[] = [],
+  ): Promise<JobRecord> {
     const job: JobRecord = {
       id: randomUUID(),
       roots,
       model,
+      stages,
       batchFiles,
       total: files.length,
       paused: false,
@@ -86,8 +97,8 @@ export class JobLedger {
     return this.serialized(async () => {
       await this.transaction(async () => {
         await this.conn.run(
-          "INSERT INTO job VALUES ($1, $2, $3, $4, $5, false, $6, $7)",
-          [job.id, JSON.stringify(roots), model, batchFiles, files.length, job.phase, job.createdMs],
+          "INSERT INTO job VALUES ($1, $2, $3, $4, $5, false, $6, $7, $8)",
+          [job.id, JSON.stringify(roots), model, batchFiles, files.length, job.phase, job.createdMs, JSON.stringify(stages)],
         );
         const batchCount = Math.ceil(files.length / batchFiles);
         const batches = await this.conn.createAppender("batches");
@@ -342,7 +353,7 @@ export class JobLedger {
 
   private async createTables(): Promise<void> {
     await this.conn.run(`CREATE TABLE IF NOT EXISTS job (id VARCHAR PRIMARY KEY, roots VARCHAR, model VARCHAR,
-      batch_files INT, total BIGINT, paused BOOLEAN, phase VARCHAR, created_ms DOUBLE)`);
+      batch_files INT, total BIGINT, paused BOOLEAN, phase VARCHAR, created_ms DOUBLE, stages VARCHAR)`);
     await this.conn.run(`CREATE TABLE IF NOT EXISTS batches (id INT PRIMARY KEY, state VARCHAR NOT NULL, file_count INT,
       lease_id VARCHAR, worker_id VARCHAR, expires_ms DOUBLE, committed_by VARCHAR, indexed INT, failed INT,
       committed_ms DOUBLE, attempts INT)`);

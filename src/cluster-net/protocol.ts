@@ -2,8 +2,9 @@
 // PROTOCOL_VERSION changes whenever a message changes shape or meaning; the coordinator refuses any other version
 // at registration, so a stale binary on one host fails loudly instead of mis-reading leases.
 import { z } from "zod";
+import { STAGE_NAMES } from "../engine/analysis/open-stages.ts";
 
-export const PROTOCOL_VERSION = 1;
+export const PROTOCOL_VERSION = 2;
 
 export const WorkerInfo = z.object({
   host: z.string().min(1),
@@ -30,6 +31,8 @@ export type RegisterRequest = z.infer<typeof RegisterRequest>;
 export const JobInfo = z.object({
   id: z.string(),
   model: z.string(),
+  /** Analysis stages to run on every image beside the embedding, with their model names. */
+  stages: z.array(z.object({ name: z.enum(STAGE_NAMES), models: z.record(z.string(), z.string()).optional() })),
   /** The storage root as the coordinator sees it; a worker may mount it elsewhere (`--storage`). */
   storage: z.string(),
   leaseTtlMs: z.number().int().positive(),

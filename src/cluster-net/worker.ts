@@ -4,6 +4,7 @@
 import { freemem, hostname, availableParallelism, totalmem } from "node:os";
 import { join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
+import { closeStages, openStages } from "../engine/analysis/open-stages.ts";
 import { runIndex } from "../engine/index-pipeline.ts";
 import { listModels, modelSearchDirs, resolveModel } from "../engine/models.ts";
 import { toLocalPath, type PathMapping } from "../engine/path-map.ts";
@@ -93,6 +94,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     model: { name: model.manifest.name, dims: model.manifest.dims, preprocess: model.manifest.preprocess, tokenizer: model.manifest.tokenizer },
   });
   const embedder = await ThreadedImageEmbedder.open(model, { threads: opts.threads });
+  const stages = await openStages(reg.job.stages, { modelDirs: modelSearchDirs(opts.modelsDir), threads: opts.threads });
 
   let batchSize = memoryBatchSize(opts.batchSize ?? 32, model.manifest.preprocess.size);
   let inFlight = 0;
@@ -202,6 +204,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   } finally {
     clearInterval(heartbeat);
     await embedder.close();
+    await closeStages(stages);
     await store.close();
   }
   // Leaving is a courtesy: a coordinator that is gone for good would otherwise hold this process forever.
@@ -227,6 +230,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
           threads: opts.threads,
           store,
           embedder,
+          stages,
           checkpointEveryMs: Number.MAX_SAFE_INTEGER,
         });
         await store.checkpoint();

@@ -2,23 +2,35 @@
 import { ImageEmbedder, TextEmbedder } from "./embed.ts";
 import type { ResolvedModel } from "./models.ts";
 import { prepareImage } from "./prepare-image.ts";
+import { explainMissingStage, stageClauses, type StageFilters } from "./query-filters.ts";
 import type { IndexStore, SearchHit } from "./store/index-store.ts";
 
-export interface QueryFilters {
+export interface QueryFilters extends StageFilters {
   offset?: number;
   pathPrefix?: string;
   takenAfter?: string;
   takenBefore?: string;
 }
 
-export type QueryInput = { text: string } | { imagePath: string } | { imageBytes: Uint8Array } | { imageId: number };
+/** `{ filtersOnly: true }` lists the images that pass the filters, without ranking by similarity. */
+export type QueryInput =
+  | { text: string }
+  | { imagePath: string }
+  | { imageBytes: Uint8Array }
+  | { imageId: number }
+  | { filtersOnly: true };
 
 export interface QueryResult {
   hits: SearchHit[];
   timings: { embedMs: number; searchMs: number };
 }
 
-export async function embedQuery(input: QueryInput, model: ResolvedModel, store: IndexStore, threads = 1) {
+export async function embedQuery(
+  input: Exclude<QueryInput, { filtersOnly: true }>,
+  model: ResolvedModel,
+  store: IndexStore,
+  threads = 1,
+) {
   if ("text" in input) {
     const embedder = await TextEmbedder.open(model, { threads });
     try {
@@ -49,9 +61,20 @@ export async function runQuery(
   store: IndexStore,
 ): Promise<QueryResult> {
   const t0 = performance.now();
+  const { has, textIn, person, ...plain } = filters;
+  const where = await stageClauses({ has, textIn, person });
+  if ("filtersOnly" in input) {
+    if (where.length === 0 && !plain.pathPrefix && !plain.takenAfter && !plain.takenBefore) {
+      throw new Error("a query needs text, an image, or at least one filter");
+    }
+    const hits = await store.browse(k, { ...plain, where }).catch((e) => Promise.reject(explainMissingStage(e)));
+    return { hits, timings: { embedMs: 0, searchMs: performance.now() - t0 } };
+  }
   const vector = await embedQuery(input, model, store);
   const t1 = performance.now();
   const excludeIds = "imageId" in input ? [input.imageId] : undefined;
-  const hits = await store.search(vector, k, { ...filters, excludeIds });
+  const hits = await store
+    .search(vector, k, { ...plain, where, excludeIds })
+    .catch((e) => Promise.reject(explainMissingStage(e)));
   return { hits, timings: { embedMs: t1 - t0, searchMs: performance.now() - t1 } };
 }

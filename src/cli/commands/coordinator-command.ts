@@ -4,6 +4,7 @@ import { startCoordinator } from "../../cluster-net/coordinator-server.ts";
 import { formatStatusLine } from "../../cluster-net/coordinator-plain.ts";
 import { resolveToken } from "../../cluster-net/mesh-token.ts";
 import { DEFAULT_MODEL, intFlag, parse } from "../args.ts";
+import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 import { UsageError } from "../usage.ts";
 
 export async function run(argv: string[]): Promise<number> {
@@ -19,6 +20,7 @@ export async function run(argv: string[]): Promise<number> {
     models: { type: "string" },
     serve: { type: "boolean" },
     plain: { type: "boolean" },
+    ...STAGE_FLAGS,
   });
   if (positionals.length === 0) throw new UsageError("coordinator needs at least one DIR");
   if (!values.storage) throw new UsageError("coordinator needs --storage DIR (shared by every worker)");
@@ -36,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     roots: positionals.map((p) => resolve(p)),
     storage: resolve(values.storage),
     model: values.model ?? DEFAULT_MODEL,
+    stages: stageSpecs(values),
     modelsDir: values.models,
     batchFiles: intFlag(values.batch, "batch", 64),
     leaseTtlMs: Math.round(ttlSeconds * 1000),

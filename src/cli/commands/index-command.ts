@@ -1,10 +1,12 @@
 import { resolve } from "node:path";
+import { closeStages, openStages } from "../../engine/analysis/open-stages.ts";
 import { runIndex } from "../../engine/index-pipeline.ts";
 import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
 import { RunProfile } from "../../engine/run-profile.ts";
 import { formatStageTable } from "../../engine/stage-timings.ts";
 import { DEFAULT_INDEX, DEFAULT_MODEL, defaultThreads, intFlag, parse } from "../args.ts";
 import { progressReporter } from "../progress-output.ts";
+import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 import { UsageError } from "../usage.ts";
 
 const DTYPES = ["f32", "f16", "i8"] as const;
@@ -23,6 +25,7 @@ export async function run(argv: string[]): Promise<number> {
     profile: { type: "string" },
     json: { type: "boolean" },
     quiet: { type: "boolean", short: "q" },
+    ...STAGE_FLAGS,
   });
   if (positionals.length === 0 && !values.list) throw new UsageError("index needs at least one DIR or --list FILE");
   const dtype = (values.dtype ?? "f32") as (typeof DTYPES)[number];
@@ -39,6 +42,8 @@ export async function run(argv: string[]): Promise<number> {
   process.on("SIGINT", onSigint);
   process.on("SIGTERM", onSigint);
 
+  const threads = intFlag(values.threads, "threads", defaultThreads());
+  const stages = await openStages(stageSpecs(values), { modelDirs: modelSearchDirs(values.models), threads });
   const profile = values.profile ? await RunProfile.start(resolve(values.profile)) : undefined;
   const progress = progressReporter("index", { quiet: values.json || values.quiet });
   const report = await runIndex({
@@ -47,7 +52,8 @@ export async function run(argv: string[]): Promise<number> {
     indexDir,
     model,
     batchSize: intFlag(values.batch, "batch", 32),
-    threads: intFlag(values.threads, "threads", defaultThreads()),
+    threads,
+    stages,
     followSymlinks: values["follow-symlinks"],
     vectors: { dtype, connectivity: values.connectivity ? intFlag(values.connectivity, "connectivity", 16) : undefined },
     signal: controller.signal,
@@ -59,7 +65,7 @@ export async function run(argv: string[]): Promise<number> {
       }
     },
     onProgress: (p) => progress.update(p),
-  });
+  }).finally(() => closeStages(stages));
   progress.finish();
   process.off("SIGINT", onSigint);
   process.off("SIGTERM", onSigint);
@@ -74,6 +80,10 @@ export async function run(argv: string[]): Promise<number> {
       `${report.imagesPerSecond.toFixed(1)} img/s, wall ${(report.wallMs / 1000).toFixed(1)} s, index ${indexDir}`,
       formatStageTable(report.stages, report.wallMs),
     ];
+    if (stages.length > 0) {
+      const found = Object.entries(report.found).map(([what, n]) => `${what} ${n}`).join(", ") || "nothing";
+      out.splice(1, 0, `${stages.map((s) => s.name).join(" + ")}: ${report.analysed} unchanged images analysed; found ${found}`);
+    }
     if (report.failed > 0) out.push(`${report.failed} files could not be indexed: imgd info --errors --index ${indexDir}`);
     if (profiled) out.push(`profile: ${profiled.cpuProfile}, ${profiled.system}`);
     process.stdout.write(`${out.join("\n")}\n`);

@@ -17,12 +17,17 @@ export async function run(argv: string[]): Promise<number> {
     "path-prefix": { type: "string" },
     after: { type: "string" },
     before: { type: "string" },
+    has: { type: "string", multiple: true },
+    "text-in": { type: "string" },
+    person: { type: "string" },
     json: { type: "boolean" },
     "copy-to": { type: "string" },
     "link-to": { type: "string" },
   });
   const text = positionals.join(" ").trim();
-  if (!text && !values.image) throw new UsageError('query needs "TEXT" or --image FILE');
+  const stageFilters = { has: values.has, textIn: values["text-in"], person: values.person };
+  const filtered = Boolean(values.has?.length || values["text-in"] || values.person || values["path-prefix"] || values.after || values.before);
+  if (!text && !values.image && !filtered) throw new UsageError('query needs "TEXT", --image FILE or a filter (--has, --text-in, --person ...)');
   if (text && values.image) throw new UsageError("give either TEXT or --image, not both");
   if (values["copy-to"] && values["link-to"]) throw new UsageError("give either --copy-to or --link-to, not both");
   for (const flag of ["after", "before"] as const) {
@@ -32,7 +37,7 @@ export async function run(argv: string[]): Promise<number> {
   const store = await IndexStore.open(resolve(values.index ?? DEFAULT_INDEX), { readOnly: true });
   try {
     const model = await resolveModel(store.manifest.model.name, modelSearchDirs(values.models));
-    const input: QueryInput = values.image ? { imagePath: resolve(values.image) } : { text };
+    const input: QueryInput = values.image ? { imagePath: resolve(values.image) } : text ? { text } : { filtersOnly: true };
     const k = intFlag(values.k, "k", 10);
     const result = await runQuery(
       input,
@@ -42,6 +47,7 @@ export async function run(argv: string[]): Promise<number> {
         pathPrefix: values["path-prefix"] ? resolve(values["path-prefix"]) : undefined,
         takenAfter: values.after,
         takenBefore: values.before,
+        ...stageFilters,
       },
       model,
       store,
@@ -53,7 +59,7 @@ export async function run(argv: string[]): Promise<number> {
     const totalMs = performance.now() - t0;
     if (values.json) {
       process.stdout.write(
-        `${JSON.stringify({ query: text || values.image, hits: result.hits, written, timings: { ...result.timings, totalMs } })}\n`,
+        `${JSON.stringify({ query: text || values.image || null, filters: stageFilters, hits: result.hits, written, timings: { ...result.timings, totalMs } })}\n`,
       );
     } else {
       if (result.hits.length === 0) process.stdout.write("no matches\n");

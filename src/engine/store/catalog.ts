@@ -230,6 +230,16 @@ export class Catalog {
     return out;
   }
 
+  /** A read-only statement for the stage modules' own tables; rows as DuckDB values. */
+  read(sql: string, params?: DuckDBValue[]): Promise<DuckDBValue[][]> {
+    return this.rows(sql, params);
+  }
+
+  /** Names of the tables in this catalog (stage tables exist only once a stage has run). */
+  async tables(): Promise<Set<string>> {
+    return new Set((await this.rows("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'")).map((r) => r[0] as string));
+  }
+
   /** Ids of indexed images for which `where` (SQL over `images`, e.g. an EXISTS on a stage table) holds. */
   async idsWhere(where: SqlClause[]): Promise<Set<number>> {
     const params: DuckDBValue[] = [];

@@ -1,7 +1,7 @@
 // An index directory: catalog.duckdb (truth, committed per batch), vectors.usearch (derived HNSW index,
 // committed at checkpoints) and manifest.json (what it was built with, and which vectors file is current).
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
-import type { DuckDBConnection } from "@duckdb/node-api";
+import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
 import { join } from "node:path";
 import { Catalog, CATALOG_FILE, type CatalogFilter, type ImageRecord, type KnownFile, type NewImage } from "./catalog.ts";
 import {
@@ -169,6 +169,15 @@ export class IndexStore {
     return this.catalog.ensureTables(ddl);
   }
 
+  /** Reads from the catalog: stage tables (faces, objects, text) are queried by their own modules. */
+  read(sql: string, params?: DuckDBValue[]): Promise<DuckDBValue[][]> {
+    return this.catalog.read(sql, params);
+  }
+
+  tables(): Promise<Set<string>> {
+    return this.catalog.tables();
+  }
+
   analysisRuns(): Promise<Map<number, Map<string, string>>> {
     return this.catalog.analysisRuns();
   }
@@ -221,6 +230,17 @@ export class IndexStore {
       });
       if (hits.length >= wanted || fetch >= this.vectors.size) return hits.slice(offset, wanted);
     }
+  }
+
+  /** Images that pass `opts` without a query vector (e.g. "every photo with a car"), by path; score is 0. */
+  async browse(k: number, opts: SearchOptions = {}): Promise<SearchHit[]> {
+    const offset = opts.offset ?? 0;
+    const ids = opts.where?.length ? [...(await this.catalog.idsWhere(opts.where))] : await this.catalog.embeddedIds();
+    const records = await this.catalog.indexedRecords(ids, { ...opts, where: undefined });
+    return records
+      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+      .slice(offset, offset + k)
+      .map((r) => toHit(r, 0));
   }
 
   /** Exact scores over a few candidate ids (a selective filter): cheaper and surer than oversampling the graph. */

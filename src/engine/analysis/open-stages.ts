@@ -1,0 +1,63 @@
+// The analysis stages imgd knows, by name, and how to open them from a plain spec (CLI flags, a coordinator's job,
+// `imgd serve` settings all come down to the same spec).
+import type { AnalysisStage } from "./stage.ts";
+
+export const STAGE_NAMES = ["faces", "objects", "ocr"] as const;
+export type StageName = (typeof STAGE_NAMES)[number];
+
+export interface StageSpec {
+  name: StageName;
+  /** Model names by role ("detector", "embedder", "model"); absent roles take the stage's default. */
+  models?: Record<string, string>;
+}
+
+export interface StageEnvironment {
+  modelDirs: string[];
+  threads?: number;
+}
+
+export function isStageName(name: string): name is StageName {
+  return (STAGE_NAMES as readonly string[]).includes(name);
+}
+
+/** Opens every stage or none: a model missing for the third stage closes the first two. */
+export async function openStages(specs: StageSpec[], env: StageEnvironment): Promise<AnalysisStage[]> {
+  const opened: AnalysisStage[] = [];
+  try {
+    for (const spec of specs) opened.push(await openStage(spec, env));
+    return opened;
+  } catch (error) {
+    await Promise.all(opened.map((s) => s.close().catch(() => {})));
+    throw error;
+  }
+}
+
+export async function closeStages(stages: AnalysisStage[]): Promise<void> {
+  await Promise.all(stages.map((s) => s.close()));
+}
+
+async function openStage(spec: StageSpec, env: StageEnvironment): Promise<AnalysisStage> {
+  const models = spec.models ?? {};
+  switch (spec.name) {
+    case "faces": {
+      const { createFacesStage } = await import("../faces/faces-stage.ts");
+      const { autoAssignFaces } = await import("../faces/auto-assign.ts");
+      return createFacesStage({
+        modelDirs: env.modelDirs,
+        threads: env.threads,
+        detector: models.detector,
+        embedder: models.embedder,
+        // New faces go to named persons in the same transaction, one batched search per write.
+        onFacesWritten: async (conn, faces) => void (await autoAssignFaces(conn, faces)),
+      }) as Promise<AnalysisStage>;
+    }
+    case "objects": {
+      const { createObjectsStage } = await import("../objects/objects-stage.ts");
+      return createObjectsStage({ modelDirs: env.modelDirs, threads: env.threads, model: models.model }) as Promise<AnalysisStage>;
+    }
+    case "ocr": {
+      const { createOcrStage } = await import("../ocr/ocr-stage.ts");
+      return createOcrStage({ modelDirs: env.modelDirs, threads: env.threads }) as Promise<AnalysisStage>;
+    }
+  }
+}
