@@ -1,4 +1,5 @@
-// From a spanning tree to flat clusters, following McInnes' hdbscan library (_hdbscan_tree.pyx): single-linkage
+// From a spanning tree to flat clusters, following McInnes' hdbscan library (_hdbscan_tree.pyx) except where R's dbscan differs
+// (the λ of points in subtrees below min cluster size, see condense), since labels must agree with R:
 // dendrogram → condensed tree (min cluster size) → stability → EOM or leaf selection (with
 // cluster_selection_epsilon) → labels and membership probabilities. allow_single_cluster is always false.
 import type { SpanningEdges } from "./spanning-tree.ts";
@@ -18,8 +19,9 @@ export function singleLinkage(edges: SpanningEdges, n: number): Dendrogram {
   const m = edges.count;
   const order = new Int32Array(m);
   for (let i = 0; i < m; i++) order[i] = i;
-  const w = edges.weight;
-  order.sort((a, b) => w[a]! - w[b]! || a - b);
+  const w = edges.weight, joining = edges.to;
+  // Equal weights merge in order of the joining point's id, as R's dbscan orders its Prim edges.
+  order.sort((a, b) => w[a]! - w[b]! || joining[a]! - joining[b]! || a - b);
   const left = new Int32Array(m), right = new Int32Array(m), height = new Float64Array(m), size = new Int32Array(m);
   const sets = new UnionFind(n);
   const node = new Int32Array(n);
@@ -63,39 +65,58 @@ export function condense(tree: Dendrogram, n: number, minClusterSize: number): C
   const sizeOf = (id: number): number => (id < n ? 1 : tree.size[id - n]!);
   const nodeStack: number[] = [n + m - 1], labelStack: number[] = [0];
   const fallStack: number[] = [];
+  // A point of a subtree smaller than minClusterSize stays in the cluster until it becomes a singleton: its λ is
+  // that of the merge that has it as a direct child (R's dbscan computeStability; capped below at the cluster's
+  // split λ afterwards). The Python hdbscan library instead drops the whole subtree at the λ where it detaches.
+  const fallLambda: number[] = [];
   const dropSubtree = (root: number, cluster: number, lambda: number): void => {
     fallStack.push(root);
+    fallLambda.push(lambda);
     while (fallStack.length) {
-      const id = fallStack.pop()!;
+      const id = fallStack.pop()!, at = fallLambda.pop()!;
       if (id < n) {
         pointCluster[id] = cluster;
-        pointLambda[id] = lambda;
+        pointLambda[id] = at;
       } else {
+        const own = lambdaOf(tree.height[id - n]!);
         fallStack.push(tree.left[id - n]!, tree.right[id - n]!);
+        fallLambda.push(own, own);
       }
     }
   };
+  const pieces: number[] = [], expand: number[] = [];
   while (nodeStack.length) {
     const id = nodeStack.pop()!, label = labelStack.pop()!;
-    if (id < n) {
-      // A lone point reached while walking down a cluster: it leaves at its parent's λ, set when pushed.
-      continue;
+    if (id < n) continue; // unreachable: points never head a cluster (minClusterSize ≥ 2)
+    const h = tree.height[id - n]!, lambda = lambdaOf(h);
+    // Merges at exactly this height split simultaneously: collect the pieces below the whole tied group, so the
+    // result does not depend on which of several equal-weight spanning trees was built.
+    pieces.length = 0;
+    expand.push(tree.left[id - n]!, tree.right[id - n]!);
+    while (expand.length) {
+      const c = expand.pop()!;
+      if (c >= n && tree.height[c - n] === h) expand.push(tree.left[c - n]!, tree.right[c - n]!);
+      else pieces.push(c);
     }
-    const i = id - n;
-    const l = tree.left[i]!, r = tree.right[i]!, lambda = lambdaOf(tree.height[i]!);
-    const ls = sizeOf(l), rs = sizeOf(r);
-    if (ls >= minClusterSize && rs >= minClusterSize) {
-      for (const [child, childSize] of [[l, ls], [r, rs]] as const) {
-        const c = parents.length;
-        parents.push(label); births.push(lambda); sizes.push(childSize);
-        nodeStack.push(child); labelStack.push(c);
-      }
-    } else {
-      for (const [child, childSize] of [[l, ls], [r, rs]] as const) {
-        if (childSize < minClusterSize) dropSubtree(child, label, lambda);
-        else { nodeStack.push(child); labelStack.push(label); }
+    let big = 0;
+    for (const c of pieces) if (sizeOf(c) >= minClusterSize) big++;
+    for (const c of pieces) {
+      const size = sizeOf(c);
+      if (size < minClusterSize) dropSubtree(c, label, lambda);
+      else if (big === 1) { nodeStack.push(c); labelStack.push(label); }
+      else {
+        const child = parents.length;
+        parents.push(label); births.push(lambda); sizes.push(size);
+        nodeStack.push(c); labelStack.push(child);
       }
     }
+  }
+  // No point outlives its cluster: λ ≤ the λ at which the cluster splits into children.
+  const splitLambda = new Float64Array(parents.length).fill(Infinity);
+  for (let c = 1; c < parents.length; c++) splitLambda[parents[c]!] = births[c]!;
+  for (let p = 0; p < n; p++) {
+    const cap = splitLambda[pointCluster[p]!]!;
+    if (pointLambda[p]! > cap) pointLambda[p] = cap;
   }
   return finish(parents.length, parents, births, sizes, pointCluster, pointLambda);
 }

@@ -4,7 +4,7 @@ import { pca } from "./pca.ts";
 
 export type ClusterOptions = HdbscanOptions;
 export type { HdbscanResult as ClusterResult } from "./hdbscan.ts";
-export { hdbscan } from "./hdbscan.ts";
+export { EXACT_UP_TO, hdbscan } from "./hdbscan.ts";
 export { adjustedRandIndex } from "./ari.ts";
 export { fitPca, projectPca } from "./pca.ts";
 
@@ -14,9 +14,11 @@ export function clusterEmbeddings(
 ): HdbscanResult {
   const target = opts.pca === false ? dims : (opts.pca ?? 50);
   const start = performance.now();
-  const reduced = target < dims && n > 1 ? pca(vectors, n, dims, { dims: target }) : vectors;
+  const reduce = target < dims && n > 1;
+  if (reduce) opts.onProgress?.("pca", 0);
+  const reduced = reduce ? pca(vectors, n, dims, { dims: target }) : vectors;
   const pcaMs = performance.now() - start;
-  opts.onProgress?.("pca", 1);
+  if (reduce) opts.onProgress?.("pca", 1);
   const result = hdbscan(reduced, n, Math.min(target, dims), opts);
   return { ...result, timings: { pca: pcaMs, ...result.timings } };
 }

@@ -1,7 +1,10 @@
 // k-nearest-neighbour lists, self included at rank 0 (the convention R's dbscan and the hdbscan library use for
-// core distances). Exact: blocked brute force, O(N·k) memory. Approximate: USearch HNSW.
-import { loadUSearch } from "../native.ts";
-import { squaredDistances4, squaredNorms } from "./distance-kernels.ts";
+// core distances). Memory O(N·k). Both searches run on the WASM SIMD distance kernel (wasm-kernels.ts):
+// - exactKnn: blocked brute force over all N² pairs; exact up to float32 rounding of the distances.
+// - ivfKnn: approximate. k-means cells (≈√N of them, trained on a sample); every point searches exhaustively in
+//   the `probes` cells whose centroids are nearest to it. Work ≈ N·probes·√N pairs instead of N².
+import { mulberry32 } from "../seeded-random.ts";
+import { Kernels, paddedDims } from "./wasm-kernels.ts";
 
 export interface KnnGraph {
   k: number;
@@ -11,158 +14,54 @@ export interface KnnGraph {
   distances: Float32Array;
 }
 
-const COLUMN_BLOCK = 2048;
+/** Bounded max-heaps of squared distances, one per query; the root is the current k-th best. */
+export class NeighbourHeaps {
+  readonly dist: Float64Array;
+  readonly ids: Int32Array;
+  readonly size: Int32Array;
+  constructor(readonly m: number, readonly k: number) {
+    this.dist = new Float64Array(m * k);
+    this.ids = new Int32Array(m * k);
+    this.size = new Int32Array(m);
+  }
 
-export function exactKnn(
-  data: Float32Array, n: number, dims: number, k: number, onProgress?: (fraction: number) => void,
-): KnnGraph {
-  k = Math.min(k, n);
-  const norms = squaredNorms(data, n, dims);
-  const indices = new Int32Array(n * k);
-  const distances = new Float32Array(n * k);
-  const block = new Float64Array(4 * COLUMN_BLOCK);
-  const heapD = new Float64Array(4 * k);
-  const heapI = new Int32Array(4 * k);
-  const heapSize = new Int32Array(4);
-  for (let q = 0; q < n; q += 4) {
-    heapSize.fill(0);
-    const rows = Math.min(4, n - q);
-    for (let from = 0; from < n; from += COLUMN_BLOCK) {
-      const to = Math.min(n, from + COLUMN_BLOCK);
-      squaredDistances4(data, norms, n, dims, q, from, to, block, COLUMN_BLOCK);
-      for (let r = 0; r < rows; r++) {
-        const base = r * k, row = r * COLUMN_BLOCK;
-        for (let j = from; j < to; j++) {
-          let d = block[row + j - from]!;
-          if (d < 0) d = 0;
-          if (j === q + r) d = 0;
-          const size = heapSize[r]!;
-          if (size < k) {
-            heapPush(heapD, heapI, base, size, d, j);
-            heapSize[r] = size + 1;
-          } else if (d < heapD[base]!) {
-            heapReplaceTop(heapD, heapI, base, k, d, j);
-          }
-        }
+  bound(q: number): number {
+    return this.size[q]! < this.k ? Infinity : this.dist[q * this.k]!;
+  }
+
+  offer(q: number, d: number, id: number): void {
+    const k = this.k, base = q * k, size = this.size[q]!;
+    const hd = this.dist, hi = this.ids;
+    if (size < k) {
+      let c = size;
+      while (c > 0) {
+        const p = (c - 1) >> 1;
+        if (hd[base + p]! >= d) break;
+        hd[base + c] = hd[base + p]!; hi[base + c] = hi[base + p]!;
+        c = p;
       }
-    }
-    for (let r = 0; r < rows; r++) drainSorted(heapD, heapI, r * k, k, (q + r) * k, indices, distances);
-    if (onProgress && (q & 1023) === 0) onProgress(q / n);
-  }
-  return { k, indices, distances };
-}
-
-export interface HnswNeighbours {
-  graph: KnnGraph;
-  /** Approximate neighbours of arbitrary query rows (not self-adjusted), for joining components later. */
-  search(queries: Float32Array, k: number): KnnGraph;
-}
-
-export function approximateKnn(data: Float32Array, n: number, dims: number, k: number, threads: number): HnswNeighbours {
-  k = Math.min(k, n);
-  const usearch = loadUSearch();
-  const index = new usearch.Index({
-    dimensions: dims,
-    metric: usearch.MetricKind.L2sq,
-    quantization: usearch.ScalarKind.F32,
-    connectivity: 16,
-    expansion_add: 128,
-    expansion_search: Math.max(64, 2 * k),
-    multi: false,
-  });
-  const keys = new BigUint64Array(n);
-  for (let i = 0; i < n; i++) keys[i] = BigInt(i);
-  index.add(keys, data, threads);
-  const result = searchBatch(index, data, k, threads);
-  const indices = new Int32Array(n * k);
-  const distances = new Float32Array(n * k);
-  for (let i = 0; i < n; i++) {
-    const found = Number(result.counts[i]);
-    const out = i * k;
-    // HNSW may miss the query itself (e.g. among duplicates); keep it at rank 0 so core distances count it.
-    indices[out] = i;
-    distances[out] = 0;
-    let w = 1;
-    for (let r = 0; r < found && w < k; r++) {
-      const j = Number(result.keys[i * k + r]);
-      if (j === i) continue;
-      indices[out + w] = j;
-      distances[out + w] = Math.sqrt(Math.max(0, result.distances[i * k + r]!));
-      w++;
-    }
-    for (; w < k; w++) {
-      indices[out + w] = indices[out + w - 1]!;
-      distances[out + w] = Infinity;
+      hd[base + c] = d; hi[base + c] = id;
+      this.size[q] = size + 1;
+    } else if (d < hd[base]!) {
+      siftDown(hd, hi, base, k, d, id);
     }
   }
-  const search = (queries: Float32Array, kq: number): KnnGraph => {
-    kq = Math.min(kq, n);
-    const m = queries.length / dims;
-    const found = searchBatch(index, queries, kq, threads);
-    const ids = new Int32Array(m * kq), dists = new Float32Array(m * kq).fill(Infinity);
-    for (let q = 0; q < m; q++) {
-      const count = Number(found.counts[q]);
-      for (let r = 0; r < count; r++) {
-        ids[q * kq + r] = Number(found.keys[q * kq + r]);
-        dists[q * kq + r] = Math.sqrt(Math.max(0, found.distances[q * kq + r]!));
-      }
+
+  /** Empties heap q into out rows sorted ascending, as Euclidean distances; unfilled ranks get Infinity. */
+  drain(q: number, indices: Int32Array, distances: Float32Array, out: number): void {
+    const base = q * this.k;
+    let size = this.size[q]!;
+    for (let r = size; r < this.k; r++) { indices[out + r] = size > 0 ? this.ids[base]! : q; distances[out + r] = Infinity; }
+    for (; size > 0; size--) {
+      indices[out + size - 1] = this.ids[base]!;
+      distances[out + size - 1] = Math.sqrt(this.dist[base]!);
+      siftDown(this.dist, this.ids, base, size - 1, this.dist[base + size - 1]!, this.ids[base + size - 1]!);
     }
-    return { k: kq, indices: ids, distances: dists };
-  };
-  return { graph: { k, indices, distances }, search };
-}
-
-type UIndex = InstanceType<ReturnType<typeof loadUSearch>["Index"]>;
-
-// A single query comes back as Matches without counts; give both shapes the batch layout.
-function searchBatch(index: UIndex, queries: Float32Array, k: number, threads: number) {
-  const result = index.search(queries, k, threads) as { keys: BigUint64Array; distances: Float32Array; counts?: BigUint64Array };
-  const counts = result.counts ?? BigUint64Array.of(BigInt(result.keys.length));
-  return { keys: result.keys, distances: result.distances, counts };
-}
-
-/** Exact neighbours of a few query rows among all n rows; used when HNSW is asked for a large share of the data. */
-export function exactKnnOfQueries(
-  data: Float32Array, n: number, dims: number, queries: Float32Array, k: number,
-): KnnGraph {
-  k = Math.min(k, n);
-  const m = queries.length / dims;
-  const all = new Float32Array((n + m) * dims);
-  all.set(data.subarray(0, n * dims));
-  all.set(queries, n * dims);
-  const norms = squaredNorms(all, n + m, dims);
-  const indices = new Int32Array(m * k), distances = new Float32Array(m * k);
-  const d2 = new Float64Array(4 * n);
-  const order = new Int32Array(n);
-  for (let q = 0; q < m; q += 4) {
-    squaredDistances4(all, norms, n + m, dims, n + q, 0, n, d2, n);
-    for (let r = 0; r < 4 && q + r < m; r++) {
-      const row = d2.subarray(r * n, (r + 1) * n);
-      for (let j = 0; j < n; j++) order[j] = j;
-      const top = order.sort((a, b) => row[a]! - row[b]! || a - b).subarray(0, k);
-      for (let t = 0; t < k; t++) {
-        indices[(q + r) * k + t] = top[t]!;
-        distances[(q + r) * k + t] = Math.sqrt(Math.max(0, row[top[t]!]!));
-      }
-    }
+    this.size[q] = 0;
   }
-  return { k, indices, distances };
 }
 
-function heapPush(hd: Float64Array, hi: Int32Array, base: number, size: number, d: number, j: number): void {
-  let c = size;
-  while (c > 0) {
-    const p = (c - 1) >> 1;
-    if (hd[base + p]! >= d) break;
-    hd[base + c] = hd[base + p]!;
-    hi[base + c] = hi[base + p]!;
-    c = p;
-  }
-  hd[base + c] = d;
-  hi[base + c] = j;
-}
-
-function heapReplaceTop(hd: Float64Array, hi: Int32Array, base: number, size: number, d: number, j: number): void {
+function siftDown(hd: Float64Array, hi: Int32Array, base: number, size: number, d: number, id: number): void {
   let c = 0;
   for (;;) {
     const l = 2 * c + 1;
@@ -170,21 +69,320 @@ function heapReplaceTop(hd: Float64Array, hi: Int32Array, base: number, size: nu
     const r = l + 1;
     const m = r < size && hd[base + r]! > hd[base + l]! ? r : l;
     if (hd[base + m]! <= d) break;
-    hd[base + c] = hd[base + m]!;
-    hi[base + c] = hi[base + m]!;
+    hd[base + c] = hd[base + m]!; hi[base + c] = hi[base + m]!;
     c = m;
   }
-  hd[base + c] = d;
-  hi[base + c] = j;
+  hd[base + c] = d; hi[base + c] = id;
 }
 
-function drainSorted(
-  hd: Float64Array, hi: Int32Array, base: number, k: number, out: number, indices: Int32Array, distances: Float32Array,
-): void {
-  for (let size = k; size > 0; size--) {
-    indices[out + size - 1] = hi[base]!;
-    distances[out + size - 1] = Math.sqrt(hd[base]!);
-    const lastD = hd[base + size - 1]!, lastI = hi[base + size - 1]!;
-    heapReplaceTop(hd, hi, base, size - 1, lastD, lastI);
+/**
+ * Rows laid out for the kernels: `count` padded rows (a multiple of 2, zero rows at the end), their squared
+ * norms, and the original id of every row (−1 for padding). Groups (k-means cells, components) are padded to an
+ * even length each so every group can be scanned on its own.
+ */
+export class RowLayout {
+  readonly stride: number;
+  readonly rows: number;
+  readonly norms: number;
+  readonly ids: Int32Array;
+  readonly groupStart: Int32Array;
+  private readonly scratch: number;
+  private readonly out: number;
+  private readonly selfIds = [-1, -1, -1, -1];
+
+  constructor(
+    readonly kernels: Kernels, data: Float32Array, dims: number,
+    /** Rows of each group in order; one group of all rows when omitted. */
+    groups: ArrayLike<number>[],
+  ) {
+    const p = paddedDims(dims);
+    this.stride = p * 4;
+    let count = 0;
+    this.groupStart = new Int32Array(groups.length + 1);
+    groups.forEach((g, i) => { this.groupStart[i] = count; count += g.length + (g.length & 1); });
+    this.groupStart[groups.length] = count;
+    this.ids = new Int32Array(count).fill(-1);
+    this.rows = kernels.alloc(count * this.stride);
+    this.norms = kernels.alloc(count * 4);
+    this.scratch = kernels.alloc(64);
+    this.out = kernels.alloc(24 * BLOCK);
+    const view = kernels.f32(this.rows, count * p);
+    const norms = kernels.f32(this.norms, count);
+    groups.forEach((g, gi) => {
+      let slot = this.groupStart[gi]!;
+      for (let t = 0; t < g.length; t++, slot++) {
+        const id = g[t]!;
+        this.ids[slot] = id;
+        let s = 0;
+        for (let k = 0; k < dims; k++) {
+          const v = data[id * dims + k]!;
+          view[slot * p + k] = v;
+          s += v * v;
+        }
+        norms[slot] = s;
+      }
+    });
   }
+
+  /** Byte address of a slot's row. */
+  address(slot: number): number { return this.rows + slot * this.stride; }
+
+  normOf(slot: number): number { return this.kernels.F32[(this.norms >> 2) + slot]!; }
+
+  /**
+   * Offers every row of slots [from, to) (to − from even) that is closer than the sink's bound to the four query
+   * rows (slots qSlots[0..3] of `queries`). A query never receives its own id.
+   */
+  scan(queries: RowLayout, qSlots: ArrayLike<number>, sink: ScanSink, from: number, to: number): void {
+    const K = this.kernels;
+    const F = K.F32, I = K.I32, s4 = this.scratch >> 2, selfIds = this.selfIds;
+    for (let r = 0; r < 4; r++) {
+      const slot = qSlots[r]!;
+      I[s4 + r] = queries.address(slot);
+      F[s4 + 4 + r] = queries.normOf(slot);
+      F[s4 + 8 + r] = sink.bound(r);
+      selfIds[r] = queries.ids[slot]!;
+    }
+    for (let start = from; start < to; start += BLOCK) {
+      const end = Math.min(to, start + BLOCK);
+      const records = K.fn.distances4x2(this.scratch, this.address(start), end - start, this.stride, this.norms + start * 4, this.scratch + 16, this.scratch + 32, this.out);
+      if (records === 0) continue;
+      const o4 = this.out >> 2;
+      for (let e = 0; e < records; e++) {
+        const rec = o4 + e * 6;
+        const id = this.ids[start + I[rec]!]!;
+        if (id < 0) continue;
+        const mask = I[rec + 1]!;
+        for (let r = 0; r < 4; r++) {
+          if (!(mask & (1 << r)) || id === selfIds[r]) continue;
+          let d = F[rec + 2 + r]!;
+          if (d < 0) d = 0;
+          if (d < sink.bound(r)) sink.offer(r, d, id);
+        }
+      }
+      for (let r = 0; r < 4; r++) F[s4 + 8 + r] = sink.bound(r);
+    }
+  }
+}
+
+/** Receives rows found by RowLayout.scan; bounds are on squared distance (−1 for an unused lane). */
+export interface ScanSink {
+  bound(lane: number): number;
+  offer(lane: number, squaredDistance: number, id: number): void;
+}
+
+/** Lanes 0..3 feed heaps heapOf[r] (−1: unused lane). */
+class HeapSink implements ScanSink {
+  readonly heapOf = [0, 0, 0, 0];
+  constructor(private readonly heaps: NeighbourHeaps) {}
+  bound(r: number): number { const h = this.heapOf[r]!; return h < 0 ? -1 : this.heaps.bound(h); }
+  offer(r: number, d: number, id: number): void { this.heaps.offer(this.heapOf[r]!, d, id); }
+}
+
+/** Euclidean distance in float64 (the kernels work in float32; final weights are recomputed with this). */
+export function distance64(data: Float32Array, dims: number, a: number, b: number): number {
+  let s = 0;
+  const oa = a * dims, ob = b * dims;
+  for (let k = 0; k < dims; k++) {
+    const d = data[oa + k]! - data[ob + k]!;
+    s += d * d;
+  }
+  return Math.sqrt(s);
+}
+
+/**
+ * Recomputes every listed neighbour's distance in float64 and re-sorts each row (distance, then id). The float32
+ * kernel's rounding would otherwise turn near-equal distances into exact ties and shift core distances slightly.
+ */
+export function refineDistances(graph: KnnGraph, data: Float32Array, n: number, dims: number): { core: (rank: number) => Float64Array } {
+  const { k, indices } = graph;
+  const exact = new Float64Array(n * k);
+  const order = new Int32Array(k);
+  const ids = new Int32Array(k), dist = new Float64Array(k);
+  for (let i = 0; i < n; i++) {
+    const base = i * k;
+    for (let r = 0; r < k; r++) {
+      ids[r] = indices[base + r]!;
+      dist[r] = graph.distances[base + r] === Infinity ? Infinity : ids[r] === i ? 0 : distance64(data, dims, i, ids[r]!);
+      order[r] = r;
+    }
+    order.sort((x, y) => dist[x]! - dist[y]! || ids[x]! - ids[y]!);
+    for (let r = 0; r < k; r++) {
+      indices[base + r] = ids[order[r]!]!;
+      exact[base + r] = dist[order[r]!]!;
+      graph.distances[base + r] = dist[order[r]!]!;
+    }
+  }
+  return { core: (rank) => { const c = new Float64Array(n); for (let i = 0; i < n; i++) c[i] = exact[i * k + rank]!; return c; } };
+}
+
+const NN_DESCENT_FANOUT = 16;
+
+/** Rows per kernel call; thresholds tighten between calls. */
+const BLOCK = 1024;
+
+const allRows = (n: number): Int32Array => { const a = new Int32Array(n); for (let i = 0; i < n; i++) a[i] = i; return a; };
+
+/** Self at rank 0 with distance 0, so core distances count the point itself even among duplicates. */
+function seedSelf(heaps: NeighbourHeaps, n: number): void {
+  for (let i = 0; i < n; i++) heaps.offer(i, 0, i);
+}
+
+function drainAll(heaps: NeighbourHeaps, n: number, k: number): KnnGraph {
+  const indices = new Int32Array(n * k), distances = new Float32Array(n * k);
+  for (let i = 0; i < n; i++) heaps.drain(i, indices, distances, i * k);
+  return { k, indices, distances };
+}
+
+export function exactKnn(
+  data: Float32Array, n: number, dims: number, k: number, onProgress?: (fraction: number) => void,
+): KnnGraph {
+  k = Math.min(k, n);
+  const layout = new RowLayout(new Kernels(), data, dims, [allRows(n)]);
+  const heaps = new NeighbourHeaps(n, k);
+  seedSelf(heaps, n);
+  const slots = [0, 0, 0, 0], sink = new HeapSink(heaps), heapOf = sink.heapOf;
+  const total = layout.groupStart[1]!;
+  for (let q = 0; q < n; q += 4) {
+    for (let r = 0; r < 4; r++) { slots[r] = Math.min(q + r, n - 1); heapOf[r] = q + r < n ? q + r : -1; }
+    layout.scan(layout, slots, sink, 0, total);
+    if (onProgress && (q & 1023) === 0) onProgress(q / n);
+  }
+  return drainAll(heaps, n, k);
+}
+
+export interface IvfOptions {
+  /** Cells each point searches; more is slower and closer to exact. Default 10. */
+  probes?: number;
+  seed?: number;
+}
+
+export function ivfKnn(
+  data: Float32Array, n: number, dims: number, k: number, opts: IvfOptions = {}, onProgress?: (fraction: number) => void,
+): KnnGraph {
+  k = Math.min(k, n);
+  const cells = Math.max(1, Math.round(Math.sqrt(n)));
+  const probes = Math.min(cells, opts.probes ?? 10);
+  const kernels = new Kernels();
+  const centroids = trainCentroids(data, n, dims, cells, opts.seed ?? 0x5eed);
+  onProgress?.(0.1);
+  // The `probes` nearest centroids of every point; the first is its own cell.
+  const near = nearestRows(kernels, data, n, dims, centroids, cells, probes);
+  const members: number[][] = Array.from({ length: cells }, () => []);
+  for (let i = 0; i < n; i++) members[near.indices[i * probes]!]!.push(i);
+  const layout = new RowLayout(kernels, data, dims, members);
+  const slotOf = new Int32Array(n);
+  for (let s = 0; s < layout.ids.length; s++) if (layout.ids[s]! >= 0) slotOf[layout.ids[s]!] = s;
+  const heaps = new NeighbourHeaps(n, k);
+  seedSelf(heaps, n);
+  // Rank by rank (own cell first) so every heap is tight before the farther cells are scanned.
+  const slots = [0, 0, 0, 0], sink = new HeapSink(heaps), heapOf = sink.heapOf;
+  const askers: number[][] = Array.from({ length: cells }, () => []);
+  for (let rank = 0; rank < probes; rank++) {
+    for (const list of askers) list.length = 0;
+    for (let i = 0; i < n; i++) askers[near.indices[i * probes + rank]!]!.push(i);
+    for (let c = 0; c < cells; c++) {
+      const list = askers[c]!;
+      const from = layout.groupStart[c]!, to = layout.groupStart[c + 1]!;
+      if (to === from) continue;
+      for (let t = 0; t < list.length; t += 4) {
+        for (let r = 0; r < 4; r++) {
+          const q = list[Math.min(t + r, list.length - 1)]!;
+          slots[r] = slotOf[q]!;
+          heapOf[r] = t + r < list.length ? q : -1;
+        }
+        layout.scan(layout, slots, sink, from, to);
+      }
+    }
+    onProgress?.(0.1 + (0.9 * (rank + 1)) / probes);
+  }
+  return drainAll(heaps, n, k);
+}
+
+/**
+ * One round of NN-descent: every point also considers the nearest neighbours of its nearest neighbours (up to
+ * 15 × 15 candidates, distances in float64). A neighbour of a neighbour is very likely a neighbour, so this
+ * repairs most of what the cells missed.
+ */
+export function refineWithNeighboursOfNeighbours(
+  graph: KnnGraph, data: Float32Array, n: number, dims: number, onProgress?: (fraction: number) => void,
+): KnnGraph {
+  const { k, indices } = graph;
+  const fanout = Math.min(k, NN_DESCENT_FANOUT);
+  const heaps = new NeighbourHeaps(n, k);
+  const seen = new Int32Array(n).fill(-1);
+  for (let i = 0; i < n; i++) {
+    for (let r = 0; r < k; r++) {
+      const j = indices[i * k + r]!, d = graph.distances[i * k + r]!;
+      if (seen[j] === i || d === Infinity) continue;
+      seen[j] = i;
+      heaps.offer(i, d * d, j);
+    }
+    for (let r = 1; r < fanout; r++) {
+      const j = indices[i * k + r]!;
+      for (let t = 1; t < fanout; t++) {
+        const l = indices[j * k + t]!;
+        if (seen[l] === i) continue;
+        seen[l] = i;
+        const bound = heaps.bound(i);
+        let s = 0;
+        const oi = i * dims, ol = l * dims;
+        for (let c = 0; c < dims && s < bound; c++) { const x = data[oi + c]! - data[ol + c]!; s += x * x; }
+        if (s < bound) heaps.offer(i, s, l);
+      }
+    }
+    if (onProgress && (i & 4095) === 0) onProgress(i / n);
+  }
+  return drainAll(heaps, n, k);
+}
+
+/** The `k` nearest of `count` rows (row-major, `dims` wide) for each of n points, exactly. */
+export function nearestRows(
+  kernels: Kernels, data: Float32Array, n: number, dims: number, rows: Float32Array, count: number, k: number,
+): KnnGraph {
+  k = Math.min(k, count);
+  const target = new RowLayout(kernels, rows, dims, [allRows(count)]);
+  const queries = new RowLayout(kernels, data, dims, [allRows(n)]);
+  const heaps = new NeighbourHeaps(n, k);
+  const slots = [0, 0, 0, 0], sink = new HeapSink(heaps), heapOf = sink.heapOf;
+  const total = target.groupStart[1]!;
+  // Row ids and query ids live in different spaces; offset the rows so "never your own id" never triggers.
+  for (let s = 0; s < target.ids.length; s++) if (target.ids[s]! >= 0) target.ids[s]! += n;
+  for (let q = 0; q < n; q += 4) {
+    for (let r = 0; r < 4; r++) { slots[r] = Math.min(q + r, n - 1); heapOf[r] = q + r < n ? q + r : -1; }
+    target.scan(queries, slots, sink, 0, total);
+  }
+  const graph = drainAll(heaps, n, k);
+  for (let i = 0; i < graph.indices.length; i++) graph.indices[i]! -= n;
+  return graph;
+}
+
+/** Lloyd's k-means on a seeded sample; a cell left empty keeps its previous centroid. */
+function trainCentroids(data: Float32Array, n: number, dims: number, cells: number, seed: number): Float32Array {
+  const rand = mulberry32(seed);
+  const sampleSize = Math.min(n, cells * 32);
+  const pick = allRows(n);
+  for (let i = 0; i < sampleSize; i++) {
+    const j = i + Math.floor(rand() * (n - i));
+    const t = pick[i]!; pick[i] = pick[j]!; pick[j] = t;
+  }
+  const sample = new Float32Array(sampleSize * dims);
+  for (let i = 0; i < sampleSize; i++) sample.set(data.subarray(pick[i]! * dims, (pick[i]! + 1) * dims), i * dims);
+  const centroids = sample.slice(0, cells * dims);
+  const sums = new Float64Array(cells * dims), counts = new Int32Array(cells);
+  for (let iter = 0; iter < 6; iter++) {
+    const scratch = new Kernels(); // a fresh small memory per round instead of growing one
+    const assign = nearestRows(scratch, sample, sampleSize, dims, centroids, cells, 1);
+    sums.fill(0); counts.fill(0);
+    for (let i = 0; i < sampleSize; i++) {
+      const c = assign.indices[i]!;
+      counts[c]!++;
+      for (let d = 0; d < dims; d++) sums[c * dims + d]! += sample[i * dims + d]!;
+    }
+    for (let c = 0; c < cells; c++) {
+      if (counts[c] === 0) continue;
+      for (let d = 0; d < dims; d++) centroids[c * dims + d] = sums[c * dims + d]! / counts[c]!;
+    }
+  }
+  return centroids;
 }

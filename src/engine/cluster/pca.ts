@@ -1,11 +1,13 @@
 // PCA by subspace iteration on the D×D covariance of a seeded row sample: work is O(s·D² + N·D·d), never N×N.
+// The products run on the WASM SIMD dot kernel in float32 (covariance, iteration, projection).
 // Deterministic: the same input and seed give the same projection (component signs fixed by largest loading).
 import { mulberry32 } from "../seeded-random.ts";
+import { DotProducts, Kernels } from "./wasm-kernels.ts";
 
 export interface PcaOptions {
   /** Output dimensions; default 50. */
   dims?: number;
-  /** Rows used to estimate the covariance; default 4096 (the covariance of a larger sample barely moves). */
+  /** Rows used to estimate the covariance; default 2048 (the top axes of a larger sample barely move). */
   sampleSize?: number;
   seed?: number;
   iterations?: number;
@@ -28,27 +30,28 @@ export function fitPca(data: Float32Array, n: number, inputDims: number, opts: P
   for (let i = 0; i < n; i++) for (let k = 0; k < D; k++) mean[k]! += data[i * D + k]!;
   for (let k = 0; k < D; k++) mean[k]! /= Math.max(1, n);
 
-  const s = Math.min(n, opts.sampleSize ?? 4096);
+  const s = Math.min(n, opts.sampleSize ?? 2048);
   const sample = sampleRows(n, s, rand);
-  // Column-major centred sample so covariance entries are contiguous dot products.
+  // Column-major centred sample so covariance entries are dot products of contiguous columns.
   const cols = new Float32Array(D * s);
   for (let r = 0; r < s; r++) {
     const o = sample[r]! * D;
     for (let k = 0; k < D; k++) cols[k * s + r] = data[o + k]! - mean[k]!;
   }
-  const cov = covariance(cols, D, s);
+  const kernels = new Kernels();
+  const cov = covariance(kernels, cols, D, s);
 
   const p = Math.min(D, d + 10);
   let q = new Float64Array(D * p); // column j at q[j*D ..]
   for (let i = 0; i < q.length; i++) q[i] = gaussian(rand);
   orthonormalize(q, D, p);
   const z = new Float64Array(D * p);
-  for (let it = 0; it < (opts.iterations ?? 12); it++) {
-    multiplySymmetric(cov, D, q, p, z);
+  for (let it = 0; it < (opts.iterations ?? 8); it++) {
+    multiplySymmetric(kernels, cov, D, q, p, z);
     [q] = [z.slice()];
     orthonormalize(q, D, p);
   }
-  multiplySymmetric(cov, D, q, p, z);
+  multiplySymmetric(kernels, cov, D, q, p, z);
   const t = new Float64Array(p * p);
   for (let a = 0; a < p; a++) for (let b = 0; b < p; b++) {
     let sum = 0;
@@ -74,29 +77,22 @@ export function fitPca(data: Float32Array, n: number, inputDims: number, opts: P
   return { dims: d, mean, components, variances };
 }
 
+/** Rows projected per kernel pass; bounds the kernel memory at CHUNK × inputDims floats. */
+const CHUNK = 4096;
+
 export function projectPca(pca: Pca, data: Float32Array, n: number, inputDims: number): Float32Array {
-  const D = inputDims, d = pca.dims, w = pca.components;
+  const D = inputDims, d = pca.dims;
   const out = new Float32Array(n * d);
   const offset = new Float64Array(d);
-  for (let c = 0; c < d; c++) for (let k = 0; k < D; k++) offset[c]! += pca.mean[k]! * w[c * D + k]!;
-  for (let i = 0; i < n; i++) {
-    const x = i * D;
-    let c = 0;
-    for (; c + 3 < d; c += 4) {
-      const w0 = c * D, w1 = w0 + D, w2 = w1 + D, w3 = w2 + D;
-      let s0 = 0, s1 = 0, s2 = 0, s3 = 0;
-      for (let k = 0; k < D; k++) {
-        const v = data[x + k]!;
-        s0 += v * w[w0 + k]!; s1 += v * w[w1 + k]!; s2 += v * w[w2 + k]!; s3 += v * w[w3 + k]!;
-      }
-      out[i * d + c] = s0 - offset[c]!; out[i * d + c + 1] = s1 - offset[c + 1]!;
-      out[i * d + c + 2] = s2 - offset[c + 2]!; out[i * d + c + 3] = s3 - offset[c + 3]!;
-    }
-    for (; c < d; c++) {
-      let s0 = 0;
-      for (let k = 0; k < D; k++) s0 += data[x + k]! * w[c * D + k]!;
-      out[i * d + c] = s0 - offset[c]!;
-    }
+  for (let c = 0; c < d; c++) for (let k = 0; k < D; k++) offset[c]! += pca.mean[k]! * pca.components[c * D + k]!;
+  const kernels = new Kernels();
+  const chunk = Math.min(n, CHUNK);
+  // Components are the kernel's four "queries" at a time; data rows stream through in chunks.
+  const dots = new DotProducts(kernels, pca.components, d, D, chunk);
+  for (let from = 0; from < n; from += chunk) {
+    const rows = Math.min(chunk, n - from);
+    dots.loadRows(data.subarray(from * D, (from + rows) * D), rows);
+    dots.each(rows, (c, j, v) => { out[(from + j) * d + c] = v - offset[c]!; });
   }
   return out;
 }
@@ -106,39 +102,20 @@ export function pca(data: Float32Array, n: number, inputDims: number, opts: PcaO
   return projectPca(fitPca(data, n, inputDims, opts), data, n, inputDims);
 }
 
-function covariance(cols: Float32Array, D: number, s: number): Float64Array {
-  const cov = new Float64Array(D * D);
+/** cov = colsᵀ·cols / (s − 1), lower triangle by the kernel, mirrored. */
+function covariance(kernels: Kernels, cols: Float32Array, D: number, s: number): Float32Array {
+  const cov = new Float32Array(D * D);
   const scale = 1 / Math.max(1, s - 1);
-  for (let i = 0; i < D; i += 2) {
-    const i1 = Math.min(i + 1, D - 1);
-    const a0 = i * s, a1 = i1 * s;
-    for (let j = 0; j <= i1; j += 2) {
-      const j1 = Math.min(j + 1, D - 1);
-      const b0 = j * s, b1 = j1 * s;
-      let s00 = 0, s01 = 0, s10 = 0, s11 = 0;
-      for (let r = 0; r < s; r++) {
-        const x0 = cols[a0 + r]!, x1 = cols[a1 + r]!, y0 = cols[b0 + r]!, y1 = cols[b1 + r]!;
-        s00 += x0 * y0; s01 += x0 * y1; s10 += x1 * y0; s11 += x1 * y1;
-      }
-      cov[i * D + j] = cov[j * D + i] = s00 * scale;
-      cov[i * D + j1] = cov[j1 * D + i] = s01 * scale;
-      cov[i1 * D + j] = cov[j * D + i1] = s10 * scale;
-      cov[i1 * D + j1] = cov[j1 * D + i1] = s11 * scale;
-    }
-  }
+  const dots = new DotProducts(kernels, cols, D, s, D);
+  dots.loadRows(cols, D);
+  dots.each(D, (i, j, v) => { if (j <= i) cov[i * D + j] = cov[j * D + i] = v * scale; }, true);
   return cov;
 }
 
-function multiplySymmetric(cov: Float64Array, D: number, q: Float64Array, p: number, out: Float64Array): void {
-  for (let c = 0; c < p; c++) {
-    const qc = c * D;
-    for (let i = 0; i < D; i++) {
-      const row = i * D;
-      let sum = 0;
-      for (let k = 0; k < D; k++) sum += cov[row + k]! * q[qc + k]!;
-      out[qc + i] = sum;
-    }
-  }
+function multiplySymmetric(kernels: Kernels, cov: Float32Array, D: number, q: Float64Array, p: number, out: Float64Array): void {
+  const dots = new DotProducts(kernels, Float32Array.from(q), p, D, D);
+  dots.loadRows(cov, D);
+  dots.each(D, (c, i, v) => { out[c * D + i] = v; });
 }
 
 function orthonormalize(q: Float64Array, D: number, p: number): void {
