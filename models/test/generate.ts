@@ -213,4 +213,7 @@ export function generateTestClip(outDir: string): { path: string; written: boole
 if (import.meta.main) {
   const outDir = resolve(process.argv[2] ?? join(import.meta.dir, "..", "test-clip"));
   for (const r of generateTestClip(outDir)) console.log(`${r.written ? "wrote" : "unchanged"} ${r.path}`);
+  // test-yolo (object detection); imported here, not at the top, because it imports writeIfChanged from this file.
+  const { generateTestYolo } = await import("./generate-yolo.ts");
+  for (const r of generateTestYolo(join(import.meta.dir, "..", "test-yolo"))) console.log(`${r.written ? "wrote" : "unchanged"} ${r.path}`);
 }
