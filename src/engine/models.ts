@@ -71,7 +71,10 @@ export function listModels(dirs: string[]): ModelList {
   for (const dir of dirs) {
     for (const path of manifestFiles(dir)) {
       try {
-        const manifest = parseManifest(JSON.parse(readFileSync(path, "utf8")), path);
+        const json = JSON.parse(readFileSync(path, "utf8"));
+        // Analysis-stage models (detectors, OCR) have a `task` and their own manifest shape: see stage-model.ts.
+        if (json && typeof json === "object" && "task" in json) continue;
+        const manifest = parseManifest(json, path);
         if (!manifests.has(manifest.name)) manifests.set(manifest.name, { manifest, origin: path });
       } catch (err) {
         invalid.push({ path, error: (err as Error).message });

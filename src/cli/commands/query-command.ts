@@ -65,7 +65,8 @@ export async function run(argv: string[]): Promise<number> {
       if (result.hits.length === 0) process.stdout.write("no matches\n");
       result.hits.forEach((h, i) => {
         const date = h.takenAt ? `  ${String(h.takenAt).slice(0, 10)}` : "";
-        process.stdout.write(`${String(i + 1).padStart(3)}  ${h.score.toFixed(4)}  ${h.path}${date}\n`);
+        const score = "filtersOnly" in input ? "" : `  ${h.score.toFixed(4)}`;
+        process.stdout.write(`${String(i + 1).padStart(3)}${score}  ${h.path}${date}\n`);
       });
       if (written.length > 0) process.stdout.write(`${values["copy-to"] ? "copied" : "linked"} ${written.length} files to ${resolve(target!)}\n`);
       process.stderr.write(
