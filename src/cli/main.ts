@@ -11,6 +11,8 @@ const COMMANDS: Record<string, () => Promise<{ run: (argv: string[]) => Promise<
   worker: () => import("./commands/worker-command.ts"),
   deploy: () => import("./commands/deploy-command.ts"),
   export: () => import("./commands/export-command.ts"),
+  dups: () => import("./commands/dups-command.ts"),
+  bench: () => import("./commands/bench-command.ts"),
   version: () => import("./commands/version-command.ts"),
 };
 

@@ -3,20 +3,25 @@ export const USAGE = `imgd — index photos with CLIP and search them by text or
 usage:
   imgd index DIR... [--index PATH] [--models DIR] [--model NAME] [--batch N] [--threads N]
                     [--list FILE] [--follow-symlinks] [--dtype f32|f16|i8] [--profile DIR] [--json]
+                    [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
   imgd query "TEXT" [--index PATH] [-k N] [--image FILE] [--offset N] [--path-prefix P]
-                    [--after DATE] [--before DATE] [--json] [--copy-to DIR | --link-to DIR]
+                    [--after DATE] [--before DATE] [--has LABEL]... [--text-in WORDS] [--person NAME]
+                    [--json] [--copy-to DIR | --link-to DIR]
   imgd info [--index PATH] [--errors] [--json]
   imgd models list|verify|pull [NAME] [--models DIR]
   imgd serve [--index PATH] [--port N] [--host ADDR] [--token T] [--cors ORIGIN] [--root DIR]...
              [--max-concurrency N] [--log FILE] [--threads N] [--batch-wait-ms MS] [--batch-max N]
   imgd coordinator DIR... --storage DIR [--port N] [--bind ADDR] [--token T | --token-file F] [--batch N]
-                    [--lease-ttl S] [--model NAME] [--models DIR] [--serve] [--plain]
+                    [--lease-ttl S] [--model NAME] [--models DIR] [--serve] [--plain] [--faces] [--objects] [--ocr]
   imgd worker --coordinator URL [--token T | --token-file F] [--threads N] [--batch N] [--storage DIR]
               [--path-map FROM=TO]... [--host NAME]
   imgd deploy --hosts FILE --coordinator URL [--token T | --token-file F] [--binary PATH] [-i KEY]
               [--known-hosts FILE] [--accept-new] [--threads N]
   imgd deploy status|stop|logs HOST --hosts FILE [-n LINES]
   imgd export --parquet OUT [--index PATH | --storage DIR] [--path-map FROM=TO]...
+  imgd dups [--index PATH] [--near T] [--exact-only] [--json]
+  imgd bench ingest --dir DIR --url URL [--workers 16] [--batch 64] [--queue 1024] [--report 10]
+                    [--duration S] [--token T] [--json]
   imgd version
 
 defaults: --index ./.imgd   --model clip-vit-b32   --batch 32   --threads = cores

@@ -4,6 +4,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { decodeImage } from "./decode.ts";
+import { defaultNearThreshold, nearDuplicatesOf } from "./duplicates.ts";
 import type { ImageEmbedder } from "./embed.ts";
 import { imohashBytes } from "./identity.ts";
 import { indexedRow } from "./image-rows.ts";
@@ -26,6 +27,8 @@ export interface IngestReport {
   total: number;
   processed: number;
   duplicates: number;
+  /** Newly indexed images that an image already in the index is a near duplicate of. */
+  nearDuplicates: number;
   errors: { name: string; reason: string; error: string }[];
   /** Catalog ids of the newly indexed images, in input order. */
   ids: number[];
@@ -46,6 +49,8 @@ export interface IngestorOptions {
   batchSize?: number;
   /** Each batch is durable in the catalog at once; the vectors file is saved at most this often (and on flush). */
   checkpointEveryMs?: number;
+  /** Cosine similarity at which an existing image counts as a near duplicate; defaults per model. */
+  nearThreshold?: number;
 }
 
 export class Ingestor {
@@ -92,7 +97,7 @@ export class Ingestor {
     const { store, embedder } = this.opts;
     const spec = embedder.spec;
     const known = await this.hashes();
-    const report: IngestReport = { total: items.length, processed: 0, duplicates: 0, errors: [], ids: [], stages: {}, wallMs: 0 };
+    const report: IngestReport = { total: items.length, processed: 0, duplicates: 0, nearDuplicates: 0, errors: [], ids: [], stages: {}, wallMs: 0 };
 
     const fresh: { item: IngestItem; hash: string }[] = [];
     const seen = new Set<string>();
@@ -127,6 +132,13 @@ export class Ingestor {
       const tensor = new Float32Array(batch.length * tensorSize);
       await timings.time("preprocess", () => batch.forEach((p, i) => preprocessInto(p.image, spec, tensor, i * tensorSize)));
       const vectors = await timings.time("infer", () => embedder.embed(tensor, batch.length));
+      const near = this.opts.nearThreshold ?? defaultNearThreshold(store.manifest.model.name);
+      await timings.time("near", async () => {
+        for (let i = 0; i < batch.length; i++) {
+          const vector = vectors.subarray(i * store.dims, (i + 1) * store.dims);
+          if ((await nearDuplicatesOf(store, vector, near, 1)).length > 0) report.nearDuplicates++;
+        }
+      });
       await timings.time("write", async () => {
         const rows = batch.map((p) => this.row(p.item, p.hash, p.image));
         report.ids.push(...(await store.addBatch(rows, vectors)));

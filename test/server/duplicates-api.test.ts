@@ -1,0 +1,86 @@
+// GET /api/duplicates on the real app over a real test-clip index.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { copyFileSync } from "node:fs";
+import { join } from "node:path";
+import { runIndex } from "../../src/engine/index-pipeline.ts";
+import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
+import { loadSharp } from "../../src/engine/native.ts";
+import type { RunningServer } from "../../src/server/server.ts";
+import { indexedPhotos, MODELS, PHOTOS, serve, type Fixture } from "./server-harness.ts";
+
+describe("GET /api/duplicates", () => {
+  let fx: Fixture;
+  let server: RunningServer;
+  const get = async (query = "") => {
+    const res = await fetch(`${server.url}/api/duplicates${query}`);
+    return { status: res.status, body: (await res.json()) as any };
+  };
+
+  beforeAll(async () => {
+    fx = await indexedPhotos("dups", ["apple.jpg", "baboon.jpg", "home.jpg"]);
+    // A byte-identical copy indexed from disk (ingest would skip it as a duplicate of apple.jpg).
+    copyFileSync(join(PHOTOS, "apple.jpg"), join(fx.photos, "apple-copy.jpg"));
+    const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
+    await runIndex({ roots: [fx.photos], indexDir: fx.index, model, batchSize: 8, threads: 1 });
+    server = await serve(fx);
+  }, 120_000);
+  afterAll(() => server?.stop());
+
+  test("groups exact and near duplicates, with thumbnail links that resolve", async () => {
+    // A resized re-encode arrives through ingest-by-path, the way a live server grows.
+    await loadSharp()(join(PHOTOS, "baboon.jpg")).resize(160).jpeg({ quality: 60 }).toFile(join(fx.photos, "baboon-small.jpg"));
+    const ingest = await fetch(`${server.url}/api/ingest`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ paths: [join(fx.photos, "baboon-small.jpg")] }),
+    });
+    expect((await ingest.json()).processed).toBe(1);
+
+    const { status, body } = await get();
+    expect(status).toBe(200);
+    expect(body.model).toBe("test-clip");
+    expect(body.imohash_collisions).toBe(0);
+    expect(body.threshold_source).toBe("model-default");
+    const exact = body.groups.filter((g: any) => g.kind === "exact");
+    expect(exact.length).toBe(1);
+    expect(exact[0].images.map((i: any) => i.path).sort()).toEqual([join(fx.photos, "apple-copy.jpg"), join(fx.photos, "apple.jpg")]);
+    expect(exact[0].sha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(body.groups[0].kind).toBe("exact"); // exact groups come first
+    const near = body.groups.filter((g: any) => g.kind === "near");
+    for (const g of near) expect(g.similarity).toBeGreaterThanOrEqual(body.near_threshold);
+    const paths = near.map((g: any) => g.images.map((i: any) => i.path).sort()).sort();
+    expect(paths).toEqual([
+      [join(fx.photos, "apple-copy.jpg"), join(fx.photos, "apple.jpg")],
+      [join(fx.photos, "baboon-small.jpg"), join(fx.photos, "baboon.jpg")],
+    ]);
+    expect(body.total_groups).toBe(3);
+    const thumb = await fetch(`${server.url}${near[0].images[0].thumb}`);
+    expect(thumb.status).toBe(200);
+    expect(thumb.headers.get("Content-Type")).toBe("image/jpeg");
+  });
+
+  test("near sets the threshold, exact_only skips the near pass, limit caps the groups", async () => {
+    const loose = await get("?near=0.1&limit=1");
+    expect(loose.status).toBe(200);
+    expect(loose.body.near_threshold).toBe(0.1);
+    expect(loose.body.threshold_source).toBe("request");
+    expect(loose.body.groups.length).toBe(1);
+    expect(loose.body.total_groups).toBeGreaterThanOrEqual(2);
+    const exactOnly = await get("?exact_only=true");
+    expect(exactOnly.body.near_threshold).toBeNull();
+    expect(exactOnly.body.groups.map((g: any) => g.kind)).toEqual(["exact"]);
+  });
+
+  test("a threshold outside (0, 1] or a bad limit is a 400 that says which field", async () => {
+    for (const q of ["?near=1.5", "?near=0", "?near=abc", "?limit=0", "?exact_only=maybe"]) {
+      const { status, body } = await get(q);
+      expect(status).toBe(400);
+      expect(body.error).toMatch(/^(near|limit|exact_only): /);
+    }
+  });
+
+  test("is described in /openapi.json", async () => {
+    const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as any;
+    expect(doc.paths["/api/duplicates"].get.parameters.map((p: any) => p.name).sort()).toEqual(["exact_only", "limit", "near"]);
+  });
+});
