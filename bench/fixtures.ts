@@ -20,10 +20,8 @@ export function flag(name: string, fallback: string): string {
   return i >= 0 && args[i + 1] ? args[i + 1]! : fallback;
 }
 
-/** Nearest-rank percentile of an ascending array. */
-export function percentile(sorted: number[], p: number): number {
-  return sorted.length === 0 ? NaN : sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
+export { percentile } from "../src/bench-client/percentile.ts";
+import { percentile } from "../src/bench-client/percentile.ts";
 
 export function latencySummary(samplesMs: number[]): string {
   const s = [...samplesMs].sort((a, b) => a - b);

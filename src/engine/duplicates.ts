@@ -4,9 +4,8 @@
 // joined transitively with union-find.
 import { UnionFind } from "./cluster/union-find.ts";
 import { sha256File } from "./identity.ts";
-import type { Catalog } from "./store/catalog.ts";
 import type { IndexStore, KnownFile } from "./store/index-store.ts";
-import type { VectorIndex, VectorMatch } from "./store/vectors.ts";
+import type { VectorMatch } from "./store/vectors.ts";
 
 /**
  * Default near-duplicate cosine threshold per model, each from measurements of originals against resized (50 %),
@@ -107,19 +106,18 @@ export interface NearOptions {
 /** Groups of indexed images joined by similarity ≥ threshold (transitively), largest first. */
 export async function nearDuplicateGroups(store: IndexStore, threshold: number, opts: NearOptions = {}): Promise<NearGroup[]> {
   assertThreshold(threshold);
-  const { catalog, vectors } = storeParts(store);
   const k = opts.k ?? 16;
-  const ids = await catalog.embeddedIds();
+  const ids = await store.embeddedIds();
   const slot = new Map(ids.map((id, s) => [id, s]));
   const uf = new UnionFind(ids.length);
   // Closest other image per slot; NaN while it has none within the threshold.
   const best = new Float64Array(ids.length).fill(NaN);
-  for await (const page of catalog.embeddings(opts.pageSize ?? 4096)) {
+  for await (const page of store.embeddings(opts.pageSize ?? 4096)) {
     for (let i = 0; i < page.ids.length; i++) {
       const a = slot.get(page.ids[i]!);
       if (a === undefined) continue; // written after the id list was read
-      const query = page.vectors.subarray(i * catalog.dims, (i + 1) * catalog.dims);
-      for (const m of neighboursWithin(vectors, query, threshold, k)) {
+      const query = page.vectors.subarray(i * store.dims, (i + 1) * store.dims);
+      for (const m of neighboursWithin(store, query, threshold, k)) {
         const b = slot.get(m.id);
         if (b === undefined || b === a) continue;
         uf.union(a, b);
@@ -163,11 +161,11 @@ export async function nearDuplicatesOf(store: IndexStore, vector: Float32Array, 
 }
 
 /** The neighbours of `query` at or above `threshold`, widening the search while the k-th still qualifies. */
-function neighboursWithin(vectors: VectorIndex, query: Float32Array, threshold: number, k: number): VectorMatch[] {
+function neighboursWithin(store: IndexStore, query: Float32Array, threshold: number, k: number): VectorMatch[] {
   for (let want = k; ; want *= 4) {
-    const matches = vectors.search(query, want);
+    const matches = store.nearest(query, want);
     const within = matches.filter((m) => m.score >= threshold);
-    if (within.length < matches.length || matches.length < want || want >= vectors.size) return within;
+    if (within.length < matches.length || matches.length < want || want >= store.vectorCount) return within;
   }
 }
 
@@ -189,10 +187,3 @@ async function indexedPaths(store: IndexStore): Promise<Map<number, string>> {
   return out;
 }
 
-/**
- * The catalog's embedding pages and the USearch index, which IndexStore keeps private. Reached by name until
- * IndexStore exposes `embeddings()` and a raw neighbour search itself (asked of the lead).
- */
-function storeParts(store: IndexStore): { catalog: Catalog; vectors: VectorIndex } {
-  return { catalog: store["catalog"], vectors: store["vectors"] };
-}

@@ -4,6 +4,7 @@ import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
 import { join } from "node:path";
 import { Catalog, CATALOG_FILE, type CatalogFilter, type ImageRecord, type KnownFile, type NewImage } from "./catalog.ts";
+import type { HitRecord, RecordCache } from "./metadata-cache.ts";
 import {
   assertSameModel,
   newManifest,
@@ -15,7 +16,7 @@ import {
   type VectorOptions,
 } from "./index-manifest.ts";
 import { storeVersions } from "./versions.ts";
-import { fileDigest, fileSize, VECTORS_FILE, VectorIndex } from "./vectors.ts";
+import { fileDigest, fileSize, VECTORS_FILE, VectorIndex, type VectorMatch } from "./vectors.ts";
 
 export type { ImageRecord, KnownFile, NewImage } from "./catalog.ts";
 export type { IndexManifest, IndexModel, VectorDType } from "./index-manifest.ts";
@@ -73,6 +74,7 @@ const DEFAULT_VECTORS: VectorOptions = { dtype: "f32", connectivity: 0, expansio
 
 export class IndexStore {
   private dirty = false;
+  private recordCache: RecordCache | null = null;
 
   private constructor(
     readonly dir: string,
@@ -126,6 +128,11 @@ export class IndexStore {
     return this.recovery !== "none";
   }
 
+  /** Search reads hit metadata from `cache` instead of the catalog; every write below tells it what changed. */
+  useRecordCache(cache: RecordCache | null): void {
+    this.recordCache = cache;
+  }
+
   knownFiles(paths?: string[]): Promise<Map<string, KnownFile>> {
     return this.catalog.knownFiles(paths);
   }
@@ -138,6 +145,7 @@ export class IndexStore {
   ): Promise<number[]> {
     this.assertWritable();
     const { ids, replacedIds } = await this.catalog.addBatch(rows, vectors, also);
+    await this.recordCache?.apply({ added: ids, removed: replacedIds });
     this.vectors.remove(replacedIds);
     this.vectors.add(
       ids.filter((_, i) => rows[i]!.status === "indexed"),
@@ -152,6 +160,7 @@ export class IndexStore {
     this.assertWritable();
     if (moves.length === 0) return;
     await this.catalog.movePaths(moves);
+    await this.recordCache?.apply({ moved: moves });
     this.dirty = true;
   }
 
@@ -167,6 +176,24 @@ export class IndexStore {
   ensureTables(ddl: readonly string[]): Promise<void> {
     this.assertWritable();
     return this.catalog.ensureTables(ddl);
+  }
+
+  /** Raw nearest neighbours by id and cosine similarity, without the catalog (duplicate detection). */
+  nearest(query: Float32Array, k: number): VectorMatch[] {
+    return this.vectors.search(query, k);
+  }
+
+  get vectorCount(): number {
+    return this.vectors.size;
+  }
+
+  embeddedIds(): Promise<number[]> {
+    return this.catalog.embeddedIds();
+  }
+
+  /** Every stored embedding, a page at a time, in id order. */
+  embeddings(pageSize?: number): AsyncGenerator<{ ids: number[]; vectors: Float32Array }> {
+    return this.catalog.embeddings(pageSize);
   }
 
   /** Reads from the catalog: stage tables (faces, objects, text) are queried by their own modules. */
@@ -186,6 +213,7 @@ export class IndexStore {
     this.assertWritable();
     if (ids.length === 0) return;
     await this.catalog.removeIds(ids);
+    await this.recordCache?.apply({ removed: ids });
     this.vectors.remove(ids);
     this.dirty = true;
   }
@@ -222,7 +250,7 @@ export class IndexStore {
       const matches = this.vectors
         .search(query, fetch)
         .filter((m) => !exclude.has(m.id) && (allowed === null || allowed.has(m.id)));
-      const records = await this.catalog.indexedRecords(matches.map((m) => m.id), opts);
+      const records = await (this.recordCache ?? this.catalog).indexedRecords(matches.map((m) => m.id), opts);
       const byId = new Map(records.map((r) => [r.id, r]));
       const hits = matches.flatMap((m) => {
         const r = byId.get(m.id);
@@ -361,7 +389,7 @@ async function rebuild(catalog: Catalog, dims: number, options: VectorOptions): 
   return vectors;
 }
 
-function toHit(r: ImageRecord, score: number): SearchHit {
+function toHit(r: HitRecord, score: number): SearchHit {
   return {
     id: r.id,
     path: r.path,
