@@ -216,4 +216,7 @@ if (import.meta.main) {
   // test-yolo (object detection); imported here, not at the top, because it imports writeIfChanged from this file.
   const { generateTestYolo } = await import("./generate-yolo.ts");
   for (const r of generateTestYolo(join(import.meta.dir, "..", "test-yolo"))) console.log(`${r.written ? "wrote" : "unchanged"} ${r.path}`);
+  // test-scrfd + test-arcface (faces), imported late for the same reason.
+  const { generateTestFaces } = await import("./generate-faces.ts");
+  for (const r of generateTestFaces(join(import.meta.dir, ".."))) console.log(`${r.written ? "wrote" : "unchanged"} ${r.path}`);
 }

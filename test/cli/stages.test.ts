@@ -1,0 +1,73 @@
+// `imgd index --objects --ocr` then queries filtered by what the stages found, through the real CLI: the test YOLO
+// model reports saturated red as "car" and blue as "person"; OCR uses the real PP-OCRv4 models from npm.
+import { beforeAll, describe, expect, test } from "bun:test";
+import { mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { loadSharp } from "../../src/engine/native.ts";
+import { imgd, imgdJson, PHOTOS, tempDir } from "./cli-harness.ts";
+
+const root = tempDir("stages-cli");
+const photos = join(root, "photos");
+const index = join(root, "index");
+const base = ["--index", index];
+
+async function plant(source: string, out: string, opts: { rect?: string; word?: string }) {
+  const layers = [];
+  if (opts.rect) {
+    layers.push({ input: { create: { width: 140, height: 90, channels: 3 as const, background: opts.rect } }, left: 40, top: 40 });
+  }
+  if (opts.word) {
+    const svg = `<svg width="640" height="427" xmlns="http://www.w3.org/2000/svg"><rect x="200" y="260" width="300" height="100" fill="white"/>
+      <text x="350" y="332" font-size="64" font-family="DejaVu Sans" font-weight="bold" text-anchor="middle" fill="black">${opts.word}</text></svg>`;
+    layers.push({ input: Buffer.from(svg), left: 0, top: 0 });
+  }
+  await loadSharp()(join(PHOTOS, source)).resize(640, 427, { fit: "fill" }).composite(layers).jpeg({ quality: 92 }).toFile(join(photos, out));
+}
+
+beforeAll(async () => {
+  mkdirSync(photos, { recursive: true });
+  await plant("home.jpg", "red-car.jpg", { rect: "#ff0000" });
+  await plant("building.jpg", "exit-sign.jpg", { word: "EXIT" });
+  await plant("fruits.jpg", "blue-person-open.jpg", { rect: "#0000ff", word: "OPEN" });
+  // No saturated red or blue of its own (which the test detector would call a car or a person), and no text.
+  await plant("home.jpg", "plain.jpg", {});
+});
+
+describe("imgd index --objects --ocr", () => {
+  test("indexes, analyses and counts what it found", async () => {
+    const report = await imgdJson([
+      "index", photos, ...base, "--model", "test-clip", "--objects", "--object-model", "test-yolo", "--ocr", "--threads", "1",
+    ]);
+    expect(report.embedded).toBe(4);
+    expect(report.found.vehicles).toBeGreaterThanOrEqual(1);
+    expect(report.found.people).toBeGreaterThanOrEqual(1);
+    expect(report.found.ocr).toBeGreaterThanOrEqual(2);
+    expect(report.stages.map((s: { stage: string }) => s.stage)).toEqual(expect.arrayContaining(["objects", "ocr"]));
+  }, 240_000);
+
+  test("--has and --text-in filter a text query, alone and together", async () => {
+    const names = (r: { hits: { path: string }[] }) => r.hits.map((h) => h.path.split("/").pop()).sort();
+    expect(names(await imgdJson(["query", "red", ...base, "--has", "car"]))).toEqual(["red-car.jpg"]);
+    expect(names(await imgdJson(["query", ...base, "--has", "person"]))).toEqual(["blue-person-open.jpg"]);
+    expect(names(await imgdJson(["query", ...base, "--text-in", "exit"]))).toEqual(["exit-sign.jpg"]);
+    expect(names(await imgdJson(["query", "blue", ...base, "--text-in", "open", "--has", "person"]))).toEqual(["blue-person-open.jpg"]);
+    expect(names(await imgdJson(["query", ...base, "--text-in", "open", "--has", "car"]))).toEqual([]);
+  });
+
+  test("a second run with the same stages analyses nothing again", async () => {
+    const report = await imgdJson(["index", photos, ...base, "--model", "test-clip", "--objects", "--object-model", "test-yolo", "--ocr"]);
+    expect(report.unchanged).toBe(4);
+    expect(report.analysed).toBe(0);
+  });
+
+  test("an unknown label and a stage that never ran are clear errors", async () => {
+    const typo = await imgd(["query", "red", ...base, "--has", "cra"]);
+    expect(typo.code).toBe(1);
+    expect(typo.stderr).toContain('did you mean "car"');
+    const other = join(root, "no-stages");
+    await imgdJson(["index", photos, "--index", other, "--model", "test-clip"]);
+    const missing = await imgd(["query", "red", "--index", other, "--has", "car"]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("run imgd index with --objects");
+  }, 120_000);
+});
