@@ -1,4 +1,5 @@
 // The embed stage: preprocessed pixels or texts in, L2-normalised rows out, through one onnxruntime session per tower.
+import { openOnnxSession } from "./onnx-session.ts";
 import type { InferenceSession } from "onnxruntime-node";
 import type { TowerFile } from "./model-manifest.ts";
 import type { ResolvedModel } from "./models.ts";
@@ -36,7 +37,7 @@ export class ImageEmbedder implements BatchImageEmbedder {
   }
 
   static async open(model: ResolvedModel, opts: EmbedderOptions = {}): Promise<ImageEmbedder> {
-    const session = await openSession(model.imagePath, opts);
+    const session = await openOnnxSession(model.imagePath, opts);
     checkSignature(session, model.manifest.image, model.imagePath, []);
     return new ImageEmbedder(session, model);
   }
@@ -81,7 +82,7 @@ export class TextEmbedder {
   }
 
   static async open(model: ResolvedModel, opts: EmbedderOptions = {}): Promise<TextEmbedder> {
-    const session = await openSession(model.textPath, opts);
+    const session = await openOnnxSession(model.textPath, opts);
     const mask = model.manifest.text.attentionMaskInput ?? "attention_mask";
     checkSignature(session, model.manifest.text, model.textPath, [mask]);
     return new TextEmbedder(session, model);
@@ -139,18 +140,6 @@ export function l2normalizeRows(v: Float32Array, dims: number): void {
     const inv = 1 / Math.sqrt(sum);
     for (let i = row; i < row + dims; i++) v[i]! *= inv;
   }
-}
-
-async function openSession(path: string, opts: EmbedderOptions): Promise<InferenceSession> {
-  const ort = loadOrt();
-  return ort.InferenceSession.create(path, {
-    intraOpNumThreads: Math.max(1, opts.threads ?? 1),
-    interOpNumThreads: 1,
-    graphOptimizationLevel: "all",
-    executionMode: "sequential",
-    // Idle operator threads spin by default; in the pipeline that steals the cores decode needs between batches.
-    extra: { session: { intra_op: { allow_spinning: opts.spin ? "1" : "0" } } },
-  });
 }
 
 function checkSignature(session: InferenceSession, tower: TowerFile, path: string, optionalInputs: string[]): void {

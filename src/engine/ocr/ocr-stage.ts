@@ -9,7 +9,8 @@ import { upsideDown } from "./ocr-classify.ts";
 import { cropLine, rotate180, type LineCrop } from "./ocr-crop.ts";
 import { detectText, type RgbImage } from "./ocr-detect.ts";
 import type { Quad } from "./ocr-geometry.ts";
-import { loadDictionary, openOcrSession, resolveOcrModel, type OcrParams } from "./ocr-model.ts";
+import { openOnnxSession } from "../onnx-session.ts";
+import { loadDictionary, resolveOcrModel, type OcrParams } from "./ocr-model.ts";
 import { recognizeStrips } from "./ocr-recognize.ts";
 import { OCR_DDL, quadToBox, writeOcrLines, type OcrLine } from "./ocr-table.ts";
 
@@ -39,8 +40,8 @@ export async function createOcrStage(opts: OcrStageOptions = {}): Promise<Analys
   const chars = loadDictionary(model.paths.dict);
   const sessions: InferenceSession[] = [];
   try {
-    sessions.push(await openOcrSession(model.paths.det, threads), await openOcrSession(model.paths.rec, threads));
-    if (classify) sessions.push(await openOcrSession(model.paths.cls, threads));
+    sessions.push(await openOnnxSession(model.paths.det, { threads }), await openOnnxSession(model.paths.rec, { threads }));
+    if (classify) sessions.push(await openOnnxSession(model.paths.cls, { threads }));
   } catch (err) {
     await Promise.all(sessions.map((s) => s.release()));
     throw err;

@@ -1,0 +1,21 @@
+// Every onnxruntime session imgd opens (CLIP towers, face, object and OCR models) is configured here, once.
+import type { InferenceSession } from "onnxruntime-node";
+import { loadOrt } from "./native.ts";
+
+export interface SessionOptions {
+  threads?: number;
+  /** Let idle operator threads spin; only worth it when nothing else needs the cores (a bare-model bench). */
+  spin?: boolean;
+}
+
+/** One operator at a time with `threads` inside it. */
+export function openOnnxSession(path: string, opts: SessionOptions = {}): Promise<InferenceSession> {
+  return loadOrt().InferenceSession.create(path, {
+    intraOpNumThreads: Math.max(1, opts.threads ?? 1),
+    interOpNumThreads: 1,
+    graphOptimizationLevel: "all",
+    executionMode: "sequential",
+    // Idle operator threads spin by default; in the pipeline that steals the cores decode needs between batches.
+    extra: { session: { intra_op: { allow_spinning: opts.spin ? "1" : "0" } } },
+  });
+}
