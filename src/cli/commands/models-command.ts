@@ -1,5 +1,6 @@
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { listStageModels } from "../../engine/analysis/stage-model-list.ts";
 import { pullModel } from "../../engine/model-pull.ts";
 import { findManifest, listModels, modelSearchDirs, resolveModel, verifyModel } from "../../engine/models.ts";
 import { parse } from "../args.ts";
@@ -24,8 +25,13 @@ export async function run(argv: string[]): Promise<number> {
         const present = m.imagePath && m.textPath ? "ready" : "not downloaded";
         return `${m.manifest.name.padEnd(16)} ${String(m.manifest.dims).padStart(4)}-d  ${present.padEnd(15)} ${m.manifest.description}`;
       });
+      const stageModels = listStageModels(dirs);
+      for (const m of stageModels) {
+        const present = m.dir ? "ready" : "not downloaded";
+        rows.push(`${m.manifest.name.padEnd(16)} ${m.manifest.task.padEnd(13)} ${present.padEnd(15)} ${m.manifest.description}`);
+      }
       for (const bad of invalid) rows.push(`invalid manifest ${bad.path}: ${bad.error}`);
-      print({ models, invalid, searched: dirs }, [...rows, `searched: ${dirs.join(", ")}`].join("\n"));
+      print({ models, stageModels, invalid, searched: dirs }, [...rows, `searched: ${dirs.join(", ")}`].join("\n"));
       return 0;
     }
     case "verify": {
