@@ -3,6 +3,8 @@
 // Uploaded bytes are kept under `<index>/uploads/<imohash>.<ext>` so the catalog path points at a real file.
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
+import { analyzeImage, addCounts, decodeShortSide, writeStageOutcomes, type StageOutcome } from "./analysis/stage-runner.ts";
+import type { AnalysisStage, StageCounts } from "./analysis/stage.ts";
 import { decodeImage } from "./decode.ts";
 import { defaultNearThreshold, nearDuplicatesOf } from "./duplicates.ts";
 import type { ImageEmbedder } from "./embed.ts";
@@ -32,6 +34,8 @@ export interface IngestReport {
   errors: { name: string; reason: string; error: string }[];
   /** Catalog ids of the newly indexed images, in input order. */
   ids: number[];
+  /** What the analysis stages found in the new images (faces, vehicles, people, text lines). */
+  found: StageCounts;
   stages: Record<string, number>;
   wallMs: number;
 }
@@ -51,10 +55,13 @@ export interface IngestorOptions {
   checkpointEveryMs?: number;
   /** Cosine similarity at which an existing image counts as a near duplicate; defaults per model. */
   nearThreshold?: number;
+  /** Analysis stages run on every new image (the caller opens and closes them). */
+  stages?: AnalysisStage[];
 }
 
 export class Ingestor {
   private knownHashes: Set<string> | null = null;
+  private stageTablesReady = false;
   private dirty = false;
   private lastCheckpoint = performance.now();
   // Batches are applied one at a time: the duplicate check and the insert must not interleave.
@@ -97,7 +104,22 @@ export class Ingestor {
     const { store, embedder } = this.opts;
     const spec = embedder.spec;
     const known = await this.hashes();
-    const report: IngestReport = { total: items.length, processed: 0, duplicates: 0, nearDuplicates: 0, errors: [], ids: [], stages: {}, wallMs: 0 };
+    const report: IngestReport = {
+      total: items.length,
+      processed: 0,
+      duplicates: 0,
+      nearDuplicates: 0,
+      errors: [],
+      ids: [],
+      found: {},
+      stages: {},
+      wallMs: 0,
+    };
+    const stages = this.opts.stages ?? [];
+    if (stages.length > 0 && !this.stageTablesReady) {
+      for (const stage of stages) await store.ensureTables(stage.ddl);
+      this.stageTablesReady = true;
+    }
 
     const fresh: { item: IngestItem; hash: string }[] = [];
     const seen = new Set<string>();
@@ -118,7 +140,7 @@ export class Ingestor {
       const decoded = await mapLimited(fresh.slice(start, start + batchSize), DECODE_CONCURRENCY, async ({ item, hash }) => {
         try {
           const image = await timings.time("decode", () =>
-            decodeImage(item.bytes, { targetShortSide: spec.size, maxPixels: this.opts.maxPixels }),
+            decodeImage(item.bytes, { targetShortSide: decodeShortSide(spec.size, stages), maxPixels: this.opts.maxPixels }),
           );
           return { item, hash, image };
         } catch (err) {
@@ -131,7 +153,10 @@ export class Ingestor {
       if (batch.length === 0) continue;
       const tensor = new Float32Array(batch.length * tensorSize);
       await timings.time("preprocess", () => batch.forEach((p, i) => preprocessInto(p.image, spec, tensor, i * tensorSize)));
-      const vectors = await timings.time("infer", () => embedder.embed(tensor, batch.length));
+      const inferring = timings.time("infer", () => embedder.embed(tensor, batch.length));
+      const outcomes: StageOutcome[][] = [];
+      for (const p of batch) outcomes.push(stages.length > 0 ? await analyzeImage(stages, p.image, timings) : []);
+      const vectors = await inferring;
       const near = this.opts.nearThreshold ?? defaultNearThreshold(store.manifest.model.name);
       await timings.time("near", async () => {
         for (let i = 0; i < batch.length; i++) {
@@ -141,7 +166,11 @@ export class Ingestor {
       });
       await timings.time("write", async () => {
         const rows = batch.map((p) => this.row(p.item, p.hash, p.image));
-        report.ids.push(...(await store.addBatch(rows, vectors)));
+        const ids = await store.addBatch(rows, vectors, (conn, newIds) =>
+          writeStageOutcomes(conn, newIds.map((imageId, i) => ({ imageId, outcomes: outcomes[i]! }))),
+        );
+        report.ids.push(...ids);
+        for (const o of outcomes) addCounts(report.found, o);
       });
       for (const p of batch) known.add(p.hash);
       report.processed += batch.length;
