@@ -12,6 +12,8 @@ const COMMANDS: Record<string, () => Promise<{ run: (argv: string[]) => Promise<
   deploy: () => import("./commands/deploy-command.ts"),
   export: () => import("./commands/export-command.ts"),
   dups: () => import("./commands/dups-command.ts"),
+  faces: () => import("./commands/faces-command.ts"),
+  persons: () => import("./commands/persons-command.ts"),
   bench: () => import("./commands/bench-command.ts"),
   version: () => import("./commands/version-command.ts"),
 };

@@ -20,6 +20,11 @@ usage:
   imgd deploy status|stop|logs HOST --hosts FILE [-n LINES]
   imgd export --parquet OUT [--index PATH | --storage DIR] [--path-map FROM=TO]...
   imgd dups [--index PATH] [--near T] [--exact-only] [--json]
+  imgd faces cluster [--min-size N] [--min-samples N] | suggest [--threshold T] | list --image ID | similar FACE_ID [-k N]
+             | settings [--assign-threshold T] [--suggest-threshold T]   [--index PATH] [--json]
+  imgd persons list [--named|--unnamed] | show PERSON | name PERSON NAME | merge TARGET SOURCE...
+               | split PERSON FACE_ID... [--name NAME] | assign FACE_ID... (--to PERSON | --none)
+               | suggestions PERSON | reject PERSON FACE_ID...   [--index PATH] [--json] [--limit N]
   imgd bench ingest --dir DIR --url URL [--workers 16] [--batch 64] [--queue 1024] [--report 10]
                     [--duration S] [--token T] [--json]
   imgd version

@@ -1,0 +1,134 @@
+// `imgd faces` and `imgd persons` through the real CLI, on an index built by `imgd index` with test-clip whose faces
+// table holds synthetic 512-d embeddings of known identities (no pretrained face model exists on this machine).
+import { beforeAll, describe, expect, test } from "bun:test";
+import { existsSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { loadDuckDB } from "../../src/engine/native.ts";
+import { FACE_DIMS, facesOf, insertFaces, row, unitVectors } from "../fixtures/synthetic-faces.ts";
+import { copyPhotos, imgd, imgdJson, tempDir } from "./cli-harness.ts";
+
+describe("imgd faces / imgd persons", () => {
+  let dir: string;
+  let index: string;
+  let catalog: string;
+  let imageIds: number[];
+  /** identity -> face ids */
+  const facesOfIdentity = new Map<number, number[]>();
+  const imageOfFace = new Map<number, number>();
+  const identities = unitVectors(4, FACE_DIMS, 21);
+
+  beforeAll(async () => {
+    dir = tempDir("persons");
+    copyPhotos(["messi5.jpg", "astronaut.png", "chelsea.png", "fruits.jpg"], join(dir, "photos"));
+    index = join(dir, "index");
+    const r = await imgd(["index", join(dir, "photos"), "--index", index, "--model", "test-clip"]);
+    expect(r.code).toBe(0);
+    catalog = join(index, "catalog.duckdb");
+    const instance = await loadDuckDB().DuckDBInstance.create(catalog);
+    const conn = await instance.connect();
+    imageIds = (await conn.runAndReadAll("SELECT id FROM images ORDER BY path")).getRows().map((r) => Number(r[0]));
+    conn.closeSync();
+    instance.closeSync();
+    // Three identities, 8 faces each, spread over the four photos.
+    const identityOf = Array.from({ length: 24 }, (_, i) => i % 3);
+    const vectors = facesOf(identities, identityOf, 0.8, 5);
+    const ids = await insertFaces(catalog, identityOf.map((_, i) => ({ imageId: imageIds[i % 4]!, embedding: row(vectors, i) })));
+    ids.forEach((id, i) => {
+      facesOfIdentity.set(identityOf[i]!, [...(facesOfIdentity.get(identityOf[i]!) ?? []), id]);
+      imageOfFace.set(id, imageIds[i % 4]!);
+    });
+  }, 120_000);
+
+  test("faces cluster makes one unnamed person per identity, tagging every log line with the job id", async () => {
+    const r = await imgd(["faces", "cluster", "--index", index, "--min-size", "4"]);
+    expect(r.code).toBe(0);
+    const job = /\[faces cluster ([0-9a-f]{8})\]/.exec(r.stdout)?.[1];
+    expect(job).toBeDefined();
+    const lines = [...r.stdout.trim().split("\n"), ...r.stderr.trim().split("\n")];
+    for (const line of lines) expect(line.startsWith(`[faces cluster ${job}]`)).toBe(true);
+    expect(r.stdout).toContain("24 faces -> 3 clusters");
+    expect(r.stderr).toMatch(/ refresh 100%/);
+    const log = readFileSync(join(index, "jobs.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    const record = log.find((l) => l.id === job);
+    expect(record).toMatchObject({ job: "faces-cluster", faces: 24, clusters: 3 });
+    expect(Object.keys(record.timings)).toEqual(expect.arrayContaining(["read", "write", "refresh"]));
+
+    const listed = await imgdJson(["persons", "list", "--index", index]);
+    expect(listed.total).toBe(3);
+    expect(listed.persons.map((p: any) => [p.name, p.faces])).toEqual([[null, 8], [null, 8], [null, 8]]);
+  });
+
+  test("persons name, show and faces list agree on who is where", async () => {
+    const face = facesOfIdentity.get(0)![0]!;
+    const byImage = await imgdJson(["faces", "list", "--image", String(imageOfFace.get(face)), "--index", index]);
+    const personId = byImage.faces.find((f: any) => f.id === face).personId;
+    const named = await imgdJson(["persons", "name", String(personId), "Alice", "--index", index]);
+    expect(named).toMatchObject({ id: personId, name: "Alice", faces: 8 });
+    const shown = await imgdJson(["persons", "show", "alice", "--index", index]);
+    expect(shown.faces.map((f: any) => f.id).sort((a: number, b: number) => a - b)).toEqual(facesOfIdentity.get(0));
+    const text = await imgd(["persons", "list", "--index", index]);
+    expect(text.stdout).toMatch(new RegExp(`^\\s*${personId}  Alice  8 faces in \\d images, 1 prototype$`, "m"));
+  });
+
+  test("assign --to a new name creates that person; merge and split move faces; suggest reports its pre-filter", async () => {
+    const bobFaces = facesOfIdentity.get(1)!;
+    const assigned = await imgdJson(["persons", "assign", ...bobFaces.slice(0, 2).map(String), "--to", "Bob", "--index", index]);
+    expect(assigned.assigned).toBe(2);
+    const bob = await imgdJson(["persons", "show", "Bob", "--index", index]);
+    expect(bob.person.faces).toBe(2);
+    // Bob's other six faces are still in their unnamed cluster: merge it into Bob.
+    const rest = await imgdJson(["faces", "list", "--image", String(imageOfFace.get(bobFaces[2]!)), "--index", index]);
+    const cluster = rest.faces.find((f: any) => f.id === bobFaces[2]).personId;
+    const merged = await imgdJson(["persons", "merge", "Bob", String(cluster), "--index", index]);
+    expect(merged).toMatchObject({ name: "Bob", faces: 8 });
+    const split = await imgdJson(["persons", "split", "Bob", String(bobFaces[7]), "--index", index]);
+    expect(split.to).toMatchObject({ name: null, faces: 1 });
+    const none = await imgdJson(["persons", "assign", String(split.to.coverFaceId), "--none", "--index", index]);
+    expect(none.assigned).toBe(1);
+
+    const suggest = await imgdJson(["faces", "suggest", "--index", index]);
+    expect(suggest.faces.searched).toBe(1);
+    expect(suggest.suggested).toBe(1);
+    expect(suggest.byPerson[0]).toMatchObject({ name: "Bob", suggested: 1 });
+    const again = await imgd(["faces", "suggest", "--index", index]);
+    expect(again.stdout).toContain("pre-filter: 0 face-person comparisons");
+    const pending = await imgdJson(["persons", "suggestions", "Bob", "--index", index]);
+    expect(pending.suggestions.map((s: any) => s.faceId)).toEqual([bobFaces[7]]);
+  });
+
+  test("mistakes get a reason and change nothing", async () => {
+    const before = await imgdJson(["persons", "list", "--index", index]);
+    const taken = await imgd(["persons", "name", "Bob", "ALICE", "--index", index]);
+    expect(taken.code).toBe(1);
+    expect(taken.stderr).toContain('"ALICE" is already person');
+    const unknown = await imgd(["persons", "show", "Zed", "--index", index]);
+    expect(unknown.code).toBe(1);
+    expect(unknown.stderr).toContain('no person "Zed"');
+    const both = await imgd(["persons", "assign", "1", "--to", "Bob", "--none", "--index", index]);
+    expect(both.code).toBe(2);
+    expect(both.stderr).toContain("exactly one of --to PERSON and --none");
+    const badThreshold = await imgd(["faces", "settings", "--assign-threshold", "2", "--index", index]);
+    expect(badThreshold.code).toBe(2);
+    const noIndex = await imgd(["persons", "list", "--index", join(dir, "nowhere")]);
+    expect(noIndex.code).toBe(1);
+    expect(noIndex.stderr).toContain("no index at");
+    expect(await imgdJson(["persons", "list", "--index", index])).toEqual(before);
+  });
+
+  test("faces similar lists the same identity's faces first, from a faces index it keeps beside the catalog", async () => {
+    const alice = facesOfIdentity.get(0)!;
+    const out = await imgdJson(["faces", "similar", String(alice[0]), "-k", "7", "--index", index]);
+    expect(out.faces.map((f: any) => f.id).sort((a: number, b: number) => a - b)).toEqual(alice.slice(1));
+    expect(out.faces.every((f: any) => f.similarity > 0.4)).toBe(true);
+    expect(existsSync(join(index, "faces.usearch"))).toBe(true);
+    const missing = await imgd(["faces", "similar", "424242", "--index", index]);
+    expect(missing.code).toBe(1);
+    expect(missing.stderr).toContain("no face 424242");
+  });
+
+  test("faces settings stores the thresholds the index uses", async () => {
+    const set = await imgdJson(["faces", "settings", "--assign-threshold", "0.6", "--index", index]);
+    expect(set).toEqual({ assign_threshold: 0.6, suggest_threshold: 0.38 });
+    expect(await imgdJson(["faces", "settings", "--index", index])).toEqual(set);
+  });
+});

@@ -1,0 +1,346 @@
+// Persons against a real catalog.duckdb: clustering into persons, prototypes, auto-assignment at index time,
+// the batched suggestion pass and its pre-filter, and the user's edits (name, merge, split, assign).
+import { afterEach, beforeEach, describe, expect, test } from "bun:test";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { autoAssignFaces } from "../../src/engine/faces/auto-assign.ts";
+import { FACES_INDEX_FILE, FacesIndex, similarFaceIds } from "../../src/engine/faces/faces-index.ts";
+import { clusterFaces } from "../../src/engine/faces/face-clustering.ts";
+import { openPersonsCatalog, type PersonsCatalog } from "../../src/engine/faces/persons-catalog.ts";
+import { personModel } from "../../src/engine/faces/persons-prototypes.ts";
+import {
+  assignFaces,
+  createPerson,
+  facesOfImage,
+  getPerson,
+  listPersons,
+  mergePersons,
+  namePerson,
+  resolvePerson,
+  splitPerson,
+} from "../../src/engine/faces/persons.ts";
+import { hasTable, PersonsError, writeThreshold } from "../../src/engine/faces/persons-table.ts";
+import { computeSuggestions, personSuggestions, rejectSuggestions } from "../../src/engine/faces/suggestions.ts";
+import { Catalog } from "../../src/engine/store/catalog.ts";
+import { FACE_DIMS, facesOf, insertFaces, row, unitVectors } from "../fixtures/synthetic-faces.ts";
+
+const IDENTITIES = 6;
+const PER_IDENTITY = 12;
+const identities = unitVectors(IDENTITIES + 2, FACE_DIMS, 7);
+
+let dir: string;
+let catalogPath: string;
+let db: PersonsCatalog;
+
+/** Faces of identities 0..5, 12 each, spread over images 1..18 (4 faces an image). */
+async function seedFaces(): Promise<{ ids: number[]; identityOf: number[] }> {
+  const identityOf = Array.from({ length: IDENTITIES * PER_IDENTITY }, (_, i) => i % IDENTITIES);
+  const vectors = facesOf(identities, identityOf, 0.8, 11);
+  const ids = await insertFaces(
+    catalogPath,
+    identityOf.map((_, i) => ({ imageId: 1 + Math.floor(i / 4), embedding: row(vectors, i) })),
+  );
+  return { ids, identityOf };
+}
+
+async function personOfFaces(ids: number[]): Promise<(number | null)[]> {
+  const rows = await db.read(`SELECT id, person_id FROM faces WHERE id IN (${ids.join(",")})`);
+  const by = new Map(rows.map((r) => [Number(r[0]), r[1] === null ? null : Number(r[1])]));
+  return ids.map((id) => by.get(id) ?? null);
+}
+
+beforeEach(async () => {
+  dir = mkdtempSync(join(tmpdir(), "imgd-persons-"));
+  catalogPath = join(dir, "catalog.duckdb");
+  await (await Catalog.open(catalogPath, 4, false)).close();
+});
+
+afterEach(() => {
+  db?.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+const open = async () => (db = await openPersonsCatalog(dir, { readOnly: false }));
+
+describe("prototypes", () => {
+  test("a person seen in two looks gets a prototype near each look, and a unit centroid", () => {
+    const looks = unitVectors(2, FACE_DIMS, 3);
+    const identityOf = Array.from({ length: 24 }, (_, i) => i % 2);
+    const faces = facesOf(looks, identityOf, 0.5, 5);
+    const model = personModel(faces, 24, FACE_DIMS);
+    expect(model.prototypes.length).toBe(3); // ceil(24 / 8)
+    const cos = (a: Float32Array, b: Float32Array) => a.reduce((s, v, d) => s + v * b[d]!, 0);
+    for (const look of [0, 1]) {
+      const best = Math.max(...model.prototypes.map((p) => cos(p, row(looks, look))));
+      expect(best).toBeGreaterThan(0.85);
+    }
+    expect(cos(model.centroid, model.centroid)).toBeCloseTo(1, 5);
+    // The centroid sits between the looks, further from each than the nearest prototype.
+    expect(cos(model.centroid, row(looks, 0))).toBeLessThan(0.8);
+  });
+
+  test("a person with a handful of faces has one prototype, its centroid", () => {
+    const faces = facesOf(identities, [0, 0, 0], 0.5, 9);
+    const model = personModel(faces, 3, FACE_DIMS);
+    expect(model.prototypes).toHaveLength(1);
+    expect([...model.prototypes[0]!]).toEqual([...model.centroid]);
+  });
+});
+
+describe("clustering faces into persons", () => {
+  test("each identity becomes one unnamed person with prototypes; a second run keeps the same persons", async () => {
+    const { ids, identityOf } = await seedFaces();
+    await open();
+    const stages: string[] = [];
+    const report = await db.write((conn) => clusterFaces(conn, { minClusterSize: 4, onProgress: (s) => stages.push(s) }));
+    expect(report.faces).toBe(IDENTITIES * PER_IDENTITY);
+    expect(report.clusters).toBe(IDENTITIES);
+    expect(report.persons.created).toBe(IDENTITIES);
+    expect(report.persons.refreshed).toBe(IDENTITIES);
+    expect(stages).toContain("read");
+    expect(stages).toContain("refresh");
+    expect(Object.keys(report.timings)).toEqual(expect.arrayContaining(["read", "write", "refresh"]));
+
+    const persons = await personOfFaces(ids);
+    const personOfIdentity = new Map<number, number>();
+    persons.forEach((p, i) => {
+      expect(p).not.toBeNull();
+      const known = personOfIdentity.get(identityOf[i]!);
+      if (known === undefined) personOfIdentity.set(identityOf[i]!, p!);
+      else expect(p).toBe(known);
+    });
+    expect(new Set(personOfIdentity.values()).size).toBe(IDENTITIES);
+    const { persons: listed } = await listPersons(db.read);
+    expect(listed.every((p) => p.name === null && p.faces === PER_IDENTITY && p.prototypes === 2)).toBe(true);
+    const withCentroid = await db.read("SELECT count(*) FROM persons WHERE centroid IS NOT NULL");
+    expect(Number(withCentroid[0]![0])).toBe(IDENTITIES);
+
+    const again = await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    expect(again.persons.created).toBe(0);
+    expect(again.persons.reused).toBe(IDENTITIES);
+    expect(again.moved).toBe(0);
+    expect(await personOfFaces(ids)).toEqual(persons);
+  });
+
+  test("a face the user placed stays where the user put it", async () => {
+    const { ids } = await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const [before] = await personOfFaces([ids[0]!]);
+    const other = await db.write((conn) => createPerson(conn, "Someone Else"));
+    await db.write((conn) => assignFaces(conn, [ids[0]!], other));
+    const report = await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    expect(report.moved).toBe(0);
+    expect(await personOfFaces([ids[0]!])).toEqual([other]);
+    expect(before).not.toBe(other);
+    const [[by]] = await db.read(`SELECT assigned_by FROM faces WHERE id = ${ids[0]}`);
+    expect(by).toBe("user");
+  });
+
+  test("new faces that cluster with a named person's faces join that person; noise stays unassigned", async () => {
+    const { ids, identityOf } = await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const [alice] = await personOfFaces([ids[identityOf.indexOf(0)]!]);
+    await db.write((conn) => namePerson(conn, alice!, "Alice"));
+    db.close();
+    const later = [0, 0, 0, 0, 0, 7];
+    const vectors = facesOf(identities, later, 0.8, 321);
+    const laterIds = await insertFaces(catalogPath, later.map((_, i) => ({ imageId: 70, embedding: row(vectors, i) })));
+    await open();
+    const report = await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    expect(report.persons.created).toBe(0);
+    expect(report.moved).toBe(5);
+    expect(await personOfFaces(laterIds)).toEqual([alice!, alice!, alice!, alice!, alice!, null]);
+    expect((await getPerson(db.read, alice!)).person.faces).toBe(PER_IDENTITY + 5);
+  });
+
+  test("an index without faces says how to get them", async () => {
+    await open();
+    await expect(db.write((conn) => clusterFaces(conn))).rejects.toThrow(/--faces/);
+  });
+});
+
+describe("auto-assignment at index time", () => {
+  test("new faces join the named person of their nearest prototype; strangers and unnamed clusters get nobody", async () => {
+    const { ids, identityOf } = await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const [alice, bob] = await personOfFaces([ids[identityOf.indexOf(0)]!, ids[identityOf.indexOf(1)]!]);
+    await db.write((conn) => namePerson(conn, alice!, "Alice"));
+    await db.write((conn) => namePerson(conn, bob!, "Bob"));
+    db.close();
+
+    // Identity 0 and 1 are named; 2 is an unnamed cluster; 6 was never seen.
+    const newIdentity = [0, 1, 2, 6, 0];
+    const vectors = facesOf(identities, newIdentity, 0.8, 99);
+    const newIds = await insertFaces(catalogPath, newIdentity.map((_, i) => ({ imageId: 40, embedding: row(vectors, i) })));
+    await open();
+    const faces = newIds.map((id, i) => ({ id, imageId: 40, embedding: row(vectors, i) }));
+    const strict = await db.write((conn) => autoAssignFaces(conn, faces, { threshold: 0.99 }));
+    expect(strict.assigned).toBe(0);
+    const result = await db.write((conn) => autoAssignFaces(conn, faces));
+    expect(result.assigned).toBe(3);
+    expect(await personOfFaces(newIds)).toEqual([alice!, bob!, null, null, alice!]);
+    const rows = await db.read(`SELECT DISTINCT assigned_by FROM faces WHERE id IN (${newIds[0]}, ${newIds[1]})`);
+    expect(rows.map((r) => r[0])).toEqual(["auto"]);
+    const shown = await facesOfImage(db.read, 40);
+    expect(shown.map((f) => f.person)).toEqual(["Alice", "Bob", null, null, "Alice"]);
+  });
+
+  test("the configured threshold applies when the caller gives none", async () => {
+    const { ids } = await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const [alice] = await personOfFaces([ids[0]!]);
+    await db.write((conn) => namePerson(conn, alice!, "Alice"));
+    await db.write((conn) => writeThreshold(conn, "assign_threshold", 0.995));
+    const face = facesOf(identities, [0], 0.8, 5);
+    const result = await db.write((conn) => autoAssignFaces(conn, [{ id: ids[0]!, imageId: 1, embedding: face }]));
+    expect(result.assigned).toBe(0);
+  });
+
+  test("before any person exists it assigns nothing and creates no tables", async () => {
+    const { ids } = await seedFaces();
+    await open();
+    const face = facesOf(identities, [0], 0.8, 5);
+    expect(await db.write((conn) => autoAssignFaces(conn, [{ id: ids[0]!, imageId: 1, embedding: face }]))).toEqual({ assigned: 0 });
+    expect(await hasTable(db.read, "persons")).toBe(false);
+  });
+});
+
+describe("suggestions", () => {
+  test("one pass suggests unassigned faces for named persons; the next pass skips what it already checked", async () => {
+    const { ids, identityOf } = await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const [alice] = await personOfFaces([ids[identityOf.indexOf(0)]!]);
+    await db.write((conn) => namePerson(conn, alice!, "Alice"));
+    db.close();
+    // Faces that arrived unassigned (say, indexed before Alice had a name): 3 of Alice, 2 strangers.
+    const later = [0, 0, 0, 7, 7];
+    const vectors = facesOf(identities, later, 0.8, 123);
+    const laterIds = await insertFaces(catalogPath, later.map((_, i) => ({ imageId: 50 + i, embedding: row(vectors, i) })));
+    await open();
+
+    const first = await db.write((conn) => computeSuggestions(conn));
+    expect(first.persons).toEqual({ total: IDENTITIES, searched: 1, skippedUnnamed: IDENTITIES - 1, skippedNoPrototypes: 0 });
+    expect(first.faces.unassigned).toBe(5);
+    expect(first.faces.searched).toBe(5);
+    expect(first.searches).toBe(1);
+    expect(first.suggested).toBe(3);
+    expect(first.byPerson).toEqual([{ personId: alice!, name: "Alice", suggested: 3 }]);
+    expect(first.comparisons).toEqual({ naive: IDENTITIES * 5, done: 5, savedPct: +((100 * (30 - 5)) / 30).toFixed(1) });
+    const listed = await personSuggestions(db.read, alice!);
+    expect(listed.map((s) => s.faceId).sort()).toEqual(laterIds.slice(0, 3).sort());
+    expect(listed.every((s) => s.score > 0.5)).toBe(true);
+
+    const second = await db.write((conn) => computeSuggestions(conn));
+    expect(second.faces).toEqual({ unassigned: 5, searched: 0, skippedPending: 3, skippedChecked: 2 });
+    expect(second.comparisons.savedPct).toBe(100);
+    expect(second.suggested).toBe(0);
+
+    // "Not Alice" sticks; accepting by assignment removes the face from the suggestions.
+    expect(await db.write((conn) => rejectSuggestions(conn, alice!, [laterIds[0]!]))).toBe(1);
+    await db.write((conn) => assignFaces(conn, [laterIds[1]!], alice!));
+    const left = await personSuggestions(db.read, alice!);
+    expect(left.map((s) => s.faceId)).toEqual([laterIds[2]!]);
+    // A new generation (a person named) re-checks 'no-match' faces but never re-suggests a rejected pair.
+    const [bob] = await personOfFaces([ids[identityOf.indexOf(1)]!]);
+    await db.write((conn) => namePerson(conn, bob!, "Bob"));
+    const third = await db.write((conn) => computeSuggestions(conn));
+    expect(third.faces.searched).toBe(3); // the rejected face and the two strangers
+    expect(third.suggested).toBe(0);
+    expect((await personSuggestions(db.read, alice!)).map((s) => s.faceId)).toEqual([laterIds[2]!]);
+  });
+});
+
+describe("editing persons", () => {
+  test("names are unique ignoring case, and a person is found by id or name", async () => {
+    await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const { persons } = await listPersons(db.read);
+    await db.write((conn) => namePerson(conn, persons[0]!.id, "  Alice   Smith "));
+    expect(await resolvePerson(db.read, "alice smith")).toBe(persons[0]!.id);
+    expect(await resolvePerson(db.read, String(persons[1]!.id))).toBe(persons[1]!.id);
+    const conflict = db.write((conn) => namePerson(conn, persons[1]!.id, "ALICE SMITH"));
+    await expect(conflict).rejects.toThrow(PersonsError);
+    await expect(conflict).rejects.toThrow(/already person/);
+    await expect(db.write((conn) => namePerson(conn, persons[1]!.id, "  "))).rejects.toThrow(/empty/);
+    await expect(resolvePerson(db.read, "Nobody")).rejects.toThrow(/no person "Nobody"/);
+  });
+
+  test("merge moves every face and takes the source's name; split moves chosen faces to a new person", async () => {
+    await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const { persons } = await listPersons(db.read);
+    const [a, b] = [persons[0]!.id, persons[1]!.id];
+    await db.write((conn) => namePerson(conn, b, "Bob"));
+    const merged = await db.write((conn) => mergePersons(conn, a, [b]));
+    expect(merged).toMatchObject({ id: a, name: "Bob", faces: 2 * PER_IDENTITY });
+    await expect(getPerson(db.read, b)).rejects.toThrow(/no person/);
+
+    const { faces } = await getPerson(db.read, a);
+    const moving = faces.slice(0, 5).map((f) => f.id);
+    const { from, to } = await db.write((conn) => splitPerson(conn, a, moving, "Carol"));
+    expect(from.faces).toBe(2 * PER_IDENTITY - 5);
+    expect(to).toMatchObject({ name: "Carol", faces: 5, prototypes: 1 });
+    await expect(db.write((conn) => splitPerson(conn, a, moving))).rejects.toThrow(/do not belong/);
+
+    await db.write((conn) => assignFaces(conn, [moving[0]!], null));
+    expect(await personOfFaces([moving[0]!])).toEqual([null]);
+    await expect(db.write((conn) => assignFaces(conn, [999_999], a))).rejects.toThrow(/no face 999999/);
+  });
+
+  test("a failed edit leaves the catalog as it was", async () => {
+    await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const { persons } = await listPersons(db.read);
+    const [a, b, c] = persons.map((p) => p.id);
+    await db.write((conn) => namePerson(conn, b!, "Bob"));
+    await db.write((conn) => namePerson(conn, c!, "Carl"));
+    const before = await db.read("SELECT id, person_id FROM faces ORDER BY id");
+    await expect(db.write((conn) => mergePersons(conn, a!, [b!, c!]))).rejects.toThrow(/name the target first/);
+    expect(await db.read("SELECT id, person_id FROM faces ORDER BY id")).toEqual(before);
+    expect((await listPersons(db.read)).total).toBe(IDENTITIES);
+  });
+});
+
+describe("the faces index", () => {
+  test("finds a face's own identity first, and is created, kept, repaired and rebuilt as the faces table changes", async () => {
+    const { ids, identityOf } = await seedFaces();
+    await open();
+    const created = await FacesIndex.open(db.read, dir);
+    expect(created.recovery).toBe("created");
+    expect(created.index.size).toBe(ids.length);
+    const similar = await similarFaceIds(db.read, created.index, ids[0]!, PER_IDENTITY - 1);
+    expect(similar).toHaveLength(PER_IDENTITY - 1);
+    expect(similar.map((m) => identityOf[ids.indexOf(m.faceId)])).toEqual(Array(PER_IDENTITY - 1).fill(identityOf[0]));
+    expect(similar.some((m) => m.faceId === ids[0])).toBe(false);
+    expect((await FacesIndex.open(db.read, dir)).recovery).toBe("none");
+
+    // A face removed and two added: the saved file is repaired by key difference.
+    await db.write(async (conn) => void (await conn.run(`DELETE FROM faces WHERE id = ${ids[1]}`)));
+    db.close();
+    const added = await insertFaces(catalogPath, [0, 1].map((i) => ({ imageId: 60, embedding: facesOf(identities, [i], 0.8, 77 + i) })));
+    await open();
+    const repaired = await FacesIndex.open(db.read, dir);
+    expect(repaired.recovery).toBe("repaired");
+    expect(repaired.index.size).toBe(ids.length + 1);
+    const near = await similarFaceIds(db.read, repaired.index, added[0]!, 3);
+    expect(near.map((m) => identityOf[ids.indexOf(m.faceId)])).toEqual([0, 0, 0]);
+    expect(near.some((m) => m.faceId === ids[1])).toBe(false);
+    // An index kept in memory catches up the same way, and stays put while nothing changes.
+    expect(await repaired.index.current(db.read, dir)).toBe(repaired.index);
+
+    writeFileSync(join(dir, FACES_INDEX_FILE), "not an index");
+    const rebuilt = await FacesIndex.open(db.read, dir);
+    expect(rebuilt.recovery).toBe("rebuilt");
+    expect(rebuilt.index.size).toBe(ids.length + 1);
+    await expect(similarFaceIds(db.read, rebuilt.index, 999_999, 3)).rejects.toThrow(/no face 999999/);
+  });
+});
