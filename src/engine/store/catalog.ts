@@ -195,16 +195,16 @@ export class Catalog {
     );
   }
 
-  /** One write transaction on the catalog's connection, for rows that belong to existing images. */
+  /**
+   * One write transaction on the catalog's connection, for rows that belong to existing images. It leaves the
+   * catalog version alone: that version tells whether the vectors file is current, and these rows are not vectors.
+   */
   write(work: (conn: DuckDBConnection) => Promise<void>, attach?: { path: string; as: string }): Promise<void> {
     return this.serialized(async () => {
       // DuckDB detaches only outside a transaction.
       if (attach) await this.conn.run(`ATTACH '${attach.path.replaceAll("'", "''")}' AS "${attach.as}" (READ_ONLY)`);
       try {
-        await this.transaction(async () => {
-          await work(this.conn);
-          await this.bumpVersion();
-        });
+        await this.transaction(() => work(this.conn));
       } finally {
         if (attach) await this.conn.run(`DETACH "${attach.as}"`);
       }
@@ -437,7 +437,7 @@ export function toRecord(r: DuckDBValue[]): ImageRecord {
 }
 
 /** EXIF date-times carry no zone: compare them as wall-clock times ("2024-06-01" is that day's midnight). */
-function localTime(value: string): number | null {
+export function localTime(value: string): number | null {
   const iso = value.length === 10 ? `${value}T00:00:00` : value.replace(" ", "T").slice(0, 19);
   const ms = Date.parse(`${iso}Z`);
   return Number.isNaN(ms) ? null : ms;

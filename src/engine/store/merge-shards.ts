@@ -101,9 +101,11 @@ export async function mergeShards(shards: ShardSource[], outDir: string): Promis
  */
 async function copyStageRows(conn: DuckDBConnection, idMap: Map<number, number>): Promise<void> {
   const read = async (sql: string) => (await conn.runAndReadAll(sql)).getRows();
+  // A table that also points at faces (face_suggestions) would need its face ids renumbered too; shards never hold
+  // such rows (suggestions are made on the merged index), so those tables are left out.
   const tables = (
-    await read(`SELECT DISTINCT table_name FROM duckdb_columns()
-      WHERE database_name = 'shard' AND schema_name = 'main' AND column_name = 'image_id'`)
+    await read(`SELECT table_name FROM duckdb_columns() WHERE database_name = 'shard' AND schema_name = 'main'
+      GROUP BY table_name HAVING bool_or(column_name = 'image_id') AND NOT bool_or(column_name = 'face_id')`)
   ).map((r) => r[0] as string);
   if (tables.length === 0) return;
   for (const [name] of await read("SELECT sequence_name FROM duckdb_sequences() WHERE database_name = 'shard'")) {
