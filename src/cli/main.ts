@@ -29,6 +29,12 @@ async function main(argv: string[]): Promise<number> {
   return (await load()).run(rest);
 }
 
+// `imgd query ... | head` closes the pipe early: that is the reader's choice, not an error.
+process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+  if (err.code === "EPIPE") process.exit(0);
+  throw err;
+});
+
 try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (err) {

@@ -71,3 +71,62 @@ describe("imgd index --objects --ocr", () => {
     expect(missing.stderr).toContain("run imgd index with --objects");
   }, 120_000);
 });
+
+// The generated face models: test-scrfd boxes the skin-coloured region, test-arcface embeds the aligned crop's
+// pattern. So a skin square with a given pattern is one "person", wherever and on whatever photo it is pasted.
+async function face(source: string, out: string, pattern: "stripes" | "dots", left: number, top: number, dir: string) {
+  const marks =
+    pattern === "stripes"
+      ? [30, 60, 90].map((y) => `<rect x="10" y="${y}" width="100" height="12" fill="#202020"/>`).join("")
+      : [[30, 40], [80, 40], [55, 100]].map(([x, y]) => `<circle cx="${x}" cy="${y}" r="14" fill="#3050a0"/>`).join("");
+  const svg = `<svg width="120" height="140" xmlns="http://www.w3.org/2000/svg"><rect width="120" height="140" fill="rgb(230,180,150)"/>${marks}</svg>`;
+  // Darkened, so no skin tone of the photo's own joins the planted face's box.
+  const background = await loadSharp()(join(PHOTOS, source)).resize(640, 427, { fit: "fill" }).modulate({ brightness: 0.35 }).toBuffer();
+  await loadSharp()(background)
+    .composite([{ input: Buffer.from(svg), left, top }])
+    .jpeg({ quality: 95 })
+    .toFile(join(dir, out));
+}
+
+describe("imgd index --faces, imgd faces cluster, imgd persons", () => {
+  const faceRoot = tempDir("faces-cli");
+  const facePhotos = join(faceRoot, "photos");
+  const faceIndex = ["--index", join(faceRoot, "index")];
+  const indexFaces = () =>
+    imgdJson(["index", facePhotos, ...faceIndex, "--model", "test-clip", "--faces", "--face-detector", "test-scrfd", "--face-embedder", "test-arcface"]);
+  const names = (r: { hits: { path: string }[] }) => r.hits.map((h) => h.path.split("/").pop()).sort();
+
+  test("faces are found, clustered into persons, named, queried, and new faces of a named person are assigned", async () => {
+    mkdirSync(facePhotos, { recursive: true });
+    const backgrounds = ["fruits.jpg", "building.jpg", "home.jpg"];
+    for (const [i, bg] of backgrounds.entries()) {
+      await face(bg, `alice-${i}.jpg`, "stripes", 60 + i * 90, 40 + i * 60, facePhotos);
+      await face(bg, `bob-${i}.jpg`, "dots", 400 - i * 80, 200 - i * 50, facePhotos);
+    }
+    const first = await indexFaces();
+    expect(first.found.faces).toBe(6);
+
+    const clustered = await imgdJson(["faces", "cluster", ...faceIndex, "--min-size", "2", "--min-samples", "2"]);
+    expect([clustered.faces, clustered.clusters, clustered.noise]).toEqual([6, 2, 0]);
+    const persons = (await imgdJson(["persons", "list", ...faceIndex])).persons as { id: number; faces: number }[];
+    expect(persons.length).toBe(2);
+
+    // Name whichever person holds alice-0.jpg.
+    const aliceFaces = await imgdJson(["query", ...faceIndex, "--path-prefix", join(facePhotos, "alice-0.jpg")]);
+    const imageId = aliceFaces.hits[0].id;
+    const { faces } = await imgdJson(["faces", "list", "--image", String(imageId), ...faceIndex]);
+    expect(faces.length).toBe(1);
+    const personId = faces[0].personId;
+    expect(typeof personId).toBe("number");
+    expect((await imgd(["persons", "name", String(personId), "Alice", ...faceIndex])).code).toBe(0);
+
+    expect(names(await imgdJson(["query", ...faceIndex, "--person", "alice"]))).toEqual(["alice-0.jpg", "alice-1.jpg", "alice-2.jpg"]);
+    expect(names(await imgdJson(["query", "green", ...faceIndex, "--person", "Alice", "-k", "2"])).length).toBe(2);
+
+    await face("fruits.jpg", "alice-new.jpg", "stripes", 300, 250, facePhotos);
+    const second = await indexFaces();
+    expect(second.embedded).toBe(1);
+    expect(names(await imgdJson(["query", ...faceIndex, "--person", "alice"]))).toContain("alice-new.jpg");
+    expect(names(await imgdJson(["query", ...faceIndex, "--person", "nobody"]))).toEqual([]);
+  }, 240_000);
+});
