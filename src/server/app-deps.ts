@@ -5,11 +5,13 @@ import type { Ingestor } from "../engine/ingest.ts";
 import type { ResolvedModel } from "../engine/models.ts";
 import type { QueryEmbeddings } from "../engine/query-embeddings.ts";
 import type { IndexStore } from "../engine/store/index-store.ts";
+import type { MetadataCache } from "../engine/store/metadata-cache.ts";
 import type { TextBatcher } from "../engine/text-batcher.ts";
 import type { ThumbnailCache } from "../engine/thumbnail.ts";
 import type { ConcurrencyGate } from "./concurrency-gate.ts";
 import type { FileRoots } from "./file-roots.ts";
 import type { JsonLog } from "./json-log.ts";
+import type { OnDemand } from "./on-demand.ts";
 
 export interface Limits {
   /** Bytes per request body on /api/ingest. */
@@ -28,16 +30,29 @@ export const DEFAULT_LIMITS: Limits = {
   maxPixels: 100_000_000,
 };
 
+/** Admission by kind of request: each kind has its own slots and its own idea of a normal service time. */
+export interface AdmissionGates {
+  /** Searches: latency-targeted, the load the server is sized for. */
+  search: ConcurrencyGate;
+  /** Other API reads (metadata, thumbnails, originals): a page view asks for dozens of thumbnails at once. */
+  api: ConcurrencyGate;
+  /** Requests that take seconds (ingest, duplicates). */
+  heavy: ConcurrencyGate;
+}
+
 export interface AppDeps {
   store: IndexStore;
+  /** What search hits show, for every indexed image, in memory; its size is the indexed count. */
+  metadata: MetadataCache;
   model: ResolvedModel;
   queries: QueryEmbeddings;
   textBatcher: TextBatcher;
-  images: ImageEmbedder;
-  ingestor: Ingestor;
+  /** The image tower, opened by the first image query or ingest. */
+  images: OnDemand<ImageEmbedder>;
+  ingestor: OnDemand<Ingestor>;
   thumbnails: ThumbnailCache;
   roots: FileRoots;
-  gate: ConcurrencyGate;
+  gates: AdmissionGates;
   log: JsonLog;
   limits: Limits;
   /** Set once the text tower has answered a warm-up query. */

@@ -14,11 +14,13 @@ import { accessLog } from "./middleware/access-log.ts";
 import { concurrencyLimit } from "./middleware/concurrency-limit.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
 import { openApiDocument } from "./openapi.ts";
+import { duplicateRoutes } from "./routes/duplicates.ts";
 import { healthRoutes } from "./routes/health.ts";
 import { imageRoutes } from "./routes/images.ts";
 import { ingestRoutes } from "./routes/ingest.ts";
 import { metricsRoutes, registerEngineMetrics } from "./routes/metrics.ts";
 import { pageRoutes } from "./routes/page.ts";
+import { faceRoutes, personRoutes } from "./routes/persons.ts";
 import { searchRoutes } from "./routes/search.ts";
 
 const tooLarge = (limit: number) => () =>
@@ -51,13 +53,26 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const unauthorized = { message: { error: "missing or wrong bearer token" } };
     app.use("/api/*", bearerAuth({ token: deps.token, noAuthenticationHeader: unauthorized, invalidAuthenticationHeader: unauthorized, invalidToken: unauthorized }));
   }
-  app.use("/api/*", concurrencyLimit(deps.gate));
-  const searchLimit = deps.limits.maxImageBytes + 2 ** 20;
-  app.post("/api/search", bodyLimit({ maxSize: searchLimit, onError: tooLarge(searchLimit) }));
+  // Each kind of request has its own gate: a long ingest must not take the search slots, and thumbnails (tens of
+  // ms to render, dozens per page view) must neither be refused by nor teach the search gate their service time.
+  const searchLimit = concurrencyLimit(deps.gates.search);
+  const apiLimit = concurrencyLimit(deps.gates.api);
+  const heavyLimit = concurrencyLimit(deps.gates.heavy);
+  const heavy = /^\/api\/(ingest|duplicates)(\/|$)/;
+  app.use("/api/*", (c, next) => {
+    const path = c.req.path;
+    const limit = path === "/api/search" || path === "/api/search/" ? searchLimit : heavy.test(path) ? heavyLimit : apiLimit;
+    return limit(c, next);
+  });
+  const searchBodyLimit = deps.limits.maxImageBytes + 2 ** 20;
+  app.post("/api/search", bodyLimit({ maxSize: searchBodyLimit, onError: tooLarge(searchBodyLimit) }));
   app.post("/api/ingest", bodyLimit({ maxSize: deps.limits.maxIngestBytes, onError: tooLarge(deps.limits.maxIngestBytes) }));
 
   app.route("/api/search", searchRoutes(deps));
   app.route("/api/images", imageRoutes(deps));
   app.route("/api/ingest", ingestRoutes(deps));
+  app.route("/api/duplicates", duplicateRoutes(deps));
+  app.route("/api/persons", personRoutes(deps));
+  app.route("/api/faces", faceRoutes(deps));
   return app;
 }

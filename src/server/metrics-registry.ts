@@ -78,6 +78,11 @@ export class Histogram implements Metric {
 export class MetricsRegistry {
   private readonly metrics: Metric[] = [];
 
+  constructor() {
+    // The standard process metric, so a load generator (imgd bench ingest) can follow the server's memory.
+    this.gauge("process_resident_memory_bytes", "Resident memory size in bytes.", () => process.memoryUsage.rss());
+  }
+
   counter(name: string, help: string): Counter {
     return this.add(new Counter(name, help));
   }

@@ -12,6 +12,8 @@ import {
   TextSearchQuery,
   ThumbQuery,
 } from "./schemas.ts";
+import { DuplicatesQuery, DuplicatesResponse } from "./routes/duplicates.ts";
+import { personsOpenApiPaths } from "./routes/persons-openapi.ts";
 
 const json = (schema: z.ZodType) => z.toJSONSchema(schema, { io: "input", target: "draft-2020-12" });
 const out = (schema: z.ZodType) => z.toJSONSchema(schema, { io: "output", target: "draft-2020-12" });
@@ -114,6 +116,14 @@ export function openApiDocument(version: string) {
           responses: { "200": ok(IngestResponse), ...apiErrors, "413": error("Request or one image over the size limit."), "422": ok(IngestResponse, "No image could be indexed.") },
         },
       },
+      "/api/duplicates": {
+        get: {
+          summary: "Exact duplicates (imohash confirmed by sha256) and near-duplicate groups (cosine >= near), largest first",
+          parameters: queryParameters(DuplicatesQuery),
+          responses: { "200": ok(DuplicatesResponse), ...apiErrors },
+        },
+      },
+      ...personsOpenApiPaths({ json, queryParameters, ok, error, apiErrors, idParam }),
     },
   };
 }

@@ -1,20 +1,24 @@
-// Opens the engine (index, model towers, caches), binds the Hono app to Bun.serve, and warms the text tower so
-// /ready only turns true when a query will be fast.
+// Opens the engine (index, hit metadata in memory, text tower on its own thread, caches), binds the Hono app to
+// Bun.serve, and warms the text tower so /ready only turns true when a query will be fast. The image tower opens on
+// the first image query or ingest: a server that answers text queries never pays its memory.
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { availableParallelism } from "node:os";
 import { ImageEmbedder, TextEmbedder } from "../engine/embed.ts";
 import { Ingestor } from "../engine/ingest.ts";
-import { modelSearchDirs, resolveModel } from "../engine/models.ts";
+import { modelSearchDirs, resolveModel, type ResolvedModel } from "../engine/models.ts";
 import { QueryEmbeddings } from "../engine/query-embeddings.ts";
 import { IndexStore } from "../engine/store/index-store.ts";
-import { TextBatcher } from "../engine/text-batcher.ts";
+import { MetadataCache } from "../engine/store/metadata-cache.ts";
+import { TextBatcher, type TextEmbedding } from "../engine/text-batcher.ts";
+import { ThreadedTextEmbedder } from "../engine/threaded-text-embedder.ts";
 import { ThumbnailCache } from "../engine/thumbnail.ts";
 import { DEFAULT_LIMITS, type AppDeps, type Limits } from "./app-deps.ts";
 import { createApp } from "./app.ts";
 import { ConcurrencyGate } from "./concurrency-gate.ts";
 import { FileRoots } from "./file-roots.ts";
 import { JsonLog } from "./json-log.ts";
+import { OnDemand } from "./on-demand.ts";
 
 export interface ServeOptions {
   indexDir: string;
@@ -23,10 +27,18 @@ export interface ServeOptions {
   host?: string;
   token?: string;
   cors?: string;
-  /** Requests running at once; a further quarter of this may wait, the rest get 429. */
+  /** Queries running at once; a further quarter of this may wait (less when the latency target says so), the rest get 429. */
   maxConcurrency?: number;
   maxQueue?: number;
   maxQueueWaitMs?: number;
+  /** Latency admitted queries should stay within; arrivals that would wait past it get 429 at once. 0: off. */
+  targetLatencyMs?: number;
+  /** Open the image tower at start instead of on the first image query or ingest. */
+  eagerImageTower?: boolean;
+  /** Run the text tower on the server's JS thread instead of a worker thread. */
+  textTowerInThread?: boolean;
+  /** DuckDB's buffer cap while serving; queries are answered from memory, so the catalog needs little. */
+  catalogMemoryLimit?: string;
   /** JSON-lines access log; stdout when absent. */
   logFile?: string;
   /** Folders whose files may be served and ingested by path; derived from the catalog when empty. */
@@ -47,6 +59,8 @@ export interface RunningServer {
 }
 
 export const DEFAULT_MAX_CONCURRENCY = 64;
+/** The issue's goal for p99 at 200 clients. */
+export const DEFAULT_TARGET_LATENCY_MS = 200;
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const indexDir = resolve(opts.indexDir);
@@ -55,24 +69,42 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   try {
     const model = await resolveModel(store.manifest.model.name, modelSearchDirs(opts.modelsDir));
     const threads = opts.threads ?? Math.min(4, availableParallelism());
-    const [text, images] = await Promise.all([TextEmbedder.open(model, { threads }), ImageEmbedder.open(model, { threads })]);
-    closers.push(() => text.close(), () => images.close());
+    const text = await openTextTower(model, threads, opts.textTowerInThread ?? false);
+    closers.push(() => text.close());
+    const images = new OnDemand(() => ImageEmbedder.open(model, { threads }));
+    closers.push(() => images.close((i) => i.close()));
+    if (opts.eagerImageTower) await images.get();
 
     const uploadsDir = join(indexDir, "uploads");
     mkdirSync(uploadsDir, { recursive: true });
     const catalogRoots = opts.roots?.length ? [] : FileRoots.foldersOf((await store.knownFiles()).keys());
     const roots = await FileRoots.of([...(opts.roots ?? []), ...catalogRoots, uploadsDir]);
+    // Search hits come from memory: no DuckDB round trip (and no wait for its one connection) per request.
+    const metadata = await MetadataCache.load(store);
+    store.useRecordCache(metadata);
+    // Opening read every embedding into DuckDB's buffers (~200 MB at 100K); drop them and cap what may come back:
+    // any later scan of the embedding column (counts, exports) would otherwise fill them again.
+    const catalogMemory = opts.catalogMemoryLimit ?? "64MB";
+    if (!/^\d+(\.\d+)?\s*[KMGT]i?B$/i.test(catalogMemory)) throw new Error(`catalog memory limit "${catalogMemory}" is not a size like 256MB`);
+    await store.read("SET memory_limit = '16MB'");
+    await store.read(`SET memory_limit = '${catalogMemory}'`);
     const textBatcher = new TextBatcher(text, { dims: model.manifest.dims, ...opts.textBatch });
     const maxInFlight = opts.maxConcurrency ?? DEFAULT_MAX_CONCURRENCY;
     const limits = { ...DEFAULT_LIMITS, ...opts.limits };
     const log = new JsonLog(opts.logFile ?? null);
     closers.push(() => log.close());
 
-    const ingestor = new Ingestor({ store, embedder: images, uploadsDir, maxPixels: limits.maxPixels });
-    closers.push(() => ingestor.flush());
+    const ingestor = new OnDemand(async () => new Ingestor({ store, embedder: await images.get(), uploadsDir, maxPixels: limits.maxPixels }));
+    closers.push(() => ingestor.close((i) => i.flush()));
     let ready = false;
+    const admission = {
+      maxInFlight,
+      maxQueued: opts.maxQueue ?? Math.max(1, Math.ceil(maxInFlight / 4)),
+      maxWaitMs: opts.maxQueueWaitMs ?? 2000,
+    };
     const deps: AppDeps = {
       store,
+      metadata,
       model,
       queries: new QueryEmbeddings(textBatcher, opts.queryCacheEntries),
       textBatcher,
@@ -80,11 +112,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       ingestor,
       thumbnails: new ThumbnailCache(join(indexDir, "thumbs")),
       roots,
-      gate: new ConcurrencyGate({
-        maxInFlight,
-        maxQueued: opts.maxQueue ?? Math.max(1, Math.ceil(maxInFlight / 4)),
-        maxWaitMs: opts.maxQueueWaitMs ?? 2000,
-      }),
+      gates: {
+        search: new ConcurrencyGate({ ...admission, targetMs: opts.targetLatencyMs ?? DEFAULT_TARGET_LATENCY_MS }),
+        api: new ConcurrencyGate(admission),
+        heavy: new ConcurrencyGate({ maxInFlight: 2, maxQueued: 8, maxWaitMs: 60_000 }),
+      },
       log,
       limits,
       isReady: () => ready,
@@ -105,8 +137,11 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 
     const warm = Promise.all([
       textBatcher.embed("a photo"),
-      images.embed(new Float32Array(3 * model.manifest.preprocess.size ** 2), 1),
+      images.loaded ? images.get().then((i) => i.embed(new Float32Array(3 * model.manifest.preprocess.size ** 2), 1)) : null,
     ]).then(() => {
+      // Start-up garbage (the catalog pages read for the metadata, the warm-up) is collected before serving, not
+      // whenever the first requests happen to trigger a collection.
+      Bun.gc(true);
       ready = true;
       log.write({ event: "ready", url: server.url.href, index: indexDir, model: model.manifest.name, roots: roots.roots });
     });
@@ -125,4 +160,16 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     for (const close of [...closers].reverse()) await close();
     throw err;
   }
+}
+
+/** The text tower on a worker thread; in this thread when asked, or when the worker cannot start (a build without it). */
+async function openTextTower(model: ResolvedModel, threads: number, inThread: boolean): Promise<TextEmbedding & { close(): Promise<void> }> {
+  if (!inThread) {
+    try {
+      return await ThreadedTextEmbedder.open(model, { threads });
+    } catch (err) {
+      process.stderr.write(`imgd: text tower thread unavailable (${err instanceof Error ? err.message : err}); running it in-thread\n`);
+    }
+  }
+  return TextEmbedder.open(model, { threads });
 }

@@ -133,8 +133,9 @@ describe("the search API over a real index", () => {
   test("/openapi.json describes every endpoint", async () => {
     const { body } = await json("/openapi.json");
     expect(body.openapi).toBe("3.1.0");
-    expect(Object.keys(body.paths).sort()).toEqual(
-      ["/api/images/{id}", "/api/images/{id}/file", "/api/images/{id}/thumb", "/api/ingest", "/api/search", "/health", "/metrics", "/ready"].sort(),
+    // Other resources (duplicates, persons, faces) add their own paths; these are the ones this suite serves.
+    expect(Object.keys(body.paths)).toEqual(
+      expect.arrayContaining(["/api/images/{id}", "/api/images/{id}/file", "/api/images/{id}/thumb", "/api/ingest", "/api/search", "/health", "/metrics", "/ready"]),
     );
     const params = body.paths["/api/search"].get.parameters.map((p: any) => p.name).sort();
     expect(params).toEqual(["after", "before", "k", "offset", "path_prefix", "q"]);

@@ -42,7 +42,8 @@ export function ingestRoutes(deps: AppDeps) {
     if (total === 0) throw httpError(400, "no images in the request");
     if (total > deps.limits.maxIngestFiles) throw httpError(413, `${total} images in one request; the limit is ${deps.limits.maxIngestFiles}`);
 
-    const report = await deps.ingestor.ingest(items);
+    const ingestor = await timed(c, "load", () => deps.ingestor.get());
+    const report = await ingestor.ingest(items);
     Object.assign(c.get("timings"), report.stages);
     const errors = [...refused, ...report.errors];
     c.get("logFields").ingest = { total, processed: report.processed, duplicates: report.duplicates, errors: errors.length };

@@ -5,10 +5,18 @@ import type { AppDeps } from "../app-deps.ts";
 import type { MetricsRegistry } from "../metrics-registry.ts";
 
 export function registerEngineMetrics(m: MetricsRegistry, deps: AppDeps): void {
-  m.gauge("imgd_requests_in_flight", "Requests admitted and running.", () => deps.gate.inFlight);
-  m.gauge("imgd_requests_queued", "Requests waiting for a slot.", () => deps.gate.queued);
-  m.sampledCounter("imgd_requests_rejected_total", "Requests refused with 429 since start.", () => deps.gate.rejected);
-  m.gauge("imgd_index_images", "Images indexed in the catalog.", async () => (await deps.store.stats()).indexed);
+  const gates = Object.values(deps.gates);
+  const sum = (f: (g: (typeof gates)[number]) => number) => () => gates.reduce((n, g) => n + f(g), 0);
+  m.gauge("imgd_requests_in_flight", "Requests admitted and running.", sum((g) => g.inFlight));
+  m.gauge("imgd_requests_queued", "Requests waiting for a slot.", sum((g) => g.queued));
+  m.sampledCounter("imgd_requests_rejected_total", "Requests refused with 429 since start.", sum((g) => g.rejected));
+  m.gauge("imgd_search_in_flight_limit", "Searches allowed to run at once, adapted to the latency target.", () => deps.gates.search.limit);
+  m.gauge("imgd_search_service_ms", "Moving average of how long an admitted search holds its slot.", () => deps.gates.search.serviceMs);
+  // From memory: counting in the catalog scans the embedding column on every scrape.
+  m.gauge("imgd_index_images", "Images indexed in the catalog.", () => deps.metadata.size);
+  m.sampledCounter("imgd_log_lines_dropped_total", "Access-log lines dropped because writing fell behind.", () => deps.log.dropped);
+  m.gauge("imgd_js_heap_used_bytes", "JavaScript heap in use (the rest of the RSS is native: vectors, DuckDB, ONNX Runtime).", () => process.memoryUsage().heapUsed);
+  m.gauge("imgd_image_tower_loaded", "1 once the image tower has been opened (by an image query or ingest).", () => (deps.images.loaded ? 1 : 0));
   m.sampledCounter("imgd_query_cache_hits_total", "Text queries answered from the embedding cache.", () => deps.queries.cache.hits);
   m.sampledCounter("imgd_query_cache_misses_total", "Text queries that needed the model.", () => deps.queries.cache.misses);
   m.gauge("imgd_query_cache_entries", "Query embeddings cached.", () => deps.queries.cache.size);

@@ -1,0 +1,160 @@
+// The persons API on the real app over a real test-clip index whose faces table holds synthetic embeddings of three
+// known identities, clustered into persons by the engine before the server starts.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { join } from "node:path";
+import { clusterFaces } from "../../src/engine/faces/face-clustering.ts";
+import { openPersonsCatalog } from "../../src/engine/faces/persons-catalog.ts";
+import { loadDuckDB } from "../../src/engine/native.ts";
+import type { RunningServer } from "../../src/server/server.ts";
+import { FACE_DIMS, facesOf, insertFaces, row, unitVectors } from "../fixtures/synthetic-faces.ts";
+import { indexedPhotos, serve, type Fixture } from "./server-harness.ts";
+
+describe("persons API", () => {
+  let fx: Fixture;
+  let server: RunningServer;
+  let imageIds: number[];
+  const identityFaces = new Map<number, number[]>();
+  const imageOfFace = new Map<number, number>();
+
+  const call = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : typeof body === "string" ? body : JSON.stringify(body),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  const personOfFace = async (faceId: number) => {
+    const { body } = await call("GET", `/api/faces?image=${imageOfFace.get(faceId)}`);
+    return body.faces.find((f: any) => f.id === faceId).person_id as number | null;
+  };
+
+  beforeAll(async () => {
+    fx = await indexedPhotos("persons", ["messi5.jpg", "astronaut.png", "chelsea.png"]);
+    const db = await openPersonsCatalog(fx.index, { readOnly: true });
+    imageIds = (await db.read("SELECT id FROM images ORDER BY path")).map((r) => Number(r[0]));
+    db.close();
+    // Identity i has 4 + 2i faces, so persons come back in a known order of size.
+    const identityOf = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2];
+    const vectors = facesOf(unitVectors(3, FACE_DIMS, 31), identityOf, 0.8, 8);
+    const ids = await insertFaces(
+      join(fx.index, "catalog.duckdb"),
+      identityOf.map((_, i) => ({ imageId: imageIds[i % 3]!, embedding: row(vectors, i) })),
+    );
+    ids.forEach((id, i) => {
+      identityFaces.set(identityOf[i]!, [...(identityFaces.get(identityOf[i]!) ?? []), id]);
+      imageOfFace.set(id, imageIds[i % 3]!);
+    });
+    const rw = await openPersonsCatalog(fx.index, { readOnly: false });
+    await rw.write((conn) => clusterFaces(conn, { minClusterSize: 3 }));
+    rw.close();
+    server = await serve(fx);
+  }, 120_000);
+  afterAll(() => server?.stop());
+
+  test("GET /api/persons lists the clusters, largest first, and each person's faces have thumbnails that resolve", async () => {
+    const { status, body } = await call("GET", "/api/persons");
+    expect(status).toBe(200);
+    expect(body.total).toBe(3);
+    expect(body.persons.map((p: any) => [p.name, p.faces])).toEqual([[null, 8], [null, 6], [null, 4]]);
+    const biggest = body.persons[0];
+    const one = await call("GET", `/api/persons/${biggest.id}`);
+    expect(one.status).toBe(200);
+    expect(one.body.faces.map((f: any) => f.id).sort((a: number, b: number) => a - b)).toEqual(identityFaces.get(2));
+    expect(one.body.faces.every((f: any) => f.assigned_by === "cluster" && f.box.length === 4)).toBe(true);
+    const thumb = await fetch(`${server.url}${one.body.faces[0].thumb}`);
+    expect(thumb.status).toBe(200);
+    expect(thumb.headers.get("content-type")).toStartWith("image/");
+  });
+
+  test("naming: the name shows on the image's faces; a taken name is 409, bad input 400, an unknown person 404", async () => {
+    const alice = (await personOfFace(identityFaces.get(0)![0]!))!;
+    const named = await call("POST", `/api/persons/${alice}/name`, { name: "Alice" });
+    expect(named.status).toBe(200);
+    expect(named.body).toMatchObject({ id: alice, name: "Alice", faces: 4 });
+    const faces = await call("GET", `/api/faces?image=${imageOfFace.get(identityFaces.get(0)![0]!)}`);
+    expect(faces.body.faces.filter((f: any) => f.person === "Alice").length).toBeGreaterThan(0);
+
+    const other = (await personOfFace(identityFaces.get(1)![0]!))!;
+    const taken = await call("POST", `/api/persons/${other}/name`, { name: "ALICE" });
+    expect(taken.status).toBe(409);
+    expect(taken.body.error).toContain("already person");
+    expect((await call("POST", `/api/persons/${other}/name`, { name: "" })).status).toBe(400);
+    const notJson = await call("POST", `/api/persons/${other}/name`, "{oops");
+    expect(notJson).toEqual({ status: 400, body: { error: "the body must be JSON" } });
+    const badId = await call("GET", "/api/persons/abc");
+    expect(badId.status).toBe(400);
+    expect(badId.body.error).toMatch(/^id: /);
+    expect((await call("GET", "/api/persons/99999")).status).toBe(404);
+    expect((await call("GET", "/api/faces")).status).toBe(400);
+    expect((await call("GET", "/api/faces?image=99999")).status).toBe(404);
+  });
+
+  test("merge, split, assign and unassign move faces; the suggestion pass finds the unassigned face", async () => {
+    const bobFaces = identityFaces.get(1)!;
+    const carolCluster = (await personOfFace(identityFaces.get(2)![0]!))!;
+    const bob = await call("POST", "/api/persons", { name: "Bob" });
+    expect(bob.status).toBe(201);
+    const bobCluster = (await personOfFace(bobFaces[0]!))!;
+    const merged = await call("POST", `/api/persons/${bob.body.id}/merge`, { sources: [bobCluster] });
+    expect(merged.body).toMatchObject({ name: "Bob", faces: 6 });
+    expect((await call("GET", `/api/persons/${bobCluster}`)).status).toBe(404);
+    expect((await call("POST", `/api/persons/${bob.body.id}/merge`, { sources: [] })).status).toBe(400);
+
+    const split = await call("POST", `/api/persons/${bob.body.id}/split`, { face_ids: [bobFaces[5]] });
+    expect(split.status).toBe(201);
+    expect(split.body.to).toMatchObject({ name: null, faces: 1 });
+    const foreign = await call("POST", `/api/persons/${bob.body.id}/split`, { face_ids: [identityFaces.get(2)![0]] });
+    expect(foreign.status).toBe(400);
+    expect(foreign.body.error).toContain("do not belong");
+
+    const unassigned = await call("POST", "/api/faces/unassign", { face_ids: [bobFaces[5]] });
+    expect(unassigned.body.assigned).toBe(1);
+    const pass = await call("POST", "/api/faces/suggestions");
+    expect(pass.status).toBe(200);
+    expect(pass.body).toMatchObject({ suggested: 1, searches: 1, faces: { searched: 1 } });
+    expect(pass.body.by_person).toEqual([{ person_id: bob.body.id, name: "Bob", suggested: 1 }]);
+    expect(pass.body.comparisons.saved_pct).toBeGreaterThan(0);
+    const suggestions = await call("GET", `/api/persons/${bob.body.id}/suggestions`);
+    expect(suggestions.body.suggestions.map((s: any) => s.face_id)).toEqual([bobFaces[5]]);
+    expect(suggestions.body.suggestions[0].score).toBeGreaterThan(0.38);
+
+    const accepted = await call("POST", `/api/persons/${bob.body.id}/assign`, { face_ids: [bobFaces[5]] });
+    expect(accepted.status).toBe(200);
+    expect(await personOfFace(bobFaces[5]!)).toBe(bob.body.id);
+    expect((await call("GET", `/api/persons/${bob.body.id}/suggestions`)).body.suggestions).toEqual([]);
+    expect((await call("POST", `/api/persons/${carolCluster}/assign`, { face_ids: [123456] })).status).toBe(404);
+    expect((await call("POST", `/api/persons/${carolCluster}/assign`, { face_ids: ["x"] })).status).toBe(400);
+  });
+
+  test("GET /api/faces/:id/similar answers from the faces index and follows new faces", async () => {
+    const carol = identityFaces.get(2)!;
+    const first = await call("GET", `/api/faces/${carol[0]}/similar?k=7`);
+    expect(first.status).toBe(200);
+    expect(first.body.faces.map((f: any) => f.id).sort((a: number, b: number) => a - b)).toEqual(carol.slice(1));
+    expect(first.body.faces[0].similarity).toBeGreaterThanOrEqual(first.body.faces[6].similarity);
+    // A face written while the server runs (as ingest would) is found next time.
+    const near = facesOf(unitVectors(3, FACE_DIMS, 31), [2], 0.3, 55);
+    let added = 0;
+    await server.deps.store.writeRows(async (conn) => {
+      const rows = await conn.runAndReadAll(
+        `INSERT INTO faces (image_id, x0, y0, x1, y1, landmarks, score, embedding)
+         VALUES ($1, 1, 1, 9, 9, [0,0,0,0,0,0,0,0,0,0]::FLOAT[10], 0.9, $2) RETURNING id`,
+        [imageIds[0]!, loadDuckDB().blobValue(new Uint8Array(near.buffer))],
+      );
+      added = Number(rows.getRows()[0]![0]);
+    });
+    const second = await call("GET", `/api/faces/${carol[0]}/similar?k=1`);
+    expect(second.body.faces.map((f: any) => f.id)).toEqual([added]);
+    expect((await call("GET", "/api/faces/424242/similar")).status).toBe(404);
+    expect((await call("GET", `/api/faces/${carol[0]}/similar?k=0`)).status).toBe(400);
+  });
+
+  test("the OpenAPI document describes the persons routes", async () => {
+    const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as any;
+    for (const path of ["/api/persons", "/api/persons/{id}", "/api/persons/{id}/merge", "/api/faces", "/api/faces/suggestions"]) {
+      expect(doc.paths[path]).toBeDefined();
+    }
+    expect(doc.paths["/api/persons/{id}/name"].post.responses["409"]).toBeDefined();
+  });
+});
