@@ -87,7 +87,7 @@ await import("../../src/cli/main.ts");
 
 const result = await Bun.build({
   // Worker threads are separate entry points: the binary must carry them to start them.
-  entrypoints: [entryPath, join(root, "src/engine/embed-worker.ts")],
+  entrypoints: [entryPath, join(root, "src/engine/embed-worker.ts"), join(root, "src/engine/text-embed-worker.ts")],
   compile: { outfile: join(outDir, "imgd") },
   minify: true,
   sourcemap: "none",

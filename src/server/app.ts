@@ -58,7 +58,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const searchLimit = concurrencyLimit(deps.gates.search);
   const apiLimit = concurrencyLimit(deps.gates.api);
   const heavyLimit = concurrencyLimit(deps.gates.heavy);
-  const heavy = /^\/api\/(ingest|duplicates)(\/|$)/;
+  const heavy = /^\/api\/(ingest|duplicates|faces\/suggestions)(\/|$)/;
   app.use("/api/*", (c, next) => {
     const path = c.req.path;
     const limit = path === "/api/search" || path === "/api/search/" ? searchLimit : heavy.test(path) ? heavyLimit : apiLimit;

@@ -17,10 +17,22 @@ export const SearchFilters = z.object({
   after: date.optional().meta({ description: "only photos taken on or after this date" }),
   before: date.optional().meta({ description: "only photos taken before this date" }),
   path_prefix: z.string().min(1).max(4096).optional().meta({ description: "only photos whose path starts with this" }),
+  has: z
+    .union([z.string(), z.array(z.string())])
+    .transform((v) => (Array.isArray(v) ? v : [v]).flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(z.string().max(64)).max(16))
+    .optional()
+    .meta({ description: "object labels that must all be in the photo (COCO names; repeat or comma-separate)" }),
+  text_in: z.string().trim().min(1).max(200).optional().meta({ description: "words that must all be in the photo's recognised text" }),
+  person: z.string().trim().min(1).max(200).optional().meta({ description: "a named person who must be in the photo" }),
 });
 
+/** Without q, the filters alone list the photos that pass them (needs at least one filter). */
 export const TextSearchQuery = SearchFilters.extend({
-  q: z.string().trim().min(1, "q must not be empty").max(1000).meta({ description: "what to look for, in words" }),
+  q: z.string().trim().min(1, "q must not be empty").max(1000).optional().meta({ description: "what to look for, in words" }),
+}).refine((f) => f.q || f.has?.length || f.text_in || f.person || f.path_prefix || f.after || f.before, {
+  message: "give q (words to look for) or at least one filter (has, text_in, person, path_prefix, after, before)",
+  path: ["q"],
 });
 
 export const SimilarSearchBody = SearchFilters.extend({

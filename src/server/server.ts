@@ -5,6 +5,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { availableParallelism } from "node:os";
 import { ImageEmbedder, TextEmbedder } from "../engine/embed.ts";
+import { closeStages, openStages, type StageSpec } from "../engine/analysis/open-stages.ts";
 import { Ingestor } from "../engine/ingest.ts";
 import { modelSearchDirs, resolveModel, type ResolvedModel } from "../engine/models.ts";
 import { QueryEmbeddings } from "../engine/query-embeddings.ts";
@@ -22,6 +23,8 @@ import { OnDemand } from "./on-demand.ts";
 
 export interface ServeOptions {
   indexDir: string;
+  /** Analysis stages run on ingested images (opened with the ingestor, on the first ingest). */
+  stages?: StageSpec[];
   modelsDir?: string;
   port?: number;
   host?: string;
@@ -94,7 +97,12 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const log = new JsonLog(opts.logFile ?? null);
     closers.push(() => log.close());
 
-    const ingestor = new OnDemand(async () => new Ingestor({ store, embedder: await images.get(), uploadsDir, maxPixels: limits.maxPixels }));
+    const stages = new OnDemand(() => openStages(opts.stages ?? [], { modelDirs: modelSearchDirs(opts.modelsDir), threads }));
+    closers.push(() => stages.close(closeStages));
+    const ingestor = new OnDemand(
+      async () =>
+        new Ingestor({ store, embedder: await images.get(), uploadsDir, maxPixels: limits.maxPixels, stages: await stages.get() }),
+    );
     closers.push(() => ingestor.close((i) => i.flush()));
     let ready = false;
     const admission = {

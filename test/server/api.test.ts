@@ -138,7 +138,7 @@ describe("the search API over a real index", () => {
       expect.arrayContaining(["/api/images/{id}", "/api/images/{id}/file", "/api/images/{id}/thumb", "/api/ingest", "/api/search", "/health", "/metrics", "/ready"]),
     );
     const params = body.paths["/api/search"].get.parameters.map((p: any) => p.name).sort();
-    expect(params).toEqual(["after", "before", "k", "offset", "path_prefix", "q"]);
+    expect(params).toEqual(["after", "before", "has", "k", "offset", "path_prefix", "person", "q", "text_in"]);
   });
 
   test("the search page is served at /", async () => {

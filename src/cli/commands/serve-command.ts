@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { DEFAULT_MAX_CONCURRENCY, startServer } from "../../server/server.ts";
 import { DEFAULT_INDEX, intFlag, parse } from "../args.ts";
+import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -16,10 +17,12 @@ export async function run(argv: string[]): Promise<number> {
     threads: { type: "string" },
     "batch-wait-ms": { type: "string" },
     "batch-max": { type: "string" },
+    ...STAGE_FLAGS,
   });
   const server = await startServer({
     indexDir: resolve(values.index ?? DEFAULT_INDEX),
     modelsDir: values.models,
+    stages: stageSpecs(values),
     port: intFlag(values.port, "port", 8080, 0),
     host: values.host ?? "127.0.0.1",
     // The environment keeps the token out of `ps` output.

@@ -1,5 +1,6 @@
 // GET /api/images/:id (metadata), /:id/thumb (cached JPEG preview, strong ETag), /:id/file (the original).
 import { Hono, type Context } from "hono";
+import { imageAnalyses } from "../../engine/store/image-analyses.ts";
 import { thumbnailSizeFor } from "../../engine/thumbnail.ts";
 import type { AppDeps } from "../app-deps.ts";
 import { timed, type AppEnv } from "../app-env.ts";
@@ -27,6 +28,8 @@ export function imageRoutes(deps: AppDeps) {
         camera_model: image.cameraModel,
         size: image.size,
         imohash: image.imohash,
+        // Objects, faces and recognised text, in source pixels (empty for stages this index never ran).
+        analyses: await timed(c, "analyses", () => imageAnalyses(deps.store, image.id)),
       });
     })
     .get("/:id/thumb", async (c) => {

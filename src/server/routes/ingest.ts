@@ -46,7 +46,14 @@ export function ingestRoutes(deps: AppDeps) {
     const report = await ingestor.ingest(items);
     Object.assign(c.get("timings"), report.stages);
     const errors = [...refused, ...report.errors];
-    c.get("logFields").ingest = { total, processed: report.processed, duplicates: report.duplicates, errors: errors.length };
+    c.get("logFields").ingest = {
+      total,
+      processed: report.processed,
+      duplicates: report.duplicates,
+      near_duplicates: report.nearDuplicates,
+      found: report.found,
+      errors: errors.length,
+    };
     const status = errors.length === 0 ? "ok" : report.processed + report.duplicates > 0 ? "partial" : "failed";
     return c.json({
       ...(status === "failed" ? { error: `none of the ${total} images could be indexed` } : {}),
@@ -57,8 +64,14 @@ export function ingestRoutes(deps: AppDeps) {
       errors_count: errors.length,
       errors,
       ids: report.ids,
-      indexed: { global: report.processed, vehicles: 0, people: 0, faces: 0, ocr: 0 },
-      near_duplicates: 0,
+      indexed: {
+        global: report.processed,
+        vehicles: report.found.vehicles ?? 0,
+        people: report.found.people ?? 0,
+        faces: report.found.faces ?? 0,
+        ocr: report.found.ocr ?? 0,
+      },
+      near_duplicates: report.nearDuplicates,
       total_time_ms: +(performance.now() - t0).toFixed(1),
     }, status === "failed" ? 422 : 200);
   });

@@ -1,6 +1,7 @@
 // GET /api/search?q=... (text) and POST /api/search (an uploaded image, or { image_id } for "more like this").
 import { Hono, type Context } from "hono";
 import { prepareImage } from "../../engine/prepare-image.ts";
+import { explainMissingStage, MissingStageError, stageClauses } from "../../engine/query-filters.ts";
 import type { SearchHit } from "../../engine/store/index-store.ts";
 import type { AppDeps } from "../app-deps.ts";
 import { timed, type AppEnv } from "../app-env.ts";
@@ -24,14 +25,22 @@ export function hitJson(h: SearchHit) {
 }
 
 export function searchRoutes(deps: AppDeps) {
-  const search = async (c: Context<AppEnv>, vector: Float32Array, f: z.output<typeof SearchFilters>, excludeId?: number) => {
+  const search = async (c: Context<AppEnv>, vector: Float32Array | null, f: z.output<typeof SearchFilters>, excludeId?: number) => {
+    const where = await stageClauses({ has: f.has, textIn: f.text_in, person: f.person }).catch((e) => {
+      throw httpError(400, e instanceof Error ? e.message : String(e));
+    });
+    const opts = {
+      offset: f.offset,
+      pathPrefix: f.path_prefix,
+      takenAfter: f.after,
+      takenBefore: f.before,
+      where,
+      excludeIds: excludeId ? [excludeId] : undefined,
+    };
     const hits = await timed(c, "search", () =>
-      deps.store.search(vector, f.k, {
-        offset: f.offset,
-        pathPrefix: f.path_prefix,
-        takenAfter: f.after,
-        takenBefore: f.before,
-        excludeIds: excludeId ? [excludeId] : undefined,
+      (vector ? deps.store.search(vector, f.k, opts) : deps.store.browse(f.k, opts)).catch((e) => {
+        const explained = explainMissingStage(e);
+        throw explained instanceof MissingStageError ? httpError(400, explained.message) : e;
       }),
     );
     c.get("logFields").hits = hits.length;
@@ -40,8 +49,9 @@ export function searchRoutes(deps: AppDeps) {
 
   return new Hono<AppEnv>()
     .get("/", async (c) => {
-      const q = parseInput(TextSearchQuery, c.req.query());
-      const vector = await timed(c, "embed", () => deps.queries.embedText(q.q));
+      const has = c.req.queries("has");
+      const q = parseInput(TextSearchQuery, { ...c.req.query(), ...(has ? { has } : {}) });
+      const vector = q.q ? await timed(c, "embed", () => deps.queries.embedText(q.q!)) : null;
       return search(c, vector, q);
     })
     .post("/", async (c) => {
