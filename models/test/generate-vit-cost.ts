@@ -12,7 +12,8 @@ import { mulberry32 } from "../../src/engine/seeded-random.ts";
 import { mkdirSync, readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { generateTestClip, writeIfChanged } from "./generate.ts";
-import { DataType, encodeModel, floatTensor, int64Tensor, type Graph, type Node } from "./onnx-writer.ts";
+import { DataType, encodeModel, floatTensor, int64Tensor, type Graph } from "./onnx-writer.ts";
+import { graphBuilder, transformerBlocks, uniformWeights } from "./transformer-cost.ts";
 
 export const NAME = "vit-cost";
 const IMAGE = 224;
@@ -36,19 +37,11 @@ export const MACS_PER_IMAGE =
 
 const prng = mulberry32;
 
-/** Uniform with standard deviation `std`: cheap for millions of values and enough to keep activations finite. */
-function weights(rand: () => number, count: number, std: number): Float32Array {
-  const half = std * Math.sqrt(3);
-  const out = new Float32Array(count);
-  for (let i = 0; i < count; i++) out[i] = (rand() * 2 - 1) * half;
-  return out;
-}
-
 function imageGraph(): Graph {
   const rand = prng(SEED);
   // 1/sqrt(fan_in) keeps each projection's output near unit scale; pre-LN blocks keep the residual stream bounded.
   const w = (name: string, dims: number[], fanIn: number) =>
-    floatTensor(name, dims, weights(rand, dims.reduce((a, b) => a * b, 1), 0.5 / Math.sqrt(fanIn)));
+    floatTensor(name, dims, uniformWeights(rand, dims.reduce((a, b) => a * b, 1), 0.5 / Math.sqrt(fanIn)));
   const ones = (n: number) => new Float32Array(n).fill(1);
   const zeros = (n: number) => new Float32Array(n);
 
@@ -77,13 +70,8 @@ function imageGraph(): Graph {
     int64Tensor("idx2", [], [2]),
   ];
 
-  const nodes: Node[] = [];
-  const op = (opType: string, inputs: string[], output: string, attributes?: Node["attributes"]) => {
-    nodes.push({ opType, inputs, outputs: [output], attributes });
-    return output;
-  };
-  const layerNorm = (x: string, out: string) =>
-    op("LayerNormalization", [x, "ln_g", "ln_b"], out, { axis: -1, epsilon: { float: 1e-5 } });
+  const builder = graphBuilder();
+  const { nodes, op, layerNorm } = builder;
 
   op("Reshape", ["mlp_fc", "conv_shape"], "conv_w");
   op("Transpose", ["mlp_fc"], "mlp_proj", { perm: [1, 0] });
@@ -97,37 +85,7 @@ function imageGraph(): Graph {
   op("Add", ["tokens", "pos_emb"], "embedded");
   let x = layerNorm("embedded", "x0");
 
-  for (let l = 0; l < LAYERS; l++) {
-    const p = (s: string) => `l${l}_${s}`;
-    const h = layerNorm(x, p("ln1"));
-    op("MatMul", [h, "qkv_w"], p("qkv_mm"));
-    op("Add", [p("qkv_mm"), "qkv_b"], p("qkv"));
-    op("Reshape", [p("qkv"), "qkv_shape"], p("qkv_split"));
-    op("Transpose", [p("qkv_split")], p("qkv_heads"), { perm: [2, 0, 3, 1, 4] });
-    op("Gather", [p("qkv_heads"), "idx0"], p("q"), { axis: 0 });
-    op("Gather", [p("qkv_heads"), "idx1"], p("k"), { axis: 0 });
-    op("Gather", [p("qkv_heads"), "idx2"], p("v"), { axis: 0 });
-    op("Transpose", [p("k")], p("kt"), { perm: [0, 1, 3, 2] });
-    op("MatMul", [p("q"), p("kt")], p("scores_raw"));
-    op("Mul", [p("scores_raw"), "attn_scale"], p("scores"));
-    op("Softmax", [p("scores")], p("probs"), { axis: -1 });
-    op("MatMul", [p("probs"), p("v")], p("ctx_heads"));
-    op("Transpose", [p("ctx_heads")], p("ctx_tokens"), { perm: [0, 2, 1, 3] });
-    op("Reshape", [p("ctx_tokens"), "merge_shape"], p("ctx"));
-    op("MatMul", [p("ctx"), "out_w"], p("attn_mm"));
-    op("Add", [p("attn_mm"), "out_b"], p("attn"));
-    op("Add", [x, p("attn")], p("x_attn"));
-    const h2 = layerNorm(p("x_attn"), p("ln2"));
-    op("MatMul", [h2, "mlp_fc"], p("fc_mm"));
-    op("Add", [p("fc_mm"), "fc_b"], p("fc"));
-    // QuickGELU, CLIP's own activation: x * sigmoid(1.702 x). Gelu proper only arrives in opset 20.
-    op("Mul", [p("fc"), "gelu_k"], p("gelu_in"));
-    op("Sigmoid", [p("gelu_in")], p("gelu_gate"));
-    op("Mul", [p("fc"), p("gelu_gate")], p("gelu"));
-    op("MatMul", [p("gelu"), "mlp_proj"], p("fc2_mm"));
-    op("Add", [p("fc2_mm"), "fc2_b"], p("mlp"));
-    x = op("Add", [p("x_attn"), p("mlp")], p("out"));
-  }
+  x = transformerBlocks(builder, x, LAYERS);
 
   op("Gather", [x, "idx0"], "class_out", { axis: 1 });
   layerNorm("class_out", "pooled");
