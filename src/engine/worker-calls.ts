@@ -1,0 +1,33 @@
+// Request/reply over a worker thread: each request gets an id, each reply settles the promise with that id, and a
+// thread that dies fails every call still waiting instead of leaving it hanging.
+export type WorkerReply = { id: number } & ({ type: "error"; message: string } | { type: "done"; vectors?: Float32Array });
+
+export class WorkerCalls<Request extends { type: string }> {
+  private nextId = 1;
+  private readonly pending = new Map<number, { resolve: (v: Float32Array | undefined) => void; reject: (e: Error) => void }>();
+
+  constructor(
+    readonly worker: Worker,
+    what: string,
+  ) {
+    worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+      const reply = event.data;
+      const p = this.pending.get(reply.id);
+      this.pending.delete(reply.id);
+      if (reply.type === "error") p?.reject(new Error(reply.message));
+      else p?.resolve(reply.vectors);
+    };
+    worker.onerror = (event) => {
+      for (const p of this.pending.values()) p.reject(new Error(`${what} thread failed: ${event.message}`));
+      this.pending.clear();
+    };
+  }
+
+  call(request: Request, transfer: Transferable[] = []): Promise<Float32Array | undefined> {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.pending.set(id, { resolve, reject });
+      this.worker.postMessage({ ...request, id }, transfer);
+    });
+  }
+}
