@@ -19,6 +19,7 @@ const END_OF_TEXT = 49407n;
 /** What the indexing pipeline needs from an image embedder, in-thread or behind a worker. */
 export interface BatchImageEmbedder {
   readonly dims: number;
+  readonly spec: PreprocessSpec;
   /** May take ownership of `pixels`. */
   embed(pixels: Float32Array, count: number): Promise<Float32Array>;
   close(): Promise<void>;

@@ -7,7 +7,7 @@ import { analyzeImage, addCounts, decodeShortSide, writeStageOutcomes, type Stag
 import type { AnalysisStage, StageCounts } from "./analysis/stage.ts";
 import { decodeImage } from "./decode.ts";
 import { defaultNearThreshold, nearDuplicatesOf } from "./duplicates.ts";
-import type { ImageEmbedder } from "./embed.ts";
+import type { BatchImageEmbedder } from "./embed.ts";
 import { imohashBytes } from "./identity.ts";
 import { indexedRow } from "./image-rows.ts";
 import { commitFile } from "./store/atomic-file.ts";
@@ -47,7 +47,7 @@ export const INGEST_STAGES = ["hash", "decode", "preprocess", "infer", "write"] 
 
 export interface IngestorOptions {
   store: IndexStore;
-  embedder: ImageEmbedder;
+  embedder: BatchImageEmbedder;
   uploadsDir: string;
   maxPixels?: number;
   batchSize?: number;

@@ -1,6 +1,6 @@
 // Everything the HTTP layer needs, opened once at start-up (server.ts) and handed to createApp; routes reach the
 // engine only through these.
-import type { ImageEmbedder } from "../engine/embed.ts";
+import type { BatchImageEmbedder } from "../engine/embed.ts";
 import type { Ingestor } from "../engine/ingest.ts";
 import type { ResolvedModel } from "../engine/models.ts";
 import type { QueryEmbeddings } from "../engine/query-embeddings.ts";
@@ -48,7 +48,7 @@ export interface AppDeps {
   queries: QueryEmbeddings;
   textBatcher: TextBatcher;
   /** The image tower, opened by the first image query or ingest. */
-  images: OnDemand<ImageEmbedder>;
+  images: OnDemand<BatchImageEmbedder>;
   ingestor: OnDemand<Ingestor>;
   thumbnails: ThumbnailCache;
   roots: FileRoots;
