@@ -250,7 +250,7 @@ export class IndexStore {
       const matches = this.vectors
         .search(query, fetch)
         .filter((m) => !exclude.has(m.id) && (allowed === null || allowed.has(m.id)));
-      const records = await (this.recordCache ?? this.catalog).indexedRecords(matches.map((m) => m.id), opts);
+      const records = await this.records(matches.map((m) => m.id), opts);
       const byId = new Map(records.map((r) => [r.id, r]));
       const hits = matches.flatMap((m) => {
         const r = byId.get(m.id);
@@ -264,7 +264,7 @@ export class IndexStore {
   async browse(k: number, opts: SearchOptions = {}): Promise<SearchHit[]> {
     const offset = opts.offset ?? 0;
     const ids = opts.where?.length ? [...(await this.catalog.idsWhere(opts.where))] : await this.catalog.embeddedIds();
-    const records = await this.catalog.indexedRecords(ids, { ...opts, where: undefined });
+    const records = await this.records(ids, opts);
     return records
       .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
       .slice(offset, offset + k)
@@ -286,13 +286,18 @@ export class IndexStore {
       for (let d = 0; d < dims; d++) dot += vectors[i * dims + d]! * query[d]!;
       return { id, score: dot };
     });
-    const records = await this.catalog.indexedRecords(found, { ...filter, where: undefined });
+    const records = await this.records(found, filter);
     const byId = new Map(records.map((r) => [r.id, r]));
     return scored
       .filter((m) => byId.has(m.id))
       .sort((a, b) => b.score - a.score)
       .slice(offset, wanted)
       .map((m) => toHit(byId.get(m.id)!, m.score));
+  }
+
+  /** Hit records of `ids` passing the plain filters (from memory when serving); `where` is applied by the caller. */
+  private async records(ids: number[], filter: CatalogFilter): Promise<HitRecord[]> {
+    return (this.recordCache ?? this.catalog).indexedRecords(ids, { ...filter, where: undefined });
   }
 
   getImage(id: number): Promise<ImageRecord | null> {
