@@ -19,7 +19,11 @@ function memo<T>(load: () => T): () => T {
 
 export const loadSharp = memo(() => {
   const mod = nativeRequire("sharp") as Sharp & { default?: Sharp };
-  return (mod.default ?? mod) as Sharp;
+  const sharp = (mod.default ?? mod) as Sharp;
+  // libvips caches recent operations (up to 50 MB) to answer a repeat at once; imgd decodes each file once and
+  // keeps its own thumbnail cache, so that cache only holds memory.
+  sharp.cache(false);
+  return sharp;
 });
 export const loadOrt = memo(() => nativeRequire("onnxruntime-node") as Ort);
 export const loadUSearch = memo(() => nativeRequire("usearch") as USearch);

@@ -4,7 +4,8 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { availableParallelism } from "node:os";
-import { ImageEmbedder, TextEmbedder } from "../engine/embed.ts";
+import { ImageEmbedder, TextEmbedder, type BatchImageEmbedder } from "../engine/embed.ts";
+import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
 import { closeStages, openStages, type StageSpec } from "../engine/analysis/open-stages.ts";
 import { Ingestor } from "../engine/ingest.ts";
 import { modelSearchDirs, resolveModel, type ResolvedModel } from "../engine/models.ts";
@@ -74,7 +75,9 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     const threads = opts.threads ?? Math.min(4, availableParallelism());
     const text = await openTextTower(model, threads, opts.textTowerInThread ?? false);
     closers.push(() => text.close());
-    const images = new OnDemand(() => ImageEmbedder.open(model, { threads }));
+    // On a worker thread: an image query or an ingest batch infers for tens of ms, which on the server's one JS
+    // thread would hold up every other request meanwhile.
+    const images = new OnDemand(() => openImageTower(model, threads));
     closers.push(() => images.close((i) => i.close()));
     if (opts.eagerImageTower) await images.get();
 
@@ -167,6 +170,16 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   } catch (err) {
     for (const close of [...closers].reverse()) await close();
     throw err;
+  }
+}
+
+/** The image tower on a worker thread, or in this thread when the worker cannot start (a build without it). */
+async function openImageTower(model: ResolvedModel, threads: number): Promise<BatchImageEmbedder & { close(): Promise<void> }> {
+  try {
+    return await ThreadedImageEmbedder.open(model, { threads });
+  } catch (err) {
+    process.stderr.write(`imgd: image tower thread unavailable (${err instanceof Error ? err.message : err}); running it in-thread\n`);
+    return ImageEmbedder.open(model, { threads });
   }
 }
 

@@ -83,7 +83,9 @@ describe("admission over HTTP", () => {
   });
 
   test("a burst far beyond capacity gets 200s and early 429s with Retry-After, never a 5xx, and the counts add up", async () => {
-    const server = await serve(fx, { maxConcurrency: 2, maxQueue: 2, maxQueueWaitMs: 10_000 });
+    // Fixed limits (no latency target): 2 run, 2 wait, the rest are refused, whatever this machine's speed. With
+    // the adaptive limits a queued image query is refused after 50 ms, so how many succeed would depend on it.
+    const server = await serve(fx, { maxConcurrency: 2, maxQueue: 2, maxQueueWaitMs: 10_000, targetLatencyMs: 0 });
     try {
       const body = photo("orange.jpg");
       const timed = async () => {
@@ -96,7 +98,7 @@ describe("admission over HTTP", () => {
       const refused = answers.filter((a) => a.status === 429);
       expect(answers.every((a) => a.status === 200 || a.status === 429)).toBe(true);
       expect(refused.length).toBeGreaterThan(0);
-      expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(2);
+      expect(answers.filter((a) => a.status === 200).length).toBeGreaterThanOrEqual(4);
       for (const r of refused) expect(Number(r.retryAfter)).toBeGreaterThanOrEqual(1);
       // Refused without sitting out maxQueueWaitMs: the gate says no as soon as waiting would not pay.
       expect(Math.max(...refused.map((r) => r.ms))).toBeLessThan(5_000);

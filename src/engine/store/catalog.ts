@@ -312,8 +312,10 @@ export class Catalog {
   }
 
   async counts(): Promise<{ indexed: number; failed: number; total: number; embedded: number }> {
+    // count(embedding) on its own reads only the validity mask; next to the FILTERs DuckDB scans the blobs
+    // themselves (~200 MB of buffers and ~250 ms at 100K rows), hence the subquery.
     const [r] = await this.rows(`SELECT count(*) FILTER (status = 'indexed'), count(*) FILTER (status = 'failed'),
-      count(*), count(embedding) FROM images`);
+      count(*), (SELECT count(embedding) FROM images) FROM images`);
     return { indexed: Number(r![0]), failed: Number(r![1]), total: Number(r![2]), embedded: Number(r![3]) };
   }
 

