@@ -3,7 +3,6 @@
 import type { EmbedRequest } from "./embed-worker.ts";
 import type { EmbedderOptions } from "./embed.ts";
 import type { ResolvedModel } from "./models.ts";
-import { nativeTreeDir } from "./native-bundle.ts";
 import type { PreprocessSpec } from "./types.ts";
 import { WorkerCalls } from "./worker-calls.ts";
 import { workerEntry } from "./worker-entry.ts";
@@ -24,14 +23,7 @@ export class ThreadedImageEmbedder {
 
   static async open(model: ResolvedModel, opts: EmbedderOptions = {}): Promise<ThreadedImageEmbedder> {
     const worker = new Worker(workerEntry("src/engine/embed-worker.ts", new URL("./embed-worker.ts", import.meta.url)));
-    const embedder = new ThreadedImageEmbedder(new WorkerCalls<Request>(worker, "embedding"), model);
-    try {
-      await embedder.calls.call({ type: "open", model, threads: opts.threads, nativeDir: nativeTreeDir() });
-    } catch (err) {
-      worker.terminate();
-      throw err;
-    }
-    return embedder;
+    return new ThreadedImageEmbedder(await WorkerCalls.openTower<Request>(worker, "embedding", model, opts), model);
   }
 
   /** Takes ownership of `pixels` (its buffer is moved to the worker). */
@@ -39,11 +31,7 @@ export class ThreadedImageEmbedder {
     return (await this.calls.call({ type: "embed", pixels, count }, [pixels.buffer]))!;
   }
 
-  async close(): Promise<void> {
-    try {
-      await this.calls.call({ type: "close" });
-    } finally {
-      this.calls.worker.terminate();
-    }
+  close(): Promise<void> {
+    return this.calls.closeTower();
   }
 }

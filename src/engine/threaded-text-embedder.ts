@@ -2,7 +2,6 @@
 // cached queries, searches and thumbnails while a batch of texts is inferred.
 import type { EmbedderOptions } from "./embed.ts";
 import type { ResolvedModel } from "./models.ts";
-import { nativeTreeDir } from "./native-bundle.ts";
 import type { TextEmbedRequest } from "./text-embed-worker.ts";
 import { WorkerCalls } from "./worker-calls.ts";
 import { workerEntry } from "./worker-entry.ts";
@@ -21,14 +20,7 @@ export class ThreadedTextEmbedder {
 
   static async open(model: ResolvedModel, opts: EmbedderOptions = {}): Promise<ThreadedTextEmbedder> {
     const worker = new Worker(workerEntry("src/engine/text-embed-worker.ts", new URL("./text-embed-worker.ts", import.meta.url)));
-    const embedder = new ThreadedTextEmbedder(new WorkerCalls<Request>(worker, "text embedding"), model);
-    try {
-      await embedder.calls.call({ type: "open", model, threads: opts.threads, nativeDir: nativeTreeDir() });
-    } catch (err) {
-      worker.terminate();
-      throw err;
-    }
-    return embedder;
+    return new ThreadedTextEmbedder(await WorkerCalls.openTower<Request>(worker, "text embedding", model, opts), model);
   }
 
   async embed(texts: string[]): Promise<Float32Array> {
@@ -36,11 +28,7 @@ export class ThreadedTextEmbedder {
     return (await this.calls.call({ type: "embed", texts }))!;
   }
 
-  async close(): Promise<void> {
-    try {
-      await this.calls.call({ type: "close" });
-    } finally {
-      this.calls.worker.terminate();
-    }
+  close(): Promise<void> {
+    return this.calls.closeTower();
   }
 }

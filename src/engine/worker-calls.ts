@@ -1,5 +1,9 @@
 // Request/reply over a worker thread: each request gets an id, each reply settles the promise with that id, and a
 // thread that dies fails every call still waiting instead of leaving it hanging.
+import type { EmbedderOptions } from "./embed.ts";
+import type { ResolvedModel } from "./models.ts";
+import { nativeTreeDir } from "./native-bundle.ts";
+
 export type WorkerReply = { id: number } & ({ type: "error"; message: string } | { type: "done"; vectors?: Float32Array });
 
 export class WorkerCalls<Request extends { type: string }> {
@@ -21,6 +25,35 @@ export class WorkerCalls<Request extends { type: string }> {
       for (const p of this.pending.values()) p.reject(new Error(`${what} thread failed: ${event.message}`));
       this.pending.clear();
     };
+  }
+
+  /**
+   * Starts a tower thread (`worker`) and has it open `model`; a thread that cannot is ended. The "open" and "close"
+   * messages are the ones embed-worker.ts and text-embed-worker.ts both answer.
+   */
+  static async openTower<R extends { type: string }>(
+    worker: Worker,
+    what: string,
+    model: ResolvedModel,
+    opts: EmbedderOptions,
+  ): Promise<WorkerCalls<R>> {
+    const calls = new WorkerCalls<R>(worker, what);
+    try {
+      await calls.call({ type: "open", model, threads: opts.threads, nativeDir: nativeTreeDir() } as unknown as R);
+    } catch (err) {
+      worker.terminate();
+      throw err;
+    }
+    return calls;
+  }
+
+  /** Has the thread release its model, then ends it. */
+  async closeTower(): Promise<void> {
+    try {
+      await this.call({ type: "close" } as Request);
+    } finally {
+      this.worker.terminate();
+    }
   }
 
   call(request: Request, transfer: Transferable[] = []): Promise<Float32Array | undefined> {
