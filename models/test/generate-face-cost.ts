@@ -14,7 +14,8 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { mulberry32 } from "../../src/engine/seeded-random.ts";
 import { writeIfChanged } from "./generate.ts";
-import { DataType, encodeModel, floatTensor, int64Tensor, type Graph, type Node, type Tensor } from "./onnx-writer.ts";
+import { convNet, type ConvNet } from "./conv-cost.ts";
+import { DataType, encodeModel, floatTensor, int64Tensor, type Graph } from "./onnx-writer.ts";
 
 export const DETECTOR_NAME = "scrfd-cost";
 export const EMBEDDER_NAME = "arcface-cost";
@@ -28,41 +29,9 @@ interface Built {
   macs: number;
 }
 
-function convBuilder(seed: number) {
-  const rand = mulberry32(seed);
-  const nodes: Node[] = [];
-  const initializers: Tensor[] = [];
-  const shared = new Map<string, string>();
-  let macs = 0;
-  let counter = 0;
-  const fresh = (prefix: string) => `${prefix}_${counter++}`;
-  const op = (opType: string, inputs: string[], attributes?: Node["attributes"], output = fresh(opType.toLowerCase())) => {
-    nodes.push({ opType, inputs, outputs: [output], attributes });
-    return output;
-  };
-  const constant = (t: Tensor) => {
-    initializers.push(t);
-    return t.name;
-  };
-  /** Conv (+ ReLU) on a [n, cin, side, side] map. */
-  const conv = (x: string, side: number, cin: number, cout: number, k: number, s = 1, opts: { relu?: boolean; bias?: number; output?: string } = {}) => {
-    const key = `${cout}x${cin}x${k}`;
-    let w = shared.get(key);
-    if (!w) {
-      // He-uniform: activations keep their scale through the ReLU stack.
-      const half = Math.sqrt(6 / (cin * k * k));
-      w = constant(floatTensor(`w_${key}`, [cout, cin, k, k], Float32Array.from({ length: cout * cin * k * k }, () => (rand() * 2 - 1) * half)));
-      shared.set(key, w);
-    }
-    const b = constant(floatTensor(fresh("b"), [cout], new Float32Array(cout).fill(opts.bias ?? 0)));
-    const pad = Math.floor(k / 2);
-    const out = side / s;
-    macs += out * out * cout * cin * k * k;
-    const relu = opts.relu ?? true;
-    const y = op("Conv", [x, w, b], { kernel_shape: [k, k], strides: [s, s], pads: [pad, pad, pad, pad] }, relu ? undefined : opts.output);
-    return { y: relu ? op("Relu", [y], undefined, opts.output) : y, side: out };
-  };
-  return { nodes, initializers, op, constant, conv, fresh, macs: () => macs };
+/** A plain ReLU net with He-uniform weights, which keep activations at scale through the ReLU stack. */
+function convBuilder(seed: number): ConvNet {
+  return convNet({ seed, weightHalfRange: (fanIn) => Math.sqrt(6 / fanIn), activate: (g, y, output) => g.op("Relu", [y], undefined, output) });
 }
 
 function buildDetector(): Built {
@@ -88,7 +57,7 @@ function buildDetector(): Built {
     const h = g.conv(f.y, f.side, f.c, f.c, 3);
     const anchors = f.side * f.side * 2;
     for (const [what, per] of [["score", 1], ["bbox", 4], ["kps", 10]] as const) {
-      const head = g.conv(h.y, h.side, f.c, 2 * per, 1, 1, { relu: false, bias: what === "score" ? SCORE_BIAS : 0 });
+      const head = g.conv(h.y, h.side, f.c, 2 * per, 1, 1, { act: false, bias: what === "score" ? SCORE_BIAS : 0 });
       // SCRFD's head: [1, 2 * per, h, w] -> [h, w, 2 * per] -> [h * w * 2, per]; scores through a sigmoid.
       const t = g.op("Transpose", [head.y], { perm: [0, 2, 3, 1] });
       const shape = g.constant(int64Tensor(g.fresh("shape"), [2], [anchors, per]));
@@ -122,7 +91,7 @@ function buildEmbedder(): Built {
   for (const [c, blocks] of [[64, 3], [128, 4], [256, 14], [512, 3]] as const) {
     for (let b = 0; b < blocks; b++) {
       const a = g.conv(x.y, x.side, cin, c, 3, b === 0 ? 2 : 1);
-      const y = g.conv(a.y, a.side, c, c, 3, 1, { relu: false });
+      const y = g.conv(a.y, a.side, c, c, 3, 1, { act: false });
       x = b === 0 ? { y: g.op("Relu", [y.y]), side: y.side } : { y: g.op("Relu", [g.op("Add", [y.y, x.y])]), side: y.side };
       cin = c;
     }

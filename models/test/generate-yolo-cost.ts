@@ -10,9 +10,9 @@
 // the same shape share one weight tensor, which keeps the file small; the arithmetic is unchanged.
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
-import { mulberry32 } from "../../src/engine/seeded-random.ts";
 import { writeIfChanged } from "./generate.ts";
-import { DataType, encodeModel, floatTensor, int64Tensor, type Graph, type Node, type Tensor } from "./onnx-writer.ts";
+import { convNet } from "./conv-cost.ts";
+import { DataType, encodeModel, floatTensor, int64Tensor, type Graph } from "./onnx-writer.ts";
 
 export const NAME = "yolo-cost";
 const SIZE = 640;
@@ -30,40 +30,14 @@ interface Built {
 }
 
 function build(): Built {
-  const rand = mulberry32(SEED);
-  const nodes: Node[] = [];
-  const initializers: Tensor[] = [];
-  const shared = new Map<string, string>();
-  let macs = 0;
-  let counter = 0;
-  const fresh = (prefix: string) => `${prefix}_${counter++}`;
-  const op = (opType: string, inputs: string[], attributes?: Node["attributes"], outputs = [fresh(opType.toLowerCase())]) => {
-    nodes.push({ opType, inputs, outputs, attributes });
-    return outputs[0]!;
-  };
-  const constant = (t: Tensor) => {
-    initializers.push(t);
-    return t.name;
-  };
-
-  /** Conv2d (+ SiLU) on a [1, cin, h, h] map; returns the output name and its side. */
-  const conv = (x: string, side: number, cin: number, cout: number, k: number, s = 1, opts: { act?: boolean; bias?: number } = {}) => {
-    const key = `${cout}x${cin}x${k}`;
-    let w = shared.get(key);
-    if (!w) {
-      const count = cout * cin * k * k;
-      const half = Math.sqrt(3) * (1.6 / Math.sqrt(cin * k * k));
-      w = constant(floatTensor(`w_${key}`, [cout, cin, k, k], Float32Array.from({ length: count }, () => (rand() * 2 - 1) * half)));
-      shared.set(key, w);
-    }
-    const b = constant(floatTensor(fresh("b"), [cout], new Float32Array(cout).fill(opts.bias ?? 0)));
-    const pad = Math.floor(k / 2);
-    const out = side / s;
-    macs += out * out * cout * cin * k * k;
-    const y = op("Conv", [x, w, b], { kernel_shape: [k, k], strides: [s, s], pads: [pad, pad, pad, pad] });
-    if (opts.act === false) return { y, side: out };
-    return { y: op("Mul", [y, op("Sigmoid", [y])]), side: out };
-  };
+  // Conv = Conv2d + SiLU; weights scaled so activations neither vanish nor blow up through the stack.
+  const net = convNet({
+    seed: SEED,
+    weightHalfRange: (fanIn) => Math.sqrt(3) * (1.6 / Math.sqrt(fanIn)),
+    activate: (g, y) => g.op("Mul", [y, g.op("Sigmoid", [y])]),
+  });
+  const { nodes, initializers, op, constant, fresh } = net;
+  const conv = net.conv;
 
   const split = (x: string, sizes: number[]) => {
     const outs = sizes.map(() => fresh("split"));
@@ -157,7 +131,7 @@ function build(): Built {
   op("Concat", [boxes, op("Sigmoid", [clsLogits])], { axis: 1 }, ["output0"]);
 
   return {
-    macs,
+    macs: net.macs(),
     graph: {
       name: "yolo_cost",
       inputs: [{ name: "images", elemType: DataType.FLOAT, shape: [1, 3, SIZE, SIZE] }],
