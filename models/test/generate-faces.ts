@@ -15,6 +15,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { mulberry32 } from "../../src/engine/seeded-random.ts";
 import { writeIfChanged } from "./generate.ts";
+import { erodedExtents } from "./mask-extents.ts";
 import { DataType, encodeModel, floatTensor, int64Tensor, type Graph, type Node, type Tensor } from "./onnx-writer.ts";
 
 export const DETECTOR_SIZE = 640;
@@ -66,21 +67,7 @@ function detectorGraph(): Graph {
   op("Mul", ["skin_diff", "skin_diff"], "skin_diff_sq");
   op("Conv", ["skin_diff_sq", "distance_w", "distance_b"], "skin_logits", { kernel_shape: [1, 1] });
   op("Sigmoid", ["skin_logits"], "mask");
-  // Erosion is a min filter, -maxpool(-x); MaxPool ignores its padding, so the image border erodes nothing.
-  op("Neg", ["mask"], "mask_neg");
-  const side = 2 * EROSION_RADIUS + 1;
-  op("MaxPool", ["mask_neg"], "eroded_neg", { kernel_shape: [side, side], pads: [EROSION_RADIUS, EROSION_RADIUS, EROSION_RADIUS, EROSION_RADIUS] });
-  op("Neg", ["eroded_neg"], "eroded");
-
-  // Column profile (max over rows) gives x extents, row profile gives y: last covered index + 1 is max(p * (i + 1)),
-  // first covered index is size - max(p * (size - i)).
-  for (const [axis, dim] of [["x", 2], ["y", 3]] as const) {
-    op("ReduceMax", ["eroded"], `${axis}_profile`, { axes: [dim], keepdims: 0 });
-    op("Mul", [`${axis}_profile`, "plus_one"], `${axis}_end_w`);
-    op("ReduceMax", [`${axis}_end_w`], `${axis}_end`, { axes: [2], keepdims: 0 });
-    op("Mul", [`${axis}_profile`, "from_end"], `${axis}_start_w`);
-    op("ReduceMax", [`${axis}_start_w`], `${axis}_start_rev`, { axes: [2], keepdims: 0 });
-  }
+  erodedExtents(op, "mask", EROSION_RADIUS, 0);
   op("Concat", ["x_start_rev", "y_start_rev", "x_end", "y_end"], "extents_raw", { axis: 1 });
   op("Mul", ["extents_raw", "extent_sign"], "extents_signed");
   op("Add", ["extents_signed", "extent_offset"], "extents_grown");

@@ -12,6 +12,7 @@
 import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { writeIfChanged } from "./generate.ts";
+import { erodedExtents } from "./mask-extents.ts";
 import { DataType, encodeModel, floatTensor, int64Tensor, type Graph, type Node } from "./onnx-writer.ts";
 
 export const SIZE = 640;
@@ -49,21 +50,11 @@ function graph(): Graph {
 
   op("Conv", ["images", "colour_w", "colour_b"], "colour_logits", { kernel_shape: [1, 1] });
   op("Sigmoid", ["colour_logits"], "mask");
-  // Erosion is a min filter: -maxpool(-x). MaxPool ignores its padding, so the image border erodes nothing.
-  op("Neg", ["mask"], "mask_neg");
-  const side = 2 * EROSION_RADIUS + 1;
-  op("MaxPool", ["mask_neg"], "eroded_neg", { kernel_shape: [side, side], pads: [EROSION_RADIUS, EROSION_RADIUS, EROSION_RADIUS, EROSION_RADIUS] });
-  op("Neg", ["eroded_neg"], "eroded");
-
-  // Extents per colour: the last covered column is max(profile * (x + 1)), the first is SIZE - max(profile * (SIZE - x)).
-  for (const [axis, dim] of [["x", 2], ["y", 3]] as const) {
-    op("ReduceMax", ["eroded"], `${axis}_profile`, { axes: [dim], keepdims: 0 });
-    op("Mul", [`${axis}_profile`, "plus_one"], `${axis}_end_w`);
-    op("ReduceMax", [`${axis}_end_w`], `${axis}_end`, { axes: [2], keepdims: 1 });
+  erodedExtents(op, "mask", EROSION_RADIUS, 1);
+  // Per colour, the box from the extents, grown back by the erosion radius and clipped to the image.
+  for (const axis of ["x", "y"] as const) {
     op("Add", [`${axis}_end`, "radius"], `${axis}_end_grown`);
     op("Min", [`${axis}_end_grown`, "size"], `${axis}1`);
-    op("Mul", [`${axis}_profile`, "from_end"], `${axis}_start_w`);
-    op("ReduceMax", [`${axis}_start_w`], `${axis}_start_rev`, { axes: [2], keepdims: 1 });
     op("Sub", ["size", `${axis}_start_rev`], `${axis}_start`);
     op("Sub", [`${axis}_start`, "radius"], `${axis}_start_grown`);
     op("Max", [`${axis}_start_grown`, "zero"], `${axis}0`);
@@ -71,7 +62,6 @@ function graph(): Graph {
     op("Mul", [`${axis}_sum`, "half"], `c${axis}`);
     op("Sub", [`${axis}1`, `${axis}0`], `${axis}_len`);
   }
-  // Note the profile over axis 2 (rows) is a function of x, so "x" above is the column extent.
   op("Concat", ["cx", "cy", "x_len", "y_len"], "colour_boxes", { axis: 2 });
   op("Transpose", ["colour_boxes"], "colour_boxes_t", { perm: [0, 2, 1] });
 
