@@ -9,12 +9,15 @@ import {
   DeregisterRequest,
   HeartbeatRequest,
   LeaseRequest,
+  MODEL_SHA256_HEADER,
   PROTOCOL_VERSION,
+  type ModelFilesReply,
   RegisterRequest,
 } from "./protocol.ts";
+import type { JobModelFiles } from "./job-model-files.ts";
 import type { ShardQuery } from "./shard-query.ts";
 
-export function coordinatorApp(coordinator: Coordinator, token: string, query?: ShardQuery): Hono {
+export function coordinatorApp(coordinator: Coordinator, token: string, query?: ShardQuery, models?: JobModelFiles): Hono {
   const app = new Hono();
   app.use("/v1/*", requireToken(token));
   app.use("/v1/*", async (c, next) => {
@@ -57,6 +60,26 @@ export function coordinatorApp(coordinator: Coordinator, token: string, query?: 
     return c.json({ ok: true });
   });
   app.get("/v1/status", async (c) => c.json(await coordinator.status()));
+  if (models) {
+    app.get("/v1/models", async (c) => {
+      const { files, unavailable } = await models.list();
+      const reply: ModelFilesReply = { files: files.map(({ localPath: _, ...f }) => f), unavailable };
+      return c.json(reply);
+    });
+    app.get("/v1/models/file", async (c) => {
+      const path = c.req.query("path") ?? "";
+      const file = await models.find(path);
+      if (!file) return c.json({ error: `${JSON.stringify(path)} is not one of this job's model files` }, 404);
+      // Bun sends the file from disk (sendfile); a 600 MB tower never sits in memory.
+      return new Response(Bun.file(file.localPath), {
+        headers: {
+          "content-type": "application/octet-stream",
+          "content-length": String(file.bytes),
+          [MODEL_SHA256_HEADER]: file.sha256,
+        },
+      });
+    });
+  }
   if (query) {
     app.post("/v1/query", async (c) => {
       const req = parse(z.object({ text: z.string().min(1), k: z.number().int().positive().max(1000).default(10) }), await body(c));

@@ -1,7 +1,9 @@
 // `imgd coordinator` without its terminal: the Coordinator behind Hono on Bun.serve, plus the timer that expires
 // leases and notices lost workers even when no request arrives.
+import { modelSearchDirs } from "../engine/models.ts";
 import { Coordinator, type CoordinatorOptions } from "./coordinator.ts";
 import { coordinatorApp } from "./coordinator-app.ts";
+import { JobModelFiles } from "./job-model-files.ts";
 import { ShardQuery } from "./shard-query.ts";
 
 export interface RunningCoordinator {
@@ -16,7 +18,10 @@ export async function startCoordinator(
 ): Promise<RunningCoordinator> {
   const coordinator = await Coordinator.open(opts);
   const query = new ShardQuery(coordinator, opts.modelsDir);
-  const app = coordinatorApp(coordinator, opts.token, query);
+  const models = new JobModelFiles(coordinator.opts.model, coordinator.opts.stages ?? [], modelSearchDirs(opts.modelsDir), opts.onEvent);
+  // Hash the model files now, so the first worker's GET /v1/models does not wait on 600 MB of sha256.
+  void models.list().catch(() => {});
+  const app = coordinatorApp(coordinator, opts.token, query, models);
   const server = Bun.serve({ port: opts.port ?? 0, hostname: opts.hostname ?? "0.0.0.0", fetch: app.fetch, idleTimeout: 60 });
   const timer = setInterval(() => void coordinator.tick().catch((e) => opts.onEvent?.(`tick failed: ${e}`)), Math.min(500, coordinator.heartbeatMs));
   void coordinator.tick();

@@ -117,7 +117,7 @@ export class Coordinator {
   async register(req: RegisterRequest): Promise<RegisterReply> {
     if (req.protocol !== PROTOCOL_VERSION) throw new CoordinatorError(426, versionText(req.protocol));
     if (!req.worker.models.includes(this.job.model)) {
-      throw new CoordinatorError(409, `worker ${req.worker.host} does not have model ${this.job.model}; copy it into its models dir`);
+      throw new CoordinatorError(409, `worker ${req.worker.host} does not have model ${this.job.model}; start it without --no-fetch-models to fetch it from here, or copy it into its models dir`);
     }
     const workerId = await this.ledger.registerWorker(req.worker, req.workerId, Date.now());
     this.known.set(workerId, { drain: false, state: "idle" });

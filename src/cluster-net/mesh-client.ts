@@ -33,31 +33,58 @@ export class MeshClient {
     return this.call(path, { method: "GET" }, reply);
   }
 
-  private async call<S extends z.ZodType>(path: string, init: RequestInit, reply: S): Promise<z.infer<S>> {
-    let res: Response;
+  /**
+   * GETs a file: the response once its headers arrive, the body left for the caller to read. No deadline covers
+   * the body (a large model must not be cut off at 10 s); the caller aborts `abort` when the transfer stalls.
+   */
+  async stream(path: string, abort: AbortController): Promise<Response> {
+    const timer = setTimeout(() => abort.abort(new Error(`no answer in ${this.timeoutMs / 1000} s`)), this.timeoutMs);
     try {
-      res = await fetch(new URL(path, this.baseUrl), {
+      const res = await this.send(path, { method: "GET", signal: abort.signal });
+      if (res.ok) return res;
+      throw refusalOrUnavailable(path, res.status, await res.text());
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async call<S extends z.ZodType>(path: string, init: RequestInit, reply: S): Promise<z.infer<S>> {
+    const res = await this.send(path, { ...init, signal: AbortSignal.timeout(this.timeoutMs) });
+    const text = await res.text();
+    if (!res.ok) throw refusalOrUnavailable(path, res.status, text);
+    try {
+      return reply.parse(JSON.parse(text));
+    } catch (err) {
+      if (err instanceof SyntaxError) throw new MeshUnavailable(`coordinator ${path}: HTTP ${res.status}, not JSON`);
+      throw err;
+    }
+  }
+
+  private async send(path: string, init: RequestInit): Promise<Response> {
+    try {
+      return await fetch(new URL(path, this.baseUrl), {
         ...init,
         headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
-        signal: AbortSignal.timeout(this.timeoutMs),
       });
     } catch (err) {
       throw new MeshUnavailable(`coordinator ${this.baseUrl} unreachable: ${err instanceof Error ? err.message : err}`);
     }
-    const text = await res.text();
-    if (res.status >= 500) throw new MeshUnavailable(`coordinator ${path}: HTTP ${res.status} ${text.slice(0, 200)}`);
-    let json: unknown;
-    try {
-      json = JSON.parse(text);
-    } catch {
-      throw new MeshUnavailable(`coordinator ${path}: HTTP ${res.status}, not JSON`);
-    }
-    if (!res.ok) {
-      const err = ErrorReply.safeParse(json);
-      throw new MeshRefusal(res.status, err.success ? err.data.error : `HTTP ${res.status}`);
-    }
-    return reply.parse(json);
   }
+}
+
+/** 5xx (and a proxy's 408/429) is worth retrying; any other answer is a no (an older coordinator 404s newer routes). */
+function refusalOrUnavailable(path: string, status: number, text: string): Error {
+  if (status >= 500 || status === 408 || status === 429) {
+    return new MeshUnavailable(`coordinator ${path}: HTTP ${status} ${text.slice(0, 200)}`);
+  }
+  let json: unknown = null;
+  try {
+    json = JSON.parse(text);
+  } catch {
+    // A plain-text refusal, such as Hono's own 404 for a route it does not have.
+  }
+  const err = ErrorReply.safeParse(json);
+  return new MeshRefusal(status, err.success ? err.data.error : `${path}: HTTP ${status}`);
 }
 
 /** Retries `work` while the coordinator is unavailable: 0.25 s doubling to `maxDelayMs`, until `signal` aborts. */

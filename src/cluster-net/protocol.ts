@@ -154,3 +154,25 @@ export const JobStatus = z.object({
 export type JobStatus = z.infer<typeof JobStatus>;
 
 export const ErrorReply = z.object({ error: z.string() });
+
+/** One file a worker needs for the job's models, as the coordinator has it. */
+export const ModelFile = z.object({
+  /** The model it belongs to; a worker checks a model's files together, as the engine resolves them together. */
+  model: z.string(),
+  /** Relative to a models dir: `<model>.json` (a manifest) or `<model>/<file>`. */
+  path: z.string(),
+  bytes: z.number().int().nonnegative(),
+  sha256: z.string().regex(/^[0-9a-f]{64}$/),
+});
+export type ModelFile = z.infer<typeof ModelFile>;
+
+/** `GET /v1/models`. Models compiled into the binary (OCR, built-in manifests) have no files here. */
+export const ModelFilesReply = z.object({
+  files: z.array(ModelFile),
+  /** Models of the job the coordinator cannot serve (it lacks them too): a worker needs its own copy. */
+  unavailable: z.array(z.object({ model: z.string(), reason: z.string() })),
+});
+export type ModelFilesReply = z.infer<typeof ModelFilesReply>;
+
+/** `GET /v1/models/file?path=` answers with the file as the body and its sha256 in this header. */
+export const MODEL_SHA256_HEADER = "x-imgd-sha256";

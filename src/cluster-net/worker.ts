@@ -1,8 +1,8 @@
 // `imgd worker`: register, then pull leased batches, index each into this worker's shard, checkpoint it, and only
 // then report the batch committed. Heartbeats renew the leases meanwhile. A coordinator that goes away is waited
 // for (backoff) and re-registered with the same id, so the shard and the work in hand survive its restart.
-import { freemem, hostname, availableParallelism, totalmem } from "node:os";
-import { join } from "node:path";
+import { freemem, homedir, hostname, availableParallelism, totalmem } from "node:os";
+import { join, resolve } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { closeStages, openStages } from "../engine/analysis/open-stages.ts";
 import { runIndex } from "../engine/index-pipeline.ts";
@@ -11,6 +11,7 @@ import { toLocalPath, type PathMapping } from "../engine/path-map.ts";
 import { IndexStore } from "../engine/store/index-store.ts";
 import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
 import { MeshClient, MeshRefusal, withBackoff } from "./mesh-client.ts";
+import { fetchJobModels } from "./model-fetch.ts";
 import {
   CommitReply,
   HeartbeatReply,
@@ -29,6 +30,8 @@ export interface WorkerOptions {
   /** Where this host mounts the storage root; defaults to the coordinator's path. */
   storage?: string;
   modelsDir?: string;
+  /** Fetch the job's model files this host lacks from the coordinator before registering (default true). */
+  fetchModels?: boolean;
   pathMap?: PathMapping[];
   /** Images per inference batch to start from; halved on out-of-memory. */
   batchSize?: number;
@@ -66,7 +69,12 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const client = new MeshClient(opts.coordinator, opts.token);
   const host = opts.host ?? hostname();
-  const models = listModels(modelSearchDirs(opts.modelsDir))
+  const retryLog = (err: Error, delay: number) => log(`[worker] ${err.message}; retrying in ${(delay / 1000).toFixed(1)} s`);
+  // Fetched files go to the --models dir, else the user cache, which then comes first so the engine finds them there.
+  const fetchInto = opts.fetchModels === false ? null : resolve(opts.modelsDir ?? join(homedir(), ".cache", "imgd", "models"));
+  const modelDirs = [...new Set([...(fetchInto ? [fetchInto] : []), ...modelSearchDirs(opts.modelsDir)])];
+  if (fetchInto) await fetchJobModels(client, { target: fetchInto, dirs: modelDirs, log, onRetry: retryLog });
+  const models = listModels(modelDirs)
     .models.filter((m) => m.imagePath)
     .map((m) => m.manifest.name);
   const info = {
@@ -79,7 +87,6 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     models,
     pathMap: opts.pathMap ?? [],
   };
-  const retryLog = (err: Error, delay: number) => log(`[worker] ${err.message}; retrying in ${(delay / 1000).toFixed(1)} s`);
   const register = (workerId?: string) =>
     withBackoff(() => client.post("/v1/register", { protocol: PROTOCOL_VERSION, worker: info, workerId }, RegisterReply), {
       onRetry: retryLog,
@@ -88,13 +95,13 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   let reg = await register();
   const workerId = reg.workerId;
   log(`[worker] registered as ${workerId} with ${opts.coordinator}; job ${reg.job.id}, model ${reg.job.model}`);
-  const model = await resolveModel(reg.job.model, modelSearchDirs(opts.modelsDir));
+  const model = await resolveModel(reg.job.model, modelDirs);
   const shard = join(opts.storage ?? reg.job.storage, reg.shard);
   const store = await IndexStore.open(shard, {
     model: { name: model.manifest.name, dims: model.manifest.dims, preprocess: model.manifest.preprocess, tokenizer: model.manifest.tokenizer },
   });
   const embedder = await ThreadedImageEmbedder.open(model, { threads: opts.threads });
-  const stages = await openStages(reg.job.stages, { modelDirs: modelSearchDirs(opts.modelsDir), threads: opts.threads });
+  const stages = await openStages(reg.job.stages, { modelDirs, threads: opts.threads });
 
   let batchSize = memoryBatchSize(opts.batchSize ?? 32, model.manifest.preprocess.size);
   let inFlight = 0;

@@ -44,9 +44,9 @@ export interface Proc {
   exited: Promise<number>;
 }
 
-export function spawnCli(args: string[], env: Record<string, string> = {}): Proc {
+export function spawnCli(args: string[], env: Record<string, string> = {}, cwd = REPO): Proc {
   const proc = Bun.spawn([BUN, CLI, ...args], {
-    cwd: REPO,
+    cwd,
     env: { ...process.env, CI: "true", IMGD_MODELS: MODELS, ...env },
     stdin: "ignore",
     stdout: "pipe",
@@ -101,8 +101,9 @@ export async function startCoordinatorProc(
   return { p, url: `http://127.0.0.1:${JSON.parse(line).port}` };
 }
 
-export function startWorkerProc(url: string, extra: string[] = [], env: Record<string, string> = {}): Proc {
-  return spawnCli(["worker", "--coordinator", url, "--threads", "1", ...extra], { IMGD_TOKEN: TOKEN, ...env });
+/** `cwd` elsewhere than the checkout (and IMGD_MODELS empty) gives a worker that has no models of its own. */
+export function startWorkerProc(url: string, extra: string[] = [], env: Record<string, string> = {}, cwd = REPO): Proc {
+  return spawnCli(["worker", "--coordinator", url, "--threads", "1", ...extra], { IMGD_TOKEN: TOKEN, ...env }, cwd);
 }
 
 export async function fetchStatus(url: string, token = TOKEN): Promise<JobStatus> {

@@ -14,6 +14,7 @@ export async function run(argv: string[]): Promise<number> {
     batch: { type: "string" },
     storage: { type: "string" },
     models: { type: "string" },
+    "no-fetch-models": { type: "boolean" },
     "path-map": { type: "string", multiple: true },
     host: { type: "string" },
   });
@@ -32,6 +33,7 @@ export async function run(argv: string[]): Promise<number> {
     batchSize: values.batch ? intFlag(values.batch, "batch", 32) : undefined,
     storage: values.storage ? resolve(values.storage) : undefined,
     modelsDir: values.models,
+    fetchModels: !values["no-fetch-models"],
     pathMap: parsePathMaps(values["path-map"] ?? []),
     host: values.host,
     drain: drain.signal,
