@@ -1,35 +1,39 @@
 // Closed-loop HTTP load against `imgd serve` on 127.0.0.1: latency percentiles, throughput and status shares at
 // several concurrencies, then text-query throughput with micro-batching on vs off.
-// Usage: bun bench/load.ts [--vectors 100000] [--seconds 10] [--concurrency 10,50,200] [--batch-seconds 8] [--dtype f32]
+// Usage: bun bench/load.ts [--vectors 100000] [--seconds 10] [--concurrency 10,50,200] [--batch-seconds 8] [--dtype f16]
 //                           [--text-model test-clip|text-cost] [--batch-vectors N]
-// --text-model text-cost runs the micro-batching comparison with a text tower of CLIP ViT-B/32's compute
+// --text-model text-cost runs the micro-batching comparison with a text tower of CLIP ViT-B/32's compute and size
 // (models/test/generate-text-cost.ts) instead of test-clip's, whose ~0.1 ms per text only shows per-call overhead.
 // Prints per concurrency: req/s, p50/p95/p99 of all answers and p99 of the admitted (2xx) ones, the 2xx/429/5xx
-// shares, and the server's RSS while serving; then the micro-batching throughput ratio (on / off, same run).
+// shares, and the server's RSS while serving; then the micro-batching throughput ratio (on / off, same run), and
+// the text tower's single-query latency with padding to 77 vs to the query's own length.
 // The index (random unit vectors with synthetic rows, the test-clip model) is built once under .bench/.
 import { existsSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { cpus } from "node:os";
 import { join } from "node:path";
 import { TextEmbedder } from "../src/engine/embed.ts";
-import { resolveModel } from "../src/engine/models.ts";
+import { resolveModel, type ResolvedModel } from "../src/engine/models.ts";
 import { TextBatcher } from "../src/engine/text-batcher.ts";
 import { IndexStore, type NewImage, type VectorDType } from "../src/engine/store/index-store.ts";
+import type { TokenPadding } from "../src/engine/types.ts";
+import { generateQ8Cost, NAME as Q8_COST } from "../models/test/generate-q8-cost.ts";
 import { generateTextCost } from "../models/test/generate-text-cost.ts";
 import { BENCH_MODELS, flag, loadNote, percentile } from "./fixtures.ts";
 
 const REPO = join(import.meta.dir, "..");
 export const MODELS = join(REPO, "models");
 
-/** Where the server finds `model`: test-clip ships with the repo, text-cost is generated under .bench/models. */
+/** Where the server finds `model`: test-clip ships with the repo, the cost stand-ins are generated under .bench/models. */
 export function modelsDirFor(model: string): string {
   if (model === "test-clip") return MODELS;
-  if (model !== "text-cost") throw new Error(`--text-model must be test-clip or text-cost, not ${model}`);
-  generateTextCost(BENCH_MODELS);
+  if (model === "text-cost") generateTextCost(BENCH_MODELS);
+  else if (model === Q8_COST) generateQ8Cost(BENCH_MODELS);
+  else throw new Error(`the model must be test-clip, text-cost or ${Q8_COST}, not ${model}`);
   return BENCH_MODELS;
 }
 
 /** An index of `count` random unit vectors, reused across runs. */
-export async function benchIndex(count: number, dtype: VectorDType = "f32", modelName = "test-clip"): Promise<string> {
+export async function benchIndex(count: number, dtype: VectorDType = "f16", modelName = "test-clip"): Promise<string> {
   const suffix = `${dtype === "f32" ? "" : `-${dtype}`}${modelName === "test-clip" ? "" : `-${modelName}`}`;
   const dir = join(REPO, ".bench", `load-${count}${suffix}`);
   const modelsDir = modelsDirFor(modelName);
@@ -204,12 +208,38 @@ export function summarise(r: LoadResult): string {
   ].join("  ");
 }
 
+/** p50 of one query at a time through the text tower, every query padded as `padding` says. */
+async function singleQueryP50(model: ResolvedModel, padding: TokenPadding, texts: string[], threads: number): Promise<number> {
+  const manifest = { ...model.manifest, tokenizer: { ...model.manifest.tokenizer, padding } };
+  const embedder = await TextEmbedder.open({ ...model, manifest }, { threads });
+  try {
+    await embedder.embed([texts[0]!]);
+    const ms: number[] = [];
+    for (const text of texts) {
+      const t0 = performance.now();
+      await embedder.embed([text]);
+      ms.push(performance.now() - t0);
+    }
+    return percentile(ms.sort((a, b) => a - b), 50);
+  } finally {
+    await embedder.close();
+  }
+}
+
+/** What padding to the longest text saves a lone query: the same queries padded to 77 and to their own length. */
+async function paddingLatencyLine(model: ResolvedModel, threads: number): Promise<string> {
+  const texts = Array.from({ length: 40 }, () => nextQuery());
+  const full = await singleQueryP50(model, "max_length", texts, threads);
+  const longest = await singleQueryP50(model, "longest", texts, threads);
+  return `${model.manifest.name} text tower, one query at a time (p50 of ${texts.length}): padded to 77 ${full.toFixed(1)} ms, to its length ${longest.toFixed(1)} ms, ratio ${(full / longest).toFixed(2)}x`;
+}
+
 if (import.meta.main) {
   const count = Number(flag("--vectors", "100000"));
   const seconds = Number(flag("--seconds", "10"));
   const levels = flag("--concurrency", "10,50,200").split(",").map(Number);
   const batchSeconds = Number(flag("--batch-seconds", "8"));
-  const index = await benchIndex(count, flag("--dtype", "f32") as VectorDType);
+  const index = await benchIndex(count, flag("--dtype", "f16") as VectorDType);
   console.log(`${cpus().length} CPUs (${cpus()[0]?.model}); server is a child process; clients in this process; 127.0.0.1 only; ${loadNote()}`);
 
   const server = await spawnServer(index);
@@ -264,4 +294,5 @@ if (import.meta.main) {
   const towerOff = await towerRate(new TextBatcher(embedder, { dims: model.manifest.dims, maxWaitMs: 0 }));
   console.log(`${textModel} text tower alone, 50 callers: batching on ${towerOn.toFixed(0)} texts/s, off ${towerOff.toFixed(0)} texts/s, ratio ${(towerOn / towerOff).toFixed(2)}x`);
   await embedder.close();
+  console.log(await paddingLatencyLine(model, Math.min(4, cpus().length)));
 }

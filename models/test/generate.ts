@@ -12,7 +12,6 @@ import { DataType, encodeModel, floatTensor, int64Tensor, type Graph } from "./o
 
 export const DIMS = 512;
 export const IMAGE_SIZE = 224;
-export const CONTEXT_LENGTH = 77;
 export const CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073] as const;
 export const CLIP_STD = [0.26862954, 0.26130258, 0.27577711] as const;
 
@@ -144,6 +143,7 @@ function imageGraph(concepts: Float64Array[], rand: () => number): Graph {
   };
 }
 
+/** Sums per-token concept scores; the pad id 0 folds to table row 0, which no colour uses, so padding adds nothing. */
 function textGraph(concepts: Float64Array[]): Graph {
   const K = COLOURS.length;
   const table = new Float32Array(TOKEN_MODULUS * K);
@@ -156,7 +156,8 @@ function textGraph(concepts: Float64Array[]): Graph {
 
   return {
     name: "test_clip_text",
-    inputs: [{ name: "input_ids", elemType: DataType.INT64, shape: ["batch", CONTEXT_LENGTH] }],
+    // Any sequence length: the tokenizer pads a batch to its longest text (padding "longest" in test-clip.json).
+    inputs: [{ name: "input_ids", elemType: DataType.INT64, shape: ["batch", "sequence"] }],
     outputs: [{ name: "text_embeds", elemType: DataType.FLOAT, shape: ["batch", DIMS] }],
     initializers: [
       int64Tensor("token_modulus", [], [TOKEN_MODULUS]),

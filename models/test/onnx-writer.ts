@@ -1,7 +1,7 @@
-// A minimal ONNX protobuf encoder: just enough of ModelProto to write small float/int64 graphs deterministically.
+// A minimal ONNX protobuf encoder: just enough of ModelProto to write float/int64/8-bit graphs deterministically.
 // Field numbers follow onnx/onnx.proto3; we write them by hand so the test models need no Python or protobuf package.
 
-export const DataType = { FLOAT: 1, INT64: 7 } as const;
+export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7 } as const;
 type DataTypeCode = (typeof DataType)[keyof typeof DataType];
 
 export interface Tensor {
@@ -47,20 +47,43 @@ export interface ModelOptions {
   docString?: string;
 }
 
+/**
+ * Protobuf bytes as a list of parts: small fields go through a byte buffer, large payloads (tensor data) and nested
+ * messages are kept by reference, so a model with hundreds of MB of weights is copied once, in finish().
+ */
 class Writer {
-  private chunks: number[] = [];
+  private parts: Uint8Array[] = [];
+  private pending: number[] = [];
+  private size = 0;
+
+  get byteLength(): number {
+    return this.size + this.pending.length;
+  }
 
   private varint(v: bigint | number): void {
     let n = BigInt.asUintN(64, BigInt(v));
     while (n >= 0x80n) {
-      this.chunks.push(Number(n & 0x7fn) | 0x80);
+      this.pending.push(Number(n & 0x7fn) | 0x80);
       n >>= 7n;
     }
-    this.chunks.push(Number(n));
+    this.pending.push(Number(n));
   }
 
   private tag(field: number, wire: number): void {
     this.varint((field << 3) | wire);
+  }
+
+  private flushPending(): void {
+    if (this.pending.length === 0) return;
+    this.parts.push(Uint8Array.from(this.pending));
+    this.size += this.pending.length;
+    this.pending = [];
+  }
+
+  private append(b: Uint8Array): void {
+    this.flushPending();
+    this.parts.push(b);
+    this.size += b.length;
   }
 
   int(field: number, v: number | bigint): this {
@@ -73,14 +96,14 @@ class Writer {
     this.tag(field, 5);
     const b = new Uint8Array(4);
     new DataView(b.buffer).setFloat32(0, v, true);
-    this.chunks.push(...b);
+    this.pending.push(...b);
     return this;
   }
 
   bytes(field: number, b: Uint8Array): this {
     this.tag(field, 2);
     this.varint(b.length);
-    for (let i = 0; i < b.length; i++) this.chunks.push(b[i]!);
+    this.append(b);
     return this;
   }
 
@@ -89,11 +112,22 @@ class Writer {
   }
 
   message(field: number, m: Writer): this {
-    return this.bytes(field, m.finish());
+    this.tag(field, 2);
+    this.varint(m.byteLength);
+    m.flushPending();
+    for (const part of m.parts) this.append(part);
+    return this;
   }
 
   finish(): Uint8Array {
-    return Uint8Array.from(this.chunks);
+    this.flushPending();
+    const out = new Uint8Array(this.size);
+    let at = 0;
+    for (const part of this.parts) {
+      out.set(part, at);
+      at += part.length;
+    }
+    return out;
   }
 }
 
@@ -166,6 +200,21 @@ export function floatTensor(name: string, dims: number[], values: ArrayLike<numb
 export function int64Tensor(name: string, dims: number[], values: ArrayLike<number>): Tensor {
   const data = BigInt64Array.from(Array.from(values, (v) => BigInt(v)));
   return { name, dims, dataType: DataType.INT64, raw: littleEndian(data.buffer, 8) };
+}
+
+/** 8-bit weights (quantized models): one byte per element, so no byte order to care about. */
+export function uint8Tensor(name: string, dims: number[], values: Uint8Array): Tensor {
+  return { name, dims, dataType: DataType.UINT8, raw: byteCopy(name, dims, values) };
+}
+
+export function int8Tensor(name: string, dims: number[], values: Int8Array): Tensor {
+  return { name, dims, dataType: DataType.INT8, raw: byteCopy(name, dims, values) };
+}
+
+function byteCopy(name: string, dims: number[], values: Uint8Array | Int8Array): Uint8Array {
+  const count = dims.reduce((a, b) => a * b, 1);
+  if (values.length !== count) throw new Error(`${name}: ${values.length} values for dims [${dims}]`);
+  return new Uint8Array(values.buffer.slice(values.byteOffset, values.byteOffset + values.byteLength));
 }
 
 function littleEndian(buffer: ArrayBufferLike, width: number): Uint8Array {

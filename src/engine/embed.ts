@@ -1,17 +1,12 @@
 // The embed stage: preprocessed pixels or texts in, L2-normalised rows out, through one onnxruntime session per tower.
-import { openOnnxSession } from "./onnx-session.ts";
+import { openOnnxSession, type SessionOptions } from "./onnx-session.ts";
 import type { InferenceSession } from "onnxruntime-node";
 import type { TowerFile } from "./model-manifest.ts";
 import type { ResolvedModel } from "./models.ts";
 import { loadOrt } from "./native.ts";
-import type { PreprocessSpec } from "./types.ts";
+import type { PreprocessSpec, TokenPadding } from "./types.ts";
 
-export interface EmbedderOptions {
-  /** Threads inside one operator; sessions run one operator at a time (interOp = 1). */
-  threads?: number;
-  /** Let idle operator threads busy-wait (lower latency for back-to-back runs, wasted CPU otherwise). */
-  spin?: boolean;
-}
+export type EmbedderOptions = SessionOptions;
 
 /** CLIP's end-of-text token: attention covers the sequence up to and including it. */
 const END_OF_TEXT = 49407n;
@@ -62,12 +57,14 @@ export class ImageEmbedder implements BatchImageEmbedder {
 }
 
 interface Tokenizer {
-  tokenize(texts: string[]): BigInt64Array;
+  tokenize(texts: string[], opts: { padTo: TokenPadding }): { ids: BigInt64Array; width: number };
 }
 
 export class TextEmbedder {
   readonly dims: number;
   readonly contextLength: number;
+  /** "longest" runs the tower over only as many positions as the batch's longest text (see the manifest schema). */
+  readonly padding: TokenPadding;
   private readonly attentionMask: string | null;
 
   private tokenizer: Tokenizer | null = null;
@@ -78,6 +75,7 @@ export class TextEmbedder {
   ) {
     this.dims = model.manifest.dims;
     this.contextLength = model.manifest.tokenizer.contextLength;
+    this.padding = model.manifest.tokenizer.padding ?? "max_length";
     const mask = model.manifest.text.attentionMaskInput ?? "attention_mask";
     this.attentionMask = session.inputNames.includes(mask) ? mask : null;
   }
@@ -97,19 +95,24 @@ export class TextEmbedder {
       this.model.manifest.tokenizer,
       this.model.dir,
     ));
-    return this.embedIds(tokenizer.tokenize(texts), texts.length);
+    const { ids, width } = tokenizer.tokenize(texts, { padTo: this.padding });
+    return this.embedIds(ids, texts.length, width);
   }
 
-  /** `ids` is `count` rows of `contextLength` CLIP token ids, zero padded. */
-  async embedIds(ids: BigInt64Array, count: number): Promise<Float32Array> {
-    const n = this.contextLength;
-    if (ids.length !== count * n) throw new Error(`token batch of ${count} needs ${count * n} ids, got ${ids.length}`);
+  /** `ids` is `count` rows of `width` CLIP token ids (start, text, end, zero padding); `width` <= contextLength. */
+  async embedIds(ids: BigInt64Array, count: number, width: number): Promise<Float32Array> {
+    if (!Number.isInteger(width) || width < 1 || width > this.contextLength) {
+      throw new Error(`token rows must be 1 to ${this.contextLength} ids wide, got ${width}`);
+    }
+    if (ids.length !== count * width) {
+      throw new Error(`token batch of ${count} rows of ${width} needs ${count * width} ids, got ${ids.length}`);
+    }
     const ort = loadOrt();
     const tower = this.model.manifest.text;
     const feeds: Record<string, InstanceType<typeof ort.Tensor>> = {
-      [tower.input]: new ort.Tensor("int64", ids, [count, n]),
+      [tower.input]: new ort.Tensor("int64", ids, [count, width]),
     };
-    if (this.attentionMask) feeds[this.attentionMask] = new ort.Tensor("int64", attentionMask(ids, n), [count, n]);
+    if (this.attentionMask) feeds[this.attentionMask] = new ort.Tensor("int64", attentionMask(ids, width), [count, width]);
     const out = await this.session.run(feeds);
     return embeddingRows(out[tower.output]!, count, this.dims, this.model.textPath);
   }
@@ -120,11 +123,11 @@ export class TextEmbedder {
 }
 
 /** Ones up to and including each row's end-of-text token, zeros after; rows without one attend to non-zero ids. */
-export function attentionMask(ids: BigInt64Array, contextLength: number): BigInt64Array {
+export function attentionMask(ids: BigInt64Array, width: number): BigInt64Array {
   const mask = new BigInt64Array(ids.length);
-  for (let row = 0; row < ids.length; row += contextLength) {
-    const end = ids.subarray(row, row + contextLength).indexOf(END_OF_TEXT);
-    for (let i = 0; i < contextLength; i++) {
+  for (let row = 0; row < ids.length; row += width) {
+    const end = ids.subarray(row, row + width).indexOf(END_OF_TEXT);
+    for (let i = 0; i < width; i++) {
       mask[row + i] = (end >= 0 ? i <= end : ids[row + i] !== 0n) ? 1n : 0n;
     }
   }

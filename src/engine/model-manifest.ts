@@ -39,6 +39,11 @@ const manifestSchema = z.object({
     kind: z.literal("clip-bpe"),
     contextLength: z.number().int().positive(),
     vocab: z.string().min(1),
+    // "longest" runs the text tower over as many positions as the batch's longest text instead of contextLength.
+    // It is exact only for a causal tower that pools at the end-of-text token (OpenAI CLIP): no position up to the
+    // end token sees the padding after it. A tower exported with a fixed [batch, 77] input, or one that attends
+    // both ways (MobileCLIP-S0's text encoder is not causal), needs "max_length".
+    padding: z.enum(["longest", "max_length"]).default("max_length"),
   }),
 });
 

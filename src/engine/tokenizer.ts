@@ -1,8 +1,8 @@
-// OpenAI CLIP's text tokenizer (simple_tokenizer.py + clip.tokenize): cleaned text in, fixed-length id rows out.
+// OpenAI CLIP's text tokenizer (simple_tokenizer.py + clip.tokenize): cleaned text in, zero-padded id rows out.
 import { resolve } from "node:path";
 import { cleanClipText, WHITESPACE } from "./clip-text-clean.ts";
 import { type ClipVocab, END_OF_TEXT, loadClipVocab, START_OF_TEXT } from "./clip-vocab.ts";
-import type { TokenizerSpec } from "./types.ts";
+import type { TokenizerSpec, TokenPadding } from "./types.ts";
 
 /** The reference's pre-tokeniser; the text is already lower-cased, `i` only mirrors re.IGNORECASE. */
 const PRE_TOKEN = new RegExp(
@@ -16,6 +16,14 @@ const MAX_CACHED_WORDS = 100_000;
 export interface TokenizeOptions {
   /** Cut over-long texts to the context length (ending in end-of-text) instead of throwing. Default true. */
   truncate?: boolean;
+  /** Rows as wide as the context length ("max_length", the default) or as the batch's longest row ("longest"). */
+  padTo?: TokenPadding;
+}
+
+/** `count` rows of `width` ids each: start, text, end, zero padding. */
+export interface TokenRows {
+  ids: BigInt64Array;
+  width: number;
 }
 
 export class ClipTokenizer {
@@ -46,24 +54,29 @@ export class ClipTokenizer {
     return ids;
   }
 
-  /** `texts.length` rows of `contextLength` ids: start, text, end, zero padding. */
-  tokenize(texts: string[], opts: TokenizeOptions = {}): BigInt64Array {
+  /** One row per text, `width` ids each; `width` never exceeds the context length. */
+  tokenize(texts: string[], opts: TokenizeOptions = {}): TokenRows {
+    const rows = texts.map((text) => this.row(text, opts.truncate ?? true));
+    const width = opts.padTo === "longest" ? rows.reduce((w, r) => Math.max(w, r.length), 0) : this.contextLength;
+    const ids = new BigInt64Array(texts.length * width);
+    rows.forEach((row, r) => {
+      for (let i = 0; i < row.length; i++) ids[r * width + i] = BigInt(row[i]!);
+    });
+    return { ids, width };
+  }
+
+  /** Start, text, end; cut to the context length with the end token last. */
+  private row(text: string, truncate: boolean): number[] {
     const n = this.contextLength;
-    const out = new BigInt64Array(texts.length * n);
-    for (let row = 0; row < texts.length; row++) {
-      const text = texts[row]!;
-      const ids = [this.startId, ...this.encode(text), this.endId];
-      if (ids.length > n) {
-        if (opts.truncate === false) {
-          const shown = text.length > 80 ? `${text.slice(0, 77)}...` : text;
-          throw new Error(`text "${shown}" is ${ids.length} tokens, longer than the context length of ${n}`);
-        }
-        ids.length = n;
-        ids[n - 1] = this.endId;
-      }
-      for (let i = 0; i < ids.length; i++) out[row * n + i] = BigInt(ids[i]!);
+    const ids = [this.startId, ...this.encode(text), this.endId];
+    if (ids.length <= n) return ids;
+    if (!truncate) {
+      const shown = text.length > 80 ? `${text.slice(0, 77)}...` : text;
+      throw new Error(`text "${shown}" is ${ids.length} tokens, longer than the context length of ${n}`);
     }
-    return out;
+    ids.length = n;
+    ids[n - 1] = this.endId;
+    return ids;
   }
 
   decode(ids: number[]): string {

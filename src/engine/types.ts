@@ -35,12 +35,17 @@ export interface PreprocessSpec {
   std: [number, number, number];
 }
 
+/** How wide a batch of token rows is: the context length, or the longest text of the batch. */
+export type TokenPadding = "longest" | "max_length";
+
 /** Tokenizer settings from the model manifest. */
 export interface TokenizerSpec {
   kind: "clip-bpe";
   contextLength: number;
   /** Where the BPE merges come from: the bundled npm vocabulary or a file beside the model. */
   vocab: "bundled" | string;
+  /** Absent (index manifests written before it existed) means "max_length". */
+  padding?: TokenPadding;
 }
 
 /** Why a file could not be indexed; stored per image and listed by `imgd info --errors`. */

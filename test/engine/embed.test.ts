@@ -135,7 +135,7 @@ describe("TextEmbedder", () => {
     const text = await TextEmbedder.open(model, { threads: 1 });
     try {
       const images = await image.embed(solid, COLOURS.length);
-      const texts = await text.embedIds(colourIds(COLOURS.map((c) => [320, c.tokenIds[0]!])), COLOURS.length);
+      const texts = await text.embedIds(colourIds(COLOURS.map((c) => [320, c.tokenIds[0]!])), COLOURS.length, 77);
       expect(texts.length).toBe(COLOURS.length * D);
       COLOURS.forEach((c, k) => expect(COLOURS[bestImage(images, COLOURS.length, row(texts, k))]!.name).toBe(c.name));
     } finally {
@@ -161,8 +161,8 @@ describe("TextEmbedder", () => {
     const text = await TextEmbedder.open(model, { threads: 1 });
     try {
       const images = await image.embed(photos, PHOTO_FILES.length);
-      const orange = await text.embedIds(colourIds([[4287]]), 1);
-      const blue = await text.embedIds(colourIds([[1746]]), 1);
+      const orange = await text.embedIds(colourIds([[4287]]), 1, 77);
+      const blue = await text.embedIds(colourIds([[1746]]), 1, 77);
       const at = (f: string) => row(images, PHOTO_FILES.indexOf(f));
       expect(dot(at("orange.jpg"), orange)).toBeGreaterThan(dot(at("home.jpg"), orange));
       expect(PHOTO_FILES[bestImage(images, PHOTO_FILES.length, blue)]).toBe("home.jpg");

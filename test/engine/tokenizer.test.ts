@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { clipVocabFromMerges, loadClipVocab } from "../../src/engine/clip-vocab.ts";
-import { ClipTokenizer, tokenizerFor } from "../../src/engine/tokenizer.ts";
+import { ClipTokenizer, tokenizerFor, type TokenRows } from "../../src/engine/tokenizer.ts";
 
 const SOT = 49406;
 const EOT = 49407;
@@ -11,8 +11,8 @@ const tok = tokenizerFor({ kind: "clip-bpe", contextLength: 77, vocab: "bundled"
 const tmp = mkdtempSync(join(tmpdir(), "imgd-tokenizer-"));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-function row(ids: BigInt64Array, r = 0, n = 77): number[] {
-  return Array.from(ids.subarray(r * n, (r + 1) * n), Number);
+function row({ ids, width }: TokenRows, r = 0): number[] {
+  return Array.from(ids.subarray(r * width, (r + 1) * width), Number);
 }
 
 function padded(ids: number[], n = 77): number[] {
@@ -191,19 +191,40 @@ describe("ClipTokenizer cleans text like the reference", () => {
 describe("ClipTokenizer.tokenize", () => {
   test("returns one zero-padded row of contextLength ids per text", () => {
     const ids = tok.tokenize(["a photo of a cat", "hi"]);
-    expect(ids).toBeInstanceOf(BigInt64Array);
-    expect(ids.length).toBe(2 * 77);
+    expect(ids.ids).toBeInstanceOf(BigInt64Array);
+    expect(ids.width).toBe(77);
+    expect(ids.ids.length).toBe(2 * 77);
+    expect(row(ids, 1)).toEqual(padded([SOT, 1883, EOT]));
+  });
+
+  test("pads to contextLength when asked for max_length, as by default", () => {
+    expect(tok.tokenize(["hi"], { padTo: "max_length" }).width).toBe(77);
+  });
+
+  test("pads to the longest row of the batch, start and end tokens included, when asked for longest", () => {
+    const ids = tok.tokenize(["a photo of a cat", "hi"], { padTo: "longest" });
+    expect(ids.width).toBe(7);
+    expect(ids.ids.length).toBe(2 * 7);
+    expect(row(ids, 0)).toEqual([SOT, 320, 1125, 539, 320, 2368, EOT]);
+    expect(row(ids, 1)).toEqual([SOT, 1883, EOT, 0, 0, 0, 0]);
+    expect(tok.tokenize([""], { padTo: "longest" }).width).toBe(2);
+  });
+
+  test("never pads wider than contextLength: a longer text is cut with the end token last", () => {
+    const ids = tok.tokenize(["cat ".repeat(100), "hi"], { padTo: "longest" });
+    expect(ids.width).toBe(77);
+    expect(row(ids, 0)).toEqual([SOT, ...new Array(75).fill(2368), EOT]);
     expect(row(ids, 1)).toEqual(padded([SOT, 1883, EOT]));
   });
 
   test("truncates like instant-clip-tokenizer's published rows at context length 6", () => {
     const short = new ClipTokenizer(loadClipVocab("bundled"), 6);
     const ids = short.tokenize(["Hi", "How are you?", "I'm fine, thanks!"]);
-    expect(row(ids, 0, 6)).toEqual([SOT, 1883, EOT, 0, 0, 0]);
-    expect(row(ids, 1, 6)).toEqual([SOT, 829, 631, 592, 286, EOT]);
-    expect(row(ids, 2, 6)).toEqual([SOT, 328, 880, 3797, 267, EOT]);
+    expect(row(ids)).toEqual([SOT, 1883, EOT, 0, 0, 0]);
+    expect(row(ids, 1)).toEqual([SOT, 829, 631, 592, 286, EOT]);
+    expect(row(ids, 2)).toEqual([SOT, 328, 880, 3797, 267, EOT]);
     const ten = new ClipTokenizer(loadClipVocab("bundled"), 10);
-    expect(row(ten.tokenize(["blaa bla"]), 0, 10)).toEqual(padded([SOT, 2205, 320, 19630, EOT], 10));
+    expect(row(ten.tokenize(["blaa bla"]))).toEqual(padded([SOT, 2205, 320, 19630, EOT], 10));
   });
 
   test("truncates a long text to 77 ids: start, the first 75 text ids, end", () => {
@@ -270,7 +291,7 @@ describe("tokenizerFor", () => {
     writeFileSync(join(dir, "tokenizer", "vocab.json"), JSON.stringify(Object.fromEntries(pieces.map((p, i) => [p, i]))));
     writeFileSync(join(dir, "tokenizer", "merges.txt"), mergesText(bundled.ranks, 10));
     const hf = tokenizerFor({ kind: "clip-bpe", contextLength: 8, vocab: "tokenizer" }, dir);
-    expect(row(hf.tokenize(["The"]), 0, 8)).toEqual([522, 518, 523, 0, 0, 0, 0, 0]);
+    expect(row(hf.tokenize(["The"]))).toEqual([522, 518, 523, 0, 0, 0, 0, 0]);
     expect(hf.encode("the")).toEqual(tok.encode("the"));
     expect(hf.decode(hf.encode("the thing"))).toBe("the thing ");
   });
