@@ -3,9 +3,10 @@
 import { TextEmbedder } from "./embed.ts";
 import type { ResolvedModel } from "./models.ts";
 import { setNativeRequireBase } from "./native-bundle.ts";
+import type { SessionOptions } from "./onnx-session.ts";
 
 export type TextEmbedRequest =
-  | { type: "open"; id: number; model: ResolvedModel; threads?: number; nativeDir?: string }
+  | { type: "open"; id: number; model: ResolvedModel; session: SessionOptions; nativeDir?: string }
   | { type: "embed"; id: number; texts: string[] }
   | { type: "close"; id: number };
 
@@ -21,7 +22,7 @@ self.onmessage = async (event: MessageEvent<TextEmbedRequest>) => {
   try {
     if (msg.type === "open") {
       if (msg.nativeDir) setNativeRequireBase(msg.nativeDir);
-      embedder = await TextEmbedder.open(msg.model, { threads: msg.threads });
+      embedder = await TextEmbedder.open(msg.model, msg.session);
       self.postMessage({ type: "done", id: msg.id } satisfies TextEmbedReply);
     } else if (msg.type === "embed") {
       const vectors = await embedder!.embed(msg.texts);

@@ -39,7 +39,7 @@ export class WorkerCalls<Request extends { type: string }> {
   ): Promise<WorkerCalls<R>> {
     const calls = new WorkerCalls<R>(worker, what);
     try {
-      await calls.call({ type: "open", model, threads: opts.threads, nativeDir: nativeTreeDir() } as unknown as R);
+      await calls.call({ type: "open", model, session: opts, nativeDir: nativeTreeDir() } as unknown as R);
     } catch (err) {
       worker.terminate();
       throw err;

@@ -5,6 +5,8 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { availableParallelism } from "node:os";
 import { ImageEmbedder, TextEmbedder, type BatchImageEmbedder } from "../engine/embed.ts";
+import { returnLargeBlocks, trimFreedMemory } from "../engine/native-memory.ts";
+import type { SessionOptions } from "../engine/onnx-session.ts";
 import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
 import { closeStages, openStages, type StageSpec } from "../engine/analysis/open-stages.ts";
 import { Ingestor } from "../engine/ingest.ts";
@@ -73,11 +75,14 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   try {
     const model = await resolveModel(store.manifest.model.name, modelSearchDirs(opts.modelsDir));
     const threads = opts.threads ?? Math.min(4, availableParallelism());
-    const text = await openTextTower(model, threads, opts.textTowerInThread ?? false);
+    // Long-lived: what the towers free between requests goes back to the system instead of staying in the heaps.
+    returnLargeBlocks();
+    const session = { threads, arena: false };
+    const text = await openTextTower(model, session, opts.textTowerInThread ?? false);
     closers.push(() => text.close());
     // On a worker thread: an image query or an ingest batch infers for tens of ms, which on the server's one JS
     // thread would hold up every other request meanwhile.
-    const images = new OnDemand(() => openImageTower(model, threads));
+    const images = new OnDemand(() => openImageTower(model, session).finally(trimFreedMemory));
     closers.push(() => images.close((i) => i.close()));
     if (opts.eagerImageTower) await images.get();
 
@@ -153,6 +158,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // Start-up garbage (the catalog pages read for the metadata, the warm-up) is collected before serving, not
       // whenever the first requests happen to trigger a collection.
       Bun.gc(true);
+      trimFreedMemory();
       ready = true;
       log.write({ event: "ready", url: server.url.href, index: indexDir, model: model.manifest.name, roots: roots.roots });
     });
@@ -174,23 +180,23 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 }
 
 /** The image tower on a worker thread, or in this thread when the worker cannot start (a build without it). */
-async function openImageTower(model: ResolvedModel, threads: number): Promise<BatchImageEmbedder & { close(): Promise<void> }> {
+async function openImageTower(model: ResolvedModel, session: SessionOptions): Promise<BatchImageEmbedder & { close(): Promise<void> }> {
   try {
-    return await ThreadedImageEmbedder.open(model, { threads });
+    return await ThreadedImageEmbedder.open(model, session);
   } catch (err) {
     process.stderr.write(`imgd: image tower thread unavailable (${err instanceof Error ? err.message : err}); running it in-thread\n`);
-    return ImageEmbedder.open(model, { threads });
+    return ImageEmbedder.open(model, session);
   }
 }
 
 /** The text tower on a worker thread; in this thread when asked, or when the worker cannot start (a build without it). */
-async function openTextTower(model: ResolvedModel, threads: number, inThread: boolean): Promise<TextEmbedding & { close(): Promise<void> }> {
+async function openTextTower(model: ResolvedModel, session: SessionOptions, inThread: boolean): Promise<TextEmbedding & { close(): Promise<void> }> {
   if (!inThread) {
     try {
-      return await ThreadedTextEmbedder.open(model, { threads });
+      return await ThreadedTextEmbedder.open(model, session);
     } catch (err) {
       process.stderr.write(`imgd: text tower thread unavailable (${err instanceof Error ? err.message : err}); running it in-thread\n`);
     }
   }
-  return TextEmbedder.open(model, { threads });
+  return TextEmbedder.open(model, session);
 }
