@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { DEFAULT_MAX_CONCURRENCY, startServer } from "../../server/server.ts";
+import { DEFAULT_MAX_CONCURRENCY, DEFAULT_TARGET_LATENCY_MS, startServer } from "../../server/server.ts";
 import { DEFAULT_INDEX, intFlag, parse } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 
@@ -12,6 +12,7 @@ export async function run(argv: string[]): Promise<number> {
     token: { type: "string" },
     cors: { type: "string" },
     "max-concurrency": { type: "string" },
+    "target-latency-ms": { type: "string" },
     log: { type: "string" },
     root: { type: "string", multiple: true },
     threads: { type: "string" },
@@ -29,6 +30,8 @@ export async function run(argv: string[]): Promise<number> {
     token: values.token ?? (process.env.IMGD_TOKEN || undefined),
     cors: values.cors,
     maxConcurrency: intFlag(values["max-concurrency"], "max-concurrency", DEFAULT_MAX_CONCURRENCY),
+    // 0 turns the adaptive admission off: a fixed number in flight and queued, whatever the latency.
+    targetLatencyMs: intFlag(values["target-latency-ms"], "target-latency-ms", DEFAULT_TARGET_LATENCY_MS, 0),
     logFile: values.log ? resolve(values.log) : undefined,
     roots: (values.root ?? []).map((r) => resolve(r)),
     threads: values.threads ? intFlag(values.threads, "threads", 1) : undefined,

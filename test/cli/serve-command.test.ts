@@ -1,0 +1,41 @@
+// `imgd serve` as users start it: the real CLI in its own process, flags parsed, models warmed, SIGTERM to stop.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import { rmSync } from "node:fs";
+import { join } from "node:path";
+import { indexedPhotos, type Fixture } from "../server/server-harness.ts";
+import { imgd, MODELS, REPO } from "./cli-harness.ts";
+
+describe("imgd serve", () => {
+  let fx: Fixture;
+  beforeAll(async () => {
+    fx = await indexedPhotos("serve-cli", ["orange.jpg", "home.jpg"]);
+  }, 60_000);
+  afterAll(() => rmSync(fx.root, { recursive: true, force: true }));
+
+  test("starts on the index, says when it is ready, answers a search, and exits 0 on SIGTERM", async () => {
+    const proc = Bun.spawn(
+      [process.execPath, join(REPO, "src/cli/main.ts"), "serve", "--index", fx.index, "--models", MODELS, "--port", "0",
+        "--log", join(fx.root, "serve.log"), "--target-latency-ms", "0", "--max-concurrency", "4"],
+      { stdout: "ignore", stderr: "pipe" },
+    );
+    const reader = proc.stderr.getReader();
+    let said = "";
+    while (!said.includes("imgd: ready")) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error(`serve exited before ready:\n${said}`);
+      said += new TextDecoder().decode(value);
+    }
+    const url = said.match(/serving (http:\/\/127\.0\.0\.1:\d+)/)![1]!;
+    expect((await fetch(`${url}/ready`)).status).toBe(200);
+    const hits = (await (await fetch(`${url}/api/search?q=blue%20sky&k=1`)).json()) as { hits: { path: string }[] };
+    expect(hits.hits[0]!.path).toEndWith("home.jpg");
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+  }, 60_000);
+
+  test("a bad --target-latency-ms is a usage error, before any model is opened", async () => {
+    const r = await imgd(["serve", "--index", fx.index, "--target-latency-ms", "soon"]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("target-latency-ms");
+  });
+});
