@@ -10,7 +10,8 @@ usage:
   imgd info [--index PATH] [--errors] [--json]
   imgd models list|verify|pull [NAME] [--models DIR]
   imgd serve [--index PATH] [--port N] [--host ADDR] [--token T] [--cors ORIGIN] [--root DIR]...
-             [--max-concurrency N] [--target-latency-ms MS] [--log FILE] [--threads N] [--batch-wait-ms MS] [--batch-max N]
+             [--max-concurrency N] [--target-latency-ms MS] [--memory-target-mb MB]
+             [--log FILE] [--threads N] [--batch-wait-ms MS] [--batch-max N]
              [--faces] [--objects [--object-model NAME]] [--ocr]   (stages run on ingested images)
   imgd coordinator DIR... --storage DIR [--port N] [--bind ADDR] [--token T | --token-file F] [--batch N]
                     [--lease-ttl S] [--model NAME] [--models DIR] [--serve] [--plain] [--faces] [--objects] [--ocr]

@@ -2,6 +2,7 @@
 // `imgd models list|pull` works without a checkout.
 import { z } from "zod";
 import clipVitB32 from "../../models/clip-vit-b32.json";
+import clipVitB32Q8 from "../../models/clip-vit-b32-q8.json";
 import mobileclipS0 from "../../models/mobileclip-s0.json";
 import testClip from "../../models/test-clip.json";
 import type { PreprocessSpec, TokenizerSpec } from "./types.ts";
@@ -85,6 +86,6 @@ export function parseManifest(value: unknown, origin: string): ModelManifest {
   return result.data;
 }
 
-export const BUILT_IN_MANIFESTS: readonly ModelManifest[] = [clipVitB32, mobileclipS0, testClip].map((m) =>
+export const BUILT_IN_MANIFESTS: readonly ModelManifest[] = [clipVitB32, clipVitB32Q8, mobileclipS0, testClip].map((m) =>
   parseManifest(m, `built-in ${m.name}`),
 );

@@ -7,8 +7,9 @@ export interface SessionOptions {
   /** Let idle operator threads spin; only worth it when nothing else needs the cores (a bare-model bench). */
   spin?: boolean;
   /**
-   * Keep activations in onnxruntime's arena between runs (the default): fastest for a stream of equal batches, as
-   * indexing runs. A server turns it off: the arena keeps its largest batch's activations for good.
+   * Keep activations in onnxruntime's arena between runs and plan them once per input shape (the default): fastest
+   * for a stream of equal batches, as indexing runs. A server turns both off: the arena keeps its largest batch's
+   * activations for good, and text batches come in hundreds of shapes (rows x longest text), each with its plan.
    */
   arena?: boolean;
 }
@@ -21,6 +22,7 @@ export function openOnnxSession(path: string, opts: SessionOptions = {}): Promis
     graphOptimizationLevel: "all",
     executionMode: "sequential",
     enableCpuMemArena: opts.arena ?? true,
+    enableMemPattern: opts.arena ?? true,
     // Idle operator threads spin by default; in the pipeline that steals the cores decode needs between batches.
     extra: { session: { intra_op: { allow_spinning: opts.spin ? "1" : "0" } } },
   });

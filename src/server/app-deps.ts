@@ -57,6 +57,8 @@ export interface AppDeps {
   limits: Limits;
   /** Set once the text tower has answered a warm-up query. */
   isReady: () => boolean;
+  /** Full collections run to keep resident memory near its target (none when no target is set). */
+  memoryCollections?: () => number;
   token?: string;
   cors?: string;
 }

@@ -22,6 +22,7 @@ import { createApp } from "./app.ts";
 import { ConcurrencyGate } from "./concurrency-gate.ts";
 import { FileRoots } from "./file-roots.ts";
 import { JsonLog } from "./json-log.ts";
+import { governMemory, type MemoryGovernor } from "./memory-governor.ts";
 import { OnDemand } from "./on-demand.ts";
 
 export interface ServeOptions {
@@ -43,6 +44,8 @@ export interface ServeOptions {
   eagerImageTower?: boolean;
   /** Run the text tower on the server's JS thread instead of a worker thread. */
   textTowerInThread?: boolean;
+  /** Resident memory above which the server collects garbage and returns freed memory (0: never). */
+  memoryTargetBytes?: number;
   /** DuckDB's buffer cap while serving; queries are answered from memory, so the catalog needs little. */
   catalogMemoryLimit?: string;
   /** JSON-lines access log; stdout when absent. */
@@ -65,6 +68,8 @@ export interface RunningServer {
 }
 
 export const DEFAULT_MAX_CONCURRENCY = 64;
+/** The goal for a serving process: 400 MB. */
+export const DEFAULT_MEMORY_TARGET_BYTES = 400e6;
 /** The goal for p99 at 200 clients. */
 export const DEFAULT_TARGET_LATENCY_MS = 200;
 
@@ -113,6 +118,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     );
     closers.push(() => ingestor.close((i) => i.flush()));
     let ready = false;
+    let governor: MemoryGovernor | null = null;
+    closers.push(() => governor?.stop());
     const admission = {
       maxInFlight,
       maxQueued: opts.maxQueue ?? Math.max(1, Math.ceil(maxInFlight / 4)),
@@ -136,6 +143,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       log,
       limits,
       isReady: () => ready,
+      memoryCollections: () => governor?.collections ?? 0,
       token: opts.token,
       cors: opts.cors,
     };
@@ -159,6 +167,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // whenever the first requests happen to trigger a collection.
       Bun.gc(true);
       trimFreedMemory();
+      const target = opts.memoryTargetBytes ?? DEFAULT_MEMORY_TARGET_BYTES;
+      if (target > 0) governor = governMemory(target);
       ready = true;
       log.write({ event: "ready", url: server.url.href, index: indexDir, model: model.manifest.name, roots: roots.roots });
     });

@@ -71,8 +71,9 @@ describe("test-clip generator", () => {
 });
 
 describe("manifests", () => {
-  test("ship clip-vit-b32, mobileclip-s0 and test-clip inside the code", () => {
-    expect(BUILT_IN_MANIFESTS.map((m) => m.name).sort()).toEqual(["clip-vit-b32", "mobileclip-s0", "test-clip"]);
+  test("ship clip-vit-b32 (fp32 and int8), mobileclip-s0 and test-clip inside the code", () => {
+    expect(BUILT_IN_MANIFESTS.map((m) => m.name).sort()).toEqual(["clip-vit-b32", "clip-vit-b32-q8", "mobileclip-s0", "test-clip"]);
+    expect(builtIn("clip-vit-b32-q8").text.url).toEndWith("/onnx/text_model_quantized.onnx");
     expect(builtIn("mobileclip-s0").preprocess).toEqual({ size: 256, interpolation: "bilinear", mean: [0, 0, 0], std: [1, 1, 1] });
     expect(builtIn("clip-vit-b32").image.url).toStartWith("https://huggingface.co/");
   });
@@ -106,7 +107,7 @@ describe("listModels and resolveModel", () => {
 
     const { models, invalid } = listModels([first, second]);
     const byName = new Map(models.map((m) => [m.manifest.name, m]));
-    expect([...byName.keys()]).toEqual(["clip-vit-b32", "mobileclip-s0", "my-clip", "test-clip"]);
+    expect([...byName.keys()]).toEqual(["clip-vit-b32", "clip-vit-b32-q8", "mobileclip-s0", "my-clip", "test-clip"]);
     expect(byName.get("my-clip")!.origin).toBe(join(first, "my-clip.json"));
     expect(byName.get("test-clip")!.imagePath).toBe(join(second, "test-clip", "image.onnx"));
     expect(byName.get("clip-vit-b32")!.imagePath).toBeNull();
@@ -143,7 +144,7 @@ describe("listModels and resolveModel", () => {
   test("lists the known models when asked for an unknown one", async () => {
     const err = await resolveModel("no-such-model", []).catch((e) => e);
     expect(err).toBeInstanceOf(UnknownModelError);
-    expect(err.message).toContain("clip-vit-b32, mobileclip-s0, test-clip");
+    expect(err.message).toContain("clip-vit-b32, clip-vit-b32-q8, mobileclip-s0, test-clip");
   });
 });
 

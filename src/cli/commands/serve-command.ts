@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { DEFAULT_MAX_CONCURRENCY, DEFAULT_TARGET_LATENCY_MS, startServer } from "../../server/server.ts";
+import { DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMORY_TARGET_BYTES, DEFAULT_TARGET_LATENCY_MS, startServer } from "../../server/server.ts";
 import { DEFAULT_INDEX, intFlag, parse } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 
@@ -13,6 +13,7 @@ export async function run(argv: string[]): Promise<number> {
     cors: { type: "string" },
     "max-concurrency": { type: "string" },
     "target-latency-ms": { type: "string" },
+    "memory-target-mb": { type: "string" },
     log: { type: "string" },
     root: { type: "string", multiple: true },
     threads: { type: "string" },
@@ -32,6 +33,8 @@ export async function run(argv: string[]): Promise<number> {
     maxConcurrency: intFlag(values["max-concurrency"], "max-concurrency", DEFAULT_MAX_CONCURRENCY),
     // 0 turns the adaptive admission off: a fixed number in flight and queued, whatever the latency.
     targetLatencyMs: intFlag(values["target-latency-ms"], "target-latency-ms", DEFAULT_TARGET_LATENCY_MS, 0),
+    // Above this resident size the server collects garbage every 2 s; 0 never does.
+    memoryTargetBytes: intFlag(values["memory-target-mb"], "memory-target-mb", DEFAULT_MEMORY_TARGET_BYTES / 1e6, 0) * 1e6,
     logFile: values.log ? resolve(values.log) : undefined,
     roots: (values.root ?? []).map((r) => resolve(r)),
     threads: values.threads ? intFlag(values.threads, "threads", 1) : undefined,
