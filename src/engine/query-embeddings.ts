@@ -11,9 +11,10 @@ export function normaliseQueryText(text: string): string {
 export class QueryEmbeddings {
   readonly cache: LruCache<string, Float32Array>;
 
+  /** 4096 entries hold ~8.5 MB of 512-d vectors: the popular queries many times over, within a server's budget. */
   constructor(
     private readonly batcher: TextBatcher,
-    maxEntries = 10_000,
+    maxEntries = 4096,
   ) {
     this.cache = new LruCache({ maxEntries });
   }

@@ -36,10 +36,13 @@ export class ThumbnailCache {
   diskHits = 0;
   rendered = 0;
 
-  /** `dir` null keeps thumbnails in memory only (a read-only index directory). */
+  /**
+   * `dir` null keeps thumbnails in memory only (a read-only index directory). 32 MB holds a few thousand; the disk
+   * cache behind it has the rest, and the server's whole budget is 400 MB.
+   */
   constructor(
     private readonly dir: string | null,
-    memoryBytes = 64 * 2 ** 20,
+    memoryBytes = 32 * 2 ** 20,
   ) {
     this.memory = new LruCache({ maxEntries: 100_000, maxBytes: memoryBytes, sizeOf: (b) => b.byteLength });
   }
