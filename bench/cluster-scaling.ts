@@ -21,6 +21,8 @@ interface Run {
   serverMsPerBatch: number;
   cpuMsPerBatch: number;
   batchMs: number;
+  /** The largest peak resident memory among the run's workers. */
+  workerPeakMiB: number;
 }
 
 async function timingsOf(url: string): Promise<Record<string, { count: number; ms: number }>> {
@@ -59,6 +61,7 @@ async function run(label: string, workers: number, threads: number, n: number): 
     serverMsPerBatch: serverMs / batches,
     cpuMsPerBatch: cpuMs / batches,
     batchMs: busy / batches,
+    workerPeakMiB: Math.max(...summaries.map((s) => s.peakRssBytes / 2 ** 20)),
   };
 }
 
@@ -70,7 +73,7 @@ for (let rep = 0; rep < 2; rep++) {
 }
 for (const r of rows) {
   console.log(
-    `${r.label.padEnd(22)} ${r.seconds.toFixed(2).padStart(6)} s  ${r.rate.toFixed(1).padStart(6)} img/s  worker waits on coordinator ${r.meshMsPerBatch.toFixed(1)} ms/batch (${r.overheadPct.toFixed(2)} % of batch time); coordinator CPU ${r.cpuMsPerBatch.toFixed(1)} ms/batch (${((100 * r.cpuMsPerBatch) / r.batchMs).toFixed(2)} % of a ${r.batchMs.toFixed(0)} ms batch; handler wall ${r.serverMsPerBatch.toFixed(1)} ms)`,
+    `${r.label.padEnd(22)} ${r.seconds.toFixed(2).padStart(6)} s  ${r.rate.toFixed(1).padStart(6)} img/s  worker waits on coordinator ${r.meshMsPerBatch.toFixed(1)} ms/batch (${r.overheadPct.toFixed(2)} % of batch time); coordinator CPU ${r.cpuMsPerBatch.toFixed(1)} ms/batch (${((100 * r.cpuMsPerBatch) / r.batchMs).toFixed(2)} % of a ${r.batchMs.toFixed(0)} ms batch; handler wall ${r.serverMsPerBatch.toFixed(1)} ms); worker peak RSS ${r.workerPeakMiB.toFixed(0)} MiB`,
   );
 }
 const best = (label: string) => Math.max(...rows.filter((r) => r.label === label).map((r) => r.rate));

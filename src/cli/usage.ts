@@ -16,7 +16,7 @@ usage:
   imgd coordinator DIR... --storage DIR [--port N] [--bind ADDR] [--token T | --token-file F] [--batch N]
                     [--lease-ttl S] [--model NAME] [--models DIR] [--serve] [--plain] [--faces] [--objects] [--ocr]
   imgd worker --coordinator URL [--token T | --token-file F] [--threads N] [--batch N] [--storage DIR]
-              [--path-map FROM=TO]... [--host NAME] [--models DIR] [--no-fetch-models]
+              [--path-map FROM=TO]... [--host NAME] [--models DIR] [--no-fetch-models] [--memory-target-mb MB]
   imgd deploy --hosts FILE --coordinator URL [--token T | --token-file F] [--binary PATH] [-i KEY]
               [--known-hosts FILE] [--accept-new] [--threads N]
   imgd deploy status|stop|logs HOST --hosts FILE [-n LINES]

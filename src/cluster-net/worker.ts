@@ -8,6 +8,8 @@ import { closeStages, openStages } from "../engine/analysis/open-stages.ts";
 import { runIndex } from "../engine/index-pipeline.ts";
 import { listModels, modelSearchDirs, resolveModel } from "../engine/models.ts";
 import { toLocalPath, type PathMapping } from "../engine/path-map.ts";
+import { DEFAULT_MEMORY_TARGET_BYTES, governMemory } from "../engine/memory-governor.ts";
+import { returnLargeBlocks } from "../engine/native-memory.ts";
 import { IndexStore } from "../engine/store/index-store.ts";
 import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
 import { MeshClient, MeshRefusal, withBackoff } from "./mesh-client.ts";
@@ -33,6 +35,8 @@ export interface WorkerOptions {
   /** Fetch the job's model files this host lacks from the coordinator before registering (default true). */
   fetchModels?: boolean;
   pathMap?: PathMapping[];
+  /** Resident memory above which the worker collects garbage between batches' work (default 400 MB). */
+  memoryTargetBytes?: number;
   /** Images per inference batch to start from; halved on out-of-memory. */
   batchSize?: number;
   host?: string;
@@ -100,6 +104,11 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const store = await IndexStore.open(shard, {
     model: { name: model.manifest.name, dims: model.manifest.dims, preprocess: model.manifest.preprocess, tokenizer: model.manifest.tokenizer },
   });
+  // Long-lived like a server: freed native blocks go back to the system, and the JS heap's garbage is collected
+  // while the process is above its memory target.
+  returnLargeBlocks();
+  const target = opts.memoryTargetBytes ?? DEFAULT_MEMORY_TARGET_BYTES;
+  const governor = target > 0 ? governMemory(target) : null;
   const embedder = await ThreadedImageEmbedder.open(model, { threads: opts.threads });
   const stages = await openStages(reg.job.stages, { modelDirs, threads: opts.threads });
 
@@ -210,6 +219,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     await prefetched?.catch(() => null);
   } finally {
     clearInterval(heartbeat);
+    governor?.stop();
     await embedder.close();
     await closeStages(stages);
     await store.close();

@@ -5,6 +5,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { availableParallelism } from "node:os";
 import { ImageEmbedder, TextEmbedder, type BatchImageEmbedder } from "../engine/embed.ts";
+import { DEFAULT_MEMORY_TARGET_BYTES, governMemory, type MemoryGovernor } from "../engine/memory-governor.ts";
 import { returnLargeBlocks, trimFreedMemory } from "../engine/native-memory.ts";
 import type { SessionOptions } from "../engine/onnx-session.ts";
 import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
@@ -22,7 +23,6 @@ import { createApp } from "./app.ts";
 import { ConcurrencyGate } from "./concurrency-gate.ts";
 import { FileRoots } from "./file-roots.ts";
 import { JsonLog } from "./json-log.ts";
-import { governMemory, type MemoryGovernor } from "./memory-governor.ts";
 import { OnDemand } from "./on-demand.ts";
 
 export interface ServeOptions {
@@ -68,8 +68,6 @@ export interface RunningServer {
 }
 
 export const DEFAULT_MAX_CONCURRENCY = 64;
-/** The goal for a serving process: 400 MB. */
-export const DEFAULT_MEMORY_TARGET_BYTES = 400e6;
 /** The goal for p99 at 200 clients. */
 export const DEFAULT_TARGET_LATENCY_MS = 200;
 

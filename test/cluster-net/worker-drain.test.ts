@@ -31,6 +31,8 @@ test("SIGTERM drains a worker (current batch committed, then it leaves), and --p
   expect(a.stderr.join("\n")).toContain("draining: finishing the current batch, then leaving");
   const summary = JSON.parse(a.stdout.find((l) => l.includes("worker-summary"))!);
   expect(summary.reason).toBe("drained");
+  // A worker that loaded a model and indexed images has held more than a bare runtime's few tens of MB.
+  expect(summary.peakRssBytes).toBeGreaterThan(64 * 2 ** 20);
   const afterDrain = await fetchStatus(url);
   const row = afterDrain.workers.find((w) => w.id === aId)!;
   expect(row.state).toBe("gone");

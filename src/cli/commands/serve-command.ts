@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
-import { DEFAULT_MAX_CONCURRENCY, DEFAULT_MEMORY_TARGET_BYTES, DEFAULT_TARGET_LATENCY_MS, startServer } from "../../server/server.ts";
+import { DEFAULT_MEMORY_TARGET_BYTES } from "../../engine/memory-governor.ts";
+import { DEFAULT_MAX_CONCURRENCY, DEFAULT_TARGET_LATENCY_MS, startServer } from "../../server/server.ts";
 import { DEFAULT_INDEX, intFlag, parse } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 

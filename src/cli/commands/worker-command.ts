@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { DEFAULT_MEMORY_TARGET_BYTES } from "../../engine/memory-governor.ts";
 import { parsePathMaps } from "../../engine/path-map.ts";
 import { resolveToken } from "../../cluster-net/mesh-token.ts";
 import { runWorker } from "../../cluster-net/worker.ts";
@@ -17,6 +18,7 @@ export async function run(argv: string[]): Promise<number> {
     "no-fetch-models": { type: "boolean" },
     "path-map": { type: "string", multiple: true },
     host: { type: "string" },
+    "memory-target-mb": { type: "string" },
   });
   if (!values.coordinator) throw new UsageError("worker needs --coordinator URL");
   const drain = new AbortController();
@@ -34,10 +36,13 @@ export async function run(argv: string[]): Promise<number> {
     storage: values.storage ? resolve(values.storage) : undefined,
     modelsDir: values.models,
     fetchModels: !values["no-fetch-models"],
+    memoryTargetBytes: intFlag(values["memory-target-mb"], "memory-target-mb", DEFAULT_MEMORY_TARGET_BYTES / 1e6, 0) * 1e6,
     pathMap: parsePathMaps(values["path-map"] ?? []),
     host: values.host,
     drain: drain.signal,
   });
-  process.stdout.write(`${JSON.stringify({ event: "worker-summary", ...summary })}\n`);
+  // maxRSS is in KiB: the worker's peak resident memory, for `bench/cluster-scaling.ts` and anyone sizing hosts.
+  const peakRssBytes = process.resourceUsage().maxRSS * 1024;
+  process.stdout.write(`${JSON.stringify({ event: "worker-summary", ...summary, peakRssBytes })}\n`);
   return 0;
 }

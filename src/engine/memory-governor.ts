@@ -1,8 +1,11 @@
-// Keeps a busy server's resident memory near a target. Under sustained HTTP load JSC lets its heap pages grow to
+// Keeps a long-lived process's (a server's, a worker's) resident memory near a target. Under sustained HTTP load JSC lets its heap pages grow to
 // ~140 MB around ~20 MB of live objects (request and response garbage; `--smol` does not change it), and only a
 // full collection hands them back. Above the target the governor runs one, then has glibc return what the native
 // side has freed: a ~7 ms pause at most every `intervalMs`, and none while the server is under the target.
-import { trimFreedMemory } from "../engine/native-memory.ts";
+import { trimFreedMemory } from "./native-memory.ts";
+
+/** The goal for a serving or indexing process (issue 4): 400 MB. */
+export const DEFAULT_MEMORY_TARGET_BYTES = 400e6;
 
 export interface MemoryGovernor {
   /** Full collections it has run. */

@@ -1,6 +1,6 @@
 // The memory governor collects only while resident memory is above its target.
 import { expect, test } from "bun:test";
-import { governMemory } from "../../src/server/memory-governor.ts";
+import { governMemory } from "../../src/engine/memory-governor.ts";
 
 test("above the target it runs a full collection each interval; at or below it, none", async () => {
   let rss = 500;
