@@ -50,23 +50,5 @@ export async function readMultipart(c: Context, maxFileBytes: number): Promise<M
     }
     files.push({ name: file.name || key, bytes: new Uint8Array(await file.arrayBuffer()) });
   }
-  collectAfterUploads(files.reduce((n, f) => n + f.bytes.byteLength, 0));
   return { files, fields };
-}
-
-/** Upload bytes read since the last collection was asked for. */
-let uncollected = 0;
-const COLLECT_EVERY_BYTES = 64 * 2 ** 20;
-
-/**
- * An upload is garbage once its request is answered, but JSC times its collections by the JS heap, sized from the
- * machine's RAM, and counts these buffers little: after 60 camera JPEGs a server held 137 MB in its JS heap, 62 MB
- * of it dead. Every 64 MB of uploads, a full collection runs between requests (a few ms on a ~20 MB heap); the
- * gentler Bun.gc(false) freed nothing measurable.
- */
-function collectAfterUploads(bytes: number): void {
-  uncollected += bytes;
-  if (uncollected < COLLECT_EVERY_BYTES) return;
-  uncollected = 0;
-  setTimeout(() => Bun.gc(true), 0);
 }
