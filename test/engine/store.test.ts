@@ -76,6 +76,35 @@ describe("index store", () => {
     });
   }
 
+  test("i8 vectors only propose candidates: hits and scores are those of exact f32 search", async () => {
+    const dims = 512;
+    const rand = mulberry32(0x18);
+    const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+    // Clustered, like real embeddings: 30 centres, points spread around them, where i8's coarse distances misrank.
+    const centres = Array.from({ length: 30 }, () => Float32Array.from({ length: dims }, gauss));
+    const unit = (v: Float32Array) => {
+      const norm = Math.hypot(...v);
+      return v.map((x) => x / norm);
+    };
+    const n = 1500;
+    const data = new Float32Array(n * dims);
+    for (let i = 0; i < n; i++) data.set(unit(centres[i % 30]!.map((c) => c + 1.2 * gauss())), i * dims);
+    const store = await IndexStore.open(tempIndex(), { model: { ...MODEL, name: "unit512", dims }, vectors: { dtype: "i8" } });
+    await store.addBatch(rows(n), data);
+    for (let q = 0; q < 10; q++) {
+      const query = unit(data.subarray(q * 97 * dims, (q * 97 + 1) * dims).map((x) => x + 0.02 * gauss()));
+      const exact = Array.from({ length: n }, (_, i) => {
+        let dot = 0;
+        for (let d = 0; d < dims; d++) dot += data[i * dims + d]! * query[d]!;
+        return { path: `/photos/${String(i).padStart(5, "0")}.jpg`, dot };
+      }).sort((a, b) => b.dot - a.dot);
+      const hits = await store.search(query, 10);
+      expect(hits.map((h) => h.path)).toEqual(exact.slice(0, 10).map((e) => e.path));
+      hits.forEach((h, i) => expect(h.score).toBeCloseTo(exact[i]!.dot, 5));
+    }
+    await store.close();
+  });
+
   test("filters by path prefix and date range, and pages with offset", async () => {
     const store = await IndexStore.open(tempIndex(), { model: MODEL });
     await store.addBatch(rows(30), vectors(30));

@@ -70,6 +70,10 @@ export type VectorRecovery = "none" | "repaired" | "rebuilt";
  */
 const EXACT_SEARCH_LIMIT = 2_000;
 
+/** i8 search takes this many candidates per hit wanted (at least RESCORE_MIN) from the graph to score exactly. */
+const RESCORE_FACTOR = 4;
+const RESCORE_MIN = 40;
+
 /**
  * Half precision by default: it halves the index in memory and on disk (205 -> 102 MB at 100K x 512), and moves a
  * CLIP cosine by ~1e-4, far below the gaps that order real results (recall@20 0.997 against exact f32 search).
@@ -249,6 +253,7 @@ export class IndexStore {
     if (allowed && allowed.size <= EXACT_SEARCH_LIMIT) {
       return this.searchAmong([...allowed].filter((id) => !exclude.has(id)), query, offset, wanted, opts);
     }
+    if (this.currentManifest.vectors.dtype === "i8") return this.searchRescored(query, offset, wanted, exclude, allowed, opts);
     // USearch's JS binding has no filtered search: oversample, filter in the catalog, grow until enough or exhausted.
     for (let fetch = Math.min(this.vectors.size, wanted * 4 + exclude.size); ; fetch = Math.min(this.vectors.size, fetch * 4)) {
       const matches = this.vectors
@@ -261,6 +266,30 @@ export class IndexStore {
         return r ? [toHit(r, m.score)] : [];
       });
       if (hits.length >= wanted || fetch >= this.vectors.size) return hits.slice(offset, wanted);
+    }
+  }
+
+  /**
+   * Search over i8 vectors: their distances are coarse (recall@20 0.915 against exact search on clustered 512-d
+   * data), so the graph only proposes candidates, RESCORE_FACTOR times what is wanted, and their f32 embeddings in
+   * the catalog score them exactly (recall 1.000 on the same data). Costs a catalog read per search (~3 ms).
+   */
+  private async searchRescored(
+    query: Float32Array,
+    offset: number,
+    wanted: number,
+    exclude: Set<number>,
+    allowed: Set<number> | null,
+    opts: SearchOptions,
+  ): Promise<SearchHit[]> {
+    const size = this.vectors.size;
+    for (let fetch = Math.min(size, Math.max(RESCORE_MIN, wanted * RESCORE_FACTOR) + exclude.size); ; fetch = Math.min(size, fetch * 4)) {
+      const ids = this.vectors
+        .search(query, fetch)
+        .map((m) => m.id)
+        .filter((id) => !exclude.has(id) && (allowed === null || allowed.has(id)));
+      const hits = await this.searchAmong(ids, query, offset, wanted, opts);
+      if (hits.length >= wanted - offset || fetch >= size) return hits;
     }
   }
 
