@@ -63,6 +63,17 @@ afterEach(() => {
 
 const open = async () => (db = await openPersonsCatalog(dir, { readOnly: false }));
 
+/** Seeded faces clustered into persons, identity 0's person named Alice (its id returned); the catalog is closed again. */
+async function clusteredWithAliceNamed() {
+  const { ids, identityOf } = await seedFaces();
+  await open();
+  await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+  const [alice] = await personOfFaces([ids[identityOf.indexOf(0)]!]);
+  await db.write((conn) => namePerson(conn, alice!, "Alice"));
+  db.close();
+  return { ids, identityOf, alice };
+}
+
 describe("prototypes", () => {
   test("a person seen in two looks gets a prototype near each look, and a unit centroid", () => {
     const looks = unitVectors(2, FACE_DIMS, 3);
@@ -139,12 +150,7 @@ describe("clustering faces into persons", () => {
   });
 
   test("new faces that cluster with a named person's faces join that person; noise stays unassigned", async () => {
-    const { ids, identityOf } = await seedFaces();
-    await open();
-    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
-    const [alice] = await personOfFaces([ids[identityOf.indexOf(0)]!]);
-    await db.write((conn) => namePerson(conn, alice!, "Alice"));
-    db.close();
+    const { alice } = await clusteredWithAliceNamed();
     const later = [0, 0, 0, 0, 0, 7];
     const vectors = facesOf(identities, later, 0.8, 321);
     const laterIds = await insertFaces(catalogPath, later.map((_, i) => ({ imageId: 70, embedding: row(vectors, i) })));
@@ -212,12 +218,7 @@ describe("auto-assignment at index time", () => {
 
 describe("suggestions", () => {
   test("one pass suggests unassigned faces for named persons; the next pass skips what it already checked", async () => {
-    const { ids, identityOf } = await seedFaces();
-    await open();
-    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
-    const [alice] = await personOfFaces([ids[identityOf.indexOf(0)]!]);
-    await db.write((conn) => namePerson(conn, alice!, "Alice"));
-    db.close();
+    const { ids, identityOf, alice } = await clusteredWithAliceNamed();
     // Faces that arrived unassigned (say, indexed before Alice had a name): 3 of Alice, 2 strangers.
     const later = [0, 0, 0, 7, 7];
     const vectors = facesOf(identities, later, 0.8, 123);
