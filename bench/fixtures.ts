@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { generateVitCost } from "../models/test/generate-vit-cost.ts";
 import { modelSearchDirs, resolveModel, type ResolvedModel } from "../src/engine/models.ts";
 import { loadSharp } from "../src/engine/native.ts";
-import type { NewImage } from "../src/engine/store/index-store.ts";
+import type { NewImage, VectorDType } from "../src/engine/store/index-store.ts";
 
 export const REPO = join(import.meta.dir, "..");
 export const BENCH_DIR = join(REPO, ".bench");
@@ -132,12 +132,21 @@ export interface SyntheticIndex {
   buildSeconds: number | null;
 }
 
+export function syntheticIndexDir(model: ResolvedModel, count: number, dtype: VectorDType): string {
+  return join(BENCH_DIR, `index-${model.manifest.name}-${count}${dtype === "f32" ? "" : `-${dtype}`}`);
+}
+
 /**
  * An index of `count` synthetic rows (fake paths, random unit vectors) for `model`, written through
  * IndexStore.addBatch in large batches. A `done` marker is written last, so an interrupted build is redone.
  */
-export async function syntheticIndex(model: ResolvedModel, count: number, onProgress?: (rows: number) => void): Promise<SyntheticIndex> {
-  const dir = join(BENCH_DIR, `index-${model.manifest.name}-${count}`);
+export async function syntheticIndex(
+  model: ResolvedModel,
+  count: number,
+  onProgress?: (rows: number) => void,
+  dtype: VectorDType = "i8",
+): Promise<SyntheticIndex> {
+  const dir = syntheticIndexDir(model, count, dtype);
   const done = join(dir, "done");
   if (existsSync(done)) return { dir, count, buildSeconds: null };
   rmSync(dir, { recursive: true, force: true });
@@ -148,6 +157,7 @@ export async function syntheticIndex(model: ResolvedModel, count: number, onProg
   const { IndexStore } = await import("../src/engine/store/index-store.ts");
   const store = await IndexStore.open(dir, {
     model: { name: m.name, dims: m.dims, preprocess: m.preprocess, tokenizer: m.tokenizer },
+    vectors: { dtype },
   });
   try {
     const rand = prng(count);

@@ -1,7 +1,7 @@
 // Closed-loop HTTP load against `imgd serve` on 127.0.0.1: latency percentiles, throughput and status shares at
 // several concurrencies, then text-query throughput with micro-batching on vs off.
-// Usage: bun bench/load.ts [--vectors 100000] [--seconds 10] [--concurrency 10,50,200] [--batch-seconds 8] [--dtype f16]
-//                           [--text-model test-clip|text-cost] [--batch-vectors N]
+// Usage: bun bench/load.ts [--vectors 100000] [--seconds 10] [--concurrency 10,50,200] [--batch-seconds 8] [--dtype i8|f16|f32]
+//                           [--text-model test-clip|text-cost] [--batch-vectors N] [--binary dist/imgd]
 // --text-model text-cost runs the micro-batching comparison with a text tower of CLIP ViT-B/32's compute and size
 // (models/test/generate-text-cost.ts) instead of test-clip's, whose ~0.1 ms per text only shows per-call overhead.
 // Prints per concurrency: req/s, p50/p95/p99 of all answers and p99 of the admitted (2xx) ones, the 2xx/429/5xx
@@ -33,7 +33,7 @@ export function modelsDirFor(model: string): string {
 }
 
 /** An index of `count` random unit vectors, reused across runs. */
-export async function benchIndex(count: number, dtype: VectorDType = "f16", modelName = "test-clip"): Promise<string> {
+export async function benchIndex(count: number, dtype: VectorDType = "i8", modelName = "test-clip"): Promise<string> {
   const suffix = `${dtype === "f32" ? "" : `-${dtype}`}${modelName === "test-clip" ? "" : `-${modelName}`}`;
   const dir = join(REPO, ".bench", `load-${count}${suffix}`);
   const modelsDir = modelsDirFor(modelName);
@@ -83,8 +83,11 @@ export interface ServerChild {
 
 /** `imgd serve` as a child process, so client and server do not share an event loop. */
 export async function spawnServer(index: string, extra: string[] = [], modelsDir = MODELS): Promise<ServerChild> {
+  // --binary dist/imgd measures the compiled executable users run (its code is file-backed, not transpiled in memory).
+  const binary = flag("--binary", "");
+  const imgd = binary ? [binary] : [process.execPath, join(REPO, "src/cli/main.ts")];
   const proc = Bun.spawn(
-    [process.execPath, join(REPO, "src/cli/main.ts"), "serve", "--index", index, "--models", modelsDir, "--port", "0", "--log", "/dev/null", ...extra],
+    [...imgd, "serve", "--index", index, "--models", modelsDir, "--port", "0", "--log", "/dev/null", ...extra],
     { stdout: "ignore", stderr: "pipe" },
   );
   const reader = proc.stderr.getReader();
@@ -239,7 +242,7 @@ if (import.meta.main) {
   const seconds = Number(flag("--seconds", "10"));
   const levels = flag("--concurrency", "10,50,200").split(",").map(Number);
   const batchSeconds = Number(flag("--batch-seconds", "8"));
-  const index = await benchIndex(count, flag("--dtype", "f16") as VectorDType);
+  const index = await benchIndex(count, flag("--dtype", "i8") as VectorDType);
   console.log(`${cpus().length} CPUs (${cpus()[0]?.model}); server is a child process; clients in this process; 127.0.0.1 only; ${loadNote()}`);
 
   const server = await spawnServer(index);

@@ -1,18 +1,19 @@
 // Query latency at index sizes of 100K and 1M vectors: the vector search alone (IndexStore.search, k=10), the
 // in-process query (runQuery: text embed + search), and `imgd query` as a fresh process, so process start-up and
 // index open can be told apart from the query work itself.
-// Usage: bun bench/query-latency.ts [--sizes 100000,1000000] [--searches 500] [--queries 50] [--spawns 30]
+// Usage: bun bench/query-latency.ts [--sizes 100000,1000000] [--searches 500] [--queries 50] [--spawns 30] [--dtype i8|f16|f32]
 //   [--max-build-seconds 600]
 // Indexes hold synthetic rows (random unit vectors, fake paths) under the test-clip model, so the CLI can load a
 // text tower; they are built once under .bench/ and reused.
 import { cpus, totalmem } from "node:os";
 import { join } from "node:path";
 import { runQuery } from "../src/engine/query.ts";
-import { IndexStore } from "../src/engine/store/index-store.ts";
-import { flag, latencySummary, loadNote, prng, randomUnitVectors, recordedBuildSeconds, REPO, syntheticIndex, testClipModel, type SyntheticIndex } from "./fixtures.ts";
+import { IndexStore, type VectorDType } from "../src/engine/store/index-store.ts";
+import { flag, latencySummary, loadNote, prng, randomUnitVectors, recordedBuildSeconds, REPO, syntheticIndex, syntheticIndexDir, testClipModel, type SyntheticIndex } from "./fixtures.ts";
 
 const requested = flag("--sizes", "100000,1000000").split(",").map(Number);
 const searches = Number(flag("--searches", "500"));
+const dtype = flag("--dtype", "i8") as VectorDType;
 const queries = Number(flag("--queries", "50"));
 const spawns = Number(flag("--spawns", "30"));
 const maxBuildSeconds = Number(flag("--max-build-seconds", "600"));
@@ -43,7 +44,7 @@ async function indexes(): Promise<SyntheticIndex[]> {
         lastLog = performance.now();
         console.log(`  building ${n}: ${rows} rows`);
       }
-    });
+    }, dtype);
     const seconds = index.buildSeconds ?? recordedBuildSeconds(index);
     if (seconds) rowsPerSecond = n / seconds;
     console.log(
@@ -56,7 +57,7 @@ async function indexes(): Promise<SyntheticIndex[]> {
 }
 
 function cachedExists(n: number): boolean {
-  return Bun.file(join(REPO, ".bench", `index-${model.manifest.name}-${n}`, "done")).size > 0;
+  return Bun.file(join(syntheticIndexDir(model, n, dtype), "done")).size > 0;
 }
 
 async function timeEach(n: number, work: (i: number) => Promise<unknown>): Promise<number[]> {

@@ -4,7 +4,8 @@
 // Issue 4 asks for RSS <= 400 MB with the CLIP towers loaded; test-clip's towers are 0.5 MB, so only clip-q8-cost
 // (models/test/generate-q8-cost.ts: CLIP ViT-B/32's int8 towers, real sizes, random weights) says what real towers cost.
 //
-// Usage: bun bench/serve-rss.ts [--vectors 100000] [--dtype f32|f16|i8] [--model test-clip|clip-q8-cost] [--seconds 5]
+// Usage: bun bench/serve-rss.ts [--vectors 100000] [--dtype i8|f16|f32] [--model test-clip|clip-q8-cost] [--seconds 5]
+//   [--binary dist/imgd]   (the compiled executable instead of `bun src/cli/main.ts`)
 //
 // Text queries run closed-loop at c=10, image queries (camera-sized JPEG uploads to POST /api/search) at c=2.
 import { readFileSync } from "node:fs";
@@ -95,7 +96,7 @@ function whereTheMemoryIs(pid: number, top = 8): string {
 
 if (import.meta.main) {
   const count = Number(flag("--vectors", "100000"));
-  const dtype = flag("--dtype", "f16") as VectorDType;
+  const dtype = flag("--dtype", "i8") as VectorDType;
   const model = flag("--model", "test-clip");
   const seconds = Number(flag("--seconds", "5"));
   if (model !== "test-clip" && model !== Q8_COST) throw new Error(`--model must be test-clip or ${Q8_COST}, not ${model}`);

@@ -10,7 +10,7 @@ import { benchIndex, closedLoop, nextQuery, rssOf, rssText, spawnServer, summari
 
 const minutes = Number(flag("--minutes", "5"));
 const concurrency = Number(flag("--concurrency", "20"));
-const index = await benchIndex(Number(flag("--vectors", "100000")), flag("--dtype", "f16") as VectorDType);
+const index = await benchIndex(Number(flag("--vectors", "100000")), flag("--dtype", "i8") as VectorDType);
 const server = await spawnServer(index);
 try {
   const path = () => `/api/search?q=${encodeURIComponent(nextQuery())}&k=20`;

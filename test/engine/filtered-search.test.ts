@@ -72,7 +72,8 @@ test("a selective filter returns exactly the best matching images", async () => 
   const hits = await store.search(query, 10, { where: hasCat });
   const expected = bruteForce(all, query, ids, keep, 10);
   expect(hits.map((h) => h.id)).toEqual(expected.map((e) => e.id));
-  hits.forEach((h, i) => expect(h.score).toBeCloseTo(expected[i]!.dot, 5));
+  // Scored by the index's f16 rows (the default i8 index) or the catalog's f32 embeddings: equal within f16 rounding.
+  hits.forEach((h, i) => expect(h.score).toBeCloseTo(expected[i]!.dot, 3));
   await store.close();
 });
 

@@ -28,8 +28,9 @@ export async function run(argv: string[]): Promise<number> {
     ...STAGE_FLAGS,
   });
   if (positionals.length === 0 && !values.list) throw new UsageError("index needs at least one DIR or --list FILE");
-  const dtype = (values.dtype ?? "f32") as (typeof DTYPES)[number];
-  if (!DTYPES.includes(dtype)) throw new UsageError(`--dtype must be one of ${DTYPES.join(", ")}`);
+  // Unset keeps the store's default for a new index (and an existing index keeps its own).
+  const dtype = values.dtype as (typeof DTYPES)[number] | undefined;
+  if (dtype !== undefined && !DTYPES.includes(dtype)) throw new UsageError(`--dtype must be one of ${DTYPES.join(", ")}`);
 
   const model = await resolveModel(values.model ?? DEFAULT_MODEL, modelSearchDirs(values.models));
   const indexDir = resolve(values.index ?? DEFAULT_INDEX);

@@ -3,6 +3,7 @@
 // the nearest look rather than to an average nobody resembles.
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { mulberry32 } from "../seeded-random.ts";
+import { dot } from "../vector-math.ts";
 import { blobToFloats, bumpGeneration, floatsAsBytes, idList, readerOf } from "./persons-table.ts";
 
 export const MAX_PROTOTYPES = 5;
@@ -130,12 +131,6 @@ export async function refreshPersons(conn: DuckDBConnection, personIds: Iterable
   await conn.run("DROP TABLE temp.person_centroid_updates");
   await bumpGeneration(conn);
   return { persons: ids.length, prototypes: written };
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let d = 0; d < a.length; d++) s += a[d]! * b[d]!;
-  return s;
 }
 
 function normalize(v: Float32Array): Float32Array {

@@ -15,6 +15,8 @@ import {
   type VectorDType,
   type VectorOptions,
 } from "./index-manifest.ts";
+import { dot } from "../vector-math.ts";
+import { EXACT_FILE, ExactRows } from "./exact-rows.ts";
 import { storeVersions } from "./versions.ts";
 import { fileDigest, fileSize, VECTORS_FILE, VectorIndex, type VectorMatch } from "./vectors.ts";
 
@@ -75,10 +77,10 @@ const RESCORE_FACTOR = 4;
 const RESCORE_MIN = 40;
 
 /**
- * Half precision by default: it halves the index in memory and on disk (205 -> 102 MB at 100K x 512), and moves a
- * CLIP cosine by ~1e-4, far below the gaps that order real results (recall@20 0.997 against exact f32 search).
+ * int8 by default, scored against f16 rows read from disk: a quarter of f32's memory (51 vs 205 MB at 100K x 512),
+ * with f16's recall and latency (bench/recall.ts). The rows move a CLIP cosine by ~1e-5.
  */
-const DEFAULT_VECTORS: VectorOptions = { dtype: "f16", connectivity: 0, expansionAdd: 0, expansionSearch: 0 };
+const DEFAULT_VECTORS: VectorOptions = { dtype: "i8", connectivity: 0, expansionAdd: 0, expansionSearch: 0 };
 
 export class IndexStore {
   private dirty = false;
@@ -89,6 +91,8 @@ export class IndexStore {
     private currentManifest: IndexManifest,
     private readonly catalog: Catalog,
     private vectors: VectorIndex,
+    /** f16 rows that i8 search scores its candidates against; null for f16 and f32 indexes. */
+    private readonly exact: ExactRows | null,
     readonly readOnly: boolean,
     /** Why the vectors had to be recovered on open; `rebuilt` is true for any recovery. */
     readonly recovery: VectorRecovery,
@@ -102,15 +106,20 @@ export class IndexStore {
       if (readOnly) throw new Error(`no index at ${dir}; run imgd index first`);
       mkdirSync(dir, { recursive: true });
       manifest = newManifest(opts.model, { ...DEFAULT_VECTORS, ...definedOnly(opts.vectors ?? {}) });
-    } else if (opts.model) {
-      assertSameModel(dir, manifest, opts.model);
+    } else {
+      if (opts.model) assertSameModel(dir, manifest, opts.model);
+      const dtype = opts.vectors?.dtype;
+      if (dtype && dtype !== manifest.vectors.dtype) {
+        throw new Error(`index ${dir} holds ${manifest.vectors.dtype} vectors, not ${dtype}; ${dtype} vectors need a new index`);
+      }
     }
     const dims = manifest.model.dims;
     const catalog = await Catalog.open(join(dir, CATALOG_FILE), dims, readOnly);
     try {
       const verify = opts.verifyChecksum ?? !readOnly;
       const { vectors, recovery } = await loadVectors(dir, manifest, catalog, readOnly, verify);
-      const store = new IndexStore(dir, manifest, catalog, vectors, readOnly, recovery);
+      const exact = manifest.vectors.dtype === "i8" ? await openExactRows(dir, dims, catalog, vectors.size, readOnly) : null;
+      const store = new IndexStore(dir, manifest, catalog, vectors, exact, readOnly, recovery);
       // Persist a recovery (and a brand-new index) at once, so the next open is fast and consistent.
       if (!readOnly && (recovery !== "none" || manifest.vectors.sha256 === null)) {
         store.dirty = true;
@@ -154,11 +163,11 @@ export class IndexStore {
     this.assertWritable();
     const { ids, replacedIds } = await this.catalog.addBatch(rows, vectors, also);
     await this.recordCache?.apply({ added: ids, removed: replacedIds });
+    const embedded = ids.filter((_, i) => rows[i]!.status === "indexed");
     this.vectors.remove(replacedIds);
-    this.vectors.add(
-      ids.filter((_, i) => rows[i]!.status === "indexed"),
-      vectors,
-    );
+    this.vectors.add(embedded, vectors);
+    this.exact?.remove(replacedIds);
+    this.exact?.add(embedded, vectors);
     this.dirty = true;
     return ids;
   }
@@ -186,9 +195,18 @@ export class IndexStore {
     return this.catalog.ensureTables(ddl);
   }
 
-  /** Raw nearest neighbours by id and cosine similarity, without the catalog (duplicate detection). */
+  /**
+   * Nearest neighbours by id and cosine similarity, without the catalog (duplicate detection). An i8 index scores
+   * RESCORE_FACTOR times the candidates by their rows, where it has them: near-duplicate thresholds need fine scores.
+   */
   nearest(query: Float32Array, k: number): VectorMatch[] {
-    return this.vectors.search(query, k);
+    if (!this.exact) return this.vectors.search(query, k);
+    const candidates = this.vectors.search(query, Math.max(RESCORE_MIN, k * RESCORE_FACTOR));
+    const scores = this.exact.scores(candidates.map((m) => m.id), query);
+    return candidates
+      .map((m, i) => (Number.isNaN(scores[i]) ? m : { id: m.id, score: scores[i]! }))
+      .sort((a, b) => b.score - a.score)
+      .slice(0, k);
   }
 
   get vectorCount(): number {
@@ -223,6 +241,7 @@ export class IndexStore {
     await this.catalog.removeIds(ids);
     await this.recordCache?.apply({ removed: ids });
     this.vectors.remove(ids);
+    this.exact?.remove(ids);
     this.dirty = true;
   }
 
@@ -230,6 +249,7 @@ export class IndexStore {
   async checkpoint(): Promise<void> {
     if (this.readOnly || !this.dirty) return;
     const { version } = await this.catalog.state();
+    this.exact?.commit();
     const committed = this.vectors.commit(join(this.dir, VECTORS_FILE));
     const manifest: IndexManifest = {
       ...this.currentManifest,
@@ -259,20 +279,15 @@ export class IndexStore {
       const matches = this.vectors
         .search(query, fetch)
         .filter((m) => !exclude.has(m.id) && (allowed === null || allowed.has(m.id)));
-      const records = await this.records(matches.map((m) => m.id), opts);
-      const byId = new Map(records.map((r) => [r.id, r]));
-      const hits = matches.flatMap((m) => {
-        const r = byId.get(m.id);
-        return r ? [toHit(r, m.score)] : [];
-      });
-      if (hits.length >= wanted || fetch >= this.vectors.size) return hits.slice(offset, wanted);
+      const hits = await this.bestHits(matches, wanted, opts);
+      if (hits.length >= wanted || fetch >= this.vectors.size) return hits.slice(offset);
     }
   }
 
   /**
    * Search over i8 vectors: their distances are coarse (recall@20 0.915 against exact search on clustered 512-d
-   * data), so the graph only proposes candidates, RESCORE_FACTOR times what is wanted, and their f32 embeddings in
-   * the catalog score them exactly (recall 1.000 on the same data). Costs a catalog read per search (~3 ms).
+   * data), so the graph only proposes candidates, RESCORE_FACTOR times what is wanted, and their f16 rows in
+   * vectors.f16 score them.
    */
   private async searchRescored(
     query: Float32Array,
@@ -312,20 +327,33 @@ export class IndexStore {
     wanted: number,
     filter: CatalogFilter,
   ): Promise<SearchHit[]> {
-    const { ids: found, vectors } = await this.catalog.embeddingsOf(ids);
-    const dims = this.dims;
-    const scored = found.map((id, i) => {
-      let dot = 0;
-      for (let d = 0; d < dims; d++) dot += vectors[i * dims + d]! * query[d]!;
-      return { id, score: dot };
-    });
-    const records = await this.records(found, filter);
+    const scored = (await this.scoreAmong(ids, query)).sort((a, b) => b.score - a.score);
+    return (await this.bestHits(scored, wanted, filter)).slice(offset);
+  }
+
+  /**
+   * The first `wanted` of `ranked` (best first) that pass the plain filters, as hits. Records are read for those
+   * `wanted` alone unless the filters drop some: the rest of an oversampled candidate list is rarely shown.
+   */
+  private async bestHits(ranked: VectorMatch[], wanted: number, filter: CatalogFilter): Promise<SearchHit[]> {
+    let records = await this.records(ranked.slice(0, wanted).map((m) => m.id), filter);
+    if (records.length < Math.min(wanted, ranked.length)) records = await this.records(ranked.map((m) => m.id), filter);
     const byId = new Map(records.map((r) => [r.id, r]));
-    return scored
+    return ranked
       .filter((m) => byId.has(m.id))
-      .sort((a, b) => b.score - a.score)
-      .slice(offset, wanted)
+      .slice(0, wanted)
       .map((m) => toHit(byId.get(m.id)!, m.score));
+  }
+
+  /** Cosine similarity of `query` with each of `ids` that has an embedding: from vectors.f16 where it has the row, else the catalog. */
+  private async scoreAmong(ids: number[], query: Float32Array): Promise<VectorMatch[]> {
+    const scores = this.exact?.scores(ids, query);
+    const scored: VectorMatch[] = [];
+    const rest: number[] = [];
+    ids.forEach((id, i) => (scores && !Number.isNaN(scores[i]) ? scored.push({ id, score: scores[i]! }) : rest.push(id)));
+    const { ids: found, vectors } = await this.catalog.embeddingsOf(rest);
+    found.forEach((id, i) => scored.push({ id, score: dot(vectors.subarray(i * this.dims, (i + 1) * this.dims), query) }));
+    return scored;
   }
 
   /** Hit records of `ids` passing the plain filters (from memory when serving); `where` is applied by the caller. */
@@ -361,6 +389,7 @@ export class IndexStore {
 
   async close(): Promise<void> {
     await this.checkpoint();
+    this.exact?.close();
     await this.catalog.close();
   }
 
@@ -418,6 +447,26 @@ async function repair(vectors: VectorIndex, catalog: Catalog, nextId: number): P
     const rows = new Float32Array(add.length * catalog.dims);
     add.forEach(([, i], j) => rows.set(page.vectors.subarray(i * catalog.dims, (i + 1) * catalog.dims), j * catalog.dims));
     vectors.add(add.map(([id]) => id), rows);
+  }
+}
+
+/**
+ * vectors.f16 as i8 search needs it. A writable open with fewer rows than vectors (an index from before the file,
+ * or records a crash lost) adds the missing ones from the catalog. Rows still missing, as in a read-only open,
+ * are scored from the catalog at search time, so counting is enough here: listing the embedded ids would scan
+ * every embedding blob (~300 MB more peak memory at 100K).
+ */
+async function openExactRows(dir: string, dims: number, catalog: Catalog, vectors: number, readOnly: boolean): Promise<ExactRows> {
+  const exact = ExactRows.open(join(dir, EXACT_FILE), dims, !readOnly);
+  try {
+    if (!readOnly && exact.size < vectors) {
+      for await (const page of catalog.embeddings()) exact.add(page.ids, page.vectors);
+      exact.commit();
+    }
+    return exact;
+  } catch (error) {
+    exact.close();
+    throw error;
   }
 }
 
