@@ -1,6 +1,6 @@
 // Memory of `imgd serve` (a child process) serving an index of N random vectors, phase by phase: after start (text
-// tower warm), after text queries, after image queries (the image tower loads on the first), after both again; then
-// the peak (VmHWM) and the largest mappings in the server's /proc/PID/smaps, to show where the memory goes.
+// tower warm), after text queries, after image queries (the image tower loads on the first), after both again, after
+// the image tower has been closed for idleness (--image-idle-s); then the peak (VmHWM) and the largest mappings in the server's /proc/PID/smaps, to show where the memory goes.
 // Issue 4 asks for RSS <= 400 MB with the CLIP towers loaded; test-clip's towers are 0.5 MB, so only clip-q8-cost
 // (models/test/generate-q8-cost.ts: CLIP ViT-B/32's int8 towers, real sizes, random weights) says what real towers cost.
 //
@@ -105,7 +105,9 @@ if (import.meta.main) {
   const jpegs = (await cameraJpegs(4, 3000, 2000)).files.map((f) => new Uint8Array(readFileSync(f)));
   console.log(`imgd serve RSS: ${count} ${dtype} vectors, model ${model}; ${loadNote()}`);
 
-  const server = await spawnServer(index, [], modelsDir);
+  // Long enough to stay open through the phases below; the last phase waits it out.
+  const idleS = seconds * 3;
+  const server = await spawnServer(index, ["--image-idle-s", String(idleS)], modelsDir);
   const rows: string[] = [];
   const phase = (label: string, load = "") => {
     const m = rssOf(server.pid);
@@ -119,6 +121,8 @@ if (import.meta.main) {
     phase("image queries", await imageLoad());
     phase("text again", await textLoad());
     phase("image again", await imageLoad());
+    await Bun.sleep((idleS + 3) * 1000);
+    phase(`idle ${idleS + 3} s (tower closed)`);
     console.log(`${"phase".padEnd(22)} ${"RSS".padStart(6)} ${"anon".padStart(6)} ${"file".padStart(6)}  MiB; load`);
     for (const row of rows) console.log(row);
     console.log(`${"peak (VmHWM)".padEnd(22)} ${peakMiB(server.pid).toFixed(0).padStart(6)}`);

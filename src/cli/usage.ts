@@ -2,7 +2,7 @@ export const USAGE = `imgd — index photos with CLIP and search them by text or
 
 usage:
   imgd index DIR... [--index PATH] [--models DIR] [--model NAME] [--batch N] [--threads N]
-                    [--list FILE] [--follow-symlinks] [--dtype f16|f32|i8] [--profile DIR] [--json]
+                    [--list FILE] [--follow-symlinks] [--dtype i8|f16|f32] [--profile DIR] [--json]
                     [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
   imgd query "TEXT" [--index PATH] [-k N] [--image FILE] [--offset N] [--path-prefix P]
                     [--after DATE] [--before DATE] [--has LABEL]... [--text-in WORDS] [--person NAME]
@@ -10,7 +10,7 @@ usage:
   imgd info [--index PATH] [--errors] [--json]
   imgd models list|verify|pull [NAME] [--models DIR]
   imgd serve [--index PATH] [--port N] [--host ADDR] [--token T] [--cors ORIGIN] [--root DIR]...
-             [--max-concurrency N] [--target-latency-ms MS] [--memory-target-mb MB]
+             [--max-concurrency N] [--target-latency-ms MS] [--memory-target-mb MB] [--image-idle-s S]
              [--log FILE] [--threads N] [--batch-wait-ms MS] [--batch-max N]
              [--faces] [--objects [--object-model NAME]] [--ocr]   (stages run on ingested images)
   imgd coordinator DIR... --storage DIR [--port N] [--bind ADDR] [--token T | --token-file F] [--batch N]

@@ -1,6 +1,5 @@
 // Everything the HTTP layer needs, opened once at start-up (server.ts) and handed to createApp; routes reach the
 // engine only through these.
-import type { BatchImageEmbedder } from "../engine/embed.ts";
 import type { Ingestor } from "../engine/ingest.ts";
 import type { ResolvedModel } from "../engine/models.ts";
 import type { QueryEmbeddings } from "../engine/query-embeddings.ts";
@@ -11,6 +10,7 @@ import type { ThumbnailCache } from "../engine/thumbnail.ts";
 import type { ConcurrencyGate } from "./concurrency-gate.ts";
 import type { FileRoots } from "./file-roots.ts";
 import type { JsonLog } from "./json-log.ts";
+import type { IdleClosingTower } from "./idle-closing-tower.ts";
 import type { OnDemand } from "./on-demand.ts";
 
 export interface Limits {
@@ -47,8 +47,8 @@ export interface AppDeps {
   model: ResolvedModel;
   queries: QueryEmbeddings;
   textBatcher: TextBatcher;
-  /** The image tower, opened by the first image query or ingest. */
-  images: OnDemand<BatchImageEmbedder>;
+  /** The image tower, opened by the first image query or ingest and closed again when idle. */
+  images: IdleClosingTower;
   ingestor: OnDemand<Ingestor>;
   thumbnails: ThumbnailCache;
   roots: FileRoots;

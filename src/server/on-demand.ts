@@ -1,5 +1,5 @@
-// A resource opened on first use and kept: the image tower costs memory (~350 MB for CLIP ViT-B/32) that a server
-// answering only text queries never needs. A failed open is not remembered, so the next request tries again.
+// A resource opened on first use and kept (the ingestor, the analysis stages): a server that never ingests never
+// pays for them. A failed open is not remembered, so the next request tries again.
 export class OnDemand<T> {
   private opening: Promise<T> | null = null;
   private value: T | null = null;

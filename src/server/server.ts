@@ -23,6 +23,7 @@ import { createApp } from "./app.ts";
 import { ConcurrencyGate } from "./concurrency-gate.ts";
 import { FileRoots } from "./file-roots.ts";
 import { JsonLog } from "./json-log.ts";
+import { DEFAULT_IMAGE_TOWER_IDLE_MS, IdleClosingTower } from "./idle-closing-tower.ts";
 import { OnDemand } from "./on-demand.ts";
 
 export interface ServeOptions {
@@ -42,6 +43,8 @@ export interface ServeOptions {
   targetLatencyMs?: number;
   /** Open the image tower at start instead of on the first image query or ingest. */
   eagerImageTower?: boolean;
+  /** Close the image tower after this long without an image query or ingest; 0 keeps it. Default 300 s. */
+  imageTowerIdleMs?: number;
   /** Run the text tower on the server's JS thread instead of a worker thread. */
   textTowerInThread?: boolean;
   /** Resident memory above which the server collects garbage and returns freed memory (0: never). */
@@ -85,9 +88,15 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     closers.push(() => text.close());
     // On a worker thread: an image query or an ingest batch infers for tens of ms, which on the server's one JS
     // thread would hold up every other request meanwhile.
-    const images = new OnDemand(() => openImageTower(model, session).finally(trimFreedMemory));
-    closers.push(() => images.close((i) => i.close()));
-    if (opts.eagerImageTower) await images.get();
+    const images = new IdleClosingTower(
+      () => openImageTower(model, session).finally(trimFreedMemory),
+      model.manifest.dims,
+      model.manifest.preprocess,
+      opts.imageTowerIdleMs ?? DEFAULT_IMAGE_TOWER_IDLE_MS,
+      trimFreedMemory,
+    );
+    closers.push(() => images.close());
+    if (opts.eagerImageTower) await images.load();
 
     const uploadsDir = join(indexDir, "uploads");
     mkdirSync(uploadsDir, { recursive: true });
@@ -112,7 +121,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     closers.push(() => stages.close(closeStages));
     const ingestor = new OnDemand(
       async () =>
-        new Ingestor({ store, embedder: await images.get(), uploadsDir, maxPixels: limits.maxPixels, stages: await stages.get() }),
+        new Ingestor({ store, embedder: images, uploadsDir, maxPixels: limits.maxPixels, stages: await stages.get() }),
     );
     closers.push(() => ingestor.close((i) => i.flush()));
     let ready = false;
@@ -159,7 +168,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 
     const warm = Promise.all([
       textBatcher.embed("a photo"),
-      images.loaded ? images.get().then((i) => i.embed(new Float32Array(3 * model.manifest.preprocess.size ** 2), 1)) : null,
+      images.loaded ? images.embed(new Float32Array(3 * model.manifest.preprocess.size ** 2), 1) : null,
     ]).then(() => {
       // Start-up garbage (the catalog pages read for the metadata, the warm-up) is collected before serving, not
       // whenever the first requests happen to trigger a collection.

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { DEFAULT_MEMORY_TARGET_BYTES } from "../../engine/memory-governor.ts";
+import { DEFAULT_IMAGE_TOWER_IDLE_MS } from "../../server/idle-closing-tower.ts";
 import { DEFAULT_MAX_CONCURRENCY, DEFAULT_TARGET_LATENCY_MS, startServer } from "../../server/server.ts";
 import { DEFAULT_INDEX, intFlag, parse } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
@@ -15,6 +16,7 @@ export async function run(argv: string[]): Promise<number> {
     "max-concurrency": { type: "string" },
     "target-latency-ms": { type: "string" },
     "memory-target-mb": { type: "string" },
+    "image-idle-s": { type: "string" },
     log: { type: "string" },
     root: { type: "string", multiple: true },
     threads: { type: "string" },
@@ -36,6 +38,8 @@ export async function run(argv: string[]): Promise<number> {
     targetLatencyMs: intFlag(values["target-latency-ms"], "target-latency-ms", DEFAULT_TARGET_LATENCY_MS, 0),
     // Above this resident size the server collects garbage every 2 s; 0 never does.
     memoryTargetBytes: intFlag(values["memory-target-mb"], "memory-target-mb", DEFAULT_MEMORY_TARGET_BYTES / 1e6, 0) * 1e6,
+    // The image tower is closed after this many seconds without an image query or ingest; 0 keeps it open.
+    imageTowerIdleMs: intFlag(values["image-idle-s"], "image-idle-s", DEFAULT_IMAGE_TOWER_IDLE_MS / 1000, 0) * 1000,
     logFile: values.log ? resolve(values.log) : undefined,
     roots: (values.root ?? []).map((r) => resolve(r)),
     threads: values.threads ? intFlag(values.threads, "threads", 1) : undefined,

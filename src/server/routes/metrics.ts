@@ -17,7 +17,8 @@ export function registerEngineMetrics(m: MetricsRegistry, deps: AppDeps): void {
   m.sampledCounter("imgd_log_lines_dropped_total", "Access-log lines dropped because writing fell behind.", () => deps.log.dropped);
   m.gauge("imgd_js_heap_used_bytes", "JavaScript heap in use (the rest of the RSS is native: vectors, DuckDB, ONNX Runtime).", () => process.memoryUsage().heapUsed);
   m.sampledCounter("imgd_memory_collections_total", "Full collections run because resident memory was above its target.", () => deps.memoryCollections?.() ?? 0);
-  m.gauge("imgd_image_tower_loaded", "1 once the image tower has been opened (by an image query or ingest).", () => (deps.images.loaded ? 1 : 0));
+  m.gauge("imgd_image_tower_loaded", "1 while the image tower is open (from an image query or ingest until it has been idle).", () => (deps.images.loaded ? 1 : 0));
+  m.sampledCounter("imgd_image_tower_idle_closes_total", "Times the image tower was closed for being idle.", () => deps.images.idleCloses);
   m.sampledCounter("imgd_query_cache_hits_total", "Text queries answered from the embedding cache.", () => deps.queries.cache.hits);
   m.sampledCounter("imgd_query_cache_misses_total", "Text queries that needed the model.", () => deps.queries.cache.misses);
   m.gauge("imgd_query_cache_entries", "Query embeddings cached.", () => deps.queries.cache.size);

@@ -67,8 +67,8 @@ export function searchRoutes(deps: AppDeps) {
       const { pixels } = await timed(c, "decode", () =>
         prepareImage(files[0]!.bytes, deps.model.manifest.preprocess, deps.limits.maxPixels),
       );
-      const images = await timed(c, "load", () => deps.images.get());
-      const vector = await timed(c, "embed", () => images.embed(pixels, 1));
+      // Includes (re)opening the tower when this is the first image request in a while.
+      const vector = await timed(c, "embed", () => deps.images.embed(pixels, 1));
       return search(c, vector, filters);
     });
 }
