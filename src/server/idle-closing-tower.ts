@@ -55,14 +55,20 @@ export class IdleClosingTower implements BatchImageEmbedder {
     this.users++;
     this.disarm();
     try {
-      // A failed open is not kept: the next request tries again.
-      this.tower ??= this.open().then(
-        (t) => ((this.opened = true), t),
-        (err) => {
-          this.tower = null;
-          throw err;
-        },
-      );
+      if (!this.tower) {
+        // A failed open is not kept: the next request tries again. A close meanwhile has already let this one go.
+        const opening: Promise<BatchImageEmbedder> = this.open().then(
+          (t) => {
+            if (this.tower === opening) this.opened = true;
+            return t;
+          },
+          (err) => {
+            if (this.tower === opening) this.tower = null;
+            throw err;
+          },
+        );
+        this.tower = opening;
+      }
       return await work(await this.tower);
     } finally {
       if (--this.users === 0) this.arm();

@@ -73,6 +73,15 @@ describe("the idle-closing image tower", () => {
     await tower.close();
   });
 
+  test("a close while the tower is still opening closes it once opened and reports it unloaded", async () => {
+    const { tower, counts } = countingTower(0);
+    const loading = tower.load();
+    await tower.close();
+    await loading;
+    expect(counts).toMatchObject({ opens: 1, closes: 1 });
+    expect(tower.loaded).toBe(false);
+  });
+
   test("an idle time of 0 keeps the tower open", async () => {
     const { tower, counts } = countingTower(0);
     await tower.embed(pixels(3), 1);
