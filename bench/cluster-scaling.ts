@@ -1,13 +1,20 @@
 // Cluster figures on this machine: throughput of 1 worker x 2 threads against 2 workers x 1 thread (real
 // processes on 127.0.0.1), the coordinator's share of each batch, and how long a SIGKILLed worker's batch takes to
-// be re-leased and committed by a survivor.  bun bench/cluster-scaling.ts [--images 600] [--side 256] [--batch 32]
+// be re-leased and committed by a survivor, and each run's worker peak RSS.
+// bun bench/cluster-scaling.ts [--images 600] [--side 256] [--batch 32] [--worker-batch 8] [--model test-clip|clip-q8-cost]
+// clip-q8-cost (ViT-B/32's int8 towers at their real size) shows what a worker holds with a real image tower.
 import { join } from "node:path";
 import { flag, loadNote } from "./fixtures.ts";
+import { modelsDirFor } from "./load.ts";
 import { fetchStatus, makePhotos, startCoordinatorProc, startWorkerProc, tempDir, until, type Proc } from "../test/cluster-net/cluster-harness.ts";
 
 const images = Number(flag("--images", "600"));
 const side = Number(flag("--side", "256"));
 const batch = flag("--batch", "32");
+const model = flag("--model", "test-clip");
+/** Images per inference batch inside each worker (its own --batch); the lease size is --batch. */
+const workerBatch = flag("--worker-batch", "8");
+const modelArgs = model === "test-clip" ? [] : ["--model", model, "--models", modelsDirFor(model)];
 const root = tempDir("bench");
 const photos = join(root, "photos");
 await makePhotos(photos, images, side);
@@ -32,9 +39,9 @@ async function timingsOf(url: string): Promise<Record<string, { count: number; m
 
 async function run(label: string, workers: number, threads: number, n: number): Promise<Run> {
   const storage = join(root, `storage-${label}-${n}`);
-  const { p, url } = await startCoordinatorProc([photos], storage, ["--batch", batch, "--lease-ttl", "10"]);
+  const { p, url } = await startCoordinatorProc([photos], storage, ["--batch", batch, "--lease-ttl", "10", ...modelArgs]);
   await fetch(`${url}/v1/control`, { method: "POST", headers: { authorization: "Bearer test-token-0123456789" }, body: JSON.stringify({ action: "pause" }) });
-  const procs = Array.from({ length: workers }, () => startWorkerProc(url, ["--threads", String(threads)]));
+  const procs = Array.from({ length: workers }, () => startWorkerProc(url, ["--threads", String(threads), "--batch", workerBatch, ...modelArgs.slice(2)]));
   // Workers load their model while dispatch is paused, so start-up is not timed.
   await until(async () => (await fetchStatus(url)).workers.filter((w) => w.state === "idle").length === workers, 30_000, "workers idle");
   await Bun.sleep(300);
@@ -65,7 +72,7 @@ async function run(label: string, workers: number, threads: number, n: number): 
   };
 }
 
-console.log(`cluster scaling: ${images} JPEGs ${side}x${side}, batch ${batch}, test-clip; ${loadNote()}`);
+console.log(`cluster scaling: ${images} JPEGs ${side}x${side}, batch ${batch} (worker inference batch ${workerBatch}), ${model}; ${loadNote()}`);
 const rows: Run[] = [];
 for (let rep = 0; rep < 2; rep++) {
   rows.push(await run("1 worker x 2 threads", 1, 2, rep));

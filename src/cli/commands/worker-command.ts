@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { DEFAULT_MEMORY_TARGET_BYTES } from "../../engine/memory-governor.ts";
 import { parsePathMaps } from "../../engine/path-map.ts";
 import { resolveToken } from "../../cluster-net/mesh-token.ts";
-import { runWorker } from "../../cluster-net/worker.ts";
+import { DEFAULT_WORKER_BATCH, runWorker } from "../../cluster-net/worker.ts";
 import { defaultThreads, intFlag, parse } from "../args.ts";
 import { UsageError } from "../usage.ts";
 
@@ -32,7 +32,7 @@ export async function run(argv: string[]): Promise<number> {
     coordinator: values.coordinator,
     token: resolveToken({ token: values.token, tokenFile: values["token-file"] }),
     threads: intFlag(values.threads, "threads", defaultThreads()),
-    batchSize: values.batch ? intFlag(values.batch, "batch", 32) : undefined,
+    batchSize: values.batch ? intFlag(values.batch, "batch", DEFAULT_WORKER_BATCH) : undefined,
     storage: values.storage ? resolve(values.storage) : undefined,
     modelsDir: values.models,
     fetchModels: !values["no-fetch-models"],
