@@ -28,8 +28,10 @@ interface Run {
   serverMsPerBatch: number;
   cpuMsPerBatch: number;
   batchMs: number;
-  /** The largest peak resident memory among the run's workers. */
+  /** The largest peak resident memory among the run's workers (model loading included). */
   workerPeakMiB: number;
+  /** Median of the workers' resident memory as their heartbeats report it while indexing. */
+  workerRssMiB: number;
 }
 
 async function timingsOf(url: string): Promise<Record<string, { count: number; ms: number }>> {
@@ -48,8 +50,16 @@ async function run(label: string, workers: number, threads: number, n: number): 
   const cpu0 = await timingsOf(url);
   const t0 = performance.now();
   await fetch(`${url}/v1/control`, { method: "POST", headers: { authorization: "Bearer test-token-0123456789" }, body: JSON.stringify({ action: "resume" }) });
-  // Waiting on the coordinator's own log line, not by polling its status, keeps the bench off its CPU.
+  // Waiting on the coordinator's own log line, not by polling its status, keeps the bench off its CPU; only the
+  // workers' RSS (from their heartbeats) is read, once a second.
+  const rss: number[] = [];
+  const sampler = setInterval(async () => {
+    const status = await fetchStatus(url).catch(() => null);
+    for (const w of status?.workers ?? []) if (w.state === "working" && w.rssBytes) rss.push(w.rssBytes / 2 ** 20);
+  }, 1000);
   await p.waitFor(/all \d+ files committed/, 600_000);
+  clearInterval(sampler);
+  rss.sort((a, b) => a - b);
   const seconds = (performance.now() - t0) / 1000;
   const timings = await timingsOf(url);
   const serverMs = ["lease", "commit", "heartbeat"].reduce((a, k) => a + (timings[k]?.ms ?? 0), 0);
@@ -69,6 +79,7 @@ async function run(label: string, workers: number, threads: number, n: number): 
     cpuMsPerBatch: cpuMs / batches,
     batchMs: busy / batches,
     workerPeakMiB: Math.max(...summaries.map((s) => s.peakRssBytes / 2 ** 20)),
+    workerRssMiB: rss[rss.length >> 1] ?? Number.NaN,
   };
 }
 
@@ -80,7 +91,7 @@ for (let rep = 0; rep < 2; rep++) {
 }
 for (const r of rows) {
   console.log(
-    `${r.label.padEnd(22)} ${r.seconds.toFixed(2).padStart(6)} s  ${r.rate.toFixed(1).padStart(6)} img/s  worker waits on coordinator ${r.meshMsPerBatch.toFixed(1)} ms/batch (${r.overheadPct.toFixed(2)} % of batch time); coordinator CPU ${r.cpuMsPerBatch.toFixed(1)} ms/batch (${((100 * r.cpuMsPerBatch) / r.batchMs).toFixed(2)} % of a ${r.batchMs.toFixed(0)} ms batch; handler wall ${r.serverMsPerBatch.toFixed(1)} ms); worker peak RSS ${r.workerPeakMiB.toFixed(0)} MiB`,
+    `${r.label.padEnd(22)} ${r.seconds.toFixed(2).padStart(6)} s  ${r.rate.toFixed(1).padStart(6)} img/s  worker waits on coordinator ${r.meshMsPerBatch.toFixed(1)} ms/batch (${r.overheadPct.toFixed(2)} % of batch time); coordinator CPU ${r.cpuMsPerBatch.toFixed(1)} ms/batch (${((100 * r.cpuMsPerBatch) / r.batchMs).toFixed(2)} % of a ${r.batchMs.toFixed(0)} ms batch; handler wall ${r.serverMsPerBatch.toFixed(1)} ms); worker RSS while indexing ${r.workerRssMiB.toFixed(0)} MiB, peak ${r.workerPeakMiB.toFixed(0)} MiB`,
   );
 }
 const best = (label: string) => Math.max(...rows.filter((r) => r.label === label).map((r) => r.rate));
