@@ -29,7 +29,8 @@ describe("the text tower on a worker thread", () => {
   });
 
   test("keeps this thread free while it runs: timers fire during a large batch, unlike in-thread", async () => {
-    const texts = Array.from({ length: 512 }, (_, i) => `a photo of thing number ${i} in colour ${i % 7}`);
+    // Enough texts that the threaded run spans many timer turns even on a fast machine (512 once gave one tick).
+    const texts = Array.from({ length: 4096 }, (_, i) => `a photo of thing number ${i} in colour ${i % 7}`);
     const ticksDuring = async (tower: { embed(t: string[]): Promise<Float32Array> }) => {
       let ticks = 0;
       const timer = setInterval(() => ticks++, 0);
