@@ -86,6 +86,27 @@ describe("vectors.f16 rows", () => {
     expect(last.size).toBe(3);
   });
 
+  test("a damaged tail (a wild id, an unknown flag, zeros) ends the valid records and is cut off by a writable open", () => {
+    const path = tempFile();
+    const data = unitRows(2, 11);
+    const rows = ExactRows.open(path, DIMS, true, 100);
+    rows.add([1, 2], data);
+    rows.close();
+    for (const [id, flags] of [[4_000_000_000, 0], [3, 7], [0, 0], [500, 0]]) {
+      const bad = Buffer.alloc(RECORD);
+      bad.writeUInt32LE(id!, 0);
+      bad.writeUInt32LE(flags!, 4);
+      appendFileSync(path, bad);
+      const reader = ExactRows.open(path, DIMS, false, 100);
+      expect(reader.size).toBe(2);
+      reader.close();
+      const writer = ExactRows.open(path, DIMS, true, 100);
+      expect(statSync(path).size).toBe(2 * RECORD);
+      writer.close();
+    }
+    expect(ExactRows.open(path, DIMS, false, 100).scores([2], data.subarray(DIMS))[0]).toBeCloseTo(1, 3);
+  });
+
   test("commit compacts once dead records outnumber live ones, keeping every live row", () => {
     const path = tempFile();
     const data = unitRows(3000, 7);

@@ -37,8 +37,11 @@ export class ExactRows {
     this.row = new Uint8Array(this.recordBytes);
   }
 
-  /** Opens (a writable open creates) `path` and reads which id each record holds. A read-only open of a missing file is empty. */
-  static open(path: string, dims: number, writable: boolean): ExactRows {
+  /**
+   * Opens (a writable open creates) `path` and reads which id each record holds; ids are below `maxId` (the
+   * catalog's next id). A read-only open of a missing file is empty.
+   */
+  static open(path: string, dims: number, writable: boolean, maxId = 2 ** 31 - 1): ExactRows {
     let fd: number;
     try {
       fd = writable ? openReadWrite(path) : openSync(path, "r");
@@ -47,7 +50,7 @@ export class ExactRows {
       return new ExactRows(-1, path, dims, false);
     }
     const rows = new ExactRows(fd, path, dims, writable);
-    rows.scan();
+    rows.scan(maxId);
     return rows;
   }
 
@@ -140,29 +143,33 @@ export class ExactRows {
     this.fd = -1;
   }
 
-  private scan(): void {
+  /** Reads the valid prefix: whole records with a known flag and an id the catalog has handed out. */
+  private scan(maxId: number): void {
     const size = fstatSync(this.fd).size;
     const whole = Math.floor(size / this.recordBytes);
     const chunk = Buffer.alloc(SCAN_RECORDS * this.recordBytes);
-    for (let first = 0; first < whole; first += SCAN_RECORDS) {
+    let valid = 0;
+    scan: for (let first = 0; first < whole; first += SCAN_RECORDS) {
       const n = Math.min(SCAN_RECORDS, whole - first);
       readSync(this.fd, chunk, 0, n * this.recordBytes, first * this.recordBytes);
-      for (let j = 0; j < n; j++) {
+      for (let j = 0; j < n; j++, valid++) {
         const id = chunk.readUInt32LE(j * this.recordBytes);
-        const removed = chunk.readUInt32LE(j * this.recordBytes + 4) === REMOVED;
+        const flags = chunk.readUInt32LE(j * this.recordBytes + 4);
+        // Garbage (a damaged disk block) ends the file here rather than sizing the id table by a wild id.
+        if ((flags !== LIVE && flags !== REMOVED) || id < 1 || id >= maxId) break scan;
         const had = this.has(id);
-        if (removed) {
+        if (flags === REMOVED) {
           if (had) this.live--;
           this.setSlot(id, 0);
         } else {
           if (!had) this.live++;
-          this.setSlot(id, first + j + 1);
+          this.setSlot(id, valid + 1);
         }
       }
     }
-    this.records = whole;
-    // A torn last record: appends go after the whole ones.
-    if (this.writable && size !== whole * this.recordBytes) ftruncateSync(this.fd, whole * this.recordBytes);
+    this.records = valid;
+    // A torn or damaged tail: appends go after the valid records.
+    if (this.writable && size !== valid * this.recordBytes) ftruncateSync(this.fd, valid * this.recordBytes);
   }
 
   private compact(): void {

@@ -457,7 +457,7 @@ async function repair(vectors: VectorIndex, catalog: Catalog, nextId: number): P
  * every embedding blob (~300 MB more peak memory at 100K).
  */
 async function openExactRows(dir: string, dims: number, catalog: Catalog, vectors: number, readOnly: boolean): Promise<ExactRows> {
-  const exact = ExactRows.open(join(dir, EXACT_FILE), dims, !readOnly);
+  const exact = ExactRows.open(join(dir, EXACT_FILE), dims, !readOnly, (await catalog.state()).nextId);
   try {
     if (!readOnly && exact.size < vectors) {
       for await (const page of catalog.embeddings()) exact.add(page.ids, page.vectors);
