@@ -2,7 +2,8 @@
 // recall@k against exact f32 search, the mean |score error| of the hits, search latency, and the vectors' memory.
 // Clustered 512-d unit vectors (centres plus spread), like real embeddings, where i8's coarse distances misrank.
 //
-// Usage: bun bench/recall.ts [--vectors 50000] [--queries 300] [--k 20] [--dtypes f32,f16,i8]
+// Usage: bun bench/recall.ts [--vectors 50000] [--queries 300] [--k 20] [--dtypes f32,f16,i8] [--expansion 0]
+// (--expansion: USearch's expansion_search; 0 is its default)
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -18,6 +19,7 @@ const count = Number(flag("--vectors", "50000"));
 const queries = Number(flag("--queries", "300"));
 const k = Number(flag("--k", "20"));
 const dtypes = flag("--dtypes", "f32,f16,i8").split(",") as VectorDType[];
+const expansionSearch = Number(flag("--expansion", "0"));
 
 const rand = mulberry32(0x5eed);
 const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
@@ -68,11 +70,11 @@ const row = (i: number): NewImage => ({
   path: pathOf(i), size: 1, mtimeMs: 1, imohash: `h${i}`, width: 1, height: 1, takenAt: null, cameraMake: null, cameraModel: null, status: "indexed",
 });
 
-console.log(`recall@${k} against exact f32 search: ${count} clustered ${DIMS}-d vectors, ${queries} queries`);
+console.log(`recall@${k} against exact f32 search: ${count} clustered ${DIMS}-d vectors, ${queries} queries, expansion_search ${expansionSearch || "default"}`);
 console.log(`dtype  recall@${k}  |score error|  search p50     p99   vectors in memory  on disk only`);
 for (const dtype of dtypes) {
   const dir = join(mkdtempSync(join(tmpdir(), "imgd-recall-")), "index");
-  const build = await IndexStore.open(dir, { model, vectors: { dtype } });
+  const build = await IndexStore.open(dir, { model, vectors: { dtype, expansionSearch } });
   for (let i = 0; i < count; i += 2000) {
     const n = Math.min(2000, count - i);
     await build.addBatch(Array.from({ length: n }, (_, j) => row(i + j)), data.subarray(i * DIMS, (i + n) * DIMS));
