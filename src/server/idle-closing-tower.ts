@@ -1,7 +1,8 @@
 // The server's image tower: opened by the first image query or ingest, closed again after `idleMs` without one.
 // Its weights are most of what an image query adds to a server (~100 MB for ViT-B/32 in int8, 350 MB in fp32),
 // and many servers answer text queries for hours between uploads; the next image request pays the reopen
-// (under a second for ViT-B/32's int8 tower here). Like Immich's machine-learning model TTL. An `idleMs` of 0 keeps the tower once opened.
+// (under a second for ViT-B/32's int8 tower here). Like Immich's machine-learning model TTL. An `idleMs` of 0
+// keeps the tower once opened.
 import type { BatchImageEmbedder } from "../engine/embed.ts";
 import type { PreprocessSpec } from "../engine/types.ts";
 
