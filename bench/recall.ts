@@ -7,6 +7,7 @@
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { gaussian } from "../src/engine/cluster/pca.ts";
 import { mulberry32 } from "../src/engine/seeded-random.ts";
 import { IndexStore, type NewImage, type VectorDType } from "../src/engine/store/index-store.ts";
 import { EXACT_FILE } from "../src/engine/store/exact-rows.ts";
@@ -22,7 +23,7 @@ const dtypes = flag("--dtypes", "f32,f16,i8").split(",") as VectorDType[];
 const expansionSearch = Number(flag("--expansion", "0"));
 
 const rand = mulberry32(0x5eed);
-const gauss = () => Math.sqrt(-2 * Math.log(1 - rand())) * Math.cos(2 * Math.PI * rand());
+const gauss = () => gaussian(rand);
 function unit(v: Float32Array): Float32Array {
   const norm = Math.hypot(...v);
   return v.map((x) => x / norm);
