@@ -23,8 +23,8 @@ export async function startCoordinator(
   void models.list().catch(() => {});
   const app = coordinatorApp(coordinator, opts.token, query, models);
   const server = Bun.serve({ port: opts.port ?? 0, hostname: opts.hostname ?? "0.0.0.0", fetch: app.fetch, idleTimeout: 60 });
-  const timer = setInterval(() => void coordinator.tick().catch((e) => opts.onEvent?.(`tick failed: ${e}`)), Math.min(500, coordinator.heartbeatMs));
-  void coordinator.tick();
+  const timer = setInterval(() => coordinator.kick(), Math.min(500, coordinator.heartbeatMs));
+  coordinator.kick();
   const port = server.port!;
   return {
     coordinator,

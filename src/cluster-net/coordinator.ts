@@ -48,7 +48,9 @@ export class CoordinatorError extends Error {
 export class Coordinator {
   private readonly progress: ProgressModel;
   private readonly workerProgress = new Map<string, ProgressModel>();
-  private ticking = false;
+  /** The tick in progress, which close() waits for before closing the ledger under it. */
+  private ticking: Promise<void> | null = null;
+  private closed = false;
   /** Ids and drain flags of registered workers; the ledger has the same, this spares a query per request. */
   private readonly known = new Map<string, { drain: boolean; state: string }>();
   private merge: Promise<MergeReport | null> | null = null;
@@ -165,7 +167,7 @@ export class Coordinator {
     if (!result.duplicate) {
       this.progress.advance(result.files, req.failed);
       this.progressOf(req.workerId).advance(result.files, req.failed);
-      if (this.job.phase === "indexing" && (await this.ledger.counts()).filesDone === this.job.total) void this.tick();
+      if (this.job.phase === "indexing" && (await this.ledger.counts()).filesDone === this.job.total) this.kick();
     }
     return { committed: true, duplicate: result.duplicate };
   }
@@ -176,7 +178,7 @@ export class Coordinator {
     await this.ledger.setWorkerState(workerId, "gone");
     this.known.get(workerId)!.state = "gone";
     this.opts.onEvent?.(`worker ${workerId} left: ${reason}${handedBack.length ? `; batches ${handedBack.join(", ")} back in the queue` : ""}`);
-    void this.tick();
+    this.kick();
   }
 
   async control(action: "pause" | "resume" | "drain", workerId?: string): Promise<void> {
@@ -203,29 +205,38 @@ export class Coordinator {
 
   /** Expires leases, marks silent workers lost, and merges once every batch is committed. Safe to call often. */
   async tick(): Promise<void> {
-    if (this.ticking) return;
-    this.ticking = true;
+    if (this.ticking || this.closed) return;
+    this.ticking = this.runTick();
     try {
-      const now = Date.now();
-      for (const e of await this.ledger.expireLeases(now)) {
-        this.opts.onEvent?.(`batch ${e.batchId} back in the queue: lease of ${e.workerId} expired`);
-      }
-      for (const id of await this.ledger.markLost(now, this.opts.leaseTtlMs)) {
-        this.opts.onEvent?.(`worker ${id} lost: no heartbeat for ${(this.opts.leaseTtlMs / 1000).toFixed(1)} s`);
-      }
-      const job = this.job;
-      if (job.phase === "indexing") {
-        const counts = await this.ledger.counts();
-        if (counts.queued === 0 && counts.leased === 0) {
-          await this.ledger.setPhase("merging");
-          this.job = { ...this.job, phase: "merging" };
-          this.opts.onEvent?.(`all ${job.total} files committed; merging shards once their workers have closed them`);
-        }
-      }
-      if (this.job.phase === "merging") await this.tryMerge();
+      await this.ticking;
     } finally {
-      this.ticking = false;
+      this.ticking = null;
     }
+  }
+
+  /** A tick nobody waits for (after a commit or a departure): its failure is reported, not left unhandled. */
+  kick(): void {
+    void this.tick().catch((e) => this.opts.onEvent?.(`tick failed: ${e}`));
+  }
+
+  private async runTick(): Promise<void> {
+    const now = Date.now();
+    for (const e of await this.ledger.expireLeases(now)) {
+      this.opts.onEvent?.(`batch ${e.batchId} back in the queue: lease of ${e.workerId} expired`);
+    }
+    for (const id of await this.ledger.markLost(now, this.opts.leaseTtlMs)) {
+      this.opts.onEvent?.(`worker ${id} lost: no heartbeat for ${(this.opts.leaseTtlMs / 1000).toFixed(1)} s`);
+    }
+    const job = this.job;
+    if (job.phase === "indexing") {
+      const counts = await this.ledger.counts();
+      if (counts.queued === 0 && counts.leased === 0) {
+        await this.ledger.setPhase("merging");
+        this.job = { ...this.job, phase: "merging" };
+        this.opts.onEvent?.(`all ${job.total} files committed; merging shards once their workers have closed them`);
+      }
+    }
+    if (this.job.phase === "merging") await this.tryMerge();
   }
 
   private async tryMerge(): Promise<void> {
@@ -319,6 +330,8 @@ export class Coordinator {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    await this.ticking?.catch(() => null);
     await this.merge?.catch(() => null);
     await this.ledger.close();
   }
