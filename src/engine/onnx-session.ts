@@ -1,5 +1,6 @@
 // Every onnxruntime session imgd opens (CLIP towers, face, object and OCR models) is configured here, once.
 import type { InferenceSession } from "onnxruntime-node";
+import { mappedModelPath } from "./mapped-model.ts";
 import { loadOrt } from "./native.ts";
 
 export interface SessionOptions {
@@ -16,7 +17,7 @@ export interface SessionOptions {
 
 /** One operator at a time with `threads` inside it. */
 export function openOnnxSession(path: string, opts: SessionOptions = {}): Promise<InferenceSession> {
-  return loadOrt().InferenceSession.create(path, {
+  return loadOrt().InferenceSession.create(mappedModelPath(path), {
     intraOpNumThreads: Math.max(1, opts.threads ?? 1),
     interOpNumThreads: 1,
     graphOptimizationLevel: "all",

@@ -1,0 +1,88 @@
+// Opening a model as onnxruntime reads it whole (IMGD_MODEL_CACHE=off) against opening its mappable copy
+// (src/engine/mapped-model.ts): open time, the peak while opening (VmHWM) and the resident memory after a few runs,
+// each in a fresh process, for both towers of a real-sized model. The copy is made before timing starts.
+//
+// Usage: bun bench/model-open.ts [--model clip-q8-cost|text-cost] [--runs 3]
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
+import { generateQ8Cost, NAME as Q8_COST } from "../models/test/generate-q8-cost.ts";
+import { generateTextCost } from "../models/test/generate-text-cost.ts";
+import { mappedModelPath } from "../src/engine/mapped-model.ts";
+import { loadOrt } from "../src/engine/native.ts";
+import { openOnnxSession } from "../src/engine/onnx-session.ts";
+import { BENCH_MODELS, flag, loadNote } from "./fixtures.ts";
+
+interface Sample {
+  openMs: number;
+  peakMiB: number;
+  rssMiB: number;
+  runMs: number;
+}
+
+function status(key: string): number {
+  return Number(readFileSync("/proc/self/status", "utf8").match(new RegExp(`${key}:\\s+(\\d+)`))?.[1] ?? NaN) / 1024;
+}
+
+/** In the child: open `path`, run it five times on a batch of two, report. */
+async function measure(path: string, tower: "image" | "text"): Promise<Sample> {
+  const ort = loadOrt();
+  const t0 = performance.now();
+  const session = await openOnnxSession(path, { threads: 2 });
+  const openMs = performance.now() - t0;
+  const input = session.inputNames[0]!;
+  const feeds =
+    tower === "image"
+      ? { [input]: new ort.Tensor("float32", Float32Array.from({ length: 2 * 3 * 224 * 224 }, (_, i) => Math.sin(i)), [2, 3, 224, 224]) }
+      : { [input]: new ort.Tensor("int64", BigInt64Array.from({ length: 2 * 12 }, (_, i) => BigInt(1 + ((i * 7919) % 49000))), [2, 12]) };
+  await session.run(feeds);
+  const t1 = performance.now();
+  for (let i = 0; i < 5; i++) await session.run(feeds);
+  return { openMs, peakMiB: status("VmHWM"), rssMiB: status("VmRSS"), runMs: (performance.now() - t1) / 5 };
+}
+
+async function child(path: string, tower: "image" | "text", mapped: boolean): Promise<Sample> {
+  const proc = Bun.spawn([process.execPath, import.meta.path, "--child", path, tower], {
+    env: { ...process.env, ...(mapped ? {} : { IMGD_MODEL_CACHE: "off" }) },
+    stdout: "pipe",
+    stderr: "inherit",
+  });
+  const out = await new Response(proc.stdout).text();
+  if ((await proc.exited) !== 0) throw new Error(`measuring ${path} failed`);
+  return JSON.parse(out) as Sample;
+}
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+if (process.argv[2] === "--child") {
+  console.log(JSON.stringify(await measure(process.argv[3]!, process.argv[4] as "image" | "text")));
+} else {
+  const model = flag("--model", Q8_COST);
+  const runs = Number(flag("--runs", "3"));
+  if (model === Q8_COST) generateQ8Cost(BENCH_MODELS);
+  else if (model === "text-cost") generateTextCost(BENCH_MODELS);
+  else throw new Error(`--model must be ${Q8_COST} or text-cost, not ${model}`);
+  console.log(`model open, ${model}, median of ${runs} fresh processes, 2 threads; ${loadNote()}`);
+  console.log("tower  how               open ms   peak MiB   RSS MiB   run ms (batch of 2)");
+  for (const tower of ["text", "image"] as const) {
+    const path = join(BENCH_MODELS, model, `${tower}.onnx`);
+    if (model === "text-cost" && tower === "image") continue; // test-clip's image tower, 0.4 MB
+    mappedModelPath(path); // the one-time copy is not what is timed
+    const rows: Record<string, Sample> = {};
+    for (const [how, mapped] of [["read whole", false], ["mapped copy", true]] as const) {
+      const samples: Sample[] = [];
+      for (let i = 0; i < runs; i++) samples.push(await child(path, tower, mapped));
+      const s: Sample = {
+        openMs: median(samples.map((x) => x.openMs)),
+        peakMiB: median(samples.map((x) => x.peakMiB)),
+        rssMiB: median(samples.map((x) => x.rssMiB)),
+        runMs: median(samples.map((x) => x.runMs)),
+      };
+      rows[how] = s;
+      console.log(
+        `${tower.padEnd(6)} ${how.padEnd(14)} ${s.openMs.toFixed(0).padStart(9)} ${s.peakMiB.toFixed(0).padStart(10)} ${s.rssMiB.toFixed(0).padStart(9)} ${s.runMs.toFixed(1).padStart(8)}`,
+      );
+    }
+    const [a, b] = [rows["read whole"]!, rows["mapped copy"]!];
+    console.log(`${tower.padEnd(6)} open ${(a.openMs / b.openMs).toFixed(2)}x faster, peak ${(a.peakMiB - b.peakMiB).toFixed(0)} MiB lower, RSS ${(a.rssMiB - b.rssMiB).toFixed(0)} MiB lower`);
+  }
+}

@@ -1,0 +1,205 @@
+// Rewrites an ONNX model so its large weights sit in a side file (ONNX's external data) at page-aligned offsets.
+// onnxruntime maps such weights from the file instead of copying them out of the parsed protobuf: a weight only
+// ever read in part (a text tower's token embedding, of which a query reads a few rows) stays mostly on disk, and
+// opening a model no longer holds the parsed file and the weights at once.
+import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
+import { basename } from "node:path";
+
+// Field numbers from onnx.proto.
+const MODEL_GRAPH = 7;
+const GRAPH_INITIALIZER = 5;
+const TENSOR_FLOAT_DATA = 4;
+const TENSOR_RAW_DATA = 9;
+const TENSOR_DOUBLE_DATA = 10;
+const TENSOR_EXTERNAL_DATA = 13;
+const TENSOR_DATA_LOCATION = 14;
+const ENTRY_KEY = 1;
+const ENTRY_VALUE = 2;
+const LOCATION_EXTERNAL = 1;
+
+const WIRE_VARINT = 0;
+const WIRE_FIXED64 = 1;
+const WIRE_BYTES = 2;
+const WIRE_FIXED32 = 5;
+
+const PAGE = 4096;
+const COPY_CHUNK = 8 << 20;
+
+/** One field of a message in the source file: where its tag starts, where its value starts and ends. */
+interface Field {
+  number: number;
+  wire: number;
+  start: number;
+  valueStart: number;
+  end: number;
+}
+
+class Source {
+  private readonly scratch = new Uint8Array(10);
+  readonly size: number;
+
+  constructor(readonly fd: number) {
+    this.size = fstatSync(fd).size;
+  }
+
+  private varint(pos: number): { value: number; next: number } {
+    const got = readSync(this.fd, this.scratch, 0, 10, pos);
+    let value = 0;
+    for (let i = 0, scale = 1; i < got; i++, scale *= 128) {
+      const byte = this.scratch[i]!;
+      value += (byte & 0x7f) * scale;
+      if (byte < 0x80) return { value, next: pos + i + 1 };
+    }
+    throw new Error("not an ONNX model: a field is cut off");
+  }
+
+  /** The fields of the message spanning [start, end). */
+  fields(start: number, end: number): Field[] {
+    const out: Field[] = [];
+    for (let pos = start; pos < end; ) {
+      const tag = this.varint(pos);
+      const number = Math.floor(tag.value / 8);
+      const wire = tag.value % 8;
+      let valueStart = tag.next;
+      let valueEnd: number;
+      if (wire === WIRE_VARINT) valueEnd = this.varint(valueStart).next;
+      else if (wire === WIRE_FIXED64) valueEnd = valueStart + 8;
+      else if (wire === WIRE_FIXED32) valueEnd = valueStart + 4;
+      else if (wire === WIRE_BYTES) {
+        const length = this.varint(valueStart);
+        valueStart = length.next;
+        valueEnd = valueStart + length.value;
+      } else throw new Error(`not an ONNX model: wire type ${wire}`);
+      if (valueEnd > end) throw new Error("not an ONNX model: a field runs past its message");
+      out.push({ number, wire, start: pos, valueStart, end: valueEnd });
+      pos = valueEnd;
+    }
+    return out;
+  }
+
+  bytes(start: number, end: number): Uint8Array {
+    const out = new Uint8Array(end - start);
+    if (readSync(this.fd, out, 0, out.length, start) !== out.length) throw new Error("not an ONNX model: cut off");
+    return out;
+  }
+}
+
+function varintBytes(value: number): number[] {
+  const out: number[] = [];
+  while (value >= 0x80) {
+    out.push((value % 128) | 0x80);
+    value = Math.floor(value / 128);
+  }
+  out.push(value);
+  return out;
+}
+
+function lengthDelimited(number: number, body: Uint8Array): Uint8Array {
+  return concat([Uint8Array.from([...varintBytes(number * 8 + WIRE_BYTES), ...varintBytes(body.length)]), body]);
+}
+
+function concat(parts: Uint8Array[]): Uint8Array {
+  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
+  let at = 0;
+  for (const p of parts) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
+}
+
+function entry(key: string, value: string): Uint8Array {
+  const utf8 = new TextEncoder();
+  return lengthDelimited(TENSOR_EXTERNAL_DATA, concat([lengthDelimited(ENTRY_KEY, utf8.encode(key)), lengthDelimited(ENTRY_VALUE, utf8.encode(value))]));
+}
+
+export interface ExternalizeResult {
+  /** Weights moved to the side file. */
+  tensors: number;
+  bytes: number;
+}
+
+/**
+ * Writes `target` (the model) and `target + ".data"` (its weights of `minBytes` and up, each at a page boundary)
+ * from the single-file model `source`. Both appear whole or not at all: they are written under temporary names and
+ * renamed, weights first. A model that already keeps weights outside itself is refused.
+ */
+export function externalizeOnnx(source: string, target: string, minBytes = 64 * 1024): ExternalizeResult {
+  const dataName = `${basename(target)}.data`;
+  // Threads of one process may convert the same model at once: the pid alone would not keep them apart.
+  const unique = `${process.pid}-${Math.random().toString(36).slice(2)}`;
+  const tmpModel = `${target}.${unique}.tmp`;
+  const tmpData = `${target}.data.${unique}.tmp`;
+  const src = new Source(openSync(source, "r"));
+  const data = openSync(tmpData, "w");
+  const result: ExternalizeResult = { tensors: 0, bytes: 0 };
+  let dataSize = 0;
+  const copyOut = (from: number, length: number): number => {
+    const offset = Math.ceil(dataSize / PAGE) * PAGE;
+    const chunk = new Uint8Array(Math.min(COPY_CHUNK, length));
+    for (let done = 0; done < length; ) {
+      const n = readSync(src.fd, chunk, 0, Math.min(chunk.length, length - done), from + done);
+      if (n <= 0) throw new Error(`${source} is cut off`);
+      writeSync(data, chunk, 0, n, offset + done);
+      done += n;
+    }
+    dataSize = offset + length;
+    return offset;
+  };
+  const tensor = (f: Field): Uint8Array => {
+    const parts: Uint8Array[] = [];
+    let moved = false;
+    for (const t of src.fields(f.valueStart, f.end)) {
+      if (t.number === TENSOR_EXTERNAL_DATA || t.number === TENSOR_DATA_LOCATION) {
+        throw new Error(`${source} already keeps its weights outside the model file`);
+      }
+      // Packed float_data and double_data hold the same little-endian bytes raw_data would (some exporters, such as
+      // paddle2onnx, write weights that way); every other typed field is varint-encoded and stays in the model.
+      const rawBytes = t.number === TENSOR_RAW_DATA || ((t.number === TENSOR_FLOAT_DATA || t.number === TENSOR_DOUBLE_DATA) && t.wire === WIRE_BYTES);
+      if (rawBytes && t.end - t.valueStart >= minBytes) {
+        const length = t.end - t.valueStart;
+        const offset = copyOut(t.valueStart, length);
+        parts.push(entry("location", dataName), entry("offset", String(offset)), entry("length", String(length)));
+        result.tensors++;
+        result.bytes += length;
+        moved = true;
+      } else parts.push(src.bytes(t.start, t.end));
+    }
+    if (moved) parts.push(Uint8Array.from([TENSOR_DATA_LOCATION * 8 + WIRE_VARINT, LOCATION_EXTERNAL]));
+    return lengthDelimited(GRAPH_INITIALIZER, concat(parts));
+  };
+  try {
+    const model: Uint8Array[] = [];
+    for (const f of src.fields(0, src.size)) {
+      if (f.number !== MODEL_GRAPH || f.wire !== WIRE_BYTES) {
+        model.push(src.bytes(f.start, f.end));
+        continue;
+      }
+      const graph = src.fields(f.valueStart, f.end).map((g) =>
+        g.number === GRAPH_INITIALIZER && g.wire === WIRE_BYTES ? tensor(g) : src.bytes(g.start, g.end),
+      );
+      model.push(lengthDelimited(MODEL_GRAPH, concat(graph)));
+    }
+    const out = openSync(tmpModel, "w");
+    try {
+      writeSync(out, concat(model));
+      fsyncSync(out);
+    } finally {
+      closeSync(out);
+    }
+    fsyncSync(data);
+    closeSync(data);
+    renameSync(tmpData, `${target}.data`);
+    renameSync(tmpModel, target);
+    return result;
+  } catch (err) {
+    rmSync(tmpModel, { force: true });
+    rmSync(tmpData, { force: true });
+    throw err;
+  } finally {
+    closeSync(src.fd);
+    try {
+      closeSync(data);
+    } catch {}
+  }
+}
