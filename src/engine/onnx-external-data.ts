@@ -131,7 +131,15 @@ export function externalizeOnnx(source: string, target: string, minBytes = 64 * 
   const tmpModel = `${target}.${unique}.tmp`;
   const tmpData = `${target}.data.${unique}.tmp`;
   const src = new Source(openSync(source, "r"));
-  const data = openSync(tmpData, "w");
+  let data: number;
+  try {
+    data = openSync(tmpData, "w");
+  } catch (err) {
+    closeSync(src.fd);
+    throw err;
+  }
+  // Closed once only: a second close could hit a descriptor another thread has opened since.
+  let dataOpen = true;
   const result: ExternalizeResult = { tensors: 0, bytes: 0 };
   let dataSize = 0;
   const copyOut = (from: number, length: number): number => {
@@ -189,6 +197,7 @@ export function externalizeOnnx(source: string, target: string, minBytes = 64 * 
     }
     fsyncSync(data);
     closeSync(data);
+    dataOpen = false;
     renameSync(tmpData, `${target}.data`);
     renameSync(tmpModel, target);
     return result;
@@ -198,8 +207,6 @@ export function externalizeOnnx(source: string, target: string, minBytes = 64 * 
     throw err;
   } finally {
     closeSync(src.fd);
-    try {
-      closeSync(data);
-    } catch {}
+    if (dataOpen) closeSync(data);
   }
 }

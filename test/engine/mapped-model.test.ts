@@ -91,15 +91,18 @@ describe("externalizeOnnx", () => {
     expect(readdirSync(join(root, "once")).sort()).toEqual(["text.onnx", "text.onnx.data"]);
   });
 
-  test("a cut-off or foreign file is refused, and nothing is left behind", () => {
+  test("a cut-off or foreign file, or a target folder that is not there, is refused; no file or descriptor is left", () => {
     const dir = join(root, "bad");
     mkdirSync(dir, { recursive: true });
     const bytes = readFileSync(join(MODELS, "test-clip", "image.onnx"));
     writeFileSync(join(dir, "cut.onnx"), bytes.subarray(0, Math.floor(bytes.length / 2)));
     writeFileSync(join(dir, "text.onnx"), "this is not a model at all, only words");
+    const openFiles = readdirSync("/proc/self/fd").length;
     expect(() => externalizeOnnx(join(dir, "cut.onnx"), join(dir, "out.onnx"))).toThrow("not an ONNX model");
     expect(() => externalizeOnnx(join(dir, "text.onnx"), join(dir, "out.onnx"))).toThrow("not an ONNX model");
+    expect(() => externalizeOnnx(join(dir, "text.onnx"), join(dir, "no-such-dir", "out.onnx"))).toThrow("ENOENT");
     expect(readdirSync(dir).sort()).toEqual(["cut.onnx", "text.onnx"]);
+    expect(readdirSync("/proc/self/fd").length).toBe(openFiles);
   });
 });
 
