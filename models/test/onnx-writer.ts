@@ -1,5 +1,6 @@
 // A minimal ONNX protobuf encoder: just enough of ModelProto to write float/int64/8-bit graphs deterministically.
 // Field numbers follow onnx/onnx.proto3; we write them by hand so the test models need no Python or protobuf package.
+import { ProtobufWriter as Writer } from "../../src/engine/protobuf-writer.ts";
 
 export const DataType = { FLOAT: 1, UINT8: 2, INT8: 3, INT32: 6, INT64: 7 } as const;
 type DataTypeCode = (typeof DataType)[keyof typeof DataType];
@@ -51,86 +52,6 @@ export interface ModelOptions {
  * Protobuf bytes as a list of parts: small fields go through a byte buffer, large payloads (tensor data) and nested
  * messages are kept by reference, so a model with hundreds of MB of weights is copied once, in finish().
  */
-class Writer {
-  private parts: Uint8Array[] = [];
-  private pending: number[] = [];
-  private size = 0;
-
-  get byteLength(): number {
-    return this.size + this.pending.length;
-  }
-
-  private varint(v: bigint | number): void {
-    let n = BigInt.asUintN(64, BigInt(v));
-    while (n >= 0x80n) {
-      this.pending.push(Number(n & 0x7fn) | 0x80);
-      n >>= 7n;
-    }
-    this.pending.push(Number(n));
-  }
-
-  private tag(field: number, wire: number): void {
-    this.varint((field << 3) | wire);
-  }
-
-  private flushPending(): void {
-    if (this.pending.length === 0) return;
-    this.parts.push(Uint8Array.from(this.pending));
-    this.size += this.pending.length;
-    this.pending = [];
-  }
-
-  private append(b: Uint8Array): void {
-    this.flushPending();
-    this.parts.push(b);
-    this.size += b.length;
-  }
-
-  int(field: number, v: number | bigint): this {
-    this.tag(field, 0);
-    this.varint(v);
-    return this;
-  }
-
-  float(field: number, v: number): this {
-    this.tag(field, 5);
-    const b = new Uint8Array(4);
-    new DataView(b.buffer).setFloat32(0, v, true);
-    this.pending.push(...b);
-    return this;
-  }
-
-  bytes(field: number, b: Uint8Array): this {
-    this.tag(field, 2);
-    this.varint(b.length);
-    this.append(b);
-    return this;
-  }
-
-  string(field: number, s: string): this {
-    return this.bytes(field, new TextEncoder().encode(s));
-  }
-
-  message(field: number, m: Writer): this {
-    this.tag(field, 2);
-    this.varint(m.byteLength);
-    m.flushPending();
-    for (const part of m.parts) this.append(part);
-    return this;
-  }
-
-  finish(): Uint8Array {
-    this.flushPending();
-    const out = new Uint8Array(this.size);
-    let at = 0;
-    for (const part of this.parts) {
-      out.set(part, at);
-      at += part.length;
-    }
-    return out;
-  }
-}
-
 // AttributeProto.AttributeType
 const ATTR_FLOAT = 1;
 const ATTR_INT = 2;

@@ -4,6 +4,7 @@
 // opening a model no longer holds the parsed file and the weights at once.
 import { closeSync, fstatSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from "node:fs";
 import { basename } from "node:path";
+import { ProtobufWriter } from "./protobuf-writer.ts";
 
 // Field numbers from onnx.proto.
 const MODEL_GRAPH = 7;
@@ -84,35 +85,6 @@ class Source {
   }
 }
 
-function varintBytes(value: number): number[] {
-  const out: number[] = [];
-  while (value >= 0x80) {
-    out.push((value % 128) | 0x80);
-    value = Math.floor(value / 128);
-  }
-  out.push(value);
-  return out;
-}
-
-function lengthDelimited(number: number, body: Uint8Array): Uint8Array {
-  return concat([Uint8Array.from([...varintBytes(number * 8 + WIRE_BYTES), ...varintBytes(body.length)]), body]);
-}
-
-function concat(parts: Uint8Array[]): Uint8Array {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.length, 0));
-  let at = 0;
-  for (const p of parts) {
-    out.set(p, at);
-    at += p.length;
-  }
-  return out;
-}
-
-function entry(key: string, value: string): Uint8Array {
-  const utf8 = new TextEncoder();
-  return lengthDelimited(TENSOR_EXTERNAL_DATA, concat([lengthDelimited(ENTRY_KEY, utf8.encode(key)), lengthDelimited(ENTRY_VALUE, utf8.encode(value))]));
-}
-
 export interface ExternalizeResult {
   /** Weights moved to the side file. */
   tensors: number;
@@ -154,8 +126,8 @@ export function externalizeOnnx(source: string, target: string, minBytes = 64 * 
     dataSize = offset + length;
     return offset;
   };
-  const tensor = (f: Field): Uint8Array => {
-    const parts: Uint8Array[] = [];
+  const tensor = (f: Field): ProtobufWriter => {
+    const out = new ProtobufWriter();
     let moved = false;
     for (const t of src.fields(f.valueStart, f.end)) {
       if (t.number === TENSOR_EXTERNAL_DATA || t.number === TENSOR_DATA_LOCATION) {
@@ -167,30 +139,34 @@ export function externalizeOnnx(source: string, target: string, minBytes = 64 * 
       if (rawBytes && t.end - t.valueStart >= minBytes) {
         const length = t.end - t.valueStart;
         const offset = copyOut(t.valueStart, length);
-        parts.push(entry("location", dataName), entry("offset", String(offset)), entry("length", String(length)));
+        for (const [key, value] of [["location", dataName], ["offset", String(offset)], ["length", String(length)]]) {
+          out.message(TENSOR_EXTERNAL_DATA, new ProtobufWriter().string(ENTRY_KEY, key!).string(ENTRY_VALUE, value!));
+        }
         result.tensors++;
         result.bytes += length;
         moved = true;
-      } else parts.push(src.bytes(t.start, t.end));
+      } else out.encoded(src.bytes(t.start, t.end));
     }
-    if (moved) parts.push(Uint8Array.from([TENSOR_DATA_LOCATION * 8 + WIRE_VARINT, LOCATION_EXTERNAL]));
-    return lengthDelimited(GRAPH_INITIALIZER, concat(parts));
+    if (moved) out.int(TENSOR_DATA_LOCATION, LOCATION_EXTERNAL);
+    return out;
   };
   try {
-    const model: Uint8Array[] = [];
+    const model = new ProtobufWriter();
     for (const f of src.fields(0, src.size)) {
       if (f.number !== MODEL_GRAPH || f.wire !== WIRE_BYTES) {
-        model.push(src.bytes(f.start, f.end));
+        model.encoded(src.bytes(f.start, f.end));
         continue;
       }
-      const graph = src.fields(f.valueStart, f.end).map((g) =>
-        g.number === GRAPH_INITIALIZER && g.wire === WIRE_BYTES ? tensor(g) : src.bytes(g.start, g.end),
-      );
-      model.push(lengthDelimited(MODEL_GRAPH, concat(graph)));
+      const graph = new ProtobufWriter();
+      for (const g of src.fields(f.valueStart, f.end)) {
+        if (g.number === GRAPH_INITIALIZER && g.wire === WIRE_BYTES) graph.message(GRAPH_INITIALIZER, tensor(g));
+        else graph.encoded(src.bytes(g.start, g.end));
+      }
+      model.message(MODEL_GRAPH, graph);
     }
     const out = openSync(tmpModel, "w");
     try {
-      writeSync(out, concat(model));
+      writeSync(out, model.finish());
       fsyncSync(out);
     } finally {
       closeSync(out);
