@@ -4,9 +4,9 @@
 // cache dir, keyed by the model's path, size and mtime; the model file itself is never touched.
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
 import { join } from "node:path";
-import { externalizeOnnx } from "./onnx-external-data.ts";
+import { cacheDirs } from "./cache-dirs.ts";
+import { externalizeOnnx, NotMappableError } from "./onnx-external-data.ts";
 
 /** Bumped when the layout of the copies changes, so old copies are never opened. */
 const LAYOUT = 1;
@@ -17,9 +17,7 @@ export const MIN_MAPPED_MODEL_BYTES = 4 << 20;
 function cacheRoots(): string[] {
   const set = process.env.IMGD_MODEL_CACHE;
   if (set === "off") return [];
-  if (set) return [set];
-  const xdg = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
-  return [join(xdg, "imgd", "mapped-models"), join(tmpdir(), `imgd-mapped-models-${process.getuid?.() ?? 0}`)];
+  return set ? [set] : cacheDirs("mapped-models");
 }
 
 /** Each copy's folder names the model it was made from, so copies of deleted models can be found and removed. */
@@ -76,7 +74,8 @@ export function mappedModelPath(source: string, minBytes = MIN_MAPPED_MODEL_BYTE
       writeFileSync(nothingToMap, "");
       return source;
     } catch (err) {
-      if ((err as Error).message.includes("already keeps its weights outside")) return source;
+      // The model itself is the problem (already split, or not ONNX): another cache dir would not help.
+      if (err instanceof NotMappableError) return source;
     }
   }
   return source;

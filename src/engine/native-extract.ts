@@ -2,7 +2,7 @@
 // inside the executable, so they go to a cache dir keyed by the bundle's sha256: a new build never reuses a stale
 // tree, and a half-written tree (killed mid-extract) is never used because it only becomes visible by rename.
 import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync, chmodSync } from "node:fs";
-import { homedir, tmpdir } from "node:os";
+import { cacheDirs } from "./cache-dirs.ts";
 import { dirname, join } from "node:path";
 import { createHash } from "node:crypto";
 
@@ -38,8 +38,7 @@ export function packNativeBundle(files: { path: string; bytes: Uint8Array; mode:
 function cacheRoots(): string[] {
   const roots: string[] = [];
   if (process.env.IMGD_NATIVE_CACHE) roots.push(process.env.IMGD_NATIVE_CACHE);
-  const xdg = process.env.XDG_CACHE_HOME || join(homedir(), ".cache");
-  roots.push(join(xdg, "imgd", "native"), join(tmpdir(), `imgd-native-${process.getuid?.() ?? 0}`));
+  roots.push(...cacheDirs("native"));
   return roots;
 }
 

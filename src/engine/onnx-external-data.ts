@@ -26,6 +26,9 @@ const WIRE_FIXED32 = 5;
 const PAGE = 4096;
 const COPY_CHUNK = 8 << 20;
 
+/** The source cannot be rewritten: it is not an ONNX model, or its weights are already outside it. */
+export class NotMappableError extends Error {}
+
 /** One field of a message in the source file: where its tag starts, where its value starts and ends. */
 interface Field {
   number: number;
@@ -51,7 +54,7 @@ class Source {
       value += (byte & 0x7f) * scale;
       if (byte < 0x80) return { value, next: pos + i + 1 };
     }
-    throw new Error("not an ONNX model: a field is cut off");
+    throw new NotMappableError("not an ONNX model: a field is cut off");
   }
 
   /** The fields of the message spanning [start, end). */
@@ -70,8 +73,8 @@ class Source {
         const length = this.varint(valueStart);
         valueStart = length.next;
         valueEnd = valueStart + length.value;
-      } else throw new Error(`not an ONNX model: wire type ${wire}`);
-      if (valueEnd > end) throw new Error("not an ONNX model: a field runs past its message");
+      } else throw new NotMappableError(`not an ONNX model: wire type ${wire}`);
+      if (valueEnd > end) throw new NotMappableError("not an ONNX model: a field runs past its message");
       out.push({ number, wire, start: pos, valueStart, end: valueEnd });
       pos = valueEnd;
     }
@@ -80,7 +83,7 @@ class Source {
 
   bytes(start: number, end: number): Uint8Array {
     const out = new Uint8Array(end - start);
-    if (readSync(this.fd, out, 0, out.length, start) !== out.length) throw new Error("not an ONNX model: cut off");
+    if (readSync(this.fd, out, 0, out.length, start) !== out.length) throw new NotMappableError("not an ONNX model: cut off");
     return out;
   }
 }
@@ -119,7 +122,7 @@ export function externalizeOnnx(source: string, target: string, minBytes = 64 * 
     const chunk = new Uint8Array(Math.min(COPY_CHUNK, length));
     for (let done = 0; done < length; ) {
       const n = readSync(src.fd, chunk, 0, Math.min(chunk.length, length - done), from + done);
-      if (n <= 0) throw new Error(`${source} is cut off`);
+      if (n <= 0) throw new NotMappableError(`${source} is cut off`);
       writeSync(data, chunk, 0, n, offset + done);
       done += n;
     }
@@ -131,7 +134,7 @@ export function externalizeOnnx(source: string, target: string, minBytes = 64 * 
     let moved = false;
     for (const t of src.fields(f.valueStart, f.end)) {
       if (t.number === TENSOR_EXTERNAL_DATA || t.number === TENSOR_DATA_LOCATION) {
-        throw new Error(`${source} already keeps its weights outside the model file`);
+        throw new NotMappableError(`${source} already keeps its weights outside the model file`);
       }
       // Packed float_data and double_data hold the same little-endian bytes raw_data would (some exporters, such as
       // paddle2onnx, write weights that way); every other typed field is varint-encoded and stays in the model.
