@@ -124,6 +124,7 @@ describe("the search API over a real index", () => {
     const text = await (await get("/metrics")).text();
     expect(text).toMatch(/imgd_http_requests_total\{route="\/api\/search",method="GET",status="200"\} \d+/);
     expect(text).toMatch(/imgd_http_request_duration_seconds_bucket\{route="\/api\/search",le="0.1"\} \d+/);
+    expect(text).toMatch(/imgd_http_request_duration_seconds_bucket\{route="\/api\/search",le="0.2"\} \d+/);
     expect(text).toContain("imgd_requests_in_flight ");
     expect(text).toContain("imgd_requests_queued 0");
     expect(text).toContain(`imgd_index_images ${NAMES.length}`);
