@@ -42,3 +42,40 @@ test("after returnLargeBlocks, freed 1 MiB blocks leave the process; by default 
   expect(kept).toBeGreaterThan(60);
   expect(returned).toBeLessThan(15);
 });
+
+// openOnnxSession without the arena (as the server opens its towers) trims after each run: what the run freed
+// leaves the process. The same session opened straight from onnxruntime keeps it in glibc's heap.
+const RUN_SCRIPT = `
+import { dlopen, FFIType } from "bun:ffi";
+import { readFileSync } from "node:fs";
+import { openOnnxSession } from ${JSON.stringify(join(import.meta.dir, "../../src/engine/onnx-session.ts"))};
+import { loadOrt } from ${JSON.stringify(join(import.meta.dir, "../../src/engine/native.ts"))};
+const anonMiB = () => Number(readFileSync("/proc/self/status", "utf8").match(/RssAnon:\\s+(\\d+)/)[1]) / 1024;
+const ort = loadOrt();
+const path = ${JSON.stringify(join(import.meta.dir, "../../models/test-clip/image.onnx"))};
+const session = process.argv.includes("raw")
+  ? await ort.InferenceSession.create(path, { intraOpNumThreads: 1, graphOptimizationLevel: "all", enableCpuMemArena: false, enableMemPattern: false })
+  : await openOnnxSession(path, { threads: 1, arena: false });
+const { symbols: c } = dlopen("libc.so.6", { malloc: { args: [FFIType.u64], returns: FFIType.ptr } });
+const pixels = new Float32Array(64 * 3 * 224 * 224).fill(0.5);
+const before = anonMiB();
+for (let i = 0; i < 3; i++) {
+  await session.run({ pixel_values: new ort.Tensor("float32", pixels, [64, 3, 224, 224]) });
+  c.malloc(64); // a small block that stays, as a live object would: the freed run below it cannot just be cut off the top
+}
+console.log(anonMiB() - before);
+`;
+
+async function keptAfterRunsMiB(how: "raw" | "lean"): Promise<number> {
+  const proc = Bun.spawn([process.execPath, "-e", RUN_SCRIPT, how], { stdout: "pipe", stderr: "inherit" });
+  const out = await new Response(proc.stdout).text();
+  expect(await proc.exited).toBe(0);
+  return Number(out.trim());
+}
+
+test("a session opened without the arena hands back what its runs freed; onnxruntime alone keeps it", async () => {
+  const [raw, lean] = await Promise.all([keptAfterRunsMiB("raw"), keptAfterRunsMiB("lean")]);
+  console.log(`kept after 3 runs of 64 images: onnxruntime alone ${raw.toFixed(1)} MiB, openOnnxSession ${lean.toFixed(1)} MiB`);
+  expect(lean).toBeLessThan(2);
+  expect(raw).toBeGreaterThan(lean + 5);
+});
