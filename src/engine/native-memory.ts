@@ -1,5 +1,5 @@
-// glibc's malloc, which onnxruntime, DuckDB and libvips allocate from, keeps what they free for reuse: a server ends
-// up holding its load-time garbage (an ONNX model is parsed, then copied into prepacked weights) and its largest
+// glibc's malloc, which onnxruntime, DuckDB and libvips allocate from, keeps what they free for reuse: a long-lived
+// process ends up holding its load-time garbage (an ONNX model is parsed, then copied into prepacked weights) and its largest
 // batch's activations for good. Measured with CLIP ViT-B/32's int8 image tower: +168 MB after opening it, +115 MB
 // once that is handed back. Both calls are glibc's own; elsewhere (musl) they are skipped.
 import { dlopen, FFIType } from "bun:ffi";
@@ -30,7 +30,8 @@ function glibc(): Glibc | null {
 /**
  * Blocks of `bytes` and up come straight from mmap and go back to the system when freed. glibc raises this
  * threshold on its own as large blocks are freed (up to 32 MB), after which a freed tensor stays in the heap;
- * setting it fixes it. For long-lived processes (the server), before the models are opened.
+ * setting it fixes it. For a worker, whose towers keep onnxruntime's arena; not for sessions without it, whose
+ * every activation would then be mmapped and unmapped (batched text runs 1.6-2x slower): those trim after each run.
  */
 export function returnLargeBlocks(bytes = 128 * 1024): void {
   glibc()?.mallopt(M_MMAP_THRESHOLD, bytes);
