@@ -1,7 +1,7 @@
 // glibc's malloc, which onnxruntime, DuckDB and libvips allocate from, keeps what they free for reuse: a long-lived
-// process ends up holding its load-time garbage (an ONNX model is parsed, then copied into prepacked weights) and its largest
-// batch's activations for good. Measured with CLIP ViT-B/32's int8 image tower: +168 MB after opening it, +115 MB
-// once that is handed back. Both calls are glibc's own; elsewhere (musl) they are skipped.
+// process ends up holding its load-time garbage (an ONNX model is parsed, then copied into prepacked weights) and
+// its largest batch's activations for good. Measured with CLIP ViT-B/32's int8 image tower: +168 MB after opening
+// it, +115 MB once that is handed back. Both calls are glibc's own; elsewhere (musl) they are skipped.
 import { dlopen, FFIType } from "bun:ffi";
 
 /** mallopt's parameter number for M_MMAP_THRESHOLD (glibc malloc.h). */
