@@ -66,7 +66,9 @@ export function mappedModelPath(source: string, minBytes = MIN_MAPPED_MODEL_BYTE
     try {
       mkdirSync(dir, { recursive: true });
       pruneOrphans(root);
-      for (const old of readdirSync(dir)) if (!old.startsWith(name) && old !== SOURCE_FILE) rmSync(join(dir, old), { force: true });
+      for (const old of readdirSync(dir)) {
+        if (!old.startsWith(name) && old !== SOURCE_FILE) rmSync(join(dir, old), { force: true });
+      }
       writeFileSync(join(dir, SOURCE_FILE), real);
       if (externalizeOnnx(real, target).tensors > 0) return target;
       rmSync(target, { force: true });

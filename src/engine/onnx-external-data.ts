@@ -83,7 +83,8 @@ class Source {
 
   bytes(start: number, end: number): Uint8Array {
     const out = new Uint8Array(end - start);
-    if (readSync(this.fd, out, 0, out.length, start) !== out.length) throw new NotMappableError("not an ONNX model: cut off");
+    const got = readSync(this.fd, out, 0, out.length, start);
+    if (got !== out.length) throw new NotMappableError("not an ONNX model: cut off");
     return out;
   }
 }
@@ -138,7 +139,8 @@ export function externalizeOnnx(source: string, target: string, minBytes = 64 * 
       }
       // Packed float_data and double_data hold the same little-endian bytes raw_data would (some exporters, such as
       // paddle2onnx, write weights that way); every other typed field is varint-encoded and stays in the model.
-      const rawBytes = t.number === TENSOR_RAW_DATA || ((t.number === TENSOR_FLOAT_DATA || t.number === TENSOR_DOUBLE_DATA) && t.wire === WIRE_BYTES);
+      const packedFloats = (t.number === TENSOR_FLOAT_DATA || t.number === TENSOR_DOUBLE_DATA) && t.wire === WIRE_BYTES;
+      const rawBytes = t.number === TENSOR_RAW_DATA || packedFloats;
       if (rawBytes && t.end - t.valueStart >= minBytes) {
         const length = t.end - t.valueStart;
         const offset = copyOut(t.valueStart, length);
