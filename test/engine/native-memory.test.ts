@@ -30,15 +30,16 @@ for (let round = 0; round < 2; round++) {
 console.log(anonMiB() - before);
 `;
 
-async function retainedMiB(mode: "default" | "fixed"): Promise<number> {
-  const proc = Bun.spawn([process.execPath, "-e", SCRIPT, mode], { stdout: "pipe", stderr: "inherit" });
+/** Runs `script` in a fresh process (fresh glibc heaps and settings) with `arg`; returns the number it prints. */
+async function childMiB(script: string, arg: string): Promise<number> {
+  const proc = Bun.spawn([process.execPath, "-e", script, arg], { stdout: "pipe", stderr: "inherit" });
   const out = await new Response(proc.stdout).text();
   expect(await proc.exited).toBe(0);
   return Number(out.trim());
 }
 
 test("after returnLargeBlocks, freed 1 MiB blocks leave the process; by default glibc keeps them", async () => {
-  const [kept, returned] = await Promise.all([retainedMiB("default"), retainedMiB("fixed")]);
+  const [kept, returned] = await Promise.all([childMiB(SCRIPT, "default"), childMiB(SCRIPT, "fixed")]);
   expect(kept).toBeGreaterThan(60);
   expect(returned).toBeLessThan(15);
 });
@@ -66,15 +67,8 @@ for (let i = 0; i < 3; i++) {
 console.log(anonMiB() - before);
 `;
 
-async function keptAfterRunsMiB(how: "raw" | "lean"): Promise<number> {
-  const proc = Bun.spawn([process.execPath, "-e", RUN_SCRIPT, how], { stdout: "pipe", stderr: "inherit" });
-  const out = await new Response(proc.stdout).text();
-  expect(await proc.exited).toBe(0);
-  return Number(out.trim());
-}
-
 test("a session opened without the arena hands back what its runs freed; onnxruntime alone keeps it", async () => {
-  const [raw, lean] = await Promise.all([keptAfterRunsMiB("raw"), keptAfterRunsMiB("lean")]);
+  const [raw, lean] = await Promise.all([childMiB(RUN_SCRIPT, "raw"), childMiB(RUN_SCRIPT, "lean")]);
   console.log(`kept after 3 runs of 64 images: onnxruntime alone ${raw.toFixed(1)} MiB, openOnnxSession ${lean.toFixed(1)} MiB`);
   expect(lean).toBeLessThan(2);
   expect(raw).toBeGreaterThan(lean + 5);
