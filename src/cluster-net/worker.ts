@@ -111,8 +111,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const store = await IndexStore.open(shard, {
     model: { name: model.manifest.name, dims: model.manifest.dims, preprocess: model.manifest.preprocess, tokenizer: model.manifest.tokenizer },
   });
-  // Long-lived like a server: freed native blocks go back to the system, and the JS heap's garbage is collected
-  // while the process is above its memory target.
+  // Long-lived: freed large native blocks go back to the system (its tower keeps onnxruntime's arena, so its runs do
+  // not pay for that as the server's arena-less ones would), and the JS heap's garbage is collected while the
+  // process is above its memory target.
   returnLargeBlocks();
   const target = opts.memoryTargetBytes ?? DEFAULT_MEMORY_TARGET_BYTES;
   const governor = target > 0 ? governMemory(target) : null;
