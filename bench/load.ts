@@ -130,10 +130,11 @@ export interface LoadResult {
 }
 
 /** Resident memory of a process in MiB: total, anonymous (heap, buffers) and file-backed (mapped files, code). */
-export function rssOf(pid: number): { rss: number; anon: number; file: number } {
+/** Resident memory of `pid` in MiB, and its peak so far (VmHWM). */
+export function rssOf(pid: number): { rss: number; anon: number; file: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key: string) => Number(status.match(new RegExp(`${key}:\\s+(\\d+)`))?.[1] ?? NaN) / 1024;
-  return { rss: kb("VmRSS"), anon: kb("RssAnon"), file: kb("RssFile") };
+  return { rss: kb("VmRSS"), anon: kb("RssAnon"), file: kb("RssFile"), peak: kb("VmHWM") };
 }
 
 /** Cumulative counts of the server's own latency histogram for /api/search, by upper bound in seconds. */

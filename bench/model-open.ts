@@ -3,7 +3,6 @@
 // each in a fresh process, for both towers of a real-sized model. The copy is made before timing starts.
 //
 // Usage: bun bench/model-open.ts [--model clip-q8-cost|text-cost] [--runs 3]
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { generateQ8Cost, NAME as Q8_COST } from "../models/test/generate-q8-cost.ts";
 import { generateTextCost } from "../models/test/generate-text-cost.ts";
@@ -11,16 +10,13 @@ import { mappedModelPath } from "../src/engine/mapped-model.ts";
 import { loadOrt } from "../src/engine/native.ts";
 import { openOnnxSession } from "../src/engine/onnx-session.ts";
 import { BENCH_MODELS, flag, loadNote } from "./fixtures.ts";
+import { rssOf } from "./load.ts";
 
 interface Sample {
   openMs: number;
   peakMiB: number;
   rssMiB: number;
   runMs: number;
-}
-
-function status(key: string): number {
-  return Number(readFileSync("/proc/self/status", "utf8").match(new RegExp(`${key}:\\s+(\\d+)`))?.[1] ?? NaN) / 1024;
 }
 
 /** In the child: open `path`, run it five times on a batch of two, report. */
@@ -37,7 +33,8 @@ async function measure(path: string, tower: "image" | "text"): Promise<Sample> {
   await session.run(feeds);
   const t1 = performance.now();
   for (let i = 0; i < 5; i++) await session.run(feeds);
-  return { openMs, peakMiB: status("VmHWM"), rssMiB: status("VmRSS"), runMs: (performance.now() - t1) / 5 };
+  const { peak, rss } = rssOf(process.pid);
+  return { openMs, peakMiB: peak, rssMiB: rss, runMs: (performance.now() - t1) / 5 };
 }
 
 async function child(path: string, tower: "image" | "text", mapped: boolean): Promise<Sample> {

@@ -42,10 +42,6 @@ async function imageQueries(url: string, concurrency: number, seconds: number, j
   return result;
 }
 
-function peakMiB(pid: number): number {
-  return Number(readFileSync(`/proc/${pid}/status`, "utf8").match(/VmHWM:\s+(\d+)/)?.[1] ?? NaN) / 1024;
-}
-
 interface Mapping {
   name: string;
   sizeKb: number;
@@ -125,7 +121,7 @@ if (import.meta.main) {
     phase(`idle ${idleS + 3} s (tower closed)`);
     console.log(`${"phase".padEnd(22)} ${"RSS".padStart(6)} ${"anon".padStart(6)} ${"file".padStart(6)}  MiB; load`);
     for (const row of rows) console.log(row);
-    console.log(`${"peak (VmHWM)".padEnd(22)} ${peakMiB(server.pid).toFixed(0).padStart(6)}`);
+    console.log(`${"peak (VmHWM)".padEnd(22)} ${rssOf(server.pid).peak.toFixed(0).padStart(6)}`);
     console.log(whereTheMemoryIs(server.pid));
   } finally {
     await server.stop();
