@@ -61,7 +61,8 @@ export function mappedModelPath(source: string, minBytes = MIN_MAPPED_MODEL_BYTE
     // Weights held in Constant nodes (as paddle2onnx writes them) cannot be external data: such a model is marked
     // as having nothing to map rather than copied for nothing.
     const nothingToMap = `${target}.none`;
-    if (existsSync(target)) return target;
+    // Both files or neither: a side file removed by hand (a cache clean-up) means the copy is made again.
+    if (existsSync(target) && existsSync(`${target}.data`)) return target;
     if (existsSync(nothingToMap)) return source;
     try {
       mkdirSync(dir, { recursive: true });

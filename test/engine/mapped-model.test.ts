@@ -126,6 +126,9 @@ describe("mappedModelPath", () => {
     const made = statSync(first).mtimeMs;
     expect(mappedModelPath(source(), 0)).toBe(first);
     expect(statSync(first).mtimeMs).toBe(made);
+    rmSync(`${first}.data`);
+    expect(mappedModelPath(source(), 0)).toBe(first);
+    expect(existsSync(`${first}.data`)).toBe(true);
 
     utimesSync(source(), new Date(), new Date(Date.now() + 5000));
     const second = mappedModelPath(source(), 0);
