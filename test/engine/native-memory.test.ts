@@ -52,12 +52,19 @@ import { readFileSync } from "node:fs";
 import { openOnnxSession } from ${JSON.stringify(join(import.meta.dir, "../../src/engine/onnx-session.ts"))};
 import { loadOrt } from ${JSON.stringify(join(import.meta.dir, "../../src/engine/native.ts"))};
 const anonMiB = () => Number(readFileSync("/proc/self/status", "utf8").match(/RssAnon:\\s+(\\d+)/)[1]) / 1024;
+// glibc trims on its own when freed blocks happen to end up at the top of a heap, which depends on where they
+// landed: fixed thresholds turn that off, so that what a run frees stays unless someone trims.
+const { symbols: c } = dlopen("libc.so.6", {
+  malloc: { args: [FFIType.u64], returns: FFIType.ptr },
+  mallopt: { args: [FFIType.i32, FFIType.i32], returns: FFIType.i32 },
+});
+c.mallopt(-1, 2 ** 30); // M_TRIM_THRESHOLD
+c.mallopt(-3, 32 * 2 ** 20); // M_MMAP_THRESHOLD, its largest value
 const ort = loadOrt();
 const path = ${JSON.stringify(join(import.meta.dir, "../../models/test-clip/image.onnx"))};
 const session = process.argv.includes("raw")
   ? await ort.InferenceSession.create(path, { intraOpNumThreads: 1, graphOptimizationLevel: "all", enableCpuMemArena: false, enableMemPattern: false })
   : await openOnnxSession(path, { threads: 1, arena: false });
-const { symbols: c } = dlopen("libc.so.6", { malloc: { args: [FFIType.u64], returns: FFIType.ptr } });
 const pixels = new Float32Array(64 * 3 * 224 * 224).fill(0.5);
 const before = anonMiB();
 for (let i = 0; i < 3; i++) {
