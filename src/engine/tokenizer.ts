@@ -83,15 +83,15 @@ export class ClipTokenizer {
   }
 
   decode(ids: number[]): string {
-    const { decoder, byteDecoder } = this.vocab;
-    const chars = ids.map((id) => {
-      const piece = decoder[id];
-      if (piece === undefined) throw new Error(`token id ${id} is not in the CLIP vocabulary`);
-      return piece;
-    });
-    const text = chars.join("");
+    const text = ids
+      .map((id) => {
+        const piece = this.vocab.piece(id);
+        if (piece === undefined) throw new Error(`token id ${id} is not in the CLIP vocabulary`);
+        return piece;
+      })
+      .join("");
     const bytes = new Uint8Array(text.length);
-    for (let i = 0; i < text.length; i++) bytes[i] = byteDecoder.get(text[i]!)!;
+    for (let i = 0; i < text.length; i++) bytes[i] = this.vocab.byteDecoder.get(text[i]!)!;
     // Like the reference, a cut-off multi-byte character decodes to U+FFFD rather than failing.
     return new TextDecoder().decode(bytes).replaceAll("</w>", " ");
   }
@@ -100,38 +100,37 @@ export class ClipTokenizer {
     // The reference seeds its cache with the two markers, so a literal "<|endoftext|>" in a query is one token.
     if (word === START_OF_TEXT) return [this.startId];
     if (word === END_OF_TEXT) return [this.endId];
-    const { byteEncoder, encoder } = this.vocab;
-    let chars = "";
-    for (const b of this.utf8.encode(word)) chars += byteEncoder[b];
-    return this.bpe(chars).map((piece) => {
-      const id = encoder.get(piece);
-      if (id === undefined) throw new Error(`BPE piece "${piece}" of "${word}" is not in the CLIP vocabulary`);
-      return id;
-    });
+    const bytes = this.utf8.encode(word);
+    const ids = Array.from(bytes, (b, i) => (i === bytes.length - 1 ? this.vocab.byteEndIds : this.vocab.byteIds)[b]!);
+    const missing = ids.indexOf(-1);
+    if (missing >= 0) {
+      const piece = this.vocab.byteEncoder[bytes[missing]!]! + (missing === bytes.length - 1 ? "</w>" : "");
+      throw new Error(`BPE piece "${piece}" of "${word}" is not in the CLIP vocabulary`);
+    }
+    return this.bpe(ids);
   }
 
   /** Merges the lowest-ranked adjacent pair everywhere, left to right, until no adjacent pair is a known merge. */
-  private bpe(chars: string): string[] {
-    const ranks = this.vocab.ranks;
-    let word = chars.split("");
-    word[word.length - 1] += "</w>";
+  private bpe(word: number[]): number[] {
+    const vocab = this.vocab;
     while (word.length > 1) {
-      let best = Infinity;
-      let first = "";
-      let second = "";
+      let best = -1;
+      let first = -1;
+      let second = -1;
       for (let i = 0; i < word.length - 1; i++) {
-        const rank = ranks.get(`${word[i]} ${word[i + 1]}`);
-        if (rank !== undefined && rank < best) {
+        const rank = vocab.rank(word[i]!, word[i + 1]!);
+        if (rank >= 0 && (best < 0 || rank < best)) {
           best = rank;
           first = word[i]!;
           second = word[i + 1]!;
         }
       }
-      if (best === Infinity) break;
-      const merged: string[] = [];
+      if (best < 0) break;
+      const into = vocab.mergedId(best);
+      const merged: number[] = [];
       for (let i = 0; i < word.length; ) {
         if (word[i] === first && word[i + 1] === second && i < word.length - 1) {
-          merged.push(first + second);
+          merged.push(into);
           i += 2;
         } else {
           merged.push(word[i++]!);
@@ -144,8 +143,8 @@ export class ClipTokenizer {
 }
 
 function specialId(vocab: ClipVocab, token: string): number {
-  const id = vocab.encoder.get(token);
-  if (id === undefined) throw new Error(`the CLIP vocabulary has no ${token} token`);
+  const id = vocab.id(token);
+  if (id < 0) throw new Error(`the CLIP vocabulary has no ${token} token`);
   return id;
 }
 

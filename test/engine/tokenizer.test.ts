@@ -2,7 +2,7 @@ import { afterAll, describe, expect, test } from "bun:test";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { clipVocabFromMerges, loadClipVocab } from "../../src/engine/clip-vocab.ts";
+import { type ClipVocab, clipVocabFromMerges, loadClipVocab } from "../../src/engine/clip-vocab.ts";
 import { ClipTokenizer, tokenizerFor, type TokenRows } from "../../src/engine/tokenizer.ts";
 
 const SOT = 49406;
@@ -19,9 +19,14 @@ function padded(ids: number[], n = 77): number[] {
   return [...ids, ...new Array(n - ids.length).fill(0)];
 }
 
-/** Merges text in the bpe_simple_vocab_16e6 format, rebuilt from a loaded vocabulary's ranks. */
-function mergesText(ranks: Map<string, number>, count = ranks.size): string {
-  return ["#version: 0.2", ...[...ranks.keys()].slice(0, count)].join("\n") + "\n";
+/** Merges text in the bpe_simple_vocab_16e6 format, rebuilt from a loaded vocabulary's merges. */
+function mergesText(vocab: ClipVocab, count = vocab.mergeCount): string {
+  return ["#version: 0.2", ...vocab.mergeLines().slice(0, count)].join("\n") + "\n";
+}
+
+/** Every piece, by id. */
+function pieces(vocab: ClipVocab): (string | undefined)[] {
+  return Array.from({ length: vocab.size }, (_, id) => vocab.piece(id));
 }
 
 // Hugging Face transformers, tests/models/clip/test_tokenization_clip.py (openai/clip-vit-base-patch32, slow
@@ -42,26 +47,29 @@ const HF_INTEGRATION_DECODED =
 describe("bundled CLIP vocabulary", () => {
   test("has OpenAI's 49408 entries with the two markers at the end", () => {
     const v = loadClipVocab("bundled");
-    expect(v.decoder.length).toBe(49408);
-    expect(v.encoder.size).toBe(49408);
-    expect(v.ranks.size).toBe(48894);
-    expect(v.encoder.get("<|startoftext|>")).toBe(SOT);
-    expect(v.encoder.get("<|endoftext|>")).toBe(EOT);
-    expect(v.decoder[49405]).toBe("jekyll</w>");
+    expect(v.size).toBe(49408);
+    expect(new Set(pieces(v)).size).toBe(49408);
+    expect(v.mergeCount).toBe(48894);
+    expect(v.id("<|startoftext|>")).toBe(SOT);
+    expect(v.id("<|endoftext|>")).toBe(EOT);
+    expect(v.piece(49405)).toBe("jekyll</w>");
+    expect(v.id("jekyll</w>")).toBe(49405);
+    expect(v.piece(49408)).toBeUndefined();
+    expect(v.id("jekyll")).toBe(-1);
     expect(v.byteEncoder[0x20]).toBe("Ġ");
     expect(v.byteDecoder.get("Ġ")).toBe(0x20);
   });
 
   test("keeps merges whose pieces are quotes or backslashes, which the package stores escaped", () => {
     const v = loadClipVocab("bundled");
-    expect(v.ranks.has('. "</w>')).toBe(true);
-    expect([...v.ranks.keys()].some((merge) => merge.includes("\\"))).toBe(true);
+    expect(v.rank(v.id("."), v.id('"</w>'))).toBeGreaterThanOrEqual(0);
+    expect(v.mergeLines().some((merge) => merge.includes("\\"))).toBe(true);
   });
 
   test("loads cold in a fresh process in well under 300 ms", () => {
     const script = `const t = performance.now();
       const { loadClipVocab } = await import(${JSON.stringify(join(import.meta.dir, "../../src/engine/clip-vocab.ts"))});
-      const size = loadClipVocab("bundled").encoder.size;
+      const size = loadClipVocab("bundled").size;
       console.log(JSON.stringify({ ms: performance.now() - t, size }));`;
     const child = Bun.spawnSync([process.execPath, "-e", script]);
     const { ms, size } = JSON.parse(child.stdout.toString());
@@ -71,12 +79,12 @@ describe("bundled CLIP vocabulary", () => {
   });
 
   test("rebuilds from a merge list in well under 300 ms", () => {
-    const merges = [...loadClipVocab("bundled").ranks.keys()];
+    const merges = loadClipVocab("bundled").mergeLines();
     const start = performance.now();
     const v = clipVocabFromMerges(merges);
     const ms = performance.now() - start;
     console.log(`vocab build from merges: ${ms.toFixed(1)} ms`);
-    expect(v.decoder).toEqual(loadClipVocab("bundled").decoder);
+    expect(pieces(v)).toEqual(pieces(loadClipVocab("bundled")));
     expect(ms).toBeLessThan(300);
   });
 });
@@ -265,7 +273,7 @@ describe("tokenizerFor", () => {
   test("loads a gzipped bpe_simple_vocab file beside the model", () => {
     const dir = join(tmp, "gz-model");
     mkdirSync(dir, { recursive: true });
-    const gz = Bun.gzipSync(new TextEncoder().encode(mergesText(loadClipVocab("bundled").ranks)));
+    const gz = Bun.gzipSync(new TextEncoder().encode(mergesText(loadClipVocab("bundled"))));
     writeFileSync(join(dir, "bpe_simple_vocab_16e6.txt.gz"), gz);
     const fromFile = tokenizerFor({ kind: "clip-bpe", contextLength: 77, vocab: "bpe_simple_vocab_16e6.txt.gz" }, dir);
     expect(fromFile).not.toBe(tok);
@@ -275,11 +283,11 @@ describe("tokenizerFor", () => {
   test("reads only the merges the reference reads from a longer plain-text merges file", () => {
     const dir = join(tmp, "txt-model");
     mkdirSync(dir, { recursive: true });
-    const text = mergesText(loadClipVocab("bundled").ranks) + "imgd extra\nimgdextra merge\n";
+    const text = mergesText(loadClipVocab("bundled")) + "imgd extra\nimgdextra merge\n";
     writeFileSync(join(dir, "bpe.txt"), text);
     const v = loadClipVocab(join(dir, "bpe.txt"));
-    expect(v.ranks.size).toBe(48894);
-    expect(v.ranks.has("imgd extra")).toBe(false);
+    expect(v.mergeCount).toBe(48894);
+    expect(v.mergeLines()).toEqual(loadClipVocab("bundled").mergeLines());
   });
 
   test("loads a Hugging Face vocab.json + merges.txt directory", () => {
@@ -287,9 +295,9 @@ describe("tokenizerFor", () => {
     const dir = join(tmp, "hf-model");
     mkdirSync(join(dir, "tokenizer"), { recursive: true });
     // The 512 byte pieces, the first ten merges ("t h" ... "th e</w>" among them), then the two markers.
-    const pieces = [...bundled.decoder.slice(0, 522), "<|startoftext|>", "<|endoftext|>"];
-    writeFileSync(join(dir, "tokenizer", "vocab.json"), JSON.stringify(Object.fromEntries(pieces.map((p, i) => [p, i]))));
-    writeFileSync(join(dir, "tokenizer", "merges.txt"), mergesText(bundled.ranks, 10));
+    const hfPieces = [...pieces(bundled).slice(0, 522), "<|startoftext|>", "<|endoftext|>"];
+    writeFileSync(join(dir, "tokenizer", "vocab.json"), JSON.stringify(Object.fromEntries(hfPieces.map((p, i) => [p, i]))));
+    writeFileSync(join(dir, "tokenizer", "merges.txt"), mergesText(bundled, 10));
     const hf = tokenizerFor({ kind: "clip-bpe", contextLength: 8, vocab: "tokenizer" }, dir);
     expect(row(hf.tokenize(["The"]))).toEqual([522, 518, 523, 0, 0, 0, 0, 0]);
     expect(hf.encode("the")).toEqual(tok.encode("the"));
