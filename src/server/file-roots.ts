@@ -1,7 +1,7 @@
 // Which files the server may read from disk: only those under an allowed root, judged on the real path, so neither
 // `..` segments nor a symlink inside a photo folder can lead a request to /etc.
 import { realpath } from "node:fs/promises";
-import { dirname, resolve, sep } from "node:path";
+import { resolve, sep } from "node:path";
 
 export class FileRoots {
   private constructor(readonly roots: string[]) {}
@@ -12,17 +12,16 @@ export class FileRoots {
   }
 
   /**
-   * The folders an index was built from, when no --root is given: the directories holding its indexed files,
+   * The folders an index was built from, when no --root is given: the directories holding its files (`dirs`),
    * collapsed to the outermost ones.
    */
-  static foldersOf(paths: Iterable<string>): string[] {
-    const dirs = [...new Set([...paths].map((p) => dirname(p)))].sort();
-    const outermost: string[] = [];
-    for (const d of dirs) {
-      const last = outermost[outermost.length - 1];
-      if (last === undefined || !isUnder(d, last)) outermost.push(d);
+  static outermost(dirs: string[]): string[] {
+    const out: string[] = [];
+    for (const d of [...new Set(dirs)].sort()) {
+      const last = out[out.length - 1];
+      if (last === undefined || !isUnder(d, last)) out.push(d);
     }
-    return outermost;
+    return out;
   }
 
   /** The real path of `path` when it exists and lies under a root, otherwise null. */

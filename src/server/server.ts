@@ -100,7 +100,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 
     const uploadsDir = join(indexDir, "uploads");
     mkdirSync(uploadsDir, { recursive: true });
-    const catalogRoots = opts.roots?.length ? [] : FileRoots.foldersOf((await store.knownFiles()).keys());
+    const catalogRoots = opts.roots?.length ? [] : FileRoots.outermost(await store.folders());
     const roots = await FileRoots.of([...(opts.roots ?? []), ...catalogRoots, uploadsDir]);
     // Search hits come from memory: no DuckDB round trip (and no wait for its one connection) per request.
     const metadata = await MetadataCache.load(store);

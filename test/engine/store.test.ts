@@ -2,7 +2,7 @@ import { mulberry32 } from "../../src/engine/seeded-random.ts";
 import { describe, expect, test } from "bun:test";
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { commitFile, commitFileWith } from "../../src/engine/store/atomic-file.ts";
 import { appendJobLog } from "../../src/engine/store/job-log.ts";
 import { IndexStore, type NewImage } from "../../src/engine/store/index-store.ts";
@@ -156,6 +156,28 @@ describe("index store", () => {
     expect(some.get("/photos/00004.jpg")!.size).toBe(1004);
     expect((await store.knownFiles([])).size).toBe(0);
     expect((await store.knownFiles()).size).toBe(6);
+    await store.close();
+  });
+
+  test("folders names each directory holding a catalogued file once, as path.dirname would", async () => {
+    const store = await IndexStore.open(tempIndex(), { model: MODEL });
+    expect(await store.folders()).toEqual([]);
+    const paths = ["/photos/2024/a.jpg", "/photos/2024/b.jpg", "/photos/c d/é.jpg", "/top.jpg", "/photos/2024/x/y.jpg"];
+    await store.addBatch(
+      paths.map((path, i) => ({ ...rows(1, i)[0]!, path, ...(i === 4 ? { status: "failed" as const, errorReason: "corrupt" } : {}) })),
+      vectors(4),
+    );
+    expect((await store.folders()).sort()).toEqual([...new Set(paths.map((p) => dirname(p)))].sort());
+    await store.close();
+  });
+
+  test("indexedHashes names the asked hashes an indexed image has, not those of failed or removed rows", async () => {
+    const store = await IndexStore.open(tempIndex(), { model: MODEL });
+    const ids = await store.addBatch([...rows(3), ...rows(1, 3, { status: "failed", errorReason: "corrupt" })], vectors(3));
+    await store.removeIds([ids[2]!]);
+    const found = await store.indexedHashes(["hash0", "hash1", "hash2", "hash3", "nope"]);
+    expect([...found].sort()).toEqual(["hash0", "hash1"]);
+    expect((await store.indexedHashes([])).size).toBe(0);
     await store.close();
   });
 

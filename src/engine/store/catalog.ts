@@ -93,6 +93,20 @@ export class Catalog {
     return { version: Number(row![0]), nextId: Number(row![1]) };
   }
 
+  /** Those of `hashes` that an indexed image has. */
+  async indexedHashes(hashes: string[]): Promise<Set<string>> {
+    if (hashes.length === 0) return new Set();
+    const marks = hashes.map((_, i) => `$${i + 1}`).join(",");
+    const rows = await this.query(`SELECT DISTINCT imohash FROM images WHERE status = 'indexed' AND imohash IN (${marks})`, hashes);
+    return new Set(rows.map((r) => r[0] as string));
+  }
+
+  /** The directories holding catalogued files, each once (as path.dirname names them; paths are absolute). */
+  async folders(): Promise<string[]> {
+    const rows = await this.rows("SELECT DISTINCT parse_dirpath(path, '/') FROM images");
+    return rows.map((r) => (r[0] as string) || "/");
+  }
+
   /** Every catalogued file, or only those among `paths` (a worker's batch need not read a whole shard). */
   async knownFiles(paths?: string[]): Promise<Map<string, KnownFile>> {
     const out = new Map<string, KnownFile>();

@@ -150,6 +150,16 @@ export class IndexStore {
     this.recordCache = cache;
   }
 
+  /** Those of `hashes` (imohashes) that an indexed image has: asked per ingest, not held for the whole catalog. */
+  indexedHashes(hashes: string[]): Promise<Set<string>> {
+    return this.catalog.indexedHashes(hashes);
+  }
+
+  /** The directories holding catalogued files: a server's default roots, without reading every row into memory. */
+  folders(): Promise<string[]> {
+    return this.catalog.folders();
+  }
+
   knownFiles(paths?: string[]): Promise<Map<string, KnownFile>> {
     return this.catalog.knownFiles(paths);
   }
