@@ -38,7 +38,10 @@ export class ClipVocab {
   /** Open addressing over (first, second): rank + 1, 0 when empty. */
   private readonly pairSlots: Int32Array;
 
-  /** `pieces[id]` is id's piece (holes allowed); `merges[rank]` is "first second". Later duplicates win, as in the reference's dicts. */
+  /**
+   * `pieces[id]` is id's piece (holes allowed); `merges[rank]` is "first second". Later duplicates win, as in the
+   * reference's dicts.
+   */
   constructor(pieces: (string | undefined)[], merges: string[]) {
     ({ byteEncoder: this.byteEncoder, byteDecoder: this.byteDecoder } = bytesToUnicode());
     this.size = pieces.length;

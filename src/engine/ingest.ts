@@ -112,7 +112,8 @@ export class Ingestor {
 
     const hashes: string[] = [];
     for (const item of items) hashes.push(await timings.time("hash", () => imohashBytes(item.bytes)));
-    // Asked of the catalog per request: a set of every indexed hash cost ~10 MB at 100K images, and reading it ~50 MB more.
+    // Asked of the catalog per request: a set of every indexed hash held ~10 MB at 100K images, and reading it
+    // ~50 MB more.
     const known = await timings.time("hash", () => store.indexedHashes([...new Set(hashes)]));
     const fresh: { item: IngestItem; hash: string }[] = [];
     items.forEach((item, i) => {
