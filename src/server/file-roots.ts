@@ -17,10 +17,8 @@ export class FileRoots {
    */
   static outermost(dirs: string[]): string[] {
     const out: string[] = [];
-    for (const d of [...new Set(dirs)].sort()) {
-      const last = out[out.length - 1];
-      if (last === undefined || !isUnder(d, last)) out.push(d);
-    }
+    // Sorted, a folder comes after its parent but not always right after it ("/a", "/a b", "/a/b").
+    for (const d of [...new Set(dirs)].sort()) if (!out.some((root) => isUnder(d, root))) out.push(d);
     return out;
   }
 
