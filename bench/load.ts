@@ -16,7 +16,7 @@ import { resolveModel, type ResolvedModel } from "../src/engine/models.ts";
 import { TextBatcher } from "../src/engine/text-batcher.ts";
 import { IndexStore, type NewImage, type VectorDType } from "../src/engine/store/index-store.ts";
 import type { TokenPadding } from "../src/engine/types.ts";
-import { generateQ8Cost, NAME as Q8_COST } from "../models/test/generate-q8-cost.ts";
+import { generateQ8Cost, isQ8Cost, Q8_COST_SHAPES } from "../models/test/generate-q8-cost.ts";
 import { generateTextCost } from "../models/test/generate-text-cost.ts";
 import { BENCH_MODELS, flag, loadNote, percentile } from "./fixtures.ts";
 
@@ -27,8 +27,8 @@ export const MODELS = join(REPO, "models");
 export function modelsDirFor(model: string): string {
   if (model === "test-clip") return MODELS;
   if (model === "text-cost") generateTextCost(BENCH_MODELS);
-  else if (model === Q8_COST) generateQ8Cost(BENCH_MODELS);
-  else throw new Error(`the model must be test-clip, text-cost or ${Q8_COST}, not ${model}`);
+  else if (isQ8Cost(model)) generateQ8Cost(BENCH_MODELS, model);
+  else throw new Error(`the model must be test-clip, text-cost or one of ${Object.keys(Q8_COST_SHAPES).join(", ")}, not ${model}`);
   return BENCH_MODELS;
 }
 

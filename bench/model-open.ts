@@ -2,9 +2,9 @@
 // (src/engine/mapped-model.ts): open time, the peak while opening (VmHWM) and the resident memory after a few runs,
 // each in a fresh process, for both towers of a real-sized model. The copy is made before timing starts.
 //
-// Usage: bun bench/model-open.ts [--model clip-q8-cost|text-cost] [--runs 3]
+// Usage: bun bench/model-open.ts [--model clip-q8-cost|tinyclip-61m-q8-cost|tinyclip-40m-q8-cost|text-cost] [--runs 3]
 import { join } from "node:path";
-import { generateQ8Cost, NAME as Q8_COST } from "../models/test/generate-q8-cost.ts";
+import { generateQ8Cost, isQ8Cost, NAME as Q8_COST } from "../models/test/generate-q8-cost.ts";
 import { generateTextCost } from "../models/test/generate-text-cost.ts";
 import { mappedModelPath } from "../src/engine/mapped-model.ts";
 import { loadOrt } from "../src/engine/native.ts";
@@ -55,9 +55,9 @@ if (process.argv[2] === "--child") {
 } else {
   const model = flag("--model", Q8_COST);
   const runs = Number(flag("--runs", "3"));
-  if (model === Q8_COST) generateQ8Cost(BENCH_MODELS);
+  if (isQ8Cost(model)) generateQ8Cost(BENCH_MODELS, model);
   else if (model === "text-cost") generateTextCost(BENCH_MODELS);
-  else throw new Error(`--model must be ${Q8_COST} or text-cost, not ${model}`);
+  else throw new Error(`--model must be ${Q8_COST} (or another int8 stand-in) or text-cost, not ${model}`);
   console.log(`model open, ${model}, median of ${runs} fresh processes, 2 threads; ${loadNote()}`);
   console.log("tower  how               open ms   peak MiB   RSS MiB   run ms (batch of 2)");
   for (const tower of ["text", "image"] as const) {

@@ -1,9 +1,11 @@
 // Writes "clip-q8-cost": both CLIP ViT-B/32 towers as the int8 exports users pull (models/clip-vit-b32-q8.json,
 // Xenova's *_quantized.onnx) are built: the same shapes, parameter counts and integer ops, with random weights.
 // The real files cannot be downloaded here, and `imgd serve`'s memory with real-sized towers loaded is a goal
-// (issue 4): this model holds as many weight bytes in onnxruntime and does the same int8 work.
+// (issue 4): this model holds as many weight bytes in onnxruntime and does the same int8 work. The smaller shapes
+// in Q8_COST_SHAPES say what a smaller CLIP of the same design would hold instead.
 //
-//   bun models/test/generate-q8-cost.ts [modelsDir]     (default .bench/models/: clip-q8-cost.json + clip-q8-cost/)
+//   bun models/test/generate-q8-cost.ts [modelsDir] [--shape NAME]
+//     (default .bench/models/ and clip-q8-cost: clip-q8-cost.json + clip-q8-cost/)
 //
 // Every weight matrix is its own tensor (per layer, nothing shared) in the form onnxruntime's quantize_dynamic
 // writes: x -> DynamicQuantizeLinear -> MatMulInteger(x_q, W_q, x_zero, W_zero) -> Cast -> Mul(x_scale * W_scale),
@@ -54,6 +56,35 @@ export interface TextTowerSizes {
 /** openai/clip-vit-base-patch32: 87,849,216 image and 63,428,096 text parameters. */
 export const VIT_B32_IMAGE: ImageTowerSizes = { image: 224, patch: 32, width: 768, heads: 12, layers: 12, dims: 512 };
 export const VIT_B32_TEXT: TextTowerSizes = { context: 77, vocab: 49408, width: 512, heads: 8, layers: 12, dims: 512 };
+
+export interface Q8CostShape {
+  /** The model the stand-in has the shapes of. */
+  of: string;
+  image: ImageTowerSizes;
+  text: TextTowerSizes;
+}
+
+/**
+ * Stand-ins by model name. The TinyCLIP ones follow microsoft/Cream's open_clip configs (TinyCLIP-ViT-61M-32-Text-29M,
+ * TinyCLIP-40M: 62.4 and 59.8 % ImageNet zero-shot against ViT-B/32's 63.2); no ONNX export of them is published.
+ */
+export const Q8_COST_SHAPES: Record<string, Q8CostShape> = {
+  [NAME]: { of: "CLIP ViT-B/32", image: VIT_B32_IMAGE, text: VIT_B32_TEXT },
+  "tinyclip-61m-q8-cost": {
+    of: "TinyCLIP ViT-61M/32 Text-29M",
+    image: { ...VIT_B32_IMAGE, width: 640, heads: 10 },
+    text: { ...VIT_B32_TEXT, layers: 9 },
+  },
+  "tinyclip-40m-q8-cost": {
+    of: "TinyCLIP ViT-40M/32 Text-19M",
+    image: { ...VIT_B32_IMAGE, width: 512, heads: 8 },
+    text: { ...VIT_B32_TEXT, layers: 6 },
+  },
+};
+
+export function isQ8Cost(name: string): boolean {
+  return Object.hasOwn(Q8_COST_SHAPES, name);
+}
 
 const IMAGE_SEED = 0x98c1;
 const TEXT_SEED = 0x98c2;
@@ -168,7 +199,7 @@ function towerBuilder(rand: () => number, weights: WeightType) {
 }
 
 /** pixel_values [batch,3,S,S] -> image_embeds [batch,dims]: ViT with a class token, pre- and post-LN, projection. */
-export function buildQ8Image(s: ImageTowerSizes = VIT_B32_IMAGE): BuiltTower {
+export function buildQ8Image(s: ImageTowerSizes = VIT_B32_IMAGE, name = NAME): BuiltTower {
   const rand = mulberry32(IMAGE_SEED);
   const b = towerBuilder(rand, "uint8");
   const { node, op, constant, floats } = b;
@@ -201,12 +232,12 @@ export function buildQ8Image(s: ImageTowerSizes = VIT_B32_IMAGE): BuiltTower {
       inputs: [{ name: "pixel_values", elemType: DataType.FLOAT, shape: ["batch", 3, s.image, s.image] }],
       outputs: [{ name: "image_embeds", elemType: DataType.FLOAT, shape: ["batch", s.dims] }],
     },
-    "clip-q8-cost image tower: CLIP ViT-B/32 int8 (quantize_dynamic form) shapes and parameters, random weights; benchmarks only",
+    `${name} image tower: ${Q8_COST_SHAPES[name]?.of ?? "custom"} int8 (quantize_dynamic form) shapes and parameters, random weights; benchmarks only`,
   );
 }
 
 /** input_ids [batch,sequence] -> text_embeds [batch,dims]: causal blocks over the sequence, pooled at the end token. */
-export function buildQ8Text(s: TextTowerSizes = VIT_B32_TEXT): BuiltTower {
+export function buildQ8Text(s: TextTowerSizes = VIT_B32_TEXT, name = NAME): BuiltTower {
   const rand = mulberry32(TEXT_SEED);
   const b = towerBuilder(rand, "int8");
   const { op, constant, floats } = b;
@@ -241,19 +272,19 @@ export function buildQ8Text(s: TextTowerSizes = VIT_B32_TEXT): BuiltTower {
       inputs: [{ name: "input_ids", elemType: DataType.INT64, shape: ["batch", "sequence"] }],
       outputs: [{ name: "text_embeds", elemType: DataType.FLOAT, shape: ["batch", s.dims] }],
     },
-    "clip-q8-cost text tower: CLIP ViT-B/32 int8 (quantize_dynamic form) shapes and parameters, random weights; benchmarks only",
+    `${name} text tower: ${Q8_COST_SHAPES[name]?.of ?? "custom"} int8 (quantize_dynamic form) shapes and parameters, random weights; benchmarks only`,
   );
 }
 
-function manifest(): object {
+function manifest(name: string, shape: Q8CostShape): object {
   const q8 = JSON.parse(readFileSync(join(import.meta.dir, "..", "clip-vit-b32-q8.json"), "utf8"));
   return {
-    name: NAME,
-    description: "Benchmark stand-in: CLIP ViT-B/32's int8 towers (clip-vit-b32-q8) with random weights: same shapes, parameter counts, int8 ops",
-    dims: VIT_B32_IMAGE.dims,
+    name,
+    description: `Benchmark stand-in: ${shape.of}'s int8 towers with random weights: same shapes, parameter counts, int8 ops`,
+    dims: shape.image.dims,
     license: "MIT (generated by imgd)",
     source: "models/test/generate-q8-cost.ts",
-    generate: "bun models/test/generate-q8-cost.ts",
+    generate: `bun models/test/generate-q8-cost.ts --shape ${name}`,
     image: { file: "image.onnx", input: "pixel_values", output: "image_embeds" },
     text: { file: "text.onnx", input: "input_ids", output: "text_embeds" },
     preprocess: q8.preprocess,
@@ -261,14 +292,16 @@ function manifest(): object {
   };
 }
 
-/** Writes `<modelsDir>/clip-q8-cost.json` and `<modelsDir>/clip-q8-cost/{image,text}.onnx`; identical files are left alone. */
-export function generateQ8Cost(modelsDir: string): { path: string; written: boolean; params?: number }[] {
-  const dir = join(modelsDir, NAME);
+/** Writes `<modelsDir>/<name>.json` and `<modelsDir>/<name>/{image,text}.onnx`; identical files are left alone. */
+export function generateQ8Cost(modelsDir: string, name = NAME): { path: string; written: boolean; params?: number }[] {
+  const shape = Q8_COST_SHAPES[name];
+  if (!shape) throw new Error(`no int8 stand-in named ${name}; there are ${Object.keys(Q8_COST_SHAPES).join(", ")}`);
+  const dir = join(modelsDir, name);
   mkdirSync(dir, { recursive: true });
-  const json = new TextEncoder().encode(`${JSON.stringify(manifest(), null, 2)}\n`);
-  const out: { path: string; written: boolean; params?: number }[] = [{ path: join(modelsDir, `${NAME}.json`), written: writeIfChanged(join(modelsDir, `${NAME}.json`), json) }];
+  const json = new TextEncoder().encode(`${JSON.stringify(manifest(name, shape), null, 2)}\n`);
+  const out: { path: string; written: boolean; params?: number }[] = [{ path: join(modelsDir, `${name}.json`), written: writeIfChanged(join(modelsDir, `${name}.json`), json) }];
   // One tower at a time: each is ~100 MB of bytes while it is built.
-  for (const [file, build] of [["image.onnx", buildQ8Image], ["text.onnx", buildQ8Text]] as const) {
+  for (const [file, build] of [["image.onnx", () => buildQ8Image(shape.image, name)], ["text.onnx", () => buildQ8Text(shape.text, name)]] as const) {
     const tower = build();
     const path = join(dir, file);
     out.push({ path, written: writeIfChanged(path, tower.bytes), params: tower.params });
@@ -277,9 +310,12 @@ export function generateQ8Cost(modelsDir: string): { path: string; written: bool
 }
 
 if (import.meta.main) {
-  const modelsDir = resolve(process.argv[2] ?? join(import.meta.dir, "..", "..", ".bench", "models"));
+  const args = process.argv.slice(2);
+  const at = args.indexOf("--shape");
+  const name = at >= 0 ? args.splice(at, 2)[1]! : NAME;
+  const modelsDir = resolve(args[0] ?? join(import.meta.dir, "..", "..", ".bench", "models"));
   const t0 = performance.now();
-  for (const r of generateQ8Cost(modelsDir)) {
+  for (const r of generateQ8Cost(modelsDir, name)) {
     const size = `${(statSync(r.path).size / 1e6).toFixed(1)} MB`;
     const params = r.params === undefined ? "" : `, ${r.params.toLocaleString("en")} parameters`;
     console.log(`${r.written ? "wrote" : "unchanged"} ${r.path} (${size}${params})`);

@@ -3,7 +3,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { InferenceSession } from "onnxruntime-node";
-import { buildQ8Image, buildQ8Text, type ImageTowerSizes, type TextTowerSizes } from "../../models/test/generate-q8-cost.ts";
+import { buildQ8Image, buildQ8Text, NAME, Q8_COST_SHAPES, type ImageTowerSizes, type TextTowerSizes } from "../../models/test/generate-q8-cost.ts";
 import { BUILT_IN_MANIFESTS, parseManifest } from "../../src/engine/models.ts";
 import { loadOrt } from "../../src/engine/native.ts";
 import { openOnnxSession } from "../../src/engine/onnx-session.ts";
@@ -62,6 +62,18 @@ describe("clip-q8-cost generator", () => {
     const txt = buildQ8Text();
     expect(txt.params).toBe(63_428_096);
     expect(txt.bytes.length / txt.params).toBeLessThan(1.02);
+  });
+
+  test("the smaller stand-ins have the parameters their models' names give (TinyCLIP ViT-61M/32 Text-29M, ...)", () => {
+    for (const [name, shape] of Object.entries(Q8_COST_SHAPES)) {
+      if (name === NAME) continue;
+      const [, vision, text] = shape.of.match(/ViT-(\d+)M\/32 Text-(\d+)M/)!;
+      const img = buildQ8Image(shape.image, name);
+      expect(Math.round(img.params / 1e6)).toBe(Number(vision));
+      // A name's text count leaves out the token table.
+      const t = shape.text;
+      expect(Math.round((buildQ8Text(t, name).params - t.vocab * t.width) / 1e6)).toBe(Number(text));
+    }
   });
 
   test("every weight matrix goes through quantize_dynamic's integer ops", () => {
