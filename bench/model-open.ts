@@ -4,13 +4,12 @@
 //
 // Usage: bun bench/model-open.ts [--model clip-q8-cost|tinyclip-61m-q8-cost|tinyclip-40m-q8-cost|text-cost] [--runs 3]
 import { join } from "node:path";
-import { generateQ8Cost, isQ8Cost, NAME as Q8_COST } from "../models/test/generate-q8-cost.ts";
-import { generateTextCost } from "../models/test/generate-text-cost.ts";
+import { NAME as Q8_COST } from "../models/test/generate-q8-cost.ts";
 import { mappedModelPath } from "../src/engine/mapped-model.ts";
 import { loadOrt } from "../src/engine/native.ts";
 import { openOnnxSession } from "../src/engine/onnx-session.ts";
-import { BENCH_MODELS, flag, loadNote } from "./fixtures.ts";
-import { rssOf } from "./load.ts";
+import { flag, loadNote } from "./fixtures.ts";
+import { modelsDirFor, rssOf } from "./load.ts";
 
 interface Sample {
   openMs: number;
@@ -55,13 +54,13 @@ if (process.argv[2] === "--child") {
 } else {
   const model = flag("--model", Q8_COST);
   const runs = Number(flag("--runs", "3"));
-  if (isQ8Cost(model)) generateQ8Cost(BENCH_MODELS, model);
-  else if (model === "text-cost") generateTextCost(BENCH_MODELS);
-  else throw new Error(`--model must be ${Q8_COST} (or another int8 stand-in) or text-cost, not ${model}`);
+  // test-clip's towers are too small to say anything about opening a model.
+  if (model === "test-clip") throw new Error(`--model must be a generated real-sized model (${Q8_COST}, text-cost, ...), not ${model}`);
+  const modelsDir = modelsDirFor(model);
   console.log(`model open, ${model}, median of ${runs} fresh processes, 2 threads; ${loadNote()}`);
   console.log("tower  how               open ms   peak MiB   RSS MiB   run ms (batch of 2)");
   for (const tower of ["text", "image"] as const) {
-    const path = join(BENCH_MODELS, model, `${tower}.onnx`);
+    const path = join(modelsDir, model, `${tower}.onnx`);
     if (model === "text-cost" && tower === "image") continue; // test-clip's image tower, 0.4 MB
     mappedModelPath(path); // the one-time copy is not what is timed
     const rows: Record<string, Sample> = {};
