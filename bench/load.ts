@@ -129,8 +129,7 @@ export interface LoadResult {
   errors: number;
 }
 
-/** Resident memory of a process in MiB: total, anonymous (heap, buffers) and file-backed (mapped files, code). */
-/** Resident memory of `pid` in MiB, and its peak so far (VmHWM). */
+/** Resident memory of `pid` in MiB: total, anonymous (heap, buffers), file-backed (mapped files, code), and the peak so far (VmHWM). */
 export function rssOf(pid: number): { rss: number; anon: number; file: number; peak: number } {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const kb = (key: string) => Number(status.match(new RegExp(`${key}:\\s+(\\d+)`))?.[1] ?? NaN) / 1024;

@@ -1,6 +1,6 @@
 // `imgd index` as one pipeline: scan -> plan -> (read, hash, decode, preprocess) x N in flight -> batch -> infer
 // -> write. Decoding of the next batch overlaps inference of the current one; a bounded queue keeps memory flat.
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { analyzeImage, addCounts, decodeShortSide, stagesToRun, writeStageOutcomes, type StageOutcome } from "./analysis/stage-runner.ts";
 import type { AnalysisStage, StageCounts } from "./analysis/stage.ts";
 import { BoundedQueue } from "./async-queue.ts";
@@ -16,16 +16,16 @@ import { readPathList, scanRoots } from "./scan.ts";
 import { ThreadedImageEmbedder } from "./threaded-image-embedder.ts";
 import { StageTimings, type StageRow } from "./stage-timings.ts";
 import { appendJobLog } from "./store/job-log.ts";
-import { IndexStore, type NewImage } from "./store/index-store.ts";
+import { IndexStore, type KnownFile, type NewImage } from "./store/index-store.ts";
 import { ImageError, type DecodedImage, type ScannedFile } from "./types.ts";
 
 export interface IndexOptions {
   roots: string[];
   listFile?: string;
-  /** Index exactly these files (a worker's batch) instead of scanning; implies pruneMissing = false. */
+  /** Index exactly these files (a worker's batch) instead of scanning; nothing is then reported missing. */
   files?: ScannedFile[];
-  /** Drop catalog entries whose files were not seen. Only right when the whole tree was scanned. */
-  pruneMissing?: boolean;
+  /** Remove what the catalog holds under a root that is now empty (default: keep it, and report the root). */
+  allowEmptyRoots?: boolean;
   indexDir: string;
   model: ResolvedModel;
   batchSize?: number;
@@ -65,6 +65,8 @@ export interface IndexReport {
   imagesPerSecond: number;
   stages: StageRow[];
   vectorsRebuilt: boolean;
+  /** Roots that held no image while the catalog has files under them: those files were kept. */
+  emptyRoots: { root: string; catalogued: number }[];
 }
 
 type Prepared =
@@ -87,12 +89,11 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
 
   const scan = await timings.time("scan", async () =>
     opts.files
-      ? { files: opts.files, skipped: [] }
+      ? { files: opts.files, skipped: [], scope: undefined }
       : opts.listFile
         ? readPathList(opts.listFile)
         : scanRoots(opts.roots, { followSymlinks: opts.followSymlinks }),
   );
-  const pruneMissing = opts.pruneMissing ?? (!opts.files && !opts.listFile);
   const ownStore = !opts.store;
   const store = opts.store ?? await IndexStore.open(opts.indexDir, {
     model: {
@@ -109,8 +110,15 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     for (const stage of stages) await store.ensureTables(stage.ddl);
     const runs = stages.length > 0 ? await store.analysisRuns() : new Map<number, Map<string, string>>();
     const pending = (id: number) => stagesToRun(stages, runs.get(id));
-    const plan = planIndexWork(scan.files, known, pruneMissing, (id) => pending(id).length > 0);
+    const plan = planIndexWork(scan.files, known, {
+      scope: scan.scope ?? null,
+      allowEmptyRoots: opts.allowEmptyRoots,
+      needsAnalysis: (id) => pending(id).length > 0,
+    });
     const movedCandidates = movedFromIndex(plan.missing);
+    // Files catalogued outside this scan's scope: one whose content turns up here is a move only if it is gone.
+    const missingSet = new Set(plan.missing);
+    const elsewhere = movedFromIndex(opts.files ? [] : [...known.values()].filter((k) => !missingSet.has(k)));
     const work = [
       ...plan.candidates.map((file) => ({ file, analyzeId: null as number | null })),
       ...plan.reanalyze.map(({ file, id }) => ({ file, analyzeId: id as number | null })),
@@ -129,6 +137,23 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const claimedMoves = new Set<number>();
     let next = 0;
 
+    /** The catalogued file that `path` (content `hash`) was moved from, claimed so no other path takes it too. */
+    const movedHere = async (hash: string, path: string): Promise<KnownFile | undefined> => {
+      const fromScope = movedCandidates.get(hash)?.find((m) => !claimedMoves.has(m.id));
+      if (fromScope) {
+        claimedMoves.add(fromScope.id);
+        return fromScope;
+      }
+      for (const m of elsewhere.get(hash) ?? []) {
+        if (m.path === path || claimedMoves.has(m.id)) continue;
+        // Claimed before the check, which yields: two copies of one photo must not both take it.
+        claimedMoves.add(m.id);
+        if (!(await pathExists(m.path))) return m;
+        claimedMoves.delete(m.id);
+      }
+      return undefined;
+    };
+
     const prepare = async (file: ScannedFile, analyzeId: number | null): Promise<Prepared> => {
       let hash: string | null = null;
       try {
@@ -145,11 +170,8 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
           if (missing.length === 0) return { kind: "touch", file, id: prior.id };
           return { kind: "analyze", file, id: prior.id, image: await decode(), stages: missing, touch: true };
         }
-        const moved = movedCandidates.get(hash)?.find((m) => !claimedMoves.has(m.id));
-        if (moved && !prior) {
-          claimedMoves.add(moved.id);
-          return { kind: "move", file, id: moved.id };
-        }
+        const moved = prior ? undefined : await movedHere(hash, file.path);
+        if (moved) return { kind: "move", file, id: moved.id };
         const image = await decode();
         const pixels = new Float32Array(tensorSize);
         await timings.time("preprocess", () => preprocessInto(image, spec, pixels, 0));
@@ -277,6 +299,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       imagesPerSecond: counts.embed > 0 ? (counts.embed * 1000) / wallMs : 0,
       stages: timings.rows(counts.embed + counts.analyze + counts.failed, wallMs),
       vectorsRebuilt: store.rebuilt,
+      emptyRoots: plan.emptyRoots,
     };
     appendJobLog(opts.indexDir, {
       job: "index",
@@ -291,5 +314,15 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     return report;
   } finally {
     if (ownStore) await store.close();
+  }
+}
+
+/** Whether `path` exists; a file the process cannot stat counts as there, so it is never taken for moved. */
+async function pathExists(path: string): Promise<boolean> {
+  try {
+    await stat(path);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code !== "ENOENT" && (error as NodeJS.ErrnoException).code !== "ENOTDIR";
   }
 }

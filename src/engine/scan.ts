@@ -40,6 +40,27 @@ export interface ScanResult {
   /** Sorted by path, so two scans of an unchanged tree are identical. */
   files: ScannedFile[];
   skipped: ScanSkip[];
+  /** What the scan can vouch for: absent for an explicit list, which says nothing about files not on it. */
+  scope?: ScanScope;
+}
+
+/**
+ * The part of the filesystem a scan saw in full. A catalogued file is gone only if it lies under one of `roots` and
+ * not under one of `unreadable` (a directory or file the scan could not read: its files may all still be there).
+ */
+export interface ScanScope {
+  roots: string[];
+  unreadable: string[];
+}
+
+/** Whether `path` is `root` or lies under it. */
+export function isUnder(path: string, root: string): boolean {
+  return path === root || path.startsWith(root.endsWith("/") ? root : `${root}/`);
+}
+
+/** Whether the scan that produced `scope` would have seen `path` had it been there. */
+export function inScope(scope: ScanScope, path: string): boolean {
+  return scope.roots.some((r) => isUnder(path, r)) && !scope.unreadable.some((u) => isUnder(path, u));
 }
 
 // Directory listings are few and large; stats are many and small. Both are I/O-bound, so a modest number of
@@ -114,7 +135,16 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
   });
 
   const files = await statCandidates([...candidates], skipped, follow);
-  return { files, skipped: sortByPath(skipped) };
+  const unreadablePaths = skipped.filter(isReadFailure).map((s) => s.path);
+  return { files, skipped: sortByPath(skipped), scope: { roots: rootStats.map((r) => r.path), unreadable: unreadablePaths } };
+}
+
+/** Skips that are the scan's choice (what it does not index), not a failure to read what is there. */
+const POLICY_SKIPS: ReadonlySet<string> = new Set(["symlink", "broken-symlink", "not-a-file", "not-an-image-extension", "missing"]);
+
+/** A path the scan could not read (EACCES, EIO...): whatever is catalogued under it may still be there. */
+export function isReadFailure(skip: ScanSkip): boolean {
+  return !POLICY_SKIPS.has(skip.reason);
 }
 
 /**

@@ -17,13 +17,39 @@ test("copy mode writes byte-identical files and link mode writes symlinks to the
   writeFileSync(a, "AAA");
   writeFileSync(b, "BBB");
   const at = new Date(2024, 0, 2, 3, 4, 5);
-  const copied = await collectMatches([b, a], join(dir, "out"), "copy", at);
+  const { written: copied } = await collectMatches([b, a], join(dir, "out"), "copy", at);
   expect(copied.map((p) => p.slice(dir.length))).toEqual([
     "/out/match_20240102_030405_rank001.png",
     "/out/match_20240102_030405_rank002.jpg",
   ]);
   expect(readFileSync(copied[0]!, "utf8")).toBe("BBB");
-  const linked = await collectMatches([a], join(dir, "links"), "link", at);
+  const { written: linked } = await collectMatches([a], join(dir, "links"), "link", at);
   expect(lstatSync(linked[0]!).isSymbolicLink()).toBe(true);
   expect(readlinkSync(linked[0]!)).toBe(a);
+});
+
+test("a name already taken (a second query in the same second) gets -2, -3, and nothing is overwritten", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "imgd-matches-"));
+  const [a, b] = [join(dir, "a.jpg"), join(dir, "b.jpg")];
+  writeFileSync(a, "AAA");
+  writeFileSync(b, "BBB");
+  const at = new Date(2024, 0, 2, 3, 4, 5);
+  const out = join(dir, "out");
+  await collectMatches([a], out, "copy", at);
+  const second = await collectMatches([b], out, "copy", at);
+  const third = await collectMatches([a], out, "link", at);
+  expect(second.written.map((p) => p.slice(out.length))).toEqual(["/match_20240102_030405_rank001-2.jpg"]);
+  expect(third.written.map((p) => p.slice(out.length))).toEqual(["/match_20240102_030405_rank001-3.jpg"]);
+  expect(readFileSync(join(out, "match_20240102_030405_rank001.jpg"), "utf8")).toBe("AAA");
+  expect(readFileSync(second.written[0]!, "utf8")).toBe("BBB");
+});
+
+test("a hit whose file is gone is skipped with its reason, and the hits after it are still written", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "imgd-matches-"));
+  const a = join(dir, "a.jpg");
+  writeFileSync(a, "AAA");
+  const gone = join(dir, "gone.jpg");
+  const r = await collectMatches([gone, a], join(dir, "out"), "copy", new Date(2024, 0, 2, 3, 4, 5));
+  expect(r.skipped).toEqual([{ path: gone, reason: "ENOENT" }]);
+  expect(r.written.map((p) => p.split("/").pop())).toEqual(["match_20240102_030405_rank002.jpg"]);
 });

@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { decodeImage, jpegShrinkShortSide } from "../../src/engine/decode.ts";
 import { parseExif } from "../../src/engine/exif.ts";
+import { preprocessInto } from "../../src/engine/preprocess.ts";
 import { loadSharp } from "../../src/engine/native.ts";
 import { ImageError, type FailureReason } from "../../src/engine/types.ts";
 
@@ -139,10 +140,25 @@ describe("decodeImage shrink-on-load", () => {
     }
   });
 
-  test("PNGs are never shrunk", async () => {
-    const png = await sharp(join(PHOTOS, "coffee.png")).resize(3000, 2000, { fit: "fill" }).png({ compressionLevel: 1 }).toBuffer();
+  test("a large PNG is reduced while it decodes to twice the target, and the model sees nearly the same pixels", async () => {
+    const png = await sharp(join(PHOTOS, "fruits.jpg")).resize(3000, 2000, { fit: "fill" }).png({ compressionLevel: 1 }).toBuffer();
     const img = await decodeImage(png, { targetShortSide: 224 });
-    expect([img.width, img.height]).toEqual([3000, 2000]);
+    expect([img.width, img.height, img.sourceWidth, img.sourceHeight]).toEqual([672, 448, 3000, 2000]);
+    const full = await decodeImage(png);
+    expect([full.width, full.height]).toEqual([3000, 2000]);
+    const spec = { size: 224, interpolation: "bicubic" as const, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] };
+    const [a, b] = [new Float32Array(3 * 224 * 224), new Float32Array(3 * 224 * 224)];
+    preprocessInto(img, spec, a, 0);
+    preprocessInto(full, spec, b, 0);
+    let sum = 0;
+    for (let i = 0; i < a.length; i++) sum += Math.abs(a[i]! - b[i]!);
+    // Mean difference per value on the 0..1 scale: under one grey level in 255.
+    expect(sum / a.length).toBeLessThan(1 / 255);
+  });
+
+  test("a PNG already near the target is decoded at its own size", async () => {
+    const png = await sharp(join(PHOTOS, "coffee.png")).resize(440, 300, { fit: "fill" }).png().toBuffer();
+    expect((await decodeImage(png, { targetShortSide: 224 })).height).toBe(300);
   });
 });
 

@@ -1,7 +1,8 @@
 import { resolve } from "node:path";
 import { closeStages, openStages } from "../../engine/analysis/open-stages.ts";
-import { runIndex } from "../../engine/index-pipeline.ts";
+import { runIndex, type IndexReport } from "../../engine/index-pipeline.ts";
 import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
+import { isReadFailure } from "../../engine/scan.ts";
 import { RunProfile } from "../../engine/run-profile.ts";
 import { formatStageTable } from "../../engine/stage-timings.ts";
 import { DEFAULT_INDEX, DEFAULT_MODEL, defaultThreads, intFlag, parse } from "../args.ts";
@@ -20,6 +21,7 @@ export async function run(argv: string[]): Promise<number> {
     threads: { type: "string" },
     list: { type: "string" },
     "follow-symlinks": { type: "boolean" },
+    "allow-empty": { type: "boolean" },
     dtype: { type: "string" },
     connectivity: { type: "string" },
     profile: { type: "string" },
@@ -56,6 +58,7 @@ export async function run(argv: string[]): Promise<number> {
     threads,
     stages,
     followSymlinks: values["follow-symlinks"],
+    allowEmptyRoots: values["allow-empty"],
     vectors: { dtype, connectivity: values.connectivity ? intFlag(values.connectivity, "connectivity", 16) : undefined },
     signal: controller.signal,
     onPlan: (p) => {
@@ -86,8 +89,29 @@ export async function run(argv: string[]): Promise<number> {
       out.splice(1, 0, `${stages.map((s) => s.name).join(" + ")}: ${report.analysed} unchanged images analysed; found ${found}`);
     }
     if (report.failed > 0) out.push(`${report.failed} files could not be indexed: imgd info --errors --index ${indexDir}`);
+    out.push(...scanNotes(report));
     if (profiled) out.push(`profile: ${profiled.cpuProfile}, ${profiled.system}`);
     process.stdout.write(`${out.join("\n")}\n`);
   }
   return report.interrupted ? 130 : 0;
+}
+
+/** What the scan passed over that the user may not expect, and roots kept because they came back empty. */
+function scanNotes(report: IndexReport): string[] {
+  const out: string[] = [];
+  for (const { root, catalogued } of report.emptyRoots) {
+    out.push(
+      `${root} holds no images now, but the index has ${catalogued} files under it: kept them (an unmounted volume?). ` +
+        "If they were deleted, run again with --allow-empty.",
+    );
+  }
+  const unreadable = report.scanSkipped.filter(isReadFailure);
+  const links = report.scanSkipped.filter((s) => s.reason === "symlink").length;
+  if (unreadable.length > 0) {
+    out.push(`could not read ${unreadable.length} paths (what the index holds under them is kept):`);
+    for (const s of unreadable.slice(0, 10)) out.push(`  ${s.reason} ${s.path}`);
+    if (unreadable.length > 10) out.push(`  ... and ${unreadable.length - 10} more (--json lists them all)`);
+  }
+  if (links > 0) out.push(`skipped ${links} symlinks (--follow-symlinks follows them)`);
+  return out;
 }

@@ -53,13 +53,13 @@ export async function run(argv: string[]): Promise<number> {
       store,
     );
     const target = values["copy-to"] ?? values["link-to"];
-    const written = target
+    const { written, skipped } = target
       ? await collectMatches(result.hits.map((h) => h.path), resolve(target), values["copy-to"] ? "copy" : "link")
-      : [];
+      : { written: [], skipped: [] };
     const totalMs = performance.now() - t0;
     if (values.json) {
       process.stdout.write(
-        `${JSON.stringify({ query: text || values.image || null, filters: stageFilters, hits: result.hits, written, timings: { ...result.timings, totalMs } })}\n`,
+        `${JSON.stringify({ query: text || values.image || null, filters: stageFilters, hits: result.hits, written, skipped, timings: { ...result.timings, totalMs } })}\n`,
       );
     } else {
       if (result.hits.length === 0) process.stdout.write("no matches\n");
@@ -69,6 +69,7 @@ export async function run(argv: string[]): Promise<number> {
         process.stdout.write(`${String(i + 1).padStart(3)}${score}  ${h.path}${date}\n`);
       });
       if (written.length > 0) process.stdout.write(`${values["copy-to"] ? "copied" : "linked"} ${written.length} files to ${resolve(target!)}\n`);
+      for (const s of skipped) process.stderr.write(`not ${values["copy-to"] ? "copied" : "linked"} (${s.reason}): ${s.path}\n`);
       process.stderr.write(
         `(${result.hits.length} results in ${totalMs.toFixed(0)} ms: embed ${result.timings.embedMs.toFixed(1)} ms, search ${result.timings.searchMs.toFixed(1)} ms)\n`,
       );

@@ -32,6 +32,8 @@ export interface KnownFile {
   mtimeMs: number;
   imohash: string | null;
   status: ImageStatus;
+  /** Why a failed file failed (FailureReason); null for an indexed one. */
+  errorReason: string | null;
 }
 
 export interface ImageRecord extends Omit<NewImage, "errorReason" | "error"> {
@@ -110,7 +112,7 @@ export class Catalog {
   /** Every catalogued file, or only those among `paths` (a worker's batch need not read a whole shard). */
   async knownFiles(paths?: string[]): Promise<Map<string, KnownFile>> {
     const out = new Map<string, KnownFile>();
-    const select = "SELECT id, path, size, mtime_ms, imohash, status FROM images";
+    const select = "SELECT id, path, size, mtime_ms, imohash, status, error_reason FROM images";
     const rows = paths
       ? paths.length === 0
         ? []
@@ -125,6 +127,7 @@ export class Catalog {
         mtimeMs: r[3] as number,
         imohash: r[4] as string | null,
         status: r[5] as ImageStatus,
+        errorReason: r[6] as string | null,
       });
     }
     return out;
