@@ -2,11 +2,11 @@
 // commits once, and merge the shards when every batch is committed. All durable state is in the JobLedger.
 import type { StageSpec } from "../engine/analysis/open-stages.ts";
 import { existsSync, mkdirSync } from "node:fs";
-import { dirname } from "node:path";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { ProgressModel } from "../engine/progress.ts";
 import { scanRoots } from "../engine/scan.ts";
+import { commitFile } from "../engine/store/atomic-file.ts";
 import { mergeShards, type MergeReport } from "../engine/store/merge-shards.ts";
 import { toCanonicalPath } from "../engine/path-map.ts";
 import { JobLedger, type JobRecord } from "./job-ledger.ts";
@@ -22,7 +22,7 @@ import {
   type WorkerRow,
   type WorkerStats,
 } from "./protocol.ts";
-import { shardDir, SHARDS_DIR, ledgerPath, mergedIndexDir } from "./storage-layout.ts";
+import { jobMarkerPath, shardDir, SHARDS_DIR, ledgerPath, mergedIndexDir } from "./storage-layout.ts";
 
 export interface CoordinatorOptions {
   roots: string[];
@@ -46,7 +46,7 @@ export class CoordinatorError extends Error {
 }
 
 export class Coordinator {
-  private readonly progress: ProgressModel;
+  private progress: ProgressModel;
   private readonly workerProgress = new Map<string, ProgressModel>();
   /** The tick in progress, which close() waits for before closing the ledger under it. */
   private ticking: Promise<void> | null = null;
@@ -55,6 +55,7 @@ export class Coordinator {
   private readonly known = new Map<string, { drain: boolean; state: string }>();
   private merge: Promise<MergeReport | null> | null = null;
   lastMerge: MergeReport | null = null;
+  private lastDeferral = "";
   /** Set once the shards are merged; resolves then. */
   readonly merged: Promise<void>;
   private resolveMerged!: () => void;
@@ -93,6 +94,7 @@ export class Coordinator {
         await ledger.extendAllLeases(Date.now() + opts.leaseTtlMs);
         const counts = await ledger.counts();
         opts.onEvent?.(`resumed job ${existing.id}: ${counts.filesDone}/${existing.total} files already committed`);
+        commitFile(jobMarkerPath(opts.storage), existing.id);
         const coordinator = new Coordinator(opts, ledger, existing, { done: counts.filesDone });
         for (const w of await ledger.workers()) coordinator.known.set(w.id, { drain: w.drain, state: w.state });
         return coordinator;
@@ -100,6 +102,7 @@ export class Coordinator {
       const scan = await scanRoots(opts.roots);
       const files = [...scan.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       const job = await ledger.createJob(opts.roots, opts.model, files, opts.batchFiles, opts.stages ?? []);
+      commitFile(jobMarkerPath(opts.storage), job.id);
       opts.onEvent?.(`new job ${job.id}: ${files.length} files in ${Math.ceil(files.length / opts.batchFiles)} batches`);
       return new Coordinator(opts, ledger, job, null);
     } catch (error) {
@@ -133,6 +136,7 @@ export class Coordinator {
         model: this.job.model,
         stages: this.job.stages,
         storage: this.opts.storage,
+        roots: this.job.roots,
         leaseTtlMs: this.opts.leaseTtlMs,
         heartbeatMs: this.heartbeatMs,
       },
@@ -239,6 +243,28 @@ export class Coordinator {
     if (this.job.phase === "merging") await this.tryMerge();
   }
 
+  /**
+   * A committed shard missing from the storage was written where this coordinator cannot see it (a worker whose
+   * --storage was not the shared mount): its files go back to the queue instead of silently out of the index.
+   */
+  private async requeueLostShards(owners: string[]): Promise<boolean> {
+    let requeued = 0;
+    for (const id of owners) {
+      const dir = shardDir(this.opts.storage, id);
+      if (existsSync(dir)) continue;
+      const files = await this.ledger.requeueCommittedBy(id);
+      requeued += files;
+      this.opts.onEvent?.(
+        `shard of ${id} is missing at ${dir} (that worker's storage was not this one): its ${files} files are back in the queue; start a worker that mounts ${this.opts.storage}`,
+      );
+    }
+    if (requeued === 0) return false;
+    await this.ledger.setPhase("indexing");
+    this.job = { ...this.job, phase: "indexing" };
+    this.progress = new ProgressModel(requeued);
+    return true;
+  }
+
   private async tryMerge(): Promise<void> {
     if (this.merge) return;
     const workers = await this.ledger.workers();
@@ -246,6 +272,7 @@ export class Coordinator {
     // A shard is open for writing until its worker leaves; a lost worker's process is presumed dead.
     const open = workers.filter((w) => owners.includes(w.id) && w.state !== "gone" && w.state !== "lost");
     if (open.length > 0) return;
+    if (await this.requeueLostShards(owners)) return;
     this.merge = (async () => {
       const sources = await Promise.all(
         owners.map(async (id) => {
@@ -260,9 +287,8 @@ export class Coordinator {
           };
         }),
       );
-      const existing = sources.filter((s) => existsSync(s.dir));
-      if (existing.length === 0) return null;
-      return mergeShards(existing, mergedIndexDir(this.opts.storage));
+      if (sources.length === 0) return null;
+      return mergeShards(sources, mergedIndexDir(this.opts.storage));
     })();
     try {
       const report = await this.merge;
@@ -277,7 +303,10 @@ export class Coordinator {
       this.resolveMerged();
     } catch (err) {
       // Most often a shard still locked by a worker that is slow to exit: the next tick tries again.
-      this.opts.onEvent?.(`merge deferred: ${err instanceof Error ? err.message : err}`);
+      // Said once per cause: a shard stays locked for as long as its worker is stopped, and ticks come every second.
+      const why = `merge deferred: ${err instanceof Error ? err.message : err}`;
+      if (why !== this.lastDeferral) this.opts.onEvent?.(why);
+      this.lastDeferral = why;
     } finally {
       this.merge = null;
     }

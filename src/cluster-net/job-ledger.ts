@@ -268,6 +268,16 @@ export class JobLedger {
     return new Set(rows.map((r) => r[0] as string));
   }
 
+  /** Puts every batch `workerId` committed back in the queue (its shard is lost); returns how many files. */
+  async requeueCommittedBy(workerId: string): Promise<number> {
+    const rows = await this.rows(
+      `UPDATE batches SET state = 'queued', committed_by = NULL, indexed = NULL, failed = NULL, committed_ms = NULL
+       WHERE state = 'committed' AND committed_by = $1 RETURNING file_count`,
+      [workerId],
+    );
+    return rows.reduce((sum, r) => sum + Number(r[0]), 0);
+  }
+
   async shardOwners(): Promise<string[]> {
     const rows = await this.rows("SELECT DISTINCT committed_by FROM batches WHERE committed_by IS NOT NULL ORDER BY 1");
     return rows.map((r) => r[0] as string);

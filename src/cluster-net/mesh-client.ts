@@ -100,8 +100,22 @@ export async function withBackoff<T>(
     } catch (err) {
       if (!(err instanceof MeshUnavailable) || opts.signal?.aborted || Date.now() - t0 > (opts.giveUpAfterMs ?? Infinity)) throw err;
       opts.onRetry?.(err, delay);
-      await Bun.sleep(delay);
+      await sleepUnlessAborted(delay, opts.signal);
       delay = Math.min(delay * 2, opts.maxDelayMs ?? 5000);
     }
   }
+}
+
+/** Resolves after `ms`, or as soon as `signal` aborts. */
+function sleepUnlessAborted(ms: number, signal?: AbortSignal): Promise<void> {
+  if (!signal) return Bun.sleep(ms);
+  return new Promise((done) => {
+    const timer = setTimeout(finish, ms);
+    function finish() {
+      clearTimeout(timer);
+      signal!.removeEventListener("abort", finish);
+      done();
+    }
+    signal.addEventListener("abort", finish, { once: true });
+  });
 }

@@ -5,6 +5,8 @@ import type { MiddlewareHandler } from "hono";
 
 export class MissingTokenError extends Error {}
 
+export const MIN_TOKEN_LENGTH = 16;
+
 /** `--token`, else `--token-file`, else $IMGD_TOKEN. */
 export function resolveToken(opts: { token?: string; tokenFile?: string }, env: NodeJS.ProcessEnv = process.env): string {
   const token = opts.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, "utf8").trim() : env.IMGD_TOKEN);

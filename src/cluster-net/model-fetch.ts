@@ -18,6 +18,8 @@ export interface ModelFetchOptions {
   dirs: string[];
   log: (line: string) => void;
   onRetry?: (err: Error, delayMs: number) => void;
+  /** Stops the retries (the worker was told to stop). */
+  signal?: AbortSignal;
   /** A transfer with no bytes for this long is dropped and retried. */
   stallMs?: number;
 }
@@ -42,7 +44,7 @@ const BAD_TRANSFERS_TO_GIVE_UP = 3;
 export async function fetchJobModels(client: MeshClient, opts: ModelFetchOptions): Promise<ModelFetchReport> {
   let reply: ModelFilesReply;
   try {
-    reply = await withBackoff(() => client.get("/v1/models", ModelFilesReply), { onRetry: opts.onRetry });
+    reply = await withBackoff(() => client.get("/v1/models", ModelFilesReply), { onRetry: opts.onRetry, signal: opts.signal });
   } catch (err) {
     if (err instanceof MeshRefusal && err.status === 404) {
       opts.log("[worker] the coordinator serves no models (an older imgd); using the models on this host");
@@ -98,7 +100,7 @@ async function fetchFile(client: MeshClient, file: ModelFile, opts: ModelFetchOp
           throw err;
         }
       },
-      { onRetry: opts.onRetry },
+      { onRetry: opts.onRetry, signal: opts.signal },
     );
   } catch (err) {
     throw new Error(`could not fetch model file ${file.path} from the coordinator: ${err instanceof Error ? err.message : err}`);

@@ -35,6 +35,8 @@ export const JobInfo = z.object({
   stages: z.array(z.object({ name: z.enum(STAGE_NAMES), models: z.record(z.string(), z.string()).optional() })),
   /** The storage root as the coordinator sees it; a worker may mount it elsewhere (`--storage`). */
   storage: z.string(),
+  /** The photo roots as the coordinator sees them; a worker maps them with its --path-map and checks it can see them. */
+  roots: z.array(z.string()).default([]),
   leaseTtlMs: z.number().int().positive(),
   heartbeatMs: z.number().int().positive(),
 });

@@ -12,6 +12,14 @@ export function ledgerPath(storage: string): string {
   return join(storage, "coordinator", "ledger.duckdb");
 }
 
+/**
+ * The job id, written by the coordinator beside its ledger. A worker reads it through its own mount of the storage:
+ * a different id or none means the worker would write its shard where the coordinator never looks.
+ */
+export function jobMarkerPath(storage: string): string {
+  return join(storage, "coordinator", "job-id");
+}
+
 export function mergedIndexDir(storage: string): string {
   return join(storage, "index");
 }

@@ -14,6 +14,7 @@ import { IndexStore } from "../engine/store/index-store.ts";
 import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
 import { MeshClient, MeshRefusal, withBackoff } from "./mesh-client.ts";
 import { fetchJobModels } from "./model-fetch.ts";
+import { storageMismatch, unseenRoots, unseenRootsText } from "./worker-checks.ts";
 import {
   CommitReply,
   HeartbeatReply,
@@ -84,7 +85,9 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   // Fetched files go to the --models dir, else the user cache, which then comes first so the engine finds them there.
   const fetchInto = opts.fetchModels === false ? null : resolve(opts.modelsDir ?? join(homedir(), ".cache", "imgd", "models"));
   const modelDirs = [...new Set([...(fetchInto ? [fetchInto] : []), ...modelSearchDirs(opts.modelsDir)])];
-  if (fetchInto) await fetchJobModels(client, { target: fetchInto, dirs: modelDirs, log, onRetry: retryLog });
+  // A stop (SIGTERM) ends the waiting for an unreachable coordinator too: a service manager must be able to stop us.
+  const stop = opts.drain;
+  if (fetchInto) await fetchJobModels(client, { target: fetchInto, dirs: modelDirs, log, onRetry: retryLog, signal: stop });
   const models = listModels(modelDirs)
     .models.filter((m) => m.imagePath)
     .map((m) => m.manifest.name);
@@ -101,13 +104,21 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const register = (workerId?: string) =>
     withBackoff(() => client.post("/v1/register", { protocol: PROTOCOL_VERSION, worker: info, workerId }, RegisterReply), {
       onRetry: retryLog,
+      signal: stop,
     });
 
   let reg = await register();
   const workerId = reg.workerId;
   log(`[worker] registered as ${workerId} with ${opts.coordinator}; job ${reg.job.id}, model ${reg.job.model}`);
+  const storage = opts.storage ?? reg.job.storage;
+  const unseen = unseenRoots(reg.job.roots, opts.pathMap ?? []);
+  const refusal = storageMismatch(storage, reg.job.id, reg.job.storage) ?? (unseen.length > 0 ? unseenRootsText(unseen) : null);
+  if (refusal) {
+    await client.post("/v1/deregister", { workerId, reason: "misconfigured host" }, z.object({ ok: z.boolean() })).catch(() => {});
+    throw new Error(refusal);
+  }
   const model = await resolveModel(reg.job.model, modelDirs);
-  const shard = join(opts.storage ?? reg.job.storage, reg.shard);
+  const shard = join(storage, reg.shard);
   const store = await IndexStore.open(shard, {
     model: { name: model.manifest.name, dims: model.manifest.dims, preprocess: model.manifest.preprocess, tokenizer: model.manifest.tokenizer },
   });
@@ -144,7 +155,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
         }
         throw err;
       }
-    }, { onRetry: retryLog });
+    }, { onRetry: retryLog, signal: stop });
 
   const stats = (): WorkerStats => ({
     rssBytes: process.memoryUsage.rss(),
@@ -259,6 +270,10 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
           checkpointEveryMs: Number.MAX_SAFE_INTEGER,
         });
         await store.checkpoint();
+        // Every file failing at once is most often the photo share gone from this host: stop rather than commit
+        // a batch of failures (its lease expires and another worker redoes it).
+        const gone = report.failed === files.length ? unseenRoots(reg.job.roots, opts.pathMap ?? []) : [];
+        if (gone.length > 0) throw new Error(unseenRootsText(gone));
         errors += report.failed;
         return { indexed: files.length - report.failed, failed: report.failed };
       } catch (err) {

@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { createElement } from "react";
 import { startCoordinator } from "../../cluster-net/coordinator-server.ts";
 import { formatStatusLine } from "../../cluster-net/coordinator-plain.ts";
-import { resolveToken } from "../../cluster-net/mesh-token.ts";
+import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
 import { DEFAULT_MODEL, intFlag, parse } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 import { UsageError } from "../usage.ts";
@@ -24,6 +24,11 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (positionals.length === 0) throw new UsageError("coordinator needs at least one DIR");
   if (!values.storage) throw new UsageError("coordinator needs --storage DIR (shared by every worker)");
+  const token = resolveToken({ token: values.token, tokenFile: values["token-file"] });
+  // The mesh hands out work and model files to whoever holds it, on every interface by default.
+  if (token.length < MIN_TOKEN_LENGTH) {
+    throw new UsageError(`the mesh token must be at least ${MIN_TOKEN_LENGTH} characters (openssl rand -hex 16 > ~/.imgd-token)`);
+  }
   const ttlSeconds = Number(values["lease-ttl"] ?? 30);
   if (!(ttlSeconds > 0)) throw new UsageError("--lease-ttl takes seconds > 0");
   const tui = !values.plain && process.stdout.isTTY === true && !process.env.CI;
@@ -44,7 +49,7 @@ export async function run(argv: string[]): Promise<number> {
     leaseTtlMs: Math.round(ttlSeconds * 1000),
     port: intFlag(values.port, "port", 7700, 0),
     hostname: values.bind,
-    token: resolveToken({ token: values.token, tokenFile: values["token-file"] }),
+    token,
     onEvent,
   });
   const { coordinator } = running;

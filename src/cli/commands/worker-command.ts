@@ -21,6 +21,9 @@ export async function run(argv: string[]): Promise<number> {
     "memory-target-mb": { type: "string" },
   });
   if (!values.coordinator) throw new UsageError("worker needs --coordinator URL");
+  if (!URL.canParse(values.coordinator) || !/^https?:$/.test(new URL(values.coordinator).protocol)) {
+    throw new UsageError(`--coordinator must be an http:// or https:// URL, not ${JSON.stringify(values.coordinator)}`);
+  }
   const drain = new AbortController();
   const onSignal = () => {
     if (drain.signal.aborted) process.exit(130);

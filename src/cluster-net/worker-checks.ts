@@ -1,0 +1,41 @@
+// What a worker checks before it takes work: that it writes where the coordinator reads (the shared storage) and
+// that it can see the photos. Without these a misconfigured host "finishes" batches that are lost or all failed.
+import { readFileSync, statSync } from "node:fs";
+import { toLocalPath, type PathMapping } from "../engine/path-map.ts";
+import { jobMarkerPath } from "./storage-layout.ts";
+
+/** Why `storage` (this host's path to the storage) is not the coordinator's, or null when it is. */
+export function storageMismatch(storage: string, jobId: string, coordinatorStorage: string): string | null {
+  const marker = jobMarkerPath(storage);
+  let found: string;
+  try {
+    found = readFileSync(marker, "utf8").trim();
+  } catch {
+    found = "";
+  }
+  if (found === jobId) return null;
+  const what = found ? `names job ${found}, not ${jobId}` : "does not exist";
+  return (
+    `${storage} is not the coordinator's storage (${coordinatorStorage} there): ${marker} ${what}. ` +
+    "Shards written here would never be merged; mount the shared storage on this host and pass --storage with its path here"
+  );
+}
+
+/** The job's roots, as this host maps them, that it cannot see as directories. */
+export function unseenRoots(roots: string[], pathMap: PathMapping[]): { root: string; local: string }[] {
+  return roots
+    .map((root) => ({ root, local: toLocalPath(root, pathMap) }))
+    .filter(({ local }) => {
+      try {
+        const s = statSync(local);
+        return !s.isDirectory() && !s.isFile();
+      } catch {
+        return true;
+      }
+    });
+}
+
+export function unseenRootsText(unseen: { root: string; local: string }[]): string {
+  const list = unseen.map((u) => (u.local === u.root ? u.local : `${u.local} (the coordinator's ${u.root})`)).join(", ");
+  return `this host cannot see ${list}: mount the photos here, or map them with --path-map COORDINATOR_PATH=LOCAL_PATH`;
+}

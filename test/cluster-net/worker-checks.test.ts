@@ -1,0 +1,91 @@
+// A misconfigured host must be told so, not allowed to "finish" work that is lost or all failed.
+import { afterAll, expect, test } from "bun:test";
+import { existsSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { Coordinator } from "../../src/cluster-net/coordinator.ts";
+import { PROTOCOL_VERSION } from "../../src/cluster-net/protocol.ts";
+import { jobMarkerPath } from "../../src/cluster-net/storage-layout.ts";
+import { fetchStatus, makePhotos, spawnCli, startCoordinatorProc, startWorkerProc, tempDir, until, type Proc } from "./cluster-harness.ts";
+
+const procs: Proc[] = [];
+afterAll(() => procs.forEach((p) => p.proc.kill("SIGKILL")));
+
+test("a worker whose --storage is not the coordinator's, or that cannot see the photos, is refused and leaves", async () => {
+  const root = tempDir("checks");
+  const photos = join(root, "photos");
+  await makePhotos(photos, 6);
+  const storage = join(root, "storage");
+  const { p: coordinator, url } = await startCoordinatorProc([photos], storage, ["--batch", "5", "--serve"]);
+  procs.push(coordinator);
+  expect(existsSync(jobMarkerPath(storage))).toBe(true);
+
+  const elsewhere = join(root, "local-disk");
+  mkdirSync(elsewhere);
+  const wrongStorage = startWorkerProc(url, ["--storage", elsewhere]);
+  procs.push(wrongStorage);
+  expect(await wrongStorage.exited).toBe(1);
+  expect(wrongStorage.stderr.join("\n")).toContain(`${elsewhere} is not the coordinator's storage`);
+
+  const blind = startWorkerProc(url, ["--path-map", `${photos}=/nonexistent/photos`]);
+  procs.push(blind);
+  expect(await blind.exited).toBe(1);
+  expect(blind.stderr.join("\n")).toContain("this host cannot see /nonexistent/photos");
+
+  const status = await fetchStatus(url);
+  expect(status.workers.map((w) => w.state)).toEqual(["gone", "gone"]);
+  expect(status.batches.committed).toBe(0);
+  expect(status.batches.leased).toBe(0);
+}, 60_000);
+
+test("a worker waiting for an unreachable coordinator stops on SIGTERM; a malformed URL is a usage error", async () => {
+  const waiting = startWorkerProc("http://127.0.0.1:1", ["--no-fetch-models"]);
+  procs.push(waiting);
+  await waiting.waitFor(/retrying in/);
+  const t0 = Date.now();
+  waiting.proc.kill("SIGTERM");
+  expect(await waiting.exited).not.toBe(0);
+  expect(Date.now() - t0).toBeLessThan(3000);
+
+  const bad = spawnCli(["worker", "--coordinator", "notaurl", "--token", "x".repeat(16)]);
+  expect(await bad.exited).toBe(2);
+  expect(bad.stderr.join("\n")).toContain("--coordinator must be an http:// or https:// URL");
+}, 30_000);
+
+test("a committed shard missing from the storage puts its files back in the queue instead of merging without them", async () => {
+  const root = tempDir("lost-shard");
+  const photos = join(root, "photos");
+  await makePhotos(photos, 6);
+  const events: string[] = [];
+  const coordinator = await Coordinator.open({
+    roots: [photos],
+    storage: join(root, "storage"),
+    model: "test-clip",
+    batchFiles: 5,
+    leaseTtlMs: 10_000,
+    onEvent: (e) => events.push(e),
+  });
+  try {
+    // A peer that commits batches but writes its shard somewhere else (an old worker without the storage check).
+    const info = { host: "h", pid: 1, cores: 1, memoryBytes: 1, threads: 1, version: "x", models: ["test-clip"], pathMap: [] };
+    const { workerId } = await coordinator.register({ protocol: PROTOCOL_VERSION, worker: info });
+    for (;;) {
+      const lease = await coordinator.lease(workerId);
+      if (!lease.batch) break;
+      await coordinator.commit({ workerId, batchId: lease.batch.batchId, leaseId: lease.batch.leaseId, indexed: lease.batch.files.length, failed: 0, batchMs: 1 });
+    }
+    await coordinator.deregister(workerId, "done");
+    await until(async () => events.some((e) => e.includes("back in the queue; start a worker")), 10_000, "the requeue");
+    expect(events.find((e) => e.startsWith("shard of"))).toContain("its 6 files are back in the queue");
+    expect((await coordinator.ledger.counts()).queued).toBe(2);
+    expect(events.some((e) => e.startsWith("merged"))).toBe(false);
+  } finally {
+    await coordinator.close();
+  }
+}, 30_000);
+
+test("a coordinator refuses a mesh token too short to guess at", async () => {
+  const root = tempDir("short-token");
+  const p = spawnCli(["coordinator", root, "--storage", join(root, "storage"), "--token", "x", "--port", "0"]);
+  expect(await p.exited).toBe(2);
+  expect(p.stderr.join("\n")).toContain("the mesh token must be at least 16 characters");
+});
