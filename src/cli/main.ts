@@ -1,5 +1,5 @@
 #!/usr/bin/env bun
-import { USAGE, UsageError } from "./usage.ts";
+import { USAGE, UsageError, usageFor } from "./usage.ts";
 
 const COMMANDS: Record<string, () => Promise<{ run: (argv: string[]) => Promise<number> }>> = {
   index: () => import("./commands/index-command.ts"),
@@ -26,6 +26,10 @@ async function main(argv: string[]): Promise<number> {
   }
   const load = COMMANDS[command];
   if (!load) throw new UsageError(`unknown command "${command}"`);
+  if (rest.includes("--help") || rest.includes("-h")) {
+    process.stdout.write(usageFor(command));
+    return 0;
+  }
   return (await load()).run(rest);
 }
 
@@ -39,7 +43,8 @@ try {
   process.exitCode = await main(process.argv.slice(2));
 } catch (err) {
   if (err instanceof UsageError) {
-    process.stderr.write(`imgd: ${err.message}\n\n${USAGE}`);
+    const command = process.argv[2];
+    process.stderr.write(`imgd: ${err.message}\n\n${command && command in COMMANDS ? usageFor(command) : USAGE}`);
     process.exitCode = 2;
   } else {
     process.stderr.write(`imgd: ${err instanceof Error ? err.message : String(err)}\n`);

@@ -35,6 +35,22 @@ defaults: --index ./.imgd   --model clip-vit-b32   --batch 32 (worker: 8; coordi
 models are looked up in --models, $IMGD_MODELS, ./models, ~/.cache/imgd/models
 `;
 
+/** The usage lines of one command (and the defaults), or everything for an unknown one. */
+export function usageFor(command: string | undefined): string {
+  const lines = USAGE.split("\n");
+  const start = `  imgd ${command}`;
+  const own: string[] = [];
+  let inside = false;
+  for (const line of lines) {
+    if (line.startsWith("  imgd ")) inside = line === start || line.startsWith(`${start} `);
+    else if (!line.startsWith("   ")) inside = false;
+    if (inside) own.push(line);
+  }
+  if (own.length === 0) return USAGE;
+  const defaults = lines.slice(lines.findIndex((l) => l.startsWith("defaults:")));
+  return [`usage:`, ...own, "", ...defaults].join("\n");
+}
+
 export class UsageError extends Error {
   override name = "UsageError";
 }

@@ -38,15 +38,22 @@ export class ChecksumError extends Error {
   }
 }
 
-export async function pullModel(manifest: ModelManifest, destRoot: string, opts: PullOptions = {}): Promise<PulledFile[]> {
-  const dir = join(destRoot, manifest.name);
+/** A file a manifest names: a CLIP tower, or one of a face, object or OCR model's files. */
+export type ModelFile = Pick<TowerFile, "file" | "url" | "sha256">;
+
+export function pullModel(manifest: ModelManifest, destRoot: string, opts: PullOptions = {}): Promise<PulledFile[]> {
+  return pullModelFiles(manifest.name, [manifest.image, manifest.text], destRoot, opts);
+}
+
+export async function pullModelFiles(name: string, files: ModelFile[], destRoot: string, opts: PullOptions = {}): Promise<PulledFile[]> {
+  const dir = join(destRoot, name);
   mkdirSync(dir, { recursive: true });
   const pulled: PulledFile[] = [];
-  for (const tower of [manifest.image, manifest.text]) pulled.push(await pullFile(manifest.name, tower, dir, opts));
+  for (const file of files) pulled.push(await pullFile(name, file, dir, opts));
   return pulled;
 }
 
-async function pullFile(model: string, tower: TowerFile, dir: string, opts: PullOptions): Promise<PulledFile> {
+async function pullFile(model: string, tower: ModelFile, dir: string, opts: PullOptions): Promise<PulledFile> {
   const path = join(dir, tower.file);
   if (existsSync(path)) {
     const sha256 = await sha256File(path);

@@ -119,20 +119,25 @@ export async function resolveModel(name: string, dirs: string[]): Promise<Resolv
 export type FileCheck = "ok" | "mismatch" | "unknown";
 
 export interface VerifiedFile {
-  tower: "image" | "text";
+  /** "image" or "text" for a CLIP tower; a stage model's file role ("model", "detector"...) otherwise. */
+  tower: string;
   path: string;
   status: FileCheck;
   expected: string | null;
   actual: string;
 }
 
-export async function verifyModel(model: ResolvedModel): Promise<VerifiedFile[]> {
-  const towers = [
+export function verifyModel(model: ResolvedModel): Promise<VerifiedFile[]> {
+  return verifyFiles([
     ["image", model.imagePath, model.manifest.image.sha256],
     ["text", model.textPath, model.manifest.text.sha256],
-  ] as const;
+  ]);
+}
+
+/** Each [role, path, expected sha256] checked against the file's actual hash. */
+export function verifyFiles(files: (readonly [string, string, string | undefined])[]): Promise<VerifiedFile[]> {
   return Promise.all(
-    towers.map(async ([tower, path, expected]) => {
+    files.map(async ([tower, path, expected]) => {
       const actual = await sha256File(path);
       const status: FileCheck = !expected ? "unknown" : expected === actual ? "ok" : "mismatch";
       return { tower, path, status, expected: expected ?? null, actual };

@@ -116,10 +116,21 @@ describe("clear errors", () => {
     expect(r.stderr).toMatch(/no index/i);
   });
 
-  test("an unknown flag is a usage error with exit code 2", async () => {
+  test("an unknown flag is a usage error with exit code 2, followed by that command's usage only", async () => {
     const r = await imgd(["query", "cat", "--bogus"]);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain("bogus");
+    expect(r.stderr).toContain("imgd query \"TEXT\"");
+    expect(r.stderr).not.toContain("imgd index DIR");
+  });
+
+  test("--help after a command prints its usage and exits 0", async () => {
+    for (const [command, line] of [["index", "imgd index DIR..."], ["persons", "imgd persons list"], ["deploy", "imgd deploy status|stop|logs"]]) {
+      const r = await imgd([command!, "--help"]);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toContain(line!);
+      expect(r.stdout).not.toContain("imgd serve");
+    }
   });
 
   test("a folder that does not exist is named in the error", async () => {

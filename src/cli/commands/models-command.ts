@@ -1,8 +1,9 @@
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
 import { listStageModels } from "../../engine/analysis/stage-model-list.ts";
-import { pullModel } from "../../engine/model-pull.ts";
-import { findManifest, listModels, modelSearchDirs, resolveModel, verifyModel } from "../../engine/models.ts";
+import { builtInStageManifests, resolveStageModel } from "../../engine/analysis/stage-model.ts";
+import { pullModel, pullModelFiles, type PullProgress } from "../../engine/model-pull.ts";
+import { findManifest, listModels, modelSearchDirs, resolveModel, verifyFiles, verifyModel } from "../../engine/models.ts";
 import { parse } from "../args.ts";
 import { UsageError } from "../usage.ts";
 
@@ -17,6 +18,12 @@ export async function run(argv: string[]): Promise<number> {
   const print = (obj: unknown, text: string) =>
     process.stdout.write(values.json ? `${JSON.stringify(obj)}\n` : `${text}\n`);
 
+  if ((action === "verify" || action === "pull") && name && !stageManifest(name)) {
+    const clip = listModels(dirs).models.map((m) => m.manifest.name);
+    if (!clip.includes(name)) {
+      throw new Error(`unknown model "${name}"; known models: ${[...clip, ...builtInStageManifests().map((m) => m.name)].join(", ")}`);
+    }
+  }
   switch (action) {
     case "list":
     case undefined: {
@@ -36,21 +43,29 @@ export async function run(argv: string[]): Promise<number> {
     }
     case "verify": {
       if (!name) throw new UsageError("models verify needs a model NAME");
-      const files = await verifyModel(await resolveModel(name, dirs));
+      const stage = stageManifest(name);
+      const files = stage
+        ? await verifyFiles(Object.entries(resolveStageModel(name, dirs).paths).map(([role, path]) => [role, path, stage.files[role]?.sha256] as const))
+        : await verifyModel(await resolveModel(name, dirs));
       print(files, files.map((f) => `${f.status.padEnd(9)} ${f.tower.padEnd(6)} ${f.path}  sha256 ${f.actual}`).join("\n"));
       return files.some((f) => f.status === "mismatch") ? 1 : 0;
     }
     case "pull": {
       if (!name) throw new UsageError("models pull needs a model NAME");
       const dest = resolve(values.to ?? values.models ?? join(homedir(), ".cache", "imgd", "models"));
-      const pulled = await pullModel(findManifest(name, dirs), dest, {
-        onProgress: (p) => {
-          if (!values.json && process.stderr.isTTY) {
-            const pct = p.total ? ` ${((100 * p.received) / p.total).toFixed(1)}%` : "";
-            process.stderr.write(`\r\x1b[2K${p.file} ${(p.received / 2 ** 20).toFixed(1)} MiB${pct}`);
-          }
-        },
-      });
+      const stage = stageManifest(name);
+      if (stage && Object.values(stage.files).some((f) => !f.url)) {
+        throw new Error(`model ${name} cannot be downloaded by imgd (${stage.license}). ${stage.generate ?? stage.source}`);
+      }
+      const onProgress = (p: PullProgress) => {
+        if (!values.json && process.stderr.isTTY) {
+          const pct = p.total ? ` ${((100 * p.received) / p.total).toFixed(1)}%` : "";
+          process.stderr.write(`\r\x1b[2K${p.file} ${(p.received / 2 ** 20).toFixed(1)} MiB${pct}`);
+        }
+      };
+      const pulled = stage
+        ? await pullModelFiles(name, Object.values(stage.files), dest, { onProgress })
+        : await pullModel(findManifest(name, dirs), dest, { onProgress });
       if (!values.json && process.stderr.isTTY) process.stderr.write("\n");
       print(
         pulled,
@@ -61,4 +76,9 @@ export async function run(argv: string[]): Promise<number> {
     default:
       throw new UsageError(`unknown models action "${action}" (list, verify, pull)`);
   }
+}
+
+/** A face, object or OCR model's manifest (listStageModels has registered them all), or null for a CLIP model. */
+function stageManifest(name: string) {
+  return builtInStageManifests().find((m) => m.name === name) ?? null;
 }
