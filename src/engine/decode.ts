@@ -39,7 +39,7 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
   try {
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (err) {
-    throw asImageError(err, label);
+    throw asImageError(err, label, bytes);
   }
   const width = meta.width ?? 0;
   const height = meta.height ?? 0;
@@ -82,7 +82,7 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
     data = new Uint8Array(result.data.buffer, result.data.byteOffset, result.data.byteLength);
     info = result.info;
   } catch (err) {
-    throw asImageError(err, label);
+    throw asImageError(err, label, bytes);
   }
   if (info.channels !== 3) {
     throw new ImageError("corrupt", `${label}: decoded to ${info.channels} channels, expected RGB`);
@@ -115,10 +115,12 @@ const REASONS: [RegExp, FailureReason][] = [
   [/premature end|truncated|unexpected end|end of (file|stream|data)|not enough data|read error|short read/i, "truncated"],
 ];
 
-function asImageError(err: unknown, label: string): ImageError {
+function asImageError(err: unknown, label: string, bytes: Uint8Array): ImageError {
   if (err instanceof ImageError) return err;
-  const cause = (err instanceof Error ? err.message : String(err)).trim().replace(/\s+/g, " ");
-  const reason = REASONS.find(([re]) => re.test(cause))?.[1] ?? "corrupt";
+  const cause = ownMessage(err instanceof Error ? err.message : String(err));
+  // libvips keeps one error buffer for all threads: the text can be empty ("Unknown error") or carry another
+  // image's failure, so a file that visibly stops early is called truncated from its bytes, not from the text.
+  const reason = endsEarly(bytes) ? "truncated" : (REASONS.find(([re]) => re.test(cause))?.[1] ?? "corrupt");
   const what: Record<FailureReason, string> = {
     "empty-file": "the file is empty",
     "not-an-image": "not an image in a format we can read",
@@ -128,4 +130,20 @@ function asImageError(err: unknown, label: string): ImageError {
     unreadable: "cannot read the file",
   };
   return new ImageError(reason, `${label}: ${what[reason]} (${cause})`);
+}
+
+/** The libvips text without the repeats that its shared error buffer piles up, and not longer than a line. */
+function ownMessage(text: string): string {
+  const parts = text.split(/\n+/).map((p) => p.trim().replace(/\s+/g, " ")).filter(Boolean);
+  const once = [...new Set(parts)].join(" ");
+  return once.length > 200 ? `${once.slice(0, 200)}...` : once;
+}
+
+/** A JPEG without its end-of-image marker or a PNG without its IEND chunk near the end of the file. */
+function endsEarly(bytes: Uint8Array): boolean {
+  const tail = bytes.subarray(Math.max(0, bytes.length - 4096));
+  const has = (...seq: number[]) => tail.some((_, i) => seq.every((b, k) => tail[i + k] === b));
+  if (bytes[0] === 0xff && bytes[1] === 0xd8) return !has(0xff, 0xd9);
+  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return !has(0x49, 0x45, 0x4e, 0x44);
+  return false;
 }

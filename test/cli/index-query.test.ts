@@ -124,6 +124,16 @@ describe("clear errors", () => {
     expect(r.stderr).not.toContain("imgd index DIR");
   });
 
+  test("a file name with a newline in it is printed quoted, one line per hit", async () => {
+    const dir = tempDir("newline");
+    copyPhotos(["apple.jpg"], dir);
+    renameSync(join(dir, "apple.jpg"), join(dir, "a\nb.jpg"));
+    await imgdJson(["index", dir, "--index", join(dir, "i"), "--model", "test-clip"]);
+    const r = await imgd(["query", "red", "--index", join(dir, "i"), "-k", "1"]);
+    expect(r.stdout.trim().split("\n")).toHaveLength(1);
+    expect(r.stdout).toContain(JSON.stringify(join(dir, "a\nb.jpg")));
+  });
+
   test("--help after a command prints its usage and exits 0", async () => {
     for (const [command, line] of [["index", "imgd index DIR..."], ["persons", "imgd persons list"], ["deploy", "imgd deploy status|stop|logs"]]) {
       const r = await imgd([command!, "--help"]);

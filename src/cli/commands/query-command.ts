@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { collectMatches } from "../../engine/collect-matches.ts";
 import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
 import { runQuery, type QueryInput } from "../../engine/query.ts";
+import { localTime } from "../../engine/store/catalog.ts";
 import { IndexStore } from "../../engine/store/index-store.ts";
 import { DEFAULT_INDEX, intFlag, parse } from "../args.ts";
 import { UsageError } from "../usage.ts";
@@ -31,7 +32,7 @@ export async function run(argv: string[]): Promise<number> {
   if (text && values.image) throw new UsageError("give either TEXT or --image, not both");
   if (values["copy-to"] && values["link-to"]) throw new UsageError("give either --copy-to or --link-to, not both");
   for (const flag of ["after", "before"] as const) {
-    if (values[flag] && Number.isNaN(Date.parse(values[flag]!))) throw new UsageError(`--${flag} takes a date like 2024-06-01`);
+    if (values[flag] && localTime(values[flag]!) === null) throw new UsageError(`--${flag} takes a date like 2024-06-01 or a date-time like 2024-06-01T18:30:00`);
   }
 
   const store = await IndexStore.open(resolve(values.index ?? DEFAULT_INDEX), { readOnly: true });
@@ -66,7 +67,7 @@ export async function run(argv: string[]): Promise<number> {
       result.hits.forEach((h, i) => {
         const date = h.takenAt ? `  ${String(h.takenAt).slice(0, 10)}` : "";
         const score = "filtersOnly" in input ? "" : `  ${h.score.toFixed(4)}`;
-        process.stdout.write(`${String(i + 1).padStart(3)}${score}  ${h.path}${date}\n`);
+        process.stdout.write(`${String(i + 1).padStart(3)}${score}  ${printablePath(h.path)}${date}\n`);
       });
       if (written.length > 0) process.stdout.write(`${values["copy-to"] ? "copied" : "linked"} ${written.length} files to ${resolve(target!)}\n`);
       for (const s of skipped) process.stderr.write(`not ${values["copy-to"] ? "copied" : "linked"} (${s.reason}): ${s.path}\n`);
@@ -78,4 +79,9 @@ export async function run(argv: string[]): Promise<number> {
   } finally {
     await store.close();
   }
+}
+
+/** One line per hit even for a name with a newline or other control character in it: such a path is quoted. */
+function printablePath(path: string): string {
+  return /[\u0000-\u001f\u007f]/.test(path) ? JSON.stringify(path) : path;
 }
