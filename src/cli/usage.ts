@@ -12,7 +12,8 @@ usage:
   imgd serve [--index PATH] [--port N] [--host ADDR] [--token T] [--cors ORIGIN] [--root DIR]...
              [--max-concurrency N] [--target-latency-ms MS] [--memory-target-mb MB] [--image-idle-s S]
              [--log FILE] [--threads N] [--batch-wait-ms MS] [--batch-max N]
-             [--faces] [--objects [--object-model NAME]] [--ocr]   (stages run on ingested images)
+             [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
+             (stages run on ingested images)
   imgd coordinator DIR... --storage DIR [--port N] [--bind ADDR] [--token T | --token-file F] [--batch N]
                     [--lease-ttl S] [--model NAME] [--models DIR] [--serve] [--plain] [--faces] [--objects] [--ocr]
   imgd worker --coordinator URL [--token T | --token-file F] [--threads N] [--batch N] [--storage DIR]

@@ -18,6 +18,13 @@ export const DEFAULT_MAX_PIXELS = 100_000_000;
 const JPEG_SHRINK_FACTORS = [8, 4, 2];
 
 /**
+ * sharp's names for the formats of scan.ts's IMAGE_EXTENSIONS (AVIF and HEIC are both "heif"). libvips also reads
+ * SVG, PDF and more; those are refused like any other non-image, whatever the file is called: an uploaded SVG can
+ * carry script, and would be served back as a page.
+ */
+const INDEXED_FORMATS: ReadonlySet<string> = new Set(["jpeg", "png", "webp", "gif", "tiff", "heif"]);
+
+/**
  * The short side a JPEG decoded at 1/2, 1/4 or 1/8 scale would have, using the largest factor that still leaves at
  * least `target` pixels; null when no factor fits. libjpeg rounds scaled sizes up, so floor keeps us on the safe side.
  */
@@ -40,6 +47,9 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
     meta = await sharp(bytes, { limitInputPixels: false }).metadata();
   } catch (err) {
     throw asImageError(err, label, bytes);
+  }
+  if (!INDEXED_FORMATS.has(meta.format ?? "")) {
+    throw new ImageError("not-an-image", `${label}: ${meta.format ?? "this"} is not an image format imgd indexes (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC)`);
   }
   const width = meta.width ?? 0;
   const height = meta.height ?? 0;

@@ -13,6 +13,7 @@ import { MetricsRegistry } from "./metrics-registry.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { concurrencyLimit } from "./middleware/concurrency-limit.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
+import { sameOrigin } from "./middleware/same-origin.ts";
 import { openApiDocument } from "./openapi.ts";
 import { duplicateRoutes } from "./routes/duplicates.ts";
 import { healthRoutes } from "./routes/health.ts";
@@ -45,13 +46,17 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.route("/", healthRoutes(deps));
   app.route("/", metricsRoutes(metrics));
   let openApi: object | undefined;
-  app.get("/openapi.json", (c) => c.json((openApi ??= openApiDocument(pkg.version))));
+  app.get("/openapi.json", (c) => c.json((openApi ??= openApiDocument(pkg.version, deps.limits))));
   app.route("/", pageRoutes());
 
   if (deps.cors) app.use("/api/*", cors({ origin: deps.cors, allowHeaders: ["Authorization", "Content-Type", "X-Request-Id"], exposeHeaders: ["X-Request-Id", "Retry-After", "ETag"] }));
+  app.use("/api/*", sameOrigin(deps.cors));
   if (deps.token) {
-    const unauthorized = { message: { error: "missing or wrong bearer token" } };
-    app.use("/api/*", bearerAuth({ token: deps.token, noAuthenticationHeader: unauthorized, invalidAuthenticationHeader: unauthorized, invalidToken: unauthorized }));
+    const error = { error: "missing or wrong bearer token" };
+    const unauthorized = { message: error };
+    // A bare token or another scheme (Basic) is no bearer credential at all: 401 and the challenge, not hono's 400.
+    const notBearer = { message: () => Response.json(error, { status: 401 }) };
+    app.use("/api/*", bearerAuth({ token: deps.token, noAuthenticationHeader: unauthorized, invalidAuthenticationHeader: notBearer, invalidToken: unauthorized }));
   }
   // Each kind of request has its own gate: a long ingest must not take the search slots, and thumbnails (tens of
   // ms to render, dozens per page view) must neither be refused by nor teach the search gate their service time.

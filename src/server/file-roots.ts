@@ -1,7 +1,7 @@
 // Which files the server may read from disk: only those under an allowed root, judged on the real path, so neither
 // `..` segments nor a symlink inside a photo folder can lead a request to /etc.
-import { realpath } from "node:fs/promises";
-import { resolve, sep } from "node:path";
+import { lstat, realpath } from "node:fs/promises";
+import { dirname, resolve, sep } from "node:path";
 
 export class FileRoots {
   private constructor(readonly roots: string[]) {}
@@ -27,6 +27,20 @@ export class FileRoots {
     const real = await realpath(resolve(path)).catch(() => null);
     if (real === null) return null;
     return this.roots.some((r) => isUnder(real, r)) ? real : null;
+  }
+
+  /**
+   * Nothing is at `path`, and the folder it would be in lies under a root. Only there may a caller hear "not found":
+   * outside the roots a missing file and a refused one must look the same.
+   */
+  async isMissingUnderRoot(path: string): Promise<boolean> {
+    const abs = resolve(path);
+    if (await lstat(abs).then(() => true, () => false)) return false;
+    for (let dir = dirname(abs); ; dir = dirname(dir)) {
+      const real = await realpath(dir).catch(() => null);
+      if (real !== null) return this.roots.some((r) => isUnder(real, r));
+      if (dir === dirname(dir)) return false;
+    }
   }
 }
 

@@ -1,5 +1,6 @@
 // The OpenAPI 3.1 description of the server, built from the same zod schemas the routes validate with.
 import { z } from "zod";
+import { DEFAULT_LIMITS, type Limits } from "./app-deps.ts";
 import {
   ErrorBody,
   Hit,
@@ -33,12 +34,16 @@ const idParam = { name: "id", in: "path", required: true, schema: { type: "integ
 const error = (description: string) => ({ description, content: { "application/json": { schema: out(ErrorBody) } } });
 const ok = (schema: z.ZodType, description = "OK") => ({ description, content: { "application/json": { schema: out(schema) } } });
 const apiErrors = {
-  "400": error("Invalid input; `error` says which field and why."),
+  "400": error("Invalid input; `error` says which field and why (and `reason`, for an image that could not be read)."),
   "401": error("Missing or wrong bearer token (only when the server runs with --token)."),
+  "403": error("A state-changing request from another site's page: its Origin is neither this server nor the one --cors allows."),
   "429": error("Too many requests in flight; retry after the Retry-After header."),
 };
 
-export function openApiDocument(version: string) {
+const mib = (bytes: number) => `${+(bytes / 2 ** 20).toFixed(1)} MiB`;
+
+export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS) {
+  const perImage = `${mib(limits.maxImageBytes)} per image`;
   return {
     openapi: "3.1.0",
     info: { title: "imgd", version, description: "Search an imgd photo index by text or image, and add images to it." },
@@ -65,6 +70,7 @@ export function openApiDocument(version: string) {
         },
         post: {
           summary: "Search by image: an upload, or an indexed image's id (more like this)",
+          description: `An upload is at most ${perImage}.`,
           requestBody: {
             required: true,
             content: {
@@ -78,7 +84,7 @@ export function openApiDocument(version: string) {
               "application/json": { schema: json(SimilarSearchBody) },
             },
           },
-          responses: { "200": ok(SearchResponse), ...apiErrors, "404": error("image_id is not in the index."), "413": error("The image is over the size limit."), "415": error("Unsupported content type.") },
+          responses: { "200": ok(SearchResponse), ...apiErrors, "404": error("image_id is not in the index."), "413": error(`The image is over the limit of ${perImage}.`), "415": error("Unsupported content type.") },
         },
       },
       "/api/images/{id}": {
@@ -99,6 +105,7 @@ export function openApiDocument(version: string) {
       "/api/images/{id}/file": {
         get: {
           summary: "The original file (only under an indexed folder)",
+          description: "Sent with X-Content-Type-Options: nosniff and a sandboxing Content-Security-Policy; HEAD gives its type and length.",
           parameters: [idParam],
           responses: { "200": { description: "The file's bytes." }, ...apiErrors, "404": error("Unknown id, or the file is gone or outside the indexed folders.") },
         },
@@ -106,6 +113,7 @@ export function openApiDocument(version: string) {
       "/api/ingest": {
         post: {
           summary: "Add images to the index: uploads (multipart, any number of files) or paths on the server",
+          description: `At most ${limits.maxIngestFiles} images and ${mib(limits.maxIngestBytes)} per request, ${perImage}.`,
           requestBody: {
             required: true,
             content: {
@@ -113,7 +121,13 @@ export function openApiDocument(version: string) {
               "application/json": { schema: json(IngestPathsBody) },
             },
           },
-          responses: { "200": ok(IngestResponse), ...apiErrors, "413": error("Request or one image over the size limit."), "422": ok(IngestResponse, "No image could be indexed.") },
+          responses: {
+            "200": ok(IngestResponse),
+            ...apiErrors,
+            "413": error(`Over ${mib(limits.maxIngestBytes)} or ${limits.maxIngestFiles} images in the request, or one image over ${mib(limits.maxImageBytes)}.`),
+            "422": ok(IngestResponse, "No image could be indexed; `error` says so and `errors` why, per image."),
+            "503": error("The analysis stages' models could not be opened; `error` says why."),
+          },
         },
       },
       "/api/duplicates": {

@@ -1,19 +1,32 @@
 // What each endpoint accepts, as zod schemas: the routes validate with them and /openapi.json is derived from them,
 // so the document cannot drift from the checks.
 import { z } from "zod";
+import { localTime } from "../engine/store/catalog.ts";
 
 export const MAX_K = 1000;
 export const MAX_OFFSET = 10_000;
 
+/**
+ * An integer from a path, query string or form field, in decimal digits (leading zeros allowed): the coercion alone
+ * is Number(), which also reads "0x1", "1e0", " 1" and "". Numbers in a JSON body pass through to `inner`.
+ */
+export function decimal<S extends z.ZodType>(inner: S) {
+  return z.preprocess((value, ctx) => {
+    if (typeof value === "string" && !/^\d+$/.test(value)) ctx.addIssue({ code: "custom", message: "must be a whole number in decimal digits", input: value });
+    return value;
+  }, inner);
+}
+
+// Checked with the filter's own parser: a value it cannot read would silently filter nothing.
 const date = z
   .string()
   .max(40)
-  .refine((s) => !Number.isNaN(Date.parse(s)), "must be a date like 2024-06-01")
-  .meta({ description: "ISO-8601 date or date-time", example: "2024-06-01" });
+  .refine((s) => localTime(s) !== null, "must be a date like 2024-06-01 or a date-time like 2024-06-01T18:30:00")
+  .meta({ description: "ISO-8601 date or date-time, compared as wall-clock time (EXIF dates carry no zone)", example: "2024-06-01" });
 
 export const SearchFilters = z.object({
-  k: z.coerce.number().int().min(1).max(MAX_K).default(20).meta({ description: "number of results" }),
-  offset: z.coerce.number().int().min(0).max(MAX_OFFSET).default(0).meta({ description: "results to skip (paging)" }),
+  k: decimal(z.coerce.number().int().min(1).max(MAX_K).default(20)).meta({ description: "number of results" }),
+  offset: decimal(z.coerce.number().int().min(0).max(MAX_OFFSET).default(0)).meta({ description: "results to skip (paging)" }),
   after: date.optional().meta({ description: "only photos taken on or after this date" }),
   before: date.optional().meta({ description: "only photos taken before this date" }),
   path_prefix: z.string().min(1).max(4096).optional().meta({ description: "only photos whose path starts with this" }),
@@ -36,13 +49,13 @@ export const TextSearchQuery = SearchFilters.extend({
 });
 
 export const SimilarSearchBody = SearchFilters.extend({
-  image_id: z.coerce.number().int().min(1).meta({ description: "find photos like this indexed image" }),
+  image_id: decimal(z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER)).meta({ description: "find photos like this indexed image" }),
 });
 
-export const ImageIdParam = z.object({ id: z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER) });
+export const ImageIdParam = z.object({ id: decimal(z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER)) });
 
 export const ThumbQuery = z.object({
-  size: z.coerce.number().int().min(16).max(1024).default(256).meta({ description: "longest side in pixels (snapped up to 128/256/512/1024)" }),
+  size: decimal(z.coerce.number().int().min(16).max(1024).default(256)).meta({ description: "longest side in pixels (snapped up to 128/256/512/1024)" }),
 });
 
 export const IngestPathsBody = z.object({
@@ -66,9 +79,22 @@ export const SearchResponse = z.object({
   timings: z.record(z.string(), z.number()).meta({ description: "milliseconds per stage" }),
 });
 
-export const ImageMetadata = Hit.omit({ score: true }).extend({ imohash: z.string().nullable() });
+const box = z.array(z.number()).meta({ description: "x0, y0, x1, y1 in source-image pixels" });
+
+export const ImageAnalyses = z
+  .object({
+    objects: z.array(z.object({ label: z.string(), score: z.number(), box })),
+    faces: z.array(z.object({ id: z.number().int(), score: z.number(), box, person: z.string().nullable(), personId: z.number().int().nullable() })),
+    text: z.array(
+      z.object({ text: z.string(), score: z.number(), box: z.array(z.number()).meta({ description: "the line's quadrilateral: x0,y0, x1,y1, x2,y2, x3,y3" }) }),
+    ),
+  })
+  .meta({ description: "objects, faces and recognised text, in source pixels (empty for stages this index never ran)" });
+
+export const ImageMetadata = Hit.omit({ score: true }).extend({ imohash: z.string().nullable(), analyses: ImageAnalyses });
 
 export const IngestResponse = z.object({
+  error: z.string().optional().meta({ description: "only when no image could be indexed (the 422)" }),
   status: z.enum(["ok", "partial", "failed"]),
   total: z.number().int(),
   processed: z.number().int(),
@@ -81,4 +107,10 @@ export const IngestResponse = z.object({
   total_time_ms: z.number(),
 });
 
-export const ErrorBody = z.object({ error: z.string() });
+export const ErrorBody = z.object({
+  error: z.string(),
+  reason: z
+    .string()
+    .optional()
+    .meta({ description: "why an uploaded image could not be read: not-an-image, empty-file, corrupt, truncated, too-many-pixels, unreadable" }),
+});

@@ -9,7 +9,7 @@ import { DEFAULT_MEMORY_TARGET_BYTES, governMemory, type MemoryGovernor } from "
 import { trimFreedMemory } from "../engine/native-memory.ts";
 import type { SessionOptions } from "../engine/onnx-session.ts";
 import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
-import { closeStages, openStages, type StageSpec } from "../engine/analysis/open-stages.ts";
+import { closeStages, findStageModels, openStages, type StageSpec } from "../engine/analysis/open-stages.ts";
 import { Ingestor } from "../engine/ingest.ts";
 import { modelSearchDirs, resolveModel, type ResolvedModel } from "../engine/models.ts";
 import { QueryEmbeddings } from "../engine/query-embeddings.ts";
@@ -80,6 +80,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const closers: (() => Promise<unknown> | unknown)[] = [() => store.close()];
   try {
     const model = await resolveModel(store.manifest.model.name, modelSearchDirs(opts.modelsDir));
+    // The stages open on the first ingest; a missing model fails here instead of every ingest failing later.
+    await findStageModels(opts.stages ?? [], { modelDirs: modelSearchDirs(opts.modelsDir) });
     const threads = opts.threads ?? Math.min(4, availableParallelism());
     // No activation arena: each run's activations go back to the system after it (see openOnnxSession). glibc's
     // mmap threshold is left to adapt (returnLargeBlocks would mmap every activation: 1.6-2x slower text batches).

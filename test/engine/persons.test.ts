@@ -149,6 +149,22 @@ describe("clustering faces into persons", () => {
     expect(by).toBe("user");
   });
 
+  test("a face the user took out of every person stays out through the next clustering", async () => {
+    const { ids } = await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const [person] = await personOfFaces([ids[0]!]);
+    expect(person).not.toBeNull();
+    await db.write((conn) => assignFaces(conn, [ids[0]!], null));
+    const report = await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    expect(await personOfFaces([ids[0]!])).toEqual([null]);
+    expect(report.persons.created).toBe(0);
+    // Its cluster mates (same identity: ids are dealt round-robin) keep their person.
+    expect(await personOfFaces([ids[IDENTITIES]!])).toEqual([person]);
+    const [[by]] = await db.read(`SELECT assigned_by FROM faces WHERE id = ${ids[0]}`);
+    expect(by).toBe("user");
+  });
+
   test("new faces that cluster with a named person's faces join that person; noise stays unassigned", async () => {
     const { alice } = await clusteredWithAliceNamed();
     const later = [0, 0, 0, 0, 0, 7];

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { z } from "zod";
 import type { RunningServer } from "../../src/server/server.ts";
 import { form, indexedPhotos, photo, serve, type Fixture } from "./server-harness.ts";
 
@@ -99,6 +100,8 @@ describe("the search API over a real index", () => {
     expect(Math.max(meta.width!, meta.height!)).toBe(128);
     const again = await get(`/api/images/${id}/thumb?size=100`, { headers: { "if-none-match": etag } });
     expect(again.status).toBe(304);
+    // If-None-Match compares weakly: a cache that weakened the tag still revalidates.
+    expect((await get(`/api/images/${id}/thumb?size=128`, { headers: { "if-none-match": `"other", W/${etag}` } })).status).toBe(304);
   });
 
   test("the original file is served byte for byte", async () => {
@@ -106,6 +109,17 @@ describe("the search API over a real index", () => {
     const res = await get(`/api/images/${id}/file`);
     expect(res.status).toBe(200);
     expect(new Uint8Array(await res.arrayBuffer())).toEqual(new Uint8Array(readFileSync(join(fx.photos, "space", "rocket.jpg"))));
+    // Never sniffed or run as a page, whatever the file holds.
+    expect(res.headers.get("x-content-type-options")).toBe("nosniff");
+    expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; sandbox");
+  });
+
+  test("HEAD on the original gives its type and length without the bytes", async () => {
+    const id = await idOf("rocket.jpg");
+    const res = await get(`/api/images/${id}/file`, { method: "HEAD" });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("content-type")).toBe("image/jpeg");
+    expect(res.headers.get("content-length")).toBe(String(readFileSync(join(fx.photos, "space", "rocket.jpg")).byteLength));
   });
 
   test("every response echoes the caller's x-request-id, and the log line carries it with stage timings", async () => {
@@ -140,6 +154,28 @@ describe("the search API over a real index", () => {
     );
     const params = body.paths["/api/search"].get.parameters.map((p: any) => p.name).sort();
     expect(params).toEqual(["after", "before", "has", "k", "offset", "path_prefix", "person", "q", "text_in"]);
+    expect(body.paths["/api/ingest"].post.description).toBe("At most 256 images and 64 MiB per request, 20 MiB per image.");
+    expect(body.paths["/api/search"].post.description).toBe("An upload is at most 20 MiB per image.");
+  });
+
+  test("responses match their /openapi.json schemas, which allow no undocumented fields", async () => {
+    const doc = (await json("/openapi.json")).body;
+    const schema = (path: string, method: string, status: string) =>
+      z.fromJSONSchema(doc.paths[path][method].responses[status].content["application/json"].schema);
+    const meta = await json(`/api/images/${await idOf("orange.jpg")}`);
+    expect(meta.body.analyses).toEqual({ objects: [], faces: [], text: [] });
+    expect(schema("/api/images/{id}", "get", "200").safeParse(meta.body).error).toBeUndefined();
+
+    const junk = form([["notes.jpg", new TextEncoder().encode("not an image\n".repeat(20)), "image"]]);
+    const decode = await json("/api/search", { method: "POST", body: junk });
+    expect(decode.status).toBe(400);
+    expect(decode.body.reason).toBe("not-an-image");
+    expect(schema("/api/search", "post", "400").safeParse(decode.body).error).toBeUndefined();
+
+    const none = await json("/api/ingest", { method: "POST", body: form([["empty.jpg", new Uint8Array(0)]]) });
+    expect(none.status).toBe(422);
+    expect(none.body.error).toContain("none of the 1 images");
+    expect(schema("/api/ingest", "post", "422").safeParse(none.body).error).toBeUndefined();
   });
 
   test("the search page is served at /", async () => {

@@ -26,3 +26,21 @@ test("resolve admits real paths under a root and refuses .. and symlinks that le
   expect(await roots.resolve(join(root, "link.jpg"))).toBeNull();
   expect(await roots.resolve(join(root, "missing.jpg"))).toBeNull();
 });
+
+test("isMissingUnderRoot says not-found only where nothing is and the folder is under a root", async () => {
+  const root = join(tmp, "library");
+  mkdirSync(root);
+  writeFileSync(join(root, "here.jpg"), "x");
+  symlinkSync(tmp, join(root, "out"));
+  symlinkSync(join(tmp, "nowhere.jpg"), join(root, "dangling.jpg"));
+  const roots = await FileRoots.of([root]);
+  expect(await roots.isMissingUnderRoot(join(root, "gone.jpg"))).toBe(true);
+  expect(await roots.isMissingUnderRoot(join(root, "a", "b", "gone.jpg"))).toBe(true);
+  expect(await roots.isMissingUnderRoot(join(root, "here.jpg"))).toBe(false);
+  // Outside the roots, by path or through a symlinked folder, a missing file looks like any refused one.
+  expect(await roots.isMissingUnderRoot(join(tmp, "gone.jpg"))).toBe(false);
+  expect(await roots.isMissingUnderRoot(join(root, "out", "gone.jpg"))).toBe(false);
+  expect(await roots.isMissingUnderRoot(join(root, "..", "gone.jpg"))).toBe(false);
+  // Something is there (a link whose target is gone): not "missing".
+  expect(await roots.isMissingUnderRoot(join(root, "dangling.jpg"))).toBe(false);
+});

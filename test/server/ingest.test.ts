@@ -78,6 +78,25 @@ describe("POST /api/ingest adds images to the live index", () => {
     expect(meta.path).toBe(join(dropbox, "rocket.jpg"));
   });
 
+  test("an SVG is refused as not an image, whatever its name: it is not a format the scanner indexes", async () => {
+    const svg = (fill: string) =>
+      new TextEncoder().encode(
+        `<svg xmlns="http://www.w3.org/2000/svg" width="300" height="300"><script>alert(document.domain)</script><rect width="300" height="300" fill="${fill}"/></svg>`,
+      );
+    const { status, body } = await ingest(form([["x.svg", svg("red")], ["x.png", svg("blue")]]));
+    expect(status).toBe(422);
+    expect(body.errors.map((e: any) => [e.name, e.reason])).toEqual([["x.svg", "not-an-image"], ["x.png", "not-an-image"]]);
+    expect(body.errors[0].error).toContain("svg is not an image format imgd indexes");
+  });
+
+  test("a path under an allowed root that does not exist is not-found; outside the roots it is outside-roots either way", async () => {
+    const { body } = await ingest(
+      JSON.stringify({ paths: [join(dropbox, "gone.jpg"), join(dropbox, "new", "gone.jpg"), "/etc/no-such-file.jpg", "/etc/hostname"] }),
+      { "content-type": "application/json" },
+    );
+    expect(body.errors.map((e: any) => e.reason)).toEqual(["not-found", "not-found", "outside-roots", "outside-roots"]);
+  });
+
   test("a batch where nothing can be indexed is a 422 with the reasons", async () => {
     const { status, body } = await ingest(form([["empty.jpg", new Uint8Array(0)], ["trunc.jpg", photo("orange.jpg").subarray(0, 1500)]]));
     expect(status).toBe(422);

@@ -35,6 +35,20 @@ describe("bad input gets a 4xx with a reason and the server keeps serving", () =
     });
   }
 
+  test("a date the filter cannot read is a 400 naming the accepted format, in a query or a body; ISO dates filter", async () => {
+    const format = "must be a date like 2024-06-01 or a date-time like 2024-06-01T18:30:00";
+    const refused = [
+      await fetch(`${server.url}/api/search?q=cat&after=2099/09/01`),
+      await fetch(`${server.url}/api/search`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ image_id: 1, before: "2099/09/01" }) }),
+      await fetch(`${server.url}/api/search`, { method: "POST", body: form([["q.jpg", photo("orange.jpg"), "image"]], { after: "2099/09/01" }) }),
+    ];
+    expect(refused.map((r) => r.status)).toEqual([400, 400, 400]);
+    expect(await Promise.all(refused.map(async (r) => ((await r.json()) as any).error))).toEqual([`after: ${format}`, `before: ${format}`, `after: ${format}`]);
+    const future = await fetch(`${server.url}/api/search?q=cat&after=2099-09-01`);
+    expect(((await future.json()) as any).hits).toEqual([]);
+    expect((await fetch(`${server.url}/api/search?q=cat&after=2012-09-17`)).status).toBe(200);
+  });
+
   test("unicode junk and broken percent-encoding in q are still searched, not crashed on", async () => {
     for (const q of ["%F0%9F%98%80%E2%80%AE%00%C3", "%FF%FE", encodeURIComponent("\u{1F600}\u202E\u0000 ░▒▓ 漢字 \uFFFF")]) {
       const res = await fetch(`${server.url}/api/search?q=${q}&k=2`);
@@ -48,6 +62,19 @@ describe("bad input gets a 4xx with a reason and the server keeps serving", () =
     expect((await fetch(`${server.url}/api/images/-3/thumb`)).status).toBe(400);
     expect((await fetch(`${server.url}/api/images/424242/file`)).status).toBe(404);
     expect((await fetch(`${server.url}/api/images/1/thumb?size=99999`)).status).toBe(400);
+  });
+
+  test("ids and counts are decimal digits: hex, exponent and padded forms are a 400, leading zeros are fine", async () => {
+    const id = ((await (await fetch(`${server.url}/api/search?q=orange&k=1`)).json()) as any).hits[0].id as number;
+    for (const bad of [`0x${id.toString(16)}`, `${id}e0`, `${id}.0`, `+${id}`, ` ${id}`]) {
+      const res = await fetch(`${server.url}/api/images/${encodeURIComponent(bad)}`);
+      expect([bad, res.status]).toEqual([bad, 400]);
+      expect(((await res.json()) as any).error).toBe("id: must be a whole number in decimal digits");
+    }
+    expect((await fetch(`${server.url}/api/images/0${id}`)).status).toBe(200);
+    for (const qs of ["k=0x2", "k=2e0", "offset=1e1", "k="]) expect([qs, (await fetch(`${server.url}/api/search?q=cat&${qs}`)).status]).toEqual([qs, 400]);
+    expect((await fetch(`${server.url}/api/images/${id}/thumb?size=1e2`)).status).toBe(400);
+    expect((await fetch(`${server.url}/api/persons?limit=0x10`)).status).toBe(400);
   });
 
   test("an upload over the per-image limit is a 413 naming the limit", async () => {
@@ -106,6 +133,39 @@ describe("access control", () => {
     expect(((await none.json()) as any).error).toContain("token");
     expect((await fetch(`${server.url}/api/search?q=red`, { headers: { authorization: "Bearer wrong" } })).status).toBe(401);
     expect((await fetch(`${server.url}/api/search?q=red`, { headers: { authorization: "Bearer s3cret" } })).status).toBe(200);
+  });
+
+  test("a bare token or another scheme is a 401 with the Bearer challenge, not a 400", async () => {
+    for (const authorization of ["s3cret", "Basic dXNlcjpzM2NyZXQ=", "Bearer", "Bearer two words"]) {
+      const res = await fetch(`${server.url}/api/search?q=red`, { headers: { authorization } });
+      expect([authorization, res.status]).toEqual([authorization, 401]);
+      expect(res.headers.get("www-authenticate")).toStartWith("Bearer");
+      expect(((await res.json()) as any).error).toBe("missing or wrong bearer token");
+    }
+  });
+
+  test("a state-changing request from another site's page is 403; the --cors origin, this server's own page and non-browsers pass", async () => {
+    const auth = { authorization: "Bearer s3cret", "content-type": "application/json" };
+    const similar = (headers: Record<string, string>) =>
+      fetch(`${server.url}/api/search`, { method: "POST", headers: { ...auth, ...headers }, body: JSON.stringify({ image_id: 424242 }) });
+    expect((await similar({ origin: "https://photos.example" })).status).toBe(404);
+    expect((await similar({ origin: server.url })).status).toBe(404);
+    const evil = await similar({ origin: "http://evil.example" });
+    expect(evil.status).toBe(403);
+    expect(((await evil.json()) as any).error).toContain("http://evil.example");
+
+    const open = await serve(fx);
+    try {
+      const upload = (headers: Record<string, string>) =>
+        fetch(`${open.url}/api/ingest`, { method: "POST", headers, body: form([["o.jpg", photo("orange.jpg")]]) });
+      expect((await upload({ origin: "http://evil.example" })).status).toBe(403);
+      expect((await upload({ origin: "null" })).status).toBe(403);
+      expect((await upload({ origin: open.url })).status).toBe(200);
+      expect((await upload({})).status).toBe(200);
+      expect((await fetch(`${open.url}/api/search?q=red`, { headers: { origin: "http://evil.example" } })).status).toBe(200);
+    } finally {
+      await open.stop();
+    }
   });
 
   test("CORS headers are sent only for the configured origin", async () => {

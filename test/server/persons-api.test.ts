@@ -150,6 +150,14 @@ describe("persons API", () => {
     expect((await call("GET", `/api/faces/${carol[0]}/similar?k=0`)).status).toBe(400);
   });
 
+  test("rejecting suggestions for an unknown person or an unknown face is 404, as documented", async () => {
+    const carol = identityFaces.get(2)!;
+    const person = (await personOfFace(carol[0]!))!;
+    expect(await call("POST", "/api/persons/424242/reject", { face_ids: [carol[0]] })).toEqual({ status: 404, body: { error: "no person 424242" } });
+    expect(await call("POST", `/api/persons/${person}/reject`, { face_ids: [carol[0], 424242] })).toEqual({ status: 404, body: { error: "no face 424242" } });
+    expect(await call("POST", `/api/persons/${person}/reject`, { face_ids: [carol[0]] })).toEqual({ status: 200, body: { rejected: 0 } });
+  });
+
   test("the OpenAPI document describes the persons routes", async () => {
     const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as any;
     for (const path of ["/api/persons", "/api/persons/{id}", "/api/persons/{id}/merge", "/api/faces", "/api/faces/suggestions"]) {

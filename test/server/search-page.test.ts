@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { RunningServer } from "../../src/server/server.ts";
-import { indexedPhotos, serve } from "./server-harness.ts";
+import { indexedPhotos, serve, type Fixture } from "./server-harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const missing = existsSync(CHROMIUM) ? null : `${CHROMIUM} is not installed (apt-get install chromium)`;
@@ -13,12 +13,13 @@ describe("the search page in headless Chromium", () => {
     test.skip(`skipped: ${missing}`, () => {});
     return;
   }
+  let fx: Fixture;
   let server: RunningServer;
   let ctx: import("playwright-core").BrowserContext;
   const shots = mkdtempSync(join(tmpdir(), "imgd-page-"));
 
   beforeAll(async () => {
-    const fx = await indexedPhotos("page", ["home.jpg", "orange.jpg", "apple.jpg", "chelsea.png", "fruits.jpg", "rocket.jpg", "smarties.png", "coffee.png"]);
+    fx = await indexedPhotos("page", ["home.jpg", "orange.jpg", "apple.jpg", "chelsea.png", "fruits.jpg", "rocket.jpg", "smarties.png", "coffee.png"]);
     server = await serve(fx);
     const { chromium } = await import("playwright-core");
     // A persistent context over a fresh temp dir: playwright's way of giving Chromium its own user-data-dir.
@@ -82,5 +83,23 @@ describe("the search page in headless Chromium", () => {
     expect([...png.subarray(1, 4)].map((b) => String.fromCharCode(b)).join("")).toBe("PNG");
     expect(png.byteLength).toBeGreaterThan(20_000);
     process.stderr.write(`search page screenshots: ${shots}\n`);
+  });
+
+  test("with a token, Original opens the file fetched with the bearer header rather than a link that gets 401", async () => {
+    const guarded = await serve(fx, { token: "s3cret-token" });
+    try {
+      const page = await ctx.newPage();
+      await page.goto(`${guarded.url}/?q=orange#token=s3cret-token`);
+      await page.waitForSelector(".card");
+      await page.click(".card");
+      await page.waitForSelector("#detail.open");
+      const [tab] = await Promise.all([ctx.waitForEvent("page"), page.click("#open-original")]);
+      await tab.waitForURL(/^blob:/);
+      await tab.waitForFunction(() => (document.querySelector("img")?.naturalWidth ?? 0) > 0);
+      await tab.close();
+      await page.close();
+    } finally {
+      await guarded.stop();
+    }
   });
 });

@@ -32,6 +32,34 @@ export async function openStages(specs: StageSpec[], env: StageEnvironment): Pro
   }
 }
 
+/**
+ * Finds every stage's model files without loading them: a server opens its stages on the first ingest, and a
+ * missing file must stop it at start-up, with the message (file, command to get it) opening would give.
+ */
+export async function findStageModels(specs: StageSpec[], env: StageEnvironment): Promise<void> {
+  for (const spec of specs) {
+    const models = spec.models ?? {};
+    switch (spec.name) {
+      case "faces": {
+        const faces = await import("../faces/face-models.ts");
+        faces.resolveFaceDetector(models.detector ?? faces.DEFAULT_FACE_DETECTOR, env.modelDirs);
+        faces.resolveFaceEmbedder(models.embedder ?? faces.DEFAULT_FACE_EMBEDDER, env.modelDirs);
+        break;
+      }
+      case "objects": {
+        const { DEFAULT_OBJECT_MODEL, resolveObjectModel } = await import("../objects/yolo-model.ts");
+        resolveObjectModel(models.model ?? DEFAULT_OBJECT_MODEL, env.modelDirs);
+        break;
+      }
+      case "ocr": {
+        const { resolveOcrModel } = await import("../ocr/ocr-model.ts");
+        await resolveOcrModel(env.modelDirs);
+        break;
+      }
+    }
+  }
+}
+
 export async function closeStages(stages: AnalysisStage[]): Promise<void> {
   await Promise.all(stages.map((s) => s.close()));
 }

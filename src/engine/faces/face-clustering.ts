@@ -54,6 +54,7 @@ export async function clusterFaces(conn: DuckDBConnection, opts: FaceClusteringO
   const ids = new Float64Array(n);
   const personOf = new Float64Array(n).fill(NaN);
   const byCluster = new Uint8Array(n); // 1 when placed by an earlier clustering
+  const keptApart = new Uint8Array(n); // 1 when the user took the face out of every person
   let vectors = new Float32Array(0);
   let dims = 0;
   let i = 0;
@@ -75,6 +76,7 @@ export async function clusterFaces(conn: DuckDBConnection, opts: FaceClusteringO
       ids[i] = Number(r[0]);
       if (r[2] !== null) personOf[i] = Number(r[2]);
       byCluster[i] = r[3] === "cluster" ? 1 : 0;
+      keptApart[i] = r[2] === null && r[3] === "user" ? 1 : 0;
       i++;
     }
     after = Number(rows[rows.length - 1]![0]);
@@ -96,7 +98,8 @@ export async function clusterFaces(conn: DuckDBConnection, opts: FaceClusteringO
   const named = new Set<number>(
     (await read("SELECT id FROM persons WHERE name IS NOT NULL")).map((r) => Number(r[0])),
   );
-  const movable = (j: number) => Number.isNaN(personOf[j]!) || (byCluster[j] === 1 && !named.has(personOf[j]!));
+  const movable = (j: number) =>
+    keptApart[j] === 0 && (Number.isNaN(personOf[j]!) || (byCluster[j] === 1 && !named.has(personOf[j]!)));
   const members = new Map<number, number[]>();
   result.labels.forEach((label, j) => {
     if (label < 0) return;
@@ -109,7 +112,7 @@ export async function clusterFaces(conn: DuckDBConnection, opts: FaceClusteringO
   const stats = { created: 0, reused: 0, joinedExisting: 0 };
   const pending: number[] = [];
   for (const [label, js] of members) {
-    const [anchored, anchoredCount] = plurality(js.filter((j) => !movable(j)).map((j) => personOf[j]!));
+    const [anchored, anchoredCount] = plurality(js.filter((j) => !movable(j) && keptApart[j] === 0).map((j) => personOf[j]!));
     const earlierVotes = js.filter((j) => movable(j) && !Number.isNaN(personOf[j]!)).map((j) => personOf[j]!);
     const [earlier, earlierCount] = plurality(earlierVotes.filter((p) => !claimed.has(p)));
     // A few placed faces pull in a cluster of new faces, but do not take over a cluster an earlier run formed.

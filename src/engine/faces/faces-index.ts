@@ -66,7 +66,8 @@ export class FacesIndex {
     }
     if (!index) {
       index = new FacesIndex(newIndex(current.dims), current.dims, current);
-      await index.addWhere(read, "TRUE");
+      // An index built without --faces has no faces table to read.
+      if (current.count > 0) await index.addWhere(read, "TRUE");
       recovery = saved ? "rebuilt" : "created";
     }
     index.stamp = current;
@@ -188,7 +189,7 @@ function newIndex(dims: number): Index {
 
 /** Faces most like face `faceId` anywhere in the collection (itself excluded), best first. */
 export async function similarFaceIds(read: RowReader, index: FacesIndex, faceId: number, k: number): Promise<FaceMatch[]> {
-  const rows = await read(`SELECT embedding FROM faces WHERE id = ${idList([faceId])}`);
+  const rows = (await hasTable(read, "faces")) ? await read(`SELECT embedding FROM faces WHERE id = ${idList([faceId])}`) : [];
   if (rows.length === 0) throw new PersonsError("not-found", `no face ${faceId}`);
   const query = blobToFloats(rows[0]![0]!);
   return index.search(query, 1, k + 1)[0]!.filter((m) => m.faceId !== faceId).slice(0, k);

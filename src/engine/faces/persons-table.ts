@@ -37,8 +37,20 @@ export function readerOf(conn: DuckDBConnection): RowReader {
   return async (sql, params) => (await conn.runAndReadAll(sql, params)).getRows();
 }
 
+const NO_FACES = "this index has no faces: run imgd index --faces first";
+
+/**
+ * Creates the persons tables on an index with faces. Without a faces table they would be half a schema every
+ * persons query then fails on, so writing is refused before anything is created.
+ */
 export async function ensurePersonsTables(conn: DuckDBConnection): Promise<void> {
+  if (!(await hasTable(readerOf(conn), "faces"))) throw new PersonsError("conflict", NO_FACES);
   for (const statement of PERSONS_DDL) await conn.run(statement);
+}
+
+/** Persons can be read: both tables are there (an older build could create persons on an index without faces). */
+export async function hasPersons(read: RowReader): Promise<boolean> {
+  return (await hasTable(read, "persons")) && (await hasTable(read, "faces"));
 }
 
 export async function hasTable(read: RowReader, name: string): Promise<boolean> {

@@ -3,7 +3,7 @@
 // centroids and prototypes of every person they touched, in one pass, before returning.
 import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
 import { refreshPersons } from "./persons-prototypes.ts";
-import { bumpGeneration, ensurePersonsTables, hasTable, idList, PersonsError, readerOf, type RowReader } from "./persons-table.ts";
+import { bumpGeneration, ensurePersonsTables, hasPersons, hasTable, idList, PersonsError, readerOf, type RowReader } from "./persons-table.ts";
 
 export interface PersonSummary {
   id: number;
@@ -35,7 +35,7 @@ export async function listPersons(
   read: RowReader,
   opts: { named?: boolean; limit?: number; offset?: number } = {},
 ): Promise<{ total: number; persons: PersonSummary[] }> {
-  if (!(await hasTable(read, "persons"))) return { total: 0, persons: [] };
+  if (!(await hasPersons(read))) return { total: 0, persons: [] };
   const where = opts.named === undefined ? "" : opts.named ? "WHERE p.name IS NOT NULL" : "WHERE p.name IS NULL";
   const [[total]] = (await read(`SELECT count(*) FROM persons p ${where}`)) as [[bigint]];
   const rows = await read(
@@ -70,7 +70,7 @@ export async function facesByIds(read: RowReader, ids: number[]): Promise<Person
 
 /** A person by id ("12") or name (any case). */
 export async function resolvePerson(read: RowReader, ref: string): Promise<number> {
-  if (!(await hasTable(read, "persons"))) throw new PersonsError("not-found", `no persons yet: run imgd faces cluster`);
+  if (!(await hasPersons(read))) throw new PersonsError("not-found", `no persons yet: run imgd faces cluster`);
   const trimmed = ref.trim();
   if (/^\d+$/.test(trimmed)) {
     const rows = await read(`SELECT id FROM persons WHERE id = ${idList([Number(trimmed)])}`);
@@ -181,7 +181,8 @@ export async function assignFaces(conn: DuckDBConnection, faceIds: number[], per
 async function moveFaces(conn: DuckDBConnection, faceIds: number[], personId: number | null): Promise<void> {
   const list = idList(faceIds);
   if (personId === null) {
-    await conn.run(`UPDATE faces SET person_id = NULL, assigned_by = NULL WHERE id IN (${list})`);
+    // Kept as the user's decision (no person, by 'user'), so neither clustering nor auto-assign puts it back.
+    await conn.run(`UPDATE faces SET person_id = NULL, assigned_by = 'user' WHERE id IN (${list})`);
     await conn.run(`DELETE FROM face_suggestions WHERE status = 'pending' AND face_id IN (${list})`);
     return;
   }
@@ -193,7 +194,7 @@ async function moveFaces(conn: DuckDBConnection, faceIds: number[], personId: nu
 
 async function personSummary(read: RowReader, id: number): Promise<PersonSummary> {
   if (!Number.isSafeInteger(id) || id < 1) throw new PersonsError("invalid", `not a person id: ${id}`);
-  const rows = (await hasTable(read, "persons")) ? await read(`${SUMMARY_SELECT} WHERE p.id = ${idList([id])}`) : [];
+  const rows = (await hasPersons(read)) ? await read(`${SUMMARY_SELECT} WHERE p.id = ${idList([id])}`) : [];
   if (!rows[0]) throw new PersonsError("not-found", `no person ${id}`);
   return toSummary(rows[0]);
 }

@@ -151,7 +151,7 @@ export interface Suggestion {
 
 /** Pending suggestions for one person, best first. */
 export async function personSuggestions(read: RowReader, personId: number, limit = 100): Promise<Suggestion[]> {
-  if (!(await hasTable(read, "face_suggestions"))) return [];
+  if (!(await hasTable(read, "face_suggestions")) || !(await hasTable(read, "faces"))) return [];
   const rows = await read(
     `SELECT s.face_id, f.image_id, i.path, f.x0, f.y0, f.x1, f.y1, s.score FROM face_suggestions s
      JOIN faces f ON f.id = s.face_id AND f.person_id IS NULL JOIN images i ON i.id = f.image_id
@@ -170,10 +170,17 @@ export async function personSuggestions(read: RowReader, personId: number, limit
 /** "Not Alice": these faces are not suggested for this person again. */
 export async function rejectSuggestions(conn: DuckDBConnection, personId: number, faceIds: number[]): Promise<number> {
   await ensurePersonsTables(conn);
-  if (faceIds.length === 0) throw new PersonsError("invalid", "no face ids given");
-  const rows = await readerOf(conn)(
+  const read = readerOf(conn);
+  const ids = [...new Set(faceIds)];
+  if (ids.length === 0) throw new PersonsError("invalid", "no face ids given");
+  if ((await read(`SELECT 1 FROM persons WHERE id = ${idList([personId])}`)).length === 0) {
+    throw new PersonsError("not-found", `no person ${personId}`);
+  }
+  const known = new Set((await read(`SELECT id FROM faces WHERE id IN (${idList(ids)})`)).map((r) => Number(r[0])));
+  if (known.size !== ids.length) throw new PersonsError("not-found", `no face ${ids.filter((f) => !known.has(f)).join(", ")}`);
+  const rows = await read(
     `UPDATE face_suggestions SET status = 'rejected' WHERE person_id = $1 AND status = 'pending'
-     AND face_id IN (${idList(faceIds)}) RETURNING face_id`,
+     AND face_id IN (${idList(ids)}) RETURNING face_id`,
     [personId],
   );
   return rows.length;

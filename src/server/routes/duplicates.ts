@@ -7,11 +7,12 @@ import { defaultNearThreshold, exactDuplicateGroups, nearDuplicateGroups } from 
 import type { AppDeps } from "../app-deps.ts";
 import { timed, type AppEnv } from "../app-env.ts";
 import { parseInput } from "../http-error.ts";
+import { decimal } from "../schemas.ts";
 
 export const DuplicatesQuery = z.object({
   near: z.coerce.number().gt(0).max(1).optional().meta({ description: "cosine similarity for near duplicates, in (0, 1]; default per model" }),
   exact_only: z.enum(["true", "false", "1", "0"]).optional().meta({ description: "skip near duplicates" }),
-  limit: z.coerce.number().int().min(1).max(10_000).default(200).meta({ description: "groups returned (exact first, then near)" }),
+  limit: decimal(z.coerce.number().int().min(1).max(10_000).default(200)).meta({ description: "groups returned (exact first, then near)" }),
 });
 
 const Image = z.object({

@@ -48,11 +48,21 @@ export function imageRoutes(deps: AppDeps) {
       const image = await indexedImage(c);
       const path = await deps.roots.resolve(image.path);
       if (!path) throw httpError(404, `the file of image ${image.id} is not under an indexed folder or no longer exists`);
-      return new Response(Bun.file(path));
+      const file = Bun.file(path);
+      // Type and length stated, not left to the body: HEAD is answered from this response without it. An original
+      // is shown, never run: no sniffing it into HTML, and no script or request from it if a browser renders it.
+      return c.body(file, 200, {
+        "Content-Type": file.type,
+        "Content-Length": String(file.size),
+        "X-Content-Type-Options": "nosniff",
+        "Content-Security-Policy": "default-src 'none'; sandbox",
+      });
     });
 }
 
+/** If-None-Match compares weakly (RFC 9110 13.1.2): a cache may send our tag back as W/"...". */
 function ifNoneMatch(header: string | undefined, etag: string): boolean {
   if (!header) return false;
-  return header.split(",").some((t) => t.trim() === etag || t.trim() === "*");
+  const opaque = (tag: string) => tag.trim().replace(/^W\//, "");
+  return header.split(",").some((t) => t.trim() === "*" || opaque(t) === opaque(etag));
 }

@@ -15,7 +15,8 @@ export function ingestRoutes(deps: AppDeps) {
     for (const p of paths) {
       const real = await deps.roots.resolve(p);
       if (!real) {
-        refused.push({ name: p, reason: "outside-roots", error: `${p}: not an existing file under an allowed root` });
+        if (await deps.roots.isMissingUnderRoot(p)) refused.push({ name: p, reason: "not-found", error: `${p}: no such file` });
+        else refused.push({ name: p, reason: "outside-roots", error: `${p}: not an existing file under an allowed root` });
         continue;
       }
       const info = await stat(real);
@@ -42,7 +43,11 @@ export function ingestRoutes(deps: AppDeps) {
     if (total === 0) throw httpError(400, "no images in the request");
     if (total > deps.limits.maxIngestFiles) throw httpError(413, `${total} images in one request; the limit is ${deps.limits.maxIngestFiles}`);
 
-    const ingestor = await timed(c, "load", () => deps.ingestor.get());
+    // Opening the analysis stages' models (on the first ingest) failing is the server's state, not this request's
+    // fault: 503 with the reason, and the next request tries again.
+    const ingestor = await timed(c, "load", () => deps.ingestor.get()).catch((err) => {
+      throw httpError(503, `cannot open the analysis models: ${err instanceof Error ? err.message : String(err)}`);
+    });
     const report = await ingestor.ingest(items);
     Object.assign(c.get("timings"), report.stages);
     const errors = [...refused, ...report.errors];

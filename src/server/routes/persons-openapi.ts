@@ -36,13 +36,14 @@ export interface OpenApiHelpers {
 export function personsOpenApiPaths(h: OpenApiHelpers) {
   const body = (schema: z.ZodType) => ({ required: true, content: { "application/json": { schema: h.json(schema) } } });
   const notFound = { "404": h.error("No such person or face.") };
+  const noFaces = { "409": h.error("The index has no faces (built without --faces); reads answer empty.") };
   const edit = (summary: string, schema: z.ZodType, response: z.ZodType, extra: Record<string, unknown> = {}) => ({
-    post: { summary, parameters: [h.idParam], requestBody: body(schema), responses: { "200": h.ok(response), ...h.apiErrors, ...notFound, ...extra } },
+    post: { summary, parameters: [h.idParam], requestBody: body(schema), responses: { "200": h.ok(response), ...h.apiErrors, ...notFound, ...noFaces, ...extra } },
   });
   return {
     "/api/persons": {
       get: { summary: "Persons, named first (by name), then unnamed clusters by size", parameters: h.queryParameters(PersonsQuery), responses: { "200": h.ok(PersonsResponse), ...h.apiErrors } },
-      post: { summary: "Create a person (named, or not)", requestBody: body(CreatePersonBody), responses: { "201": h.ok(Person), ...h.apiErrors, "409": h.error("The name is taken (names are unique ignoring case).") } },
+      post: { summary: "Create a person (named, or not)", requestBody: body(CreatePersonBody), responses: { "201": h.ok(Person), ...h.apiErrors, "409": h.error("The name is taken (names are unique ignoring case), or the index has no faces.") } },
     },
     "/api/persons/{id}": {
       get: { summary: "One person and their faces", parameters: [h.idParam, ...h.queryParameters(PersonFacesQuery)], responses: { "200": h.ok(PersonResponse), ...h.apiErrors, ...notFound } },
@@ -66,13 +67,13 @@ export function personsOpenApiPaths(h: OpenApiHelpers) {
       },
     },
     "/api/faces/unassign": {
-      post: { summary: "These faces belong to nobody", requestBody: body(UnassignBody), responses: { "200": h.ok(AssignResponse), ...h.apiErrors, ...notFound } },
+      post: { summary: "These faces belong to nobody", requestBody: body(UnassignBody), responses: { "200": h.ok(AssignResponse), ...h.apiErrors, ...notFound, ...noFaces } },
     },
     "/api/faces/suggestions": {
       post: {
         summary: "Run the suggestion pass: all named persons at once, skipping persons without prototypes and faces already suggested or checked",
         requestBody: { required: false, content: { "application/json": { schema: h.json(SuggestBody) } } },
-        responses: { "200": h.ok(SuggestResponse), ...h.apiErrors },
+        responses: { "200": h.ok(SuggestResponse), ...h.apiErrors, ...noFaces },
       },
     },
   };

@@ -22,23 +22,24 @@ import { computeSuggestions, personSuggestions, rejectSuggestions } from "../../
 import type { AppDeps } from "../app-deps.ts";
 import { timed, type AppEnv } from "../app-env.ts";
 import { httpError, parseInput } from "../http-error.ts";
+import { decimal } from "../schemas.ts";
 
-const id = z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER);
+const id = decimal(z.coerce.number().int().min(1).max(Number.MAX_SAFE_INTEGER));
 export const PersonIdParam = z.object({ id });
 const faceIds = z.array(z.number().int().min(1).max(Number.MAX_SAFE_INTEGER)).min(1).max(10_000);
 const personName = z.string().trim().min(1).max(200);
 
 export const PersonsQuery = z.object({
   named: z.enum(["true", "false"]).optional().meta({ description: "only named (true) or only unnamed (false) persons" }),
-  limit: z.coerce.number().int().min(1).max(10_000).default(200),
-  offset: z.coerce.number().int().min(0).default(0),
+  limit: decimal(z.coerce.number().int().min(1).max(10_000).default(200)),
+  offset: decimal(z.coerce.number().int().min(0).default(0)),
 });
 export const PersonFacesQuery = z.object({
-  limit: z.coerce.number().int().min(1).max(10_000).default(500),
-  offset: z.coerce.number().int().min(0).default(0),
+  limit: decimal(z.coerce.number().int().min(1).max(10_000).default(500)),
+  offset: decimal(z.coerce.number().int().min(0).default(0)),
 });
 export const FacesQuery = z.object({ image: id.meta({ description: "image id" }) });
-export const SimilarFacesQuery = z.object({ k: z.coerce.number().int().min(1).max(1000).default(20) });
+export const SimilarFacesQuery = z.object({ k: decimal(z.coerce.number().int().min(1).max(1000).default(20)) });
 export const CreatePersonBody = z.object({ name: personName.nullable().default(null) });
 export const NameBody = z.object({ name: personName });
 export const MergeBody = z.object({ sources: z.array(id).min(1).max(1000).meta({ description: "persons merged into this one" }) });
