@@ -135,14 +135,15 @@ export class Ingestor {
           const image = await timings.time("decode", () =>
             decodeImage(item.bytes, { targetShortSide: decodeShortSide(spec.size, stages), maxPixels: this.opts.maxPixels }),
           );
-          return { item, hash, image };
+          return { item, hash, image, failure: null };
         } catch (err) {
           const e = err instanceof ImageError ? err : new ImageError("unreadable", String(err));
-          report.errors.push({ name: item.name, reason: e.reason, error: e.message.replace(/^image: /, `${item.name}: `) });
-          return null;
+          return { item, hash, image: null, failure: { name: item.name, reason: e.reason, error: e.message.replace(/^image: /, `${item.name}: `) } };
         }
       });
-      const batch = decoded.filter((p) => p !== null);
+      // Reported in upload order, whichever decode finished first.
+      for (const d of decoded) if (d.failure) report.errors.push(d.failure);
+      const batch = decoded.flatMap((d) => (d.image ? [{ item: d.item, hash: d.hash, image: d.image }] : []));
       if (batch.length === 0) continue;
       const tensor = new Float32Array(batch.length * tensorSize);
       await timings.time("preprocess", () => batch.forEach((p, i) => preprocessInto(p.image, spec, tensor, i * tensorSize)));
