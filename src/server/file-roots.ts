@@ -1,7 +1,8 @@
 // Which files the server may read from disk: only those under an allowed root, judged on the real path, so neither
 // `..` segments nor a symlink inside a photo folder can lead a request to /etc.
 import { lstat, realpath } from "node:fs/promises";
-import { dirname, resolve, sep } from "node:path";
+import { dirname, resolve } from "node:path";
+import { isUnder } from "../engine/scan.ts";
 
 export class FileRoots {
   private constructor(readonly roots: string[]) {}
@@ -42,8 +43,4 @@ export class FileRoots {
       if (dir === dirname(dir)) return false;
     }
   }
-}
-
-function isUnder(path: string, root: string): boolean {
-  return path === root || path.startsWith(root.endsWith(sep) ? root : root + sep);
 }
