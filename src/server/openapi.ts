@@ -113,7 +113,7 @@ export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS
       "/api/ingest": {
         post: {
           summary: "Add images to the index: uploads (multipart, any number of files) or paths on the server",
-          description: `At most ${limits.maxIngestFiles} images and ${mib(limits.maxIngestBytes)} per request, ${perImage}.`,
+          description: `At most ${limits.maxIngestFiles} images and ${mib(limits.maxIngestBytes)} per request, ${perImage}: a larger image is listed in \`errors\` (reason too-large) and the others are indexed.`,
           requestBody: {
             required: true,
             content: {
@@ -124,7 +124,7 @@ export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS
           responses: {
             "200": ok(IngestResponse),
             ...apiErrors,
-            "413": error(`Over ${mib(limits.maxIngestBytes)} or ${limits.maxIngestFiles} images in the request, or one image over ${mib(limits.maxImageBytes)}.`),
+            "413": error(`Over ${mib(limits.maxIngestBytes)} or ${limits.maxIngestFiles} images in the request.`),
             "422": ok(IngestResponse, "No image could be indexed; `error` says so and `errors` why, per image."),
             "503": error("The analysis stages' models could not be opened; `error` says why."),
           },

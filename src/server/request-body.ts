@@ -1,5 +1,5 @@
 // Reading request bodies defensively: malformed JSON or multipart is the client's mistake (400), a file over the
-// per-image limit is 413, and the content type decides which of the two a route gets.
+// per-image limit is 413 (or, for a batch, that file's own error), and the content type decides which a route gets.
 import type { Context } from "hono";
 import { httpError } from "./http-error.ts";
 
@@ -25,12 +25,29 @@ export interface Upload {
   bytes: Uint8Array;
 }
 
+/** A file left out of a batch, reported the way the ingest report lists its errors. */
+export interface RefusedUpload {
+  name: string;
+  reason: string;
+  error: string;
+}
+
 export interface MultipartBody {
   files: Upload[];
   fields: Record<string, string>;
+  /** Files over the limit, when the caller asked for them to be set aside rather than fail the request. */
+  refused: RefusedUpload[];
 }
 
-export async function readMultipart(c: Context, maxFileBytes: number): Promise<MultipartBody> {
+export function tooLargeError(name: string, bytes: number, maxBytes: number): string {
+  return `${name} is ${bytes} bytes; the limit per image is ${maxBytes} bytes`;
+}
+
+/**
+ * `oversized: "set-aside"` is for batches: one file over the limit is that file's error, not the whole request's
+ * (the request as a whole is capped by the route's body limit before it is parsed).
+ */
+export async function readMultipart(c: Context, maxFileBytes: number, oversized: "413" | "set-aside" = "413"): Promise<MultipartBody> {
   let form: FormData;
   try {
     form = await c.req.formData();
@@ -39,16 +56,17 @@ export async function readMultipart(c: Context, maxFileBytes: number): Promise<M
   }
   const files: Upload[] = [];
   const fields: Record<string, string> = {};
+  const refused: RefusedUpload[] = [];
   for (const [key, value] of form.entries()) {
     if (typeof value === "string") {
       fields[key] = value;
       continue;
     }
     const file = value as File;
-    if (file.size > maxFileBytes) {
-      throw httpError(413, `${file.name || key} is ${file.size} bytes; the limit per image is ${maxFileBytes} bytes`);
-    }
-    files.push({ name: file.name || key, bytes: new Uint8Array(await file.arrayBuffer()) });
+    const name = file.name || key;
+    if (file.size <= maxFileBytes) files.push({ name, bytes: new Uint8Array(await file.arrayBuffer()) });
+    else if (oversized === "set-aside") refused.push({ name, reason: "too-large", error: tooLargeError(name, file.size, maxFileBytes) });
+    else throw httpError(413, tooLargeError(name, file.size, maxFileBytes));
   }
-  return { files, fields };
+  return { files, fields, refused };
 }

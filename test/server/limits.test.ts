@@ -84,6 +84,17 @@ describe("bad input gets a 4xx with a reason and the server keeps serving", () =
     expect(((await res.json()) as any).error).toContain(String(256 * 1024));
   });
 
+  test("one upload over the per-image limit is that image's error in an ingest; the rest of the batch is indexed", async () => {
+    const res = await fetch(`${server.url}/api/ingest`, {
+      method: "POST",
+      body: form([["huge.jpg", new Uint8Array(300 * 1024)], ["home-copy.jpg", photo("home.jpg")]]),
+    });
+    expect(res.status).toBe(200);
+    const body = (await res.json()) as any;
+    expect([body.status, body.total, body.processed + body.duplicates, body.errors_count]).toEqual(["partial", 2, 1, 1]);
+    expect(body.errors).toEqual([{ name: "huge.jpg", reason: "too-large", error: `huge.jpg is ${300 * 1024} bytes; the limit per image is ${256 * 1024} bytes` }]);
+  });
+
   test("an ingest body over the request limit is a 413 before it is parsed", async () => {
     const files: [string, Uint8Array][] = Array.from({ length: 6 }, (_, i) => [`f${i}.jpg`, new Uint8Array(200 * 1024)]);
     const res = await fetch(`${server.url}/api/ingest`, { method: "POST", body: form(files) });

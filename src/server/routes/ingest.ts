@@ -5,13 +5,13 @@ import type { IngestItem } from "../../engine/ingest.ts";
 import type { AppDeps } from "../app-deps.ts";
 import { timed, type AppEnv } from "../app-env.ts";
 import { httpError, parseInput } from "../http-error.ts";
-import { bodyKind, readJson, readMultipart } from "../request-body.ts";
+import { bodyKind, readJson, readMultipart, tooLargeError, type RefusedUpload } from "../request-body.ts";
 import { IngestPathsBody } from "../schemas.ts";
 
 export function ingestRoutes(deps: AppDeps) {
-  const fromPaths = async (paths: string[]): Promise<{ items: IngestItem[]; refused: { name: string; reason: string; error: string }[] }> => {
+  const fromPaths = async (paths: string[]): Promise<{ items: IngestItem[]; refused: RefusedUpload[] }> => {
     const items: IngestItem[] = [];
-    const refused: { name: string; reason: string; error: string }[] = [];
+    const refused: RefusedUpload[] = [];
     for (const p of paths) {
       const real = await deps.roots.resolve(p);
       if (!real) {
@@ -22,7 +22,7 @@ export function ingestRoutes(deps: AppDeps) {
       const info = await stat(real);
       if (!info.isFile()) refused.push({ name: p, reason: "not-a-file", error: `${p}: not a regular file` });
       else if (info.size > deps.limits.maxImageBytes) {
-        refused.push({ name: p, reason: "too-large", error: `${p}: ${info.size} bytes is over the ${deps.limits.maxImageBytes}-byte limit` });
+        refused.push({ name: p, reason: "too-large", error: tooLargeError(p, info.size, deps.limits.maxImageBytes) });
       } else items.push({ name: p, path: real, bytes: await readFile(real), mtimeMs: info.mtimeMs });
     }
     return { items, refused };
@@ -31,13 +31,12 @@ export function ingestRoutes(deps: AppDeps) {
   return new Hono<AppEnv>().post("/", async (c) => {
     const t0 = performance.now();
     let items: IngestItem[];
-    let refused: { name: string; reason: string; error: string }[] = [];
+    let refused: RefusedUpload[];
     if (bodyKind(c) === "json") {
       const body = parseInput(IngestPathsBody, await readJson(c));
       ({ items, refused } = await timed(c, "read", () => fromPaths(body.paths)));
     } else {
-      const { files } = await timed(c, "upload", () => readMultipart(c, deps.limits.maxImageBytes));
-      items = files;
+      ({ files: items, refused } = await timed(c, "upload", () => readMultipart(c, deps.limits.maxImageBytes, "set-aside")));
     }
     const total = items.length + refused.length;
     if (total === 0) throw httpError(400, "no images in the request");
