@@ -2,7 +2,7 @@
 // (src/engine/mapped-model.ts): open time, the peak while opening (VmHWM) and the resident memory after a few runs,
 // each in a fresh process, for both towers of a real-sized model. The copy is made before timing starts.
 //
-// Usage: bun bench/model-open.ts [--model clip-q8-cost|tinyclip-61m-q8-cost|tinyclip-40m-q8-cost|text-cost] [--runs 3]
+// Usage: bun bench/model-open.ts [--model clip-q8-cost|tinyclip-61m-q8-cost|tinyclip-40m-q8-cost|mobileclip-s0-q8-cost|text-cost] [--runs 3]
 import { join } from "node:path";
 import { NAME as Q8_COST } from "../models/test/generate-q8-cost.ts";
 import { mappedModelPath } from "../src/engine/mapped-model.ts";

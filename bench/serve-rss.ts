@@ -6,7 +6,7 @@
 //
 // Usage: bun bench/serve-rss.ts [--vectors 100000] [--dtype i8|f16|f32] [--model test-clip|clip-q8-cost] [--seconds 5]
 //   [--binary dist/imgd]   (the compiled executable instead of `bun src/cli/main.ts`)
-//   --model tinyclip-61m-q8-cost | tinyclip-40m-q8-cost: what a smaller CLIP of the same design would hold
+//   --model tinyclip-61m-q8-cost | tinyclip-40m-q8-cost | mobileclip-s0-q8-cost: what a smaller CLIP would hold
 //
 // Text queries run closed-loop at c=10, image queries (camera-sized JPEG uploads to POST /api/search) at c=2.
 import { readFileSync } from "node:fs";

@@ -62,6 +62,10 @@ export interface Q8CostShape {
   of: string;
   image: ImageTowerSizes;
   text: TextTowerSizes;
+  /** The model's own text padding where it is not CLIP's "longest" (a text tower that is not causal). */
+  padding?: "max_length";
+  /** Published parameter counts (millions, token table included) where `of` does not spell them as TinyCLIP's do. */
+  published?: { image: number; text: number };
 }
 
 /**
@@ -79,6 +83,16 @@ export const Q8_COST_SHAPES: Record<string, Q8CostShape> = {
     of: "TinyCLIP ViT-40M/32 Text-19M",
     image: { ...VIT_B32_IMAGE, width: 512, heads: 8 },
     text: { ...VIT_B32_TEXT, layers: 6 },
+  },
+  // MobileCLIP-S0's image tower is a conv/attention hybrid (MCi0) at 256 px; this keeps its parameter count (11.4M
+  // image, 42.4M text per apple/ml-mobileclip; Xenova's int8 files are 11.8 and 42.8 MB), which is what memory
+  // depends on, in the ViT design above. Its text tower is not causal, so every query runs at 77 tokens.
+  "mobileclip-s0-q8-cost": {
+    of: "MobileCLIP-S0 (parameter counts)",
+    image: { image: 256, patch: 32, width: 272, heads: 4, layers: 12, dims: 512 },
+    text: { ...VIT_B32_TEXT, layers: 5 },
+    padding: "max_length",
+    published: { image: 11.4, text: 42.4 },
   },
 };
 
@@ -287,8 +301,8 @@ function manifest(name: string, shape: Q8CostShape): object {
     generate: `bun models/test/generate-q8-cost.ts --shape ${name}`,
     image: { file: "image.onnx", input: "pixel_values", output: "image_embeds" },
     text: { file: "text.onnx", input: "input_ids", output: "text_embeds" },
-    preprocess: q8.preprocess,
-    tokenizer: q8.tokenizer,
+    preprocess: { ...q8.preprocess, size: shape.image.image },
+    tokenizer: { ...q8.tokenizer, padding: shape.padding ?? q8.tokenizer.padding },
   };
 }
 

@@ -66,13 +66,24 @@ describe("clip-q8-cost generator", () => {
 
   test("the smaller stand-ins have the parameters their models' names give (TinyCLIP ViT-61M/32 Text-29M, ...)", () => {
     for (const [name, shape] of Object.entries(Q8_COST_SHAPES)) {
-      if (name === NAME) continue;
+      if (name === NAME || shape.published) continue;
       const [, vision, text] = shape.of.match(/ViT-(\d+)M\/32 Text-(\d+)M/)!;
       const img = buildQ8Image(shape.image, name);
       expect(Math.round(img.params / 1e6)).toBe(Number(vision));
       // A name's text count leaves out the token table.
       const t = shape.text;
       expect(Math.round((buildQ8Text(t, name).params - t.vocab * t.width) / 1e6)).toBe(Number(text));
+    }
+  });
+
+  test("a stand-in for another design holds its published parameter counts within 3 % (MobileCLIP-S0: 11.4M + 42.4M)", () => {
+    const others = Object.entries(Q8_COST_SHAPES).filter(([, shape]) => shape.published);
+    expect(others.map(([name]) => name)).toContain("mobileclip-s0-q8-cost");
+    for (const [name, shape] of others) {
+      const image = buildQ8Image(shape.image, name).params / 1e6;
+      const text = buildQ8Text(shape.text, name).params / 1e6;
+      expect(Math.abs(image / shape.published!.image - 1)).toBeLessThan(0.03);
+      expect(Math.abs(text / shape.published!.text - 1)).toBeLessThan(0.03);
     }
   });
 
