@@ -211,6 +211,23 @@ describe("auto-assignment at index time", () => {
     expect(shown.map((f) => f.person)).toEqual(["Alice", "Bob", null, null, "Alice"]);
   });
 
+  test("a named person whose photos are all removed keeps the name but no prototypes, and claims no new face", async () => {
+    const { ids, identityOf, alice } = await clusteredWithAliceNamed();
+    const imageOf = (i: number) => 1 + Math.floor(i / 4); // as seedFaces spreads them
+    const aliceImages = [...new Set(ids.flatMap((_, i) => (identityOf[i] === 0 ? [imageOf(i)] : [])))];
+    const catalog = await Catalog.open(catalogPath, 4, false);
+    await catalog.removeIds(aliceImages);
+    await catalog.close();
+
+    const face = facesOf(identities, [0], 0.8, 77);
+    const [newId] = await insertFaces(catalogPath, [{ imageId: 99, embedding: face }]);
+
+    await open();
+    const { person } = await getPerson(db.read, alice!);
+    expect(person).toMatchObject({ name: "Alice", faces: 0, prototypes: 0 });
+    expect(await db.write((conn) => autoAssignFaces(conn, [{ id: newId!, imageId: 99, embedding: face }]))).toEqual({ assigned: 0 });
+  });
+
   test("the configured threshold applies when the caller gives none", async () => {
     const { ids } = await seedFaces();
     await open();

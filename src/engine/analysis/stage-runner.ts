@@ -1,6 +1,7 @@
 // Runs the enabled analysis stages on one decoded image and writes what they found: each stage's own rows plus an
 // analysis_runs row, so the next `imgd index` knows which images still lack a stage (or ran an older version).
 import type { DuckDBConnection } from "@duckdb/node-api";
+import { deleteImageRows } from "../faces/persons-prototypes.ts";
 import type { StageTimings } from "../stage-timings.ts";
 import type { DecodedImage } from "../types.ts";
 import type { AnalysisStage, StageCounts } from "./stage.ts";
@@ -52,9 +53,9 @@ export async function writeStageOutcomes(
     }
   }
   for (const [stage, entries] of perStage) {
-    const ids = entries.map((e) => e.imageId).join(",");
-    for (const table of stageTables(stage)) await conn.run(`DELETE FROM "${table}" WHERE image_id IN (${ids})`);
-    await conn.run(`DELETE FROM analysis_runs WHERE stage = $1 AND image_id IN (${ids})`, [stage.name]);
+    const ids = entries.map((e) => e.imageId);
+    await deleteImageRows(conn, stageTables(stage), ids);
+    await conn.run(`DELETE FROM analysis_runs WHERE stage = $1 AND image_id IN (${ids.join(",")})`, [stage.name]);
     const ok = entries.filter((e) => e.outcome.error === undefined);
     if (ok.length > 0) await stage.write(conn, ok.map((e) => ({ imageId: e.imageId, result: e.outcome.result })));
     const insert = await conn.prepare("INSERT INTO analysis_runs VALUES ($1, $2, $3, $4)");

@@ -133,6 +133,21 @@ export async function refreshPersons(conn: DuckDBConnection, personIds: Iterable
   return { persons: ids.length, prototypes: written };
 }
 
+/**
+ * Deletes the rows of images `imageIds` from `tables` (each keyed by image_id). A person is its faces: when faces go
+ * with them (an image removed, or analysed again), the persons they belonged to are recomputed, or the prototypes of
+ * photos no longer in the index would go on claiming new faces at index time.
+ */
+export async function deleteImageRows(conn: DuckDBConnection, tables: readonly string[], imageIds: number[]): Promise<void> {
+  if (imageIds.length === 0) return;
+  const list = idList(imageIds);
+  const touched = tables.includes("faces")
+    ? (await readerOf(conn)(`SELECT DISTINCT person_id FROM faces WHERE person_id IS NOT NULL AND image_id IN (${list})`)).map((r) => Number(r[0]))
+    : [];
+  for (const table of tables) await conn.run(`DELETE FROM "${table}" WHERE image_id IN (${list})`);
+  await refreshPersons(conn, touched);
+}
+
 function normalize(v: Float32Array): Float32Array {
   let s = 0;
   for (let d = 0; d < v.length; d++) s += v[d]! * v[d]!;

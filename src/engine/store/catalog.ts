@@ -2,6 +2,7 @@
 // Embeddings are stored as raw little-endian float32 BLOBs: the DuckDB appender takes a BLOB in one call,
 // while a FLOAT[dims] value is converted element by element in JS (~40 ms per 64x512 batch against <1 ms).
 import type { DuckDBConnection, DuckDBInstance, DuckDBValue } from "@duckdb/node-api";
+import { deleteImageRows } from "../faces/persons-prototypes.ts";
 import { loadDuckDB } from "../native.ts";
 import type { FailureReason } from "../types.ts";
 
@@ -373,7 +374,7 @@ export class Catalog {
     const tables = await this.query(
       "SELECT table_name FROM duckdb_columns() WHERE column_name = 'image_id' AND schema_name = 'main'",
     );
-    for (const [table] of tables) await this.conn.run(`DELETE FROM "${table as string}" WHERE image_id IN (${list})`);
+    await deleteImageRows(this.conn, tables.map((r) => r[0] as string), ids);
     await this.conn.run(`DELETE FROM images WHERE id IN (${list})`);
   }
 
