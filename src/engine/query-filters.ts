@@ -1,5 +1,6 @@
 // Query filters that look at what the analysis stages found (object labels, text in the photo, persons), as SQL
 // predicates over `images` for IndexStore.search. A filter on a stage this index never ran says so plainly.
+import type { RowReader } from "./faces/persons-table.ts";
 import type { SqlClause } from "./store/catalog.ts";
 
 export interface StageFilters {
@@ -7,7 +8,7 @@ export interface StageFilters {
   has?: string[];
   /** Words that must appear in the image's recognised text. */
   textIn?: string;
-  /** A named person who must appear in the image. */
+  /** A person (name or id) who must appear in the image. */
   person?: string;
 }
 
@@ -27,7 +28,8 @@ const NEEDS: Record<string, [string, string]> = {
   persons: ["persons", "--faces, then imgd faces cluster / imgd persons name"],
 };
 
-export async function stageClauses(filters: StageFilters): Promise<SqlClause[]> {
+/** `read` looks up the person a filter names. */
+export async function stageClauses(filters: StageFilters, read: RowReader): Promise<SqlClause[]> {
   const clauses: SqlClause[] = [];
   if (filters.has?.length) {
     const { objectFilterSql } = await import("./objects/objects-table.ts");
@@ -38,10 +40,14 @@ export async function stageClauses(filters: StageFilters): Promise<SqlClause[]> 
     clauses.push(textInFilterSql(filters.textIn));
   }
   if (filters.person?.trim()) {
+    const { hasTable } = await import("./faces/persons-table.ts");
+    const { resolvePerson } = await import("./faces/persons.ts");
+    for (const table of ["faces", "persons"]) if (!(await hasTable(read, table))) throw new MissingStageError(...NEEDS[table]!);
+    // By id or name, as the persons commands take it: a name nobody has is an error, as an unknown label is, not an
+    // empty result that looks like "not in any photo".
     clauses.push({
-      sql: `EXISTS (SELECT 1 FROM faces f JOIN persons p ON p.id = f.person_id
-        WHERE f.image_id = images.id AND lower(p.name) = lower($1))`,
-      params: [filters.person.trim()],
+      sql: "EXISTS (SELECT 1 FROM faces f WHERE f.image_id = images.id AND f.person_id = $1)",
+      params: [await resolvePerson(read, filters.person)],
     });
   }
   return clauses;

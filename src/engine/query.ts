@@ -62,7 +62,7 @@ export async function runQuery(
 ): Promise<QueryResult> {
   const t0 = performance.now();
   const { has, textIn, person, ...plain } = filters;
-  const where = await stageClauses({ has, textIn, person });
+  const where = await stageClauses({ has, textIn, person }, (sql, params) => store.read(sql, params));
   if ("filtersOnly" in input) {
     if (where.length === 0 && !plain.pathPrefix && !plain.takenAfter && !plain.takenBefore) {
       throw new Error("a query needs text, an image, or at least one filter");

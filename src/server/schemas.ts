@@ -37,7 +37,7 @@ export const SearchFilters = z.object({
     .optional()
     .meta({ description: "object labels that must all be in the photo (COCO names; repeat or comma-separate)" }),
   text_in: z.string().trim().min(1).max(200).optional().meta({ description: "words that must all be in the photo's recognised text" }),
-  person: z.string().trim().min(1).max(200).optional().meta({ description: "a named person who must be in the photo" }),
+  person: z.string().trim().min(1).max(200).optional().meta({ description: "a person (name or id) who must be in the photo; one nobody has is a 400" }),
 });
 
 /** Without q, the filters alone list the photos that pass them (needs at least one filter). */

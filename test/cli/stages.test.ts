@@ -127,6 +127,10 @@ describe("imgd index --faces, imgd faces cluster, imgd persons", () => {
     const second = await indexFaces();
     expect(second.embedded).toBe(1);
     expect(names(await imgdJson(["query", ...faceIndex, "--person", "alice"]))).toContain("alice-new.jpg");
-    expect(names(await imgdJson(["query", ...faceIndex, "--person", "nobody"]))).toEqual([]);
+    expect(names(await imgdJson(["query", ...faceIndex, "--person", String(personId)]))).toContain("alice-new.jpg");
+    // A name nobody has is an error, as an unknown label is, not an empty result.
+    const nobody = await imgd(["query", ...faceIndex, "--person", "nobody"]);
+    expect(nobody.code).toBe(1);
+    expect(nobody.stderr).toContain('no person "nobody"');
   }, 240_000);
 });

@@ -1,5 +1,6 @@
 // GET /api/search?q=... (text) and POST /api/search (an uploaded image, or { image_id } for "more like this").
 import { Hono, type Context } from "hono";
+import type { RowReader } from "../../engine/faces/persons-table.ts";
 import { prepareImage } from "../../engine/prepare-image.ts";
 import { explainMissingStage, MissingStageError, stageClauses } from "../../engine/query-filters.ts";
 import type { SearchHit } from "../../engine/store/index-store.ts";
@@ -26,7 +27,8 @@ export function hitJson(h: SearchHit) {
 
 export function searchRoutes(deps: AppDeps) {
   const search = async (c: Context<AppEnv>, vector: Float32Array | null, f: z.output<typeof SearchFilters>, excludeId?: number) => {
-    const where = await stageClauses({ has: f.has, textIn: f.text_in, person: f.person }).catch((e) => {
+    const read: RowReader = (sql, params) => deps.store.read(sql, params);
+    const where = await stageClauses({ has: f.has, textIn: f.text_in, person: f.person }, read).catch((e) => {
       throw httpError(400, e instanceof Error ? e.message : String(e));
     });
     const opts = {
