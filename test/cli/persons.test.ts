@@ -58,6 +58,12 @@ describe("imgd faces / imgd persons", () => {
     expect(listed.persons.map((p: any) => [p.name, p.faces])).toEqual([[null, 8], [null, 8], [null, 8]]);
   });
 
+  test("faces list of an image the index does not hold says so and fails, rather than 'no faces'", async () => {
+    const r = await imgd(["faces", "list", "--image", "999999", "--index", index]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("no image 999999");
+  });
+
   test("persons name, show and faces list agree on who is where", async () => {
     const face = facesOfIdentity.get(0)![0]!;
     const byImage = await imgdJson(["faces", "list", "--image", String(imageOfFace.get(face)), "--index", index]);

@@ -57,6 +57,8 @@ export async function getPerson(
 
 /** Every face of one image with the person it belongs to (the detail view, GET /api/faces?image=ID). */
 export async function facesOfImage(read: RowReader, imageId: number): Promise<PersonFace[]> {
+  // An image that is not in the index is not one without faces.
+  if ((await read(`SELECT 1 FROM images WHERE id = ${idList([imageId])}`)).length === 0) throw new PersonsError("not-found", `no image ${imageId}`);
   if (!(await hasTable(read, "faces"))) return [];
   return facesWhere(read, `f.image_id = ${idList([imageId])}`, {});
 }

@@ -215,7 +215,6 @@ export function faceRoutes(deps: AppDeps) {
     })
     .get("/", async (c) => {
       const q = parseInput(FacesQuery, c.req.query());
-      if (!(await deps.store.getImage(q.image))) throw httpError(404, `no image ${q.image}`);
       const faces = await engine(() => facesOfImage(read, q.image));
       return c.json({ image: q.image, faces: faces.map(toFace) });
     })
