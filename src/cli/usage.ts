@@ -32,7 +32,7 @@ usage:
                     [--duration S] [--token T] [--json]
   imgd version
 
-defaults: --index ./.imgd   --model clip-vit-b32   --batch 32 (worker: 8; coordinator: 64 files per lease)   --threads = cores   --dtype i8
+defaults: --index ./.imgd   --model clip-vit-b32 (an existing index: its own)   --batch 32 (worker: 8; coordinator: 64 files per lease)   --threads = cores   --dtype i8
 models are looked up in --models, $IMGD_MODELS, ./models, ~/.cache/imgd/models
 `;
 

@@ -66,7 +66,8 @@ describe("imgd index + query on real photos with the test model", () => {
   });
 
   test("a second run skips unchanged files, and touched, moved, deleted and edited files are handled", async () => {
-    const again = await imgdJson(["index", photos, "--index", index, "--model", "test-clip"]);
+    // Without --model an existing index is updated with its own model, not the default one.
+    const again = await imgdJson(["index", photos, "--index", index]);
     expect(again.unchanged).toBe(PHOTO_NAMES.length + 3);
     expect(again.embedded).toBe(0);
 

@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { closeStages, openStages } from "../../engine/analysis/open-stages.ts";
 import { runIndex, type IndexReport } from "../../engine/index-pipeline.ts";
 import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
+import { readManifest } from "../../engine/store/index-manifest.ts";
 import { isReadFailure } from "../../engine/scan.ts";
 import { RunProfile } from "../../engine/run-profile.ts";
 import { formatStageTable } from "../../engine/stage-timings.ts";
@@ -34,8 +35,10 @@ export async function run(argv: string[]): Promise<number> {
   const dtype = values.dtype as (typeof DTYPES)[number] | undefined;
   if (dtype !== undefined && !DTYPES.includes(dtype)) throw new UsageError(`--dtype must be one of ${DTYPES.join(", ")}`);
 
-  const model = await resolveModel(values.model ?? DEFAULT_MODEL, modelSearchDirs(values.models));
   const indexDir = resolve(values.index ?? DEFAULT_INDEX);
+  // An existing index is updated with the model it was built with unless --model says otherwise (then it refuses).
+  const modelName = values.model ?? readManifest(indexDir)?.model.name ?? DEFAULT_MODEL;
+  const model = await resolveModel(modelName, modelSearchDirs(values.models));
   const controller = new AbortController();
   const onSigint = () => {
     if (controller.signal.aborted) process.exit(130);
