@@ -12,7 +12,8 @@ describe("imgd serve", () => {
   }, 60_000);
   afterAll(() => rmSync(fx.root, { recursive: true, force: true }));
 
-  test("starts on the index, says when it is ready, answers a search, and exits 0 on SIGTERM", async () => {
+  /** `imgd serve` on the fixture's index, once it says it is ready. */
+  async function startServe() {
     const proc = Bun.spawn(
       [process.execPath, join(REPO, "src/cli/main.ts"), "serve", "--index", fx.index, "--models", MODELS, "--port", "0",
         "--log", join(fx.root, "serve.log"), "--target-latency-ms", "0", "--max-concurrency", "4"],
@@ -25,12 +26,30 @@ describe("imgd serve", () => {
       if (done) throw new Error(`serve exited before ready:\n${said}`);
       said += new TextDecoder().decode(value);
     }
-    const url = said.match(/serving (http:\/\/127\.0\.0\.1:\d+)/)![1]!;
+    return { proc, url: said.match(/serving (http:\/\/127\.0\.0\.1:\d+)/)![1]! };
+  }
+
+  test("starts on the index, says when it is ready, answers a search, and exits 0 on SIGTERM", async () => {
+    const { proc, url } = await startServe();
     expect((await fetch(`${url}/ready`)).status).toBe(200);
     const hits = (await (await fetch(`${url}/api/search?q=blue%20sky&k=1`)).json()) as { hits: { path: string }[] };
     expect(hits.hits[0]!.path).toEndWith("home.jpg");
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
+  }, 60_000);
+
+  test("while it serves, every command that opens the index names the server's PID and what to do", async () => {
+    const { proc } = await startServe();
+    try {
+      for (const args of [["query", "orange"], ["dups"], ["persons", "list"], ["info"]]) {
+        const r = await imgd([...args, "--index", fx.index]);
+        expect([args[0], r.code]).toEqual([args[0], 1]);
+        expect(r.stderr).toContain(`catalog.duckdb is open for writing in another process (PID ${proc.pid}), most likely imgd serve`);
+      }
+    } finally {
+      proc.kill("SIGTERM");
+      await proc.exited;
+    }
   }, 60_000);
 
   test("a bad --target-latency-ms is a usage error, before any model is opened", async () => {

@@ -4,8 +4,7 @@
 import { existsSync } from "node:fs";
 import { join } from "node:path";
 import type { DuckDBConnection } from "@duckdb/node-api";
-import { loadDuckDB } from "../native.ts";
-import { CATALOG_FILE, inTransaction } from "../store/catalog.ts";
+import { CATALOG_FILE, inTransaction, openCatalogFile } from "../store/catalog.ts";
 import { readerOf, type RowReader } from "./persons-table.ts";
 
 export interface PersonsCatalog {
@@ -18,17 +17,7 @@ export interface PersonsCatalog {
 export async function openPersonsCatalog(indexDir: string, opts: { readOnly: boolean }): Promise<PersonsCatalog> {
   const path = join(indexDir, CATALOG_FILE);
   if (!existsSync(path)) throw new Error(`no index at ${indexDir}; run imgd index first`);
-  const duck = loadDuckDB();
-  let instance;
-  try {
-    instance = await duck.DuckDBInstance.create(path, opts.readOnly ? { access_mode: "READ_ONLY" } : {});
-  } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    if (/lock/i.test(message)) {
-      throw new Error(`${path} is open for writing in another process (imgd serve or imgd index?); stop it first`);
-    }
-    throw error;
-  }
+  const instance = await openCatalogFile(path, opts.readOnly);
   const conn = await instance.connect();
   return {
     read: readerOf(conn),

@@ -83,8 +83,7 @@ export class Catalog {
   ) {}
 
   static async open(path: string, dims: number, readOnly: boolean): Promise<Catalog> {
-    const duck = loadDuckDB();
-    const instance = await duck.DuckDBInstance.create(path, readOnly ? { access_mode: "READ_ONLY" } : {});
+    const instance = await openCatalogFile(path, readOnly);
     const conn = await instance.connect();
     const catalog = new Catalog(instance, conn, dims);
     if (!readOnly) await catalog.createTables();
@@ -454,6 +453,24 @@ export function toRecord(r: DuckDBValue[]): ImageRecord {
     error: r[12] as string | null,
     indexedAt: r[13] as string | null,
   };
+}
+
+/**
+ * DuckDB lets one process write a database file, and none read it meanwhile. Its own message on that names a lock
+ * and a PID; this one says what the other process most likely is and what to do.
+ */
+export async function openCatalogFile(path: string, readOnly: boolean): Promise<DuckDBInstance> {
+  try {
+    return await loadDuckDB().DuckDBInstance.create(path, readOnly ? { access_mode: "READ_ONLY" } : {});
+  } catch (error) {
+    const message = error instanceof Error ? error.message : String(error);
+    if (!/lock/i.test(message)) throw error;
+    const pid = message.match(/PID (\d+)/)?.[1];
+    throw new Error(
+      `${path} is open for writing in another process${pid ? ` (PID ${pid})` : ""}, most likely imgd serve or imgd index; ` +
+        "stop it first, or search through that server",
+    );
+  }
 }
 
 /** EXIF date-times carry no zone: compare them as wall-clock times ("2024-06-01" is that day's midnight). */
