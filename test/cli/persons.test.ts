@@ -138,3 +138,27 @@ describe("imgd faces / imgd persons", () => {
     expect(await imgdJson(["faces", "settings", "--index", index])).toEqual(set);
   });
 });
+
+describe("imgd persons list with no persons says why", () => {
+  test("before any clustering, after one that grouped nothing, and for --named / --unnamed", async () => {
+    const dir = tempDir("no-persons");
+    copyPhotos(["messi5.jpg"], join(dir, "photos"));
+    const index = join(dir, "index");
+    expect((await imgd(["index", join(dir, "photos"), "--index", index, "--model", "test-clip"])).code).toBe(0);
+    const list = async (...flags: string[]) => (await imgd(["persons", "list", "--index", index, ...flags])).stdout.trim();
+    expect(await list()).toBe("no persons yet: run imgd faces cluster");
+
+    const instance = await loadDuckDB().DuckDBInstance.create(join(index, "catalog.duckdb"));
+    const conn = await instance.connect();
+    const imageId = Number((await conn.runAndReadAll("SELECT id FROM images")).getRows()[0]![0]);
+    conn.closeSync();
+    instance.closeSync();
+    const vectors = facesOf(unitVectors(3, FACE_DIMS, 5), [0, 1, 2], 0.8, 3);
+    await insertFaces(join(index, "catalog.duckdb"), [0, 1, 2].map((i) => ({ imageId, embedding: row(vectors, i) })));
+    const clustered = await imgd(["faces", "cluster", "--index", index, "--min-size", "3"]);
+    expect(clustered.stdout).toContain("3 faces -> 0 clusters");
+    expect(await list()).toBe("no persons: imgd faces cluster put none of the faces in a group (a smaller --min-size groups more)");
+    expect(await list("--named")).toBe("no named persons");
+    expect(await list("--unnamed")).toBe("no unnamed persons");
+  }, 60_000);
+});

@@ -12,7 +12,7 @@ import {
   type PersonFace,
   type PersonSummary,
 } from "../../engine/faces/persons.ts";
-import { PersonsError } from "../../engine/faces/persons-table.ts";
+import { hasPersons, PersonsError } from "../../engine/faces/persons-table.ts";
 import { personSuggestions, rejectSuggestions } from "../../engine/faces/suggestions.ts";
 import { DEFAULT_INDEX, intFlag, parse } from "../args.ts";
 import { UsageError } from "../usage.ts";
@@ -41,9 +41,15 @@ export async function run(argv: string[]): Promise<number> {
       const named = values.named ? true : values.unnamed ? false : undefined;
       return runPersonsWork(dir, true, async (db) => {
         const listed = await listPersons(db.read, { named, limit });
+        const none =
+          named !== undefined
+            ? `no ${named ? "named" : "unnamed"} persons`
+            : (await hasPersons(db.read))
+              ? "no persons: imgd faces cluster put none of the faces in a group (a smaller --min-size groups more)"
+              : "no persons yet: run imgd faces cluster";
         return out(listed, () =>
           listed.total === 0
-            ? "no persons yet: run imgd faces cluster"
+            ? none
             : [...listed.persons.map(formatPerson), ...(listed.total > listed.persons.length ? [`... ${listed.total - listed.persons.length} more (--limit)`] : [])].join("\n"),
         );
       });
@@ -96,7 +102,7 @@ export async function run(argv: string[]): Promise<number> {
           });
           return assignFaces(conn, faceIds, target);
         });
-        return out(result, () => `${result.assigned} face${result.assigned === 1 ? "" : "s"} ${values.none ? "unassigned" : `assigned to ${values.to}`}`);
+        return out(result, () => `${count(result.assigned, "face")} ${values.none ? "unassigned" : `assigned to ${values.to}`}`);
       });
     }
     case "suggestions": {
@@ -120,7 +126,7 @@ export async function run(argv: string[]): Promise<number> {
       return runPersonsWork(dir, false, async (db) => {
         const person = await resolvePerson(db.read, args[0]!);
         const rejected = await db.write((conn) => rejectSuggestions(conn, person, faceIds));
-        return out({ person, rejected }, () => `${rejected} suggestion${rejected === 1 ? "" : "s"} rejected`);
+        return out({ person, rejected }, () => `${count(rejected, "suggestion")} rejected`);
       });
     }
     default:
@@ -148,7 +154,12 @@ export async function runPersonsWork(dir: string, readOnly: boolean, work: (db: 
 export function formatPerson(p: PersonSummary): string {
   const name = p.name ?? "(unnamed)";
   const pending = p.pendingSuggestions > 0 ? `, ${p.pendingSuggestions} suggested` : "";
-  return `${String(p.id).padStart(5)}  ${name}  ${p.faces} faces in ${p.images} images, ${p.prototypes} prototype${p.prototypes === 1 ? "" : "s"}${pending}`;
+  return `${String(p.id).padStart(5)}  ${name}  ${count(p.faces, "face")} in ${count(p.images, "image")}, ${count(p.prototypes, "prototype")}${pending}`;
+}
+
+/** "1 face", "2 faces". */
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? "" : "s"}`;
 }
 
 export function formatFace(f: PersonFace): string {
