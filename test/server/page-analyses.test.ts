@@ -129,6 +129,18 @@ describe("the search page shows what the stages found", () => {
     expect(existsSync(join(shots, "detail-with-boxes.png"))).toBe(true);
   });
 
+  test("a person chip's query reads back as that person's name, quotes and backslashes included", async () => {
+    const page = await ctx.newPage();
+    await page.goto(`${server.url}/`);
+    const names = ['Alice B', 'Ann "Bee" Li', "O'Neil \\ back", 'ends with \\', '"'];
+    const read = await page.evaluate(
+      (list) => list.map((n) => { const p = (window as any).parseQuery(`red ${(window as any).personQuery(n)} has:car`); return [p.get("person"), p.get("q"), p.get("has")]; }),
+      names,
+    );
+    expect(read).toEqual(names.map((n) => [n, "red", "car"]));
+    await page.close();
+  });
+
   test("the duplicates view groups the two copies of one photo", async () => {
     const page = await ctx.newPage();
     await page.goto(`${server.url}/`);
