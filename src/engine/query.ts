@@ -25,14 +25,16 @@ export interface QueryResult {
   timings: { embedMs: number; searchMs: number };
 }
 
+/** Embeds one query in a session opened for that one run. */
 export async function embedQuery(
   input: Exclude<QueryInput, { filtersOnly: true }>,
   model: ResolvedModel,
   store: IndexStore,
   threads = 1,
 ) {
+  const session = { threads, prepack: false };
   if ("text" in input) {
-    const embedder = await TextEmbedder.open(model, { threads });
+    const embedder = await TextEmbedder.open(model, session);
     try {
       return await embedder.embed([input.text]);
     } finally {
@@ -45,7 +47,7 @@ export async function embedQuery(
     return vector;
   }
   const { pixels } = await prepareImage("imagePath" in input ? input.imagePath : input.imageBytes, model.manifest.preprocess);
-  const embedder = await ImageEmbedder.open(model, { threads });
+  const embedder = await ImageEmbedder.open(model, session);
   try {
     return await embedder.embed(pixels, 1);
   } finally {
@@ -59,6 +61,7 @@ export async function runQuery(
   filters: QueryFilters,
   model: ResolvedModel,
   store: IndexStore,
+  threads = 1,
 ): Promise<QueryResult> {
   const t0 = performance.now();
   const { has, textIn, person, ...plain } = filters;
@@ -70,7 +73,7 @@ export async function runQuery(
     const hits = await store.browse(k, { ...plain, where }).catch((e) => Promise.reject(explainMissingStage(e)));
     return { hits, timings: { embedMs: 0, searchMs: performance.now() - t0 } };
   }
-  const vector = await embedQuery(input, model, store);
+  const vector = await embedQuery(input, model, store, threads);
   const t1 = performance.now();
   const excludeIds = "imageId" in input ? [input.imageId] : undefined;
   const hits = await store

@@ -110,6 +110,21 @@ describe("clip-q8-cost generator", () => {
     expect(cosine(data.subarray(0, IMAGE.dims), data.subarray(IMAGE.dims))).toBeLessThan(0.99);
   });
 
+  test("a tower opened without weight prepacking (a one-run query) computes the same embeddings", async () => {
+    const S = IMAGE.image;
+    const pixels = Float32Array.from({ length: 3 * S * S }, (_, i) => Math.sin(i / 3));
+    const feeds = { pixel_values: new ort.Tensor("float32", pixels, [1, 3, S, S]) };
+    const oneShot = await openOnnxSession(join(root, "image.onnx"), { prepack: false, threads: 2 });
+    try {
+      const a = (await image.run(feeds)).image_embeds!.data as Float32Array;
+      const b = (await oneShot.run(feeds)).image_embeds!.data as Float32Array;
+      expect(b.length).toBe(IMAGE.dims);
+      expect(Math.max(...a.map((v, i) => Math.abs(v - b[i]!)))).toBeLessThan(1e-4);
+    } finally {
+      await oneShot.release();
+    }
+  });
+
   test("the text tower takes any sequence length and pools at the end token", async () => {
     const rows = [[5], [17, 250, 3, 41], [600, 7]];
     const longest = await embedTexts(rows, 6);

@@ -4,7 +4,7 @@ import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
 import { runQuery, type QueryInput } from "../../engine/query.ts";
 import { localTime } from "../../engine/store/catalog.ts";
 import { IndexStore } from "../../engine/store/index-store.ts";
-import { DEFAULT_INDEX, intFlag, parse } from "../args.ts";
+import { DEFAULT_INDEX, defaultThreads, intFlag, parse } from "../args.ts";
 import { UsageError } from "../usage.ts";
 
 export async function run(argv: string[]): Promise<number> {
@@ -52,6 +52,7 @@ export async function run(argv: string[]): Promise<number> {
       },
       model,
       store,
+      defaultThreads(),
     );
     const target = values["copy-to"] ?? values["link-to"];
     const { written, skipped } = target
