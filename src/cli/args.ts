@@ -12,11 +12,19 @@ export function parse<const O extends Options>(argv: string[], options: O) {
   }
 }
 
-export function intFlag(value: unknown, name: string, fallback: number, min = 1): number {
+export function intFlag(value: unknown, name: string, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} takes a whole number >= ${min}, got "${value}"`);
+  if (!Number.isInteger(n) || n < min || n > max) {
+    const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
+    throw new UsageError(`--${name} takes a whole number ${range}, got "${value}"`);
+  }
   return n;
+}
+
+/** A TCP port to listen on; 0 picks a free one. */
+export function portFlag(value: unknown, fallback: number): number {
+  return intFlag(value, "port", fallback, 0, 65535);
 }
 
 export function defaultThreads(): number {

@@ -1,5 +1,6 @@
 // `imgd coordinator` without its terminal: the Coordinator behind Hono on Bun.serve, plus the timer that expires
 // leases and notices lost workers even when no request arrives.
+import type { Hono } from "hono";
 import { modelSearchDirs } from "../engine/models.ts";
 import { Coordinator, type CoordinatorOptions } from "./coordinator.ts";
 import { coordinatorApp } from "./coordinator-app.ts";
@@ -16,13 +17,24 @@ export interface RunningCoordinator {
 export async function startCoordinator(
   opts: CoordinatorOptions & { port?: number; hostname?: string; token: string; modelsDir?: string },
 ): Promise<RunningCoordinator> {
-  const coordinator = await Coordinator.open(opts);
+  // The port is taken before the job is opened, so a port in use fails before anything is written to the storage.
+  // Until the job is open (a scan of a large tree takes a while) workers get 503, which they wait out.
+  let app: Hono | null = null;
+  const server = listen(opts.port ?? 0, opts.hostname ?? "0.0.0.0", (req) =>
+    app ? app.fetch(req) : Response.json({ error: "the coordinator is still opening its job" }, { status: 503 }),
+  );
+  let coordinator: Coordinator;
+  try {
+    coordinator = await Coordinator.open(opts);
+  } catch (err) {
+    await server.stop(true);
+    throw err;
+  }
   const query = new ShardQuery(coordinator, opts.modelsDir);
   const models = new JobModelFiles(coordinator.opts.model, coordinator.opts.stages ?? [], modelSearchDirs(opts.modelsDir), opts.onEvent);
   // Hash the model files now, so the first worker's GET /v1/models does not wait on 600 MB of sha256.
   void models.list().catch(() => {});
-  const app = coordinatorApp(coordinator, opts.token, query, models);
-  const server = Bun.serve({ port: opts.port ?? 0, hostname: opts.hostname ?? "0.0.0.0", fetch: app.fetch, idleTimeout: 60 });
+  app = coordinatorApp(coordinator, opts.token, query, models);
   const timer = setInterval(() => coordinator.kick(), Math.min(500, coordinator.heartbeatMs));
   coordinator.kick();
   const port = server.port!;
@@ -37,4 +49,12 @@ export async function startCoordinator(
       await coordinator.close();
     },
   };
+}
+
+function listen(port: number, hostname: string, fetch: (req: Request) => Response | Promise<Response>) {
+  try {
+    return Bun.serve({ port, hostname, fetch, idleTimeout: 60 });
+  } catch (err) {
+    throw new Error(`cannot listen on ${hostname}:${port}: ${err instanceof Error ? err.message : err}`);
+  }
 }

@@ -3,7 +3,7 @@ import { createElement } from "react";
 import { startCoordinator } from "../../cluster-net/coordinator-server.ts";
 import { formatStatusLine } from "../../cluster-net/coordinator-plain.ts";
 import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
-import { DEFAULT_MODEL, intFlag, parse } from "../args.ts";
+import { DEFAULT_MODEL, intFlag, parse, portFlag } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 import { UsageError } from "../usage.ts";
 
@@ -47,7 +47,7 @@ export async function run(argv: string[]): Promise<number> {
     modelsDir: values.models,
     batchFiles: intFlag(values.batch, "batch", 64),
     leaseTtlMs: Math.round(ttlSeconds * 1000),
-    port: intFlag(values.port, "port", 7700, 0),
+    port: portFlag(values.port, 7700),
     hostname: values.bind,
     token,
     onEvent,

@@ -2,7 +2,7 @@ import { resolve } from "node:path";
 import { DEFAULT_MEMORY_TARGET_BYTES } from "../../engine/memory-governor.ts";
 import { DEFAULT_IMAGE_TOWER_IDLE_MS } from "../../server/idle-closing-tower.ts";
 import { DEFAULT_MAX_CONCURRENCY, DEFAULT_TARGET_LATENCY_MS, startServer } from "../../server/server.ts";
-import { DEFAULT_INDEX, intFlag, parse } from "../args.ts";
+import { DEFAULT_INDEX, intFlag, parse, portFlag } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 
 export async function run(argv: string[]): Promise<number> {
@@ -28,7 +28,7 @@ export async function run(argv: string[]): Promise<number> {
     indexDir: resolve(values.index ?? DEFAULT_INDEX),
     modelsDir: values.models,
     stages: stageSpecs(values),
-    port: intFlag(values.port, "port", 8080, 0),
+    port: portFlag(values.port, 8080),
     host: values.host ?? "127.0.0.1",
     // The environment keeps the token out of `ps` output.
     token: values.token ?? (process.env.IMGD_TOKEN || undefined),

@@ -1,0 +1,29 @@
+import { afterAll, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+import { makePhotos, spawnCli, tempDir, TOKEN } from "./cluster-harness.ts";
+
+const taken = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("someone else") });
+afterAll(() => taken.stop(true));
+
+const coordinator = (root: string, port: string) =>
+  spawnCli(["coordinator", join(root, "photos"), "--storage", join(root, "storage"), "--port", port, "--bind", "127.0.0.1", "--token", TOKEN, "--model", "test-clip"]);
+
+test("a coordinator whose port is in use fails before it writes a job to the storage", async () => {
+  const root = tempDir("port-taken");
+  await makePhotos(join(root, "photos"), 3);
+  const p = coordinator(root, String(taken.port));
+  expect(await p.exited).toBe(1);
+  expect(p.stderr.join("\n")).toContain(`cannot listen on 127.0.0.1:${taken.port}`);
+  expect(p.stderr.join("\n")).not.toContain("new job");
+  expect(existsSync(join(root, "storage"))).toBe(false);
+}, 30_000);
+
+test("a port out of range is a usage error, and nothing is written", async () => {
+  const root = tempDir("port-range");
+  await makePhotos(join(root, "photos"), 3);
+  const p = coordinator(root, "70000");
+  expect(await p.exited).toBe(2);
+  expect(p.stderr[0]).toBe('imgd: --port takes a whole number from 0 to 65535, got "70000"');
+  expect(existsSync(join(root, "storage"))).toBe(false);
+}, 30_000);
