@@ -30,11 +30,14 @@ export interface CoordinatorOptions {
   model: string;
   /** Analysis stages every worker runs beside the embedding. */
   stages?: StageSpec[];
-  batchFiles: number;
+  /** Files per lease (default 64); given to a resumed job, it re-splits the batches not yet leased. */
+  batchFiles?: number;
   leaseTtlMs: number;
   /** Called with one line per notable event (lease expired, worker lost, merge done ...). */
   onEvent?: (line: string) => void;
 }
+
+export const DEFAULT_BATCH_FILES = 64;
 
 export class CoordinatorError extends Error {
   constructor(
@@ -94,6 +97,13 @@ export class Coordinator {
         await ledger.extendAllLeases(Date.now() + opts.leaseTtlMs);
         const counts = await ledger.counts();
         opts.onEvent?.(`resumed job ${existing.id}: ${counts.filesDone}/${existing.total} files already committed`);
+        if (opts.batchFiles !== undefined && opts.batchFiles !== existing.batchFiles) {
+          const batches = await ledger.resplitUnleased(opts.batchFiles);
+          opts.onEvent?.(
+            `--batch ${opts.batchFiles}: the files not yet leased are now ${batches} batches of up to ${opts.batchFiles} (were ${existing.batchFiles}); ` +
+              "batches leased before keep their size",
+          );
+        }
         commitFile(jobMarkerPath(opts.storage), existing.id);
         const coordinator = new Coordinator(opts, ledger, existing, { done: counts.filesDone });
         for (const w of await ledger.workers()) coordinator.known.set(w.id, { drain: w.drain, state: w.state });
@@ -101,9 +111,10 @@ export class Coordinator {
       }
       const scan = await scanRoots(opts.roots);
       const files = [...scan.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
-      const job = await ledger.createJob(opts.roots, opts.model, files, opts.batchFiles, opts.stages ?? []);
+      const batchFiles = opts.batchFiles ?? DEFAULT_BATCH_FILES;
+      const job = await ledger.createJob(opts.roots, opts.model, files, batchFiles, opts.stages ?? []);
       commitFile(jobMarkerPath(opts.storage), job.id);
-      opts.onEvent?.(`new job ${job.id}: ${files.length} files in ${Math.ceil(files.length / opts.batchFiles)} batches`);
+      opts.onEvent?.(`new job ${job.id}: ${files.length} files in ${Math.ceil(files.length / batchFiles)} batches`);
       return new Coordinator(opts, ledger, job, null);
     } catch (error) {
       await ledger.close();

@@ -125,6 +125,36 @@ export class JobLedger {
     });
   }
 
+  /**
+   * Splits the files of every batch never leased into batches of `batchFiles`, numbered after the last batch, and
+   * makes that the job's batch size; returns how many batches they now form. A batch leased before keeps its files:
+   * a worker may still commit it under that lease.
+   */
+  resplitUnleased(batchFiles: number): Promise<number> {
+    return this.serialized(async () => {
+      let created = 0;
+      await this.transaction(async () => {
+        const [[last]] = (await this.query("SELECT coalesce(max(id), 0) FROM batches")) as [[number]];
+        await this.conn.run(
+          `UPDATE files SET batch_id = m.batch_id FROM (
+             SELECT f.rowid AS r, $1 + (row_number() OVER (ORDER BY f.batch_id, f.path) - 1) // $2 + 1 AS batch_id
+             FROM files f JOIN batches b ON b.id = f.batch_id WHERE b.state = 'queued' AND b.attempts = 0) m
+           WHERE files.rowid = m.r`,
+          [last, batchFiles],
+        );
+        await this.conn.run("DELETE FROM batches WHERE state = 'queued' AND attempts = 0 AND id <= $1", [last]);
+        const rows = await this.query(
+          `INSERT INTO batches SELECT batch_id, 'queued', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0
+           FROM files WHERE batch_id > $1 GROUP BY batch_id RETURNING id`,
+          [last],
+        );
+        await this.conn.run("UPDATE job SET batch_files = $1", [batchFiles]);
+        created = rows.length;
+      });
+      return created;
+    });
+  }
+
   setPaused(paused: boolean): Promise<void> {
     return this.exec("UPDATE job SET paused = $1", [paused]);
   }

@@ -1,5 +1,6 @@
 import { resolve } from "node:path";
 import { createElement } from "react";
+import { DEFAULT_BATCH_FILES } from "../../cluster-net/coordinator.ts";
 import { startCoordinator } from "../../cluster-net/coordinator-server.ts";
 import { formatStatusLine } from "../../cluster-net/coordinator-plain.ts";
 import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
@@ -45,7 +46,8 @@ export async function run(argv: string[]): Promise<number> {
     model: values.model ?? DEFAULT_MODEL,
     stages: stageSpecs(values),
     modelsDir: values.models,
-    batchFiles: intFlag(values.batch, "batch", 64),
+    // Left out, a resumed job keeps the batch size it was started with.
+    batchFiles: values.batch === undefined ? undefined : intFlag(values.batch, "batch", DEFAULT_BATCH_FILES),
     leaseTtlMs: Math.round(ttlSeconds * 1000),
     port: portFlag(values.port, 7700),
     hostname: values.bind,
