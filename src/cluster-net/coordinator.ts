@@ -50,7 +50,11 @@ export class CoordinatorError extends Error {
 
 export class Coordinator {
   private progress: ProgressModel;
-  private readonly workerProgress = new Map<string, ProgressModel>();
+  /**
+   * Images per second of each worker's last committed batch, as the worker timed it. Timing commits here instead
+   * read wrong after a restart: the batches finished while the coordinator was down all land in its first second.
+   */
+  private readonly batchRates = new Map<string, number>();
   /** The tick in progress, which close() waits for before closing the ledger under it. */
   private ticking: Promise<void> | null = null;
   private closed = false;
@@ -179,9 +183,9 @@ export class Coordinator {
     await this.knownWorker(req.workerId);
     const result = await this.ledger.commitBatch(req);
     if (!result.committed) throw new CoordinatorError(409, `batch ${req.batchId} was never leased to ${req.workerId} under that lease`);
+    if (req.batchMs > 0) this.batchRates.set(req.workerId, ((req.indexed + req.failed) * 1000) / req.batchMs);
     if (!result.duplicate) {
       this.progress.advance(result.files, req.failed);
-      this.progressOf(req.workerId).advance(result.files, req.failed);
       if (this.job.phase === "indexing" && (await this.ledger.counts()).filesDone === this.job.total) this.kick();
     }
     return { committed: true, duplicate: result.duplicate };
@@ -333,7 +337,6 @@ export class Coordinator {
     ]);
     const p = this.progress.snapshot();
     const rows: WorkerRow[] = workers.map((w) => {
-      const wp = this.workerProgress.get(w.id)?.snapshot();
       const active = w.state !== "lost" && w.state !== "gone";
       return {
         id: w.id,
@@ -341,8 +344,9 @@ export class Coordinator {
         pid: w.info.pid,
         threads: w.info.threads,
         state: w.state,
-        rateNow: active ? (wp?.rate ?? 0) : 0,
-        rateAverage: wp?.averageRate ?? (w.busyMs > 0 ? (w.done * 1000) / w.busyMs : 0),
+        // Until this process sees a commit, the rate the worker last reported in a heartbeat (kept in the ledger).
+        rateNow: active ? (this.batchRates.get(w.id) ?? w.stats?.rateNow ?? 0) : 0,
+        rateAverage: w.busyMs > 0 ? (w.done * 1000) / w.busyMs : 0,
         done: w.done,
         inFlight: inFlight.get(w.id) ?? 0,
         errors: w.errors,
@@ -374,12 +378,6 @@ export class Coordinator {
     await this.ticking?.catch(() => null);
     await this.merge?.catch(() => null);
     await this.ledger.close();
-  }
-
-  private progressOf(workerId: string): ProgressModel {
-    let p = this.workerProgress.get(workerId);
-    if (!p) this.workerProgress.set(workerId, (p = new ProgressModel(0)));
-    return p;
   }
 
   private async knownWorker(workerId: string): Promise<{ drain: boolean; state: string }> {
