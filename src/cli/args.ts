@@ -22,6 +22,14 @@ export function intFlag(value: unknown, name: string, fallback: number, min = 1,
   return n;
 }
 
+/** The coordinator's address as workers reach it. */
+export function coordinatorUrlFlag(value: string): string {
+  if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {
+    throw new UsageError(`--coordinator must be an http:// or https:// URL, not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
 /** A TCP port to listen on; 0 picks a free one. */
 export function portFlag(value: unknown, fallback: number): number {
   return intFlag(value, "port", fallback, 0, 65535);

@@ -34,7 +34,7 @@ export function sq(s: string): string {
 /** Remote paths: `dir` relative to the login directory unless absolute; "$HOME" is expanded by the shell. */
 function remote(host: DeployHost) {
   const dir = host.dir.startsWith("/") ? sq(host.dir) : `"$HOME"/${sq(host.dir)}`;
-  return { dir, bin: `${dir}/imgd`, log: `${dir}/worker.log`, pid: `${dir}/worker.pid`, token: `${dir}/token` };
+  return { dir, bin: `${dir}/imgd`, log: `${dir}/worker.log`, pid: `${dir}/worker.pid`, token: `${dir}/token`, args: `${dir}/worker.args` };
 }
 
 function target(host: DeployHost, opts: Pick<DeployOptions, "identity" | "knownHosts" | "acceptNew">): SshTarget {
@@ -97,8 +97,19 @@ export async function deployHost(host: DeployHost, opts: DeployOptions, localSha
         if (mv.code !== 0) throw new Error(`install binary: ${mv.stderr.trim()}`);
         row.binary = "uploaded";
       }
+      const args = [
+        "worker",
+        "--coordinator", opts.coordinator,
+        "--token-file", `${dir}/token`,
+        "--storage", host.storage,
+        ...(host.threads ?? opts.threads ? ["--threads", String(host.threads ?? opts.threads)] : []),
+        ...host.pathMaps.flatMap((m) => ["--path-map", m]),
+      ].map(sq).join(" ");
       const running = (await s.exec(RUNNING(r.pid))).stdout.trim();
-      if (running && row.binary === "unchanged") {
+      // A worker keeps what it was started with: a deploy with other settings (a corrected --coordinator URL or
+      // token, say) restarts it rather than leave it retrying the old ones.
+      const started = running ? (await s.exec(`cat ${r.args} ${r.token} 2>/dev/null`)).stdout : "";
+      if (running && row.binary === "unchanged" && started === `${args}\n${opts.token}\n`) {
         row.worker = `already running (pid ${running})`;
         row.ok = true;
         return;
@@ -112,24 +123,17 @@ export async function deployHost(host: DeployHost, opts: DeployOptions, localSha
       } finally {
         rmSync(tmp, { recursive: true, force: true });
       }
-      const args = [
-        "worker",
-        "--coordinator", opts.coordinator,
-        "--token-file", `${dir}/token`,
-        "--storage", host.storage,
-        ...(host.threads ?? opts.threads ? ["--threads", String(host.threads ?? opts.threads)] : []),
-        ...host.pathMaps.flatMap((m) => ["--path-map", m]),
-      ].map(sq);
       const start = await s.exec(
-        `cd ${r.dir} && nohup setsid ./imgd ${args.join(" ")} > ${r.log} 2>&1 < /dev/null & echo $! > ${r.pid}; sleep 0.3; ${RUNNING(r.pid)}`,
+        `cd ${r.dir} && printf '%s\\n' ${sq(args)} > ${r.args} && nohup setsid ./imgd ${args} > ${r.log} 2>&1 < /dev/null & echo $! > ${r.pid}; sleep 0.3; ${RUNNING(r.pid)}`,
       );
       const pid = start.stdout.trim();
       if (!pid) {
-        const tail = await s.exec(`tail -n 5 ${r.log}`);
-        row.worker = `exited at once: ${tail.stdout.trim().split("\n").pop() ?? ""}`;
+        // imgd's own error line, not the usage text a usage error prints after it.
+        const lines = (await s.exec(`tail -n 40 ${r.log}`)).stdout.trim().split("\n");
+        row.worker = `exited at once: ${lines.find((l) => l.startsWith("imgd: ")) ?? lines.pop() ?? ""}`;
         return;
       }
-      row.worker = `started (pid ${pid})`;
+      row.worker = `${running ? "restarted" : "started"} (pid ${pid})`;
       row.ok = true;
     });
   } catch (err) {

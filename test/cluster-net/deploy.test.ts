@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { spawnCli, tempDir } from "./cluster-harness.ts";
 import { generateKeys, startSshd, type LoopbackSshd } from "./loopback-sshd.ts";
@@ -46,7 +46,8 @@ async function deploy(args: string[], extra: string[] = []) {
   return { code, out: p.stdout.join("\n"), err: p.stderr.join("\n") };
 }
 
-const deployArgs = ["--coordinator", "http://10.0.0.1:7700", "--token", "s3cret", "--binary"];
+const TOKEN = "s3cret-0123456789";
+const deployArgs = ["--coordinator", "http://10.0.0.1:7700", "--token", TOKEN, "--binary"];
 
 test("an unknown host is refused without --accept-new, and nothing runs on it", async () => {
   const r = await deploy([...deployArgs, binary]);
@@ -68,13 +69,13 @@ test("deploy records a new host key, checks storage, uploads the binary and star
   const dir = join(home, ".imgd");
   expect(readFileSync(join(dir, "imgd"))).toEqual(readFileSync(binary));
   expect(statSync(join(dir, "token")).mode & 0o777).toBe(0o600);
-  expect(readFileSync(join(dir, "token"), "utf8")).toBe("s3cret\n");
+  expect(readFileSync(join(dir, "token"), "utf8")).toBe(`${TOKEN}\n`);
   const log = readFileSync(join(dir, "worker.log"), "utf8");
   expect(log).toContain(
     `fake imgd worker --coordinator http://10.0.0.1:7700 --token-file ${dir}/token --storage ${join(root, "storage")} --threads 2 --path-map /photos=/mnt/photos`,
   );
   // The token never appears on a command line.
-  expect(sshd.commands.some((c) => c.includes("s3cret"))).toBe(false);
+  expect(sshd.commands.some((c) => c.includes(TOKEN))).toBe(false);
 });
 
 test("a second deploy skips the upload when the sha256 matches and leaves the running worker alone", async () => {
@@ -83,6 +84,33 @@ test("a second deploy skips the upload when the sha256 matches and leaves the ru
   expect(r.out).toMatch(/local\s+ok\s+writable\s+unchanged\s+already running \(pid \d+\)/);
   expect(sshd.commands.slice(before).some((c) => c.includes("sha256sum"))).toBe(true);
   expect(sshd.commands.slice(before).some((c) => c.includes("imgd.upload"))).toBe(false);
+});
+
+test("a deploy with other settings restarts the running worker with them, instead of leaving it on the old ones", async () => {
+  const before = readFileSync(join(home, ".imgd", "worker.pid"), "utf8").trim();
+  const r = await deploy(["--coordinator", "http://10.0.0.2:7700", "--token", TOKEN, "--binary", binary]);
+  expect(r.code).toBe(1); // the nostore host
+  expect(r.out).toMatch(/local\s+ok\s+writable\s+unchanged\s+restarted \(pid \d+\)/);
+  expect(readFileSync(join(home, ".imgd", "worker.pid"), "utf8").trim()).not.toBe(before);
+  expect(readFileSync(join(home, ".imgd", "worker.log"), "utf8")).toContain("fake imgd worker --coordinator http://10.0.0.2:7700 ");
+  // Another token alone is another setting too; the token stays off every command line.
+  const again = await deploy(["--coordinator", "http://10.0.0.2:7700", "--token", `${TOKEN}-new`, "--binary", binary]);
+  expect(again.out).toMatch(/local\s+ok\s+writable\s+unchanged\s+restarted \(pid \d+\)/);
+  expect(readFileSync(join(home, ".imgd", "token"), "utf8")).toBe(`${TOKEN}-new\n`);
+  expect(sshd.commands.some((c) => c.includes(TOKEN))).toBe(false);
+  expect((await deploy(["--coordinator", "http://10.0.0.2:7700", "--token", `${TOKEN}-new`, "--binary", binary])).out).toMatch(/local\s+.*already running/);
+});
+
+test("a mesh token the coordinator would refuse, or no --binary from a checkout, is a usage error before any host is touched", async () => {
+  const before = sshd.commands.length;
+  const short = await deploy(["--coordinator", "http://10.0.0.1:7700", "--token", "s3cret", "--binary", binary]);
+  expect(short.code).toBe(2);
+  expect(short.err).toContain("imgd: the mesh token must be at least 16 characters");
+  // This process is bun: without --binary it would upload bun as imgd, and every worker would fail to start.
+  const noBinary = await deploy(["--coordinator", "http://10.0.0.1:7700", "--token", TOKEN]);
+  expect(noBinary.code).toBe(2);
+  expect(noBinary.err).toContain("imgd: from a checkout, deploy needs --binary dist/imgd");
+  expect(sshd.commands.length).toBe(before);
 });
 
 test("deploy status, logs and stop report on and control the remote worker", async () => {
@@ -103,4 +131,13 @@ test("a changed host key is refused, even with --accept-new", async () => {
   expect(r.out).toContain(`host key of 127.0.0.1:${sshd.port} has CHANGED`);
   expect(sshd.commands.length).toBe(before);
   expect(readFileSync(knownHosts, "utf8").split("\n").filter(Boolean)).toHaveLength(1);
+});
+
+test("a worker that exits at once is reported by its error line, not the last line of the usage text after it", async () => {
+  rmSync(knownHosts, { force: true });
+  const failing = join(root, "imgd-failing");
+  writeFileSync(failing, `#!/bin/sh\necho 'imgd: --path-map takes FROM=TO'\necho\necho usage:\necho '  imgd worker --coordinator URL'\necho\necho 'defaults: --threads = cores'\nexit 2\n`);
+  chmodSync(failing, 0o755);
+  const r = await deploy(["--coordinator", "http://10.0.0.1:7700", "--token", TOKEN, "--binary", failing, "--accept-new"]);
+  expect(r.out).toMatch(/local\s+ok\s+writable\s+uploaded\s+exited at once: imgd: --path-map takes FROM=TO$/m);
 });

@@ -3,7 +3,7 @@ import { DEFAULT_MEMORY_TARGET_BYTES } from "../../engine/memory-governor.ts";
 import { parsePathMaps } from "../../engine/path-map.ts";
 import { resolveToken } from "../../cluster-net/mesh-token.ts";
 import { DEFAULT_WORKER_BATCH, runWorker } from "../../cluster-net/worker.ts";
-import { defaultThreads, intFlag, parse } from "../args.ts";
+import { coordinatorUrlFlag, defaultThreads, intFlag, parse } from "../args.ts";
 import { UsageError } from "../usage.ts";
 
 export async function run(argv: string[]): Promise<number> {
@@ -21,9 +21,6 @@ export async function run(argv: string[]): Promise<number> {
     "memory-target-mb": { type: "string" },
   });
   if (!values.coordinator) throw new UsageError("worker needs --coordinator URL");
-  if (!URL.canParse(values.coordinator) || !/^https?:$/.test(new URL(values.coordinator).protocol)) {
-    throw new UsageError(`--coordinator must be an http:// or https:// URL, not ${JSON.stringify(values.coordinator)}`);
-  }
   const drain = new AbortController();
   const onSignal = () => {
     if (drain.signal.aborted) process.exit(130);
@@ -32,7 +29,7 @@ export async function run(argv: string[]): Promise<number> {
   process.on("SIGTERM", onSignal);
   process.on("SIGINT", onSignal);
   const summary = await runWorker({
-    coordinator: values.coordinator,
+    coordinator: coordinatorUrlFlag(values.coordinator),
     token: resolveToken({ token: values.token, tokenFile: values["token-file"] }),
     threads: intFlag(values.threads, "threads", defaultThreads()),
     batchSize: values.batch ? intFlag(values.batch, "batch", DEFAULT_WORKER_BATCH) : undefined,
