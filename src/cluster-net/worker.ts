@@ -150,7 +150,16 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
         return await work();
       } catch (err) {
         if (err instanceof MeshRefusal && err.status === 404) {
-          reg = await register(workerId);
+          const again = await register(workerId);
+          // The coordinator's ledger was started over, or another one took its address: this worker's shard and
+          // leases belong to the old job, so it leaves instead of committing them into the new one.
+          if (again.job.id !== reg.job.id) {
+            await client.post("/v1/deregister", { workerId: again.workerId, reason: "started for another job" }, z.object({ ok: z.boolean() })).catch(() => {});
+            throw new Error(
+              `the coordinator at ${opts.coordinator} now runs job ${again.job.id}, not job ${reg.job.id} this worker was started for; start the worker again to join it`,
+            );
+          }
+          reg = again;
           return await work();
         }
         throw err;
