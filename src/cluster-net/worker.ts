@@ -175,7 +175,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     note,
   });
   let heartbeatBusy = false;
-  const heartbeat = setInterval(async () => {
+  const beat = async () => {
     if (heartbeatBusy) return;
     heartbeatBusy = true;
     try {
@@ -189,7 +189,10 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     } finally {
       heartbeatBusy = false;
     }
-  }, reg.job.heartbeatMs);
+  };
+  // One at once: the coordinator's table shows memory and batch size from the start, not 0M for a heartbeat period.
+  void beat();
+  const heartbeat = setInterval(beat, reg.job.heartbeatMs);
 
   // The next lease is asked for while the current batch is indexed, so the worker never waits on the round trip.
   const askLease = () => call(() => client.post("/v1/lease", { workerId }, LeaseReply));
