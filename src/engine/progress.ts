@@ -1,12 +1,14 @@
 // The one progress/ETA model: the rate is an exponential moving average of per-interval throughput, weighted by
-// elapsed time so it settles within ~30 s of steady work and does not jump when one slow batch lands.
+// elapsed time so it settles within ~30 s of steady work and does not jump when one slow batch lands. Intervals
+// start at the first progress: the time before it (models loading, workers registering) is not work, and counted as
+// an interval it started the average far below the real speed, which took half a minute to climb back.
 
 export interface ProgressSnapshot {
   done: number;
   total: number;
   failed: number;
   elapsedMs: number;
-  /** Smoothed items per second; 0 until the first interval completes. */
+  /** Smoothed items per second; the whole-run average until an interval after the first progress completes. */
   rate: number;
   /** Whole-run average items per second. */
   averageRate: number;
@@ -17,7 +19,8 @@ export class ProgressModel {
   private done = 0;
   private failed = 0;
   private rate = 0;
-  private lastAt: number;
+  /** Where the current interval began; null until the first progress. */
+  private lastAt: number | null = null;
   private lastDone = 0;
   private readonly startedAt: number;
 
@@ -26,7 +29,7 @@ export class ProgressModel {
     private readonly halfLifeMs = 10_000,
     private readonly now: () => number = () => performance.now(),
   ) {
-    this.startedAt = this.lastAt = now();
+    this.startedAt = now();
   }
 
   setTotal(total: number): void {
@@ -37,6 +40,11 @@ export class ProgressModel {
     this.done += count;
     this.failed += failed;
     const at = this.now();
+    if (this.lastAt === null) {
+      this.lastAt = at;
+      this.lastDone = this.done;
+      return;
+    }
     const dt = at - this.lastAt;
     if (dt < 250) return;
     const instant = ((this.done - this.lastDone) * 1000) / dt;
