@@ -154,7 +154,10 @@ describe("the search API over a real index", () => {
     );
     const params = body.paths["/api/search"].get.parameters.map((p: any) => p.name).sort();
     expect(params).toEqual(["after", "before", "has", "k", "offset", "path_prefix", "person", "q", "text_in"]);
-    expect(body.paths["/api/ingest"].post.description).toBe("At most 256 images and 64 MiB per request, 20 MiB per image.");
+    expect(body.paths["/api/ingest"].post.description).toBe(
+      "At most 256 images and 64 MiB per request, 20 MiB per image: a larger image is listed in `errors` (reason too-large) and the others are indexed.",
+    );
+    expect(body.paths["/api/ingest"].post.responses["413"].description).toBe("Over 64 MiB or 256 images in the request.");
     expect(body.paths["/api/search"].post.description).toBe("An upload is at most 20 MiB per image.");
   });
 
