@@ -67,9 +67,27 @@ export class MeshClient {
         headers: { authorization: `Bearer ${this.token}`, "content-type": "application/json" },
       });
     } catch (err) {
-      throw new MeshUnavailable(`coordinator ${this.baseUrl} unreachable: ${err instanceof Error ? err.message : err}`);
+      throw new MeshUnavailable(`coordinator ${this.baseUrl} unreachable: ${fetchFailure(err, this.timeoutMs)}`);
     }
   }
+}
+
+const FETCH_FAILURES: Record<string, string> = {
+  ECONNREFUSED: "connection refused",
+  ECONNRESET: "connection reset",
+  ENOTFOUND: "host not found",
+  EHOSTUNREACH: "host unreachable",
+  ENETUNREACH: "network unreachable",
+  ETIMEDOUT: "connection timed out",
+};
+
+/** Why a fetch failed, in a few words: Bun's messages add advice ("pass `verbose: true` ...") meant for developers. */
+export function fetchFailure(err: unknown, timeoutMs: number): string {
+  if (!(err instanceof Error)) return String(err);
+  if (err.name === "TimeoutError") return `no answer in ${timeoutMs / 1000} s`;
+  const code = (err as Error & { code?: string }).code;
+  if (code && FETCH_FAILURES[code]) return FETCH_FAILURES[code];
+  return err.message.replace(/\s*(For more information|Is the computer able)[^]*$/, "").replace(/\.$/, "") || code || err.name;
 }
 
 /** 5xx (and a proxy's 408/429) is worth retrying; any other answer is a no (an older coordinator 404s newer routes). */

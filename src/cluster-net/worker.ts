@@ -81,7 +81,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const client = new MeshClient(opts.coordinator, opts.token);
   const host = opts.host ?? hostname();
-  const retryLog = (err: Error, delay: number) => log(`[worker] ${err.message}; retrying in ${(delay / 1000).toFixed(1)} s`);
+  const retryLog = outageLog(log);
   // Fetched files go to the --models dir, else the user cache, which then comes first so the engine finds them there.
   const fetchInto = opts.fetchModels === false ? null : resolve(opts.modelsDir ?? join(homedir(), ".cache", "imgd", "models"));
   const modelDirs = [...new Set([...(fetchInto ? [fetchInto] : []), ...modelSearchDirs(opts.modelsDir)])];
@@ -296,4 +296,20 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       }
     }
   }
+}
+
+/**
+ * One line per outage rather than per retry: the heartbeat and the lease loop retry side by side, each doubling its
+ * wait, so a down coordinator printed two lines a second. The same failure is repeated at most every 10 s.
+ */
+function outageLog(log: (line: string) => void, everyMs = 10_000): (err: Error, delayMs: number) => void {
+  let last = "";
+  let at = -Infinity;
+  return (err, delayMs) => {
+    const now = Date.now();
+    if (err.message === last && now - at < everyMs) return;
+    last = err.message;
+    at = now;
+    log(`[worker] ${err.message}; retrying in ${(delayMs / 1000).toFixed(1)} s`);
+  };
 }

@@ -37,10 +37,14 @@ test("a worker whose --storage is not the coordinator's, or that cannot see the 
   expect(status.batches.leased).toBe(0);
 }, 60_000);
 
-test("a worker waiting for an unreachable coordinator stops on SIGTERM; a malformed URL is a usage error", async () => {
+test("a worker waiting for an unreachable coordinator says why once, stops on SIGTERM; a malformed URL is a usage error", async () => {
   const waiting = startWorkerProc("http://127.0.0.1:1", ["--no-fetch-models"]);
   procs.push(waiting);
   await waiting.waitFor(/retrying in/);
+  // Retries at 0.25, 0.5, 1 and 2 s: one line for the outage, in a few words, without Bun's advice to developers.
+  await Bun.sleep(2500);
+  const retries = waiting.stderr.filter((l) => l.includes("retrying in"));
+  expect(retries).toEqual(["[worker] coordinator http://127.0.0.1:1 unreachable: connection refused; retrying in 0.3 s"]);
   const t0 = Date.now();
   waiting.proc.kill("SIGTERM");
   expect(await waiting.exited).not.toBe(0);
