@@ -114,7 +114,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
   const unseen = unseenRoots(reg.job.roots, opts.pathMap ?? []);
   const refusal = storageMismatch(storage, reg.job.id, reg.job.storage) ?? (unseen.length > 0 ? unseenRootsText(unseen) : null);
   if (refusal) {
-    await client.post("/v1/deregister", { workerId, reason: "misconfigured host" }, z.object({ ok: z.boolean() })).catch(() => {});
+    await deregister(client, workerId, "misconfigured host").catch(() => {});
     throw new Error(refusal);
   }
   const model = await resolveModel(reg.job.model, modelDirs);
@@ -154,7 +154,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
           // The coordinator's ledger was started over, or another one took its address: this worker's shard and
           // leases belong to the old job, so it leaves instead of committing them into the new one.
           if (again.job.id !== reg.job.id) {
-            await client.post("/v1/deregister", { workerId: again.workerId, reason: "started for another job" }, z.object({ ok: z.boolean() })).catch(() => {});
+            await deregister(client, again.workerId, "started for another job").catch(() => {});
             throw new Error(
               `the coordinator at ${opts.coordinator} now runs job ${again.job.id}, not job ${reg.job.id} this worker was started for; start the worker again to join it`,
             );
@@ -256,7 +256,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     await store.close();
   }
   // Leaving is a courtesy: a coordinator that is gone for good would otherwise hold this process forever.
-  await withBackoff(() => client.post("/v1/deregister", { workerId, reason: summary.reason }, z.object({ ok: z.boolean() })), {
+  await withBackoff(() => deregister(client, workerId, summary.reason), {
     giveUpAfterMs: 10_000,
   }).catch(
     (err) => log(`[worker] could not deregister: ${err instanceof Error ? err.message : err}`),
@@ -296,6 +296,10 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
       }
     }
   }
+}
+
+function deregister(client: MeshClient, workerId: string, reason: string): Promise<unknown> {
+  return client.post("/v1/deregister", { workerId, reason }, z.object({ ok: z.boolean() }));
 }
 
 /**
