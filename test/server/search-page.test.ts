@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import type { RunningServer } from "../../src/server/server.ts";
 import { indexedPhotos, serve, type Fixture } from "./server-harness.ts";
 
@@ -16,7 +16,8 @@ describe("the search page in headless Chromium", () => {
   let fx: Fixture;
   let server: RunningServer;
   let ctx: import("playwright-core").BrowserContext;
-  const shots = mkdtempSync(join(tmpdir(), "imgd-page-"));
+  // IMGD_SCREENSHOTS=docs keeps them where the README shows them.
+  const shots = process.env.IMGD_SCREENSHOTS ? resolve(process.env.IMGD_SCREENSHOTS) : mkdtempSync(join(tmpdir(), "imgd-page-"));
 
   beforeAll(async () => {
     fx = await indexedPhotos("page", ["home.jpg", "orange.jpg", "apple.jpg", "chelsea.png", "fruits.jpg", "rocket.jpg", "smarties.png", "coffee.png"]);
