@@ -52,7 +52,8 @@ export async function run(argv: string[]): Promise<number> {
       },
       model,
       store,
-      defaultThreads(),
+      // One query's tensors are small: past a few threads, waking them costs more than they add.
+      Math.min(8, defaultThreads()),
     );
     const target = values["copy-to"] ?? values["link-to"];
     const { written, skipped } = target
