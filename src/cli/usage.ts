@@ -19,7 +19,7 @@ usage:
   imgd worker --coordinator URL [--token T | --token-file F] [--threads N] [--batch N] [--storage DIR]
               [--path-map FROM=TO]... [--host NAME] [--models DIR] [--no-fetch-models] [--memory-target-mb MB]
   imgd deploy --hosts FILE --coordinator URL [--token T | --token-file F] [--binary PATH] [-i KEY]
-              [--known-hosts FILE] [--accept-new] [--threads N]
+              [--known-hosts FILE] [--accept-new] [--threads N] [--wait-s 30]
   imgd deploy status|stop|logs HOST --hosts FILE [-n LINES]
   imgd export --parquet OUT [--index PATH | --storage DIR] [--path-map FROM=TO]...
   imgd dups [--index PATH] [--near T] [--exact-only] [--json]

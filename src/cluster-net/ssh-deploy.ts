@@ -24,6 +24,9 @@ export interface DeployRow {
   binary: string;
   worker: string;
   ok: boolean;
+  /** The running worker: its pid and the host name it registers with (the remote's own, not the hosts file's). */
+  pid?: number;
+  hostname?: string;
 }
 
 /** Single-quotes for sh. */
@@ -109,8 +112,10 @@ export async function deployHost(host: DeployHost, opts: DeployOptions, localSha
       // A worker keeps what it was started with: a deploy with other settings (a corrected --coordinator URL or
       // token, say) restarts it rather than leave it retrying the old ones.
       const started = running ? (await s.exec(`cat ${r.args} ${r.token} 2>/dev/null`)).stdout : "";
+      row.hostname = (await s.exec("hostname")).stdout.trim();
       if (running && row.binary === "unchanged" && started === `${args}\n${opts.token}\n`) {
         row.worker = `already running (pid ${running})`;
+        row.pid = Number(running);
         row.ok = true;
         return;
       }
@@ -134,6 +139,7 @@ export async function deployHost(host: DeployHost, opts: DeployOptions, localSha
         return;
       }
       row.worker = `${running ? "restarted" : "started"} (pid ${pid})`;
+      row.pid = Number(pid);
       row.ok = true;
     });
   } catch (err) {

@@ -1,7 +1,7 @@
-import { afterAll, beforeAll, expect, test } from "bun:test";
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { spawnCli, tempDir } from "./cluster-harness.ts";
+import { BUN, CLI, fetchStatus, makePhotos, spawnCli, startCoordinatorProc, tempDir, TOKEN as MESH_TOKEN, type Proc } from "./cluster-harness.ts";
 import { generateKeys, startSshd, type LoopbackSshd } from "./loopback-sshd.ts";
 
 let root: string;
@@ -47,7 +47,8 @@ async function deploy(args: string[], extra: string[] = []) {
 }
 
 const TOKEN = "s3cret-0123456789";
-const deployArgs = ["--coordinator", "http://10.0.0.1:7700", "--token", TOKEN, "--binary"];
+// 10.0.0.x is never contacted: these tests check what deploy starts, so they do not wait for registration.
+const deployArgs = ["--wait-s", "0", "--coordinator", "http://10.0.0.1:7700", "--token", TOKEN, "--binary"];
 
 test("an unknown host is refused without --accept-new, and nothing runs on it", async () => {
   const r = await deploy([...deployArgs, binary]);
@@ -88,26 +89,26 @@ test("a second deploy skips the upload when the sha256 matches and leaves the ru
 
 test("a deploy with other settings restarts the running worker with them, instead of leaving it on the old ones", async () => {
   const before = readFileSync(join(home, ".imgd", "worker.pid"), "utf8").trim();
-  const r = await deploy(["--coordinator", "http://10.0.0.2:7700", "--token", TOKEN, "--binary", binary]);
+  const r = await deploy(["--wait-s", "0", "--coordinator", "http://10.0.0.2:7700", "--token", TOKEN, "--binary", binary]);
   expect(r.code).toBe(1); // the nostore host
   expect(r.out).toMatch(/local\s+ok\s+writable\s+unchanged\s+restarted \(pid \d+\)/);
   expect(readFileSync(join(home, ".imgd", "worker.pid"), "utf8").trim()).not.toBe(before);
   expect(readFileSync(join(home, ".imgd", "worker.log"), "utf8")).toContain("fake imgd worker --coordinator http://10.0.0.2:7700 ");
   // Another token alone is another setting too; the token stays off every command line.
-  const again = await deploy(["--coordinator", "http://10.0.0.2:7700", "--token", `${TOKEN}-new`, "--binary", binary]);
+  const again = await deploy(["--wait-s", "0", "--coordinator", "http://10.0.0.2:7700", "--token", `${TOKEN}-new`, "--binary", binary]);
   expect(again.out).toMatch(/local\s+ok\s+writable\s+unchanged\s+restarted \(pid \d+\)/);
   expect(readFileSync(join(home, ".imgd", "token"), "utf8")).toBe(`${TOKEN}-new\n`);
   expect(sshd.commands.some((c) => c.includes(TOKEN))).toBe(false);
-  expect((await deploy(["--coordinator", "http://10.0.0.2:7700", "--token", `${TOKEN}-new`, "--binary", binary])).out).toMatch(/local\s+.*already running/);
+  expect((await deploy(["--wait-s", "0", "--coordinator", "http://10.0.0.2:7700", "--token", `${TOKEN}-new`, "--binary", binary])).out).toMatch(/local\s+.*already running/);
 });
 
 test("a mesh token the coordinator would refuse, or no --binary from a checkout, is a usage error before any host is touched", async () => {
   const before = sshd.commands.length;
-  const short = await deploy(["--coordinator", "http://10.0.0.1:7700", "--token", "s3cret", "--binary", binary]);
+  const short = await deploy(["--wait-s", "0", "--coordinator", "http://10.0.0.1:7700", "--token", "s3cret", "--binary", binary]);
   expect(short.code).toBe(2);
   expect(short.err).toContain("imgd: the mesh token must be at least 16 characters");
   // This process is bun: without --binary it would upload bun as imgd, and every worker would fail to start.
-  const noBinary = await deploy(["--coordinator", "http://10.0.0.1:7700", "--token", TOKEN]);
+  const noBinary = await deploy(["--wait-s", "0", "--coordinator", "http://10.0.0.1:7700", "--token", TOKEN]);
   expect(noBinary.code).toBe(2);
   expect(noBinary.err).toContain("imgd: from a checkout, deploy needs --binary dist/imgd");
   expect(sshd.commands.length).toBe(before);
@@ -138,6 +139,56 @@ test("a worker that exits at once is reported by its error line, not the last li
   const failing = join(root, "imgd-failing");
   writeFileSync(failing, `#!/bin/sh\necho 'imgd: --path-map takes FROM=TO'\necho\necho usage:\necho '  imgd worker --coordinator URL'\necho\necho 'defaults: --threads = cores'\nexit 2\n`);
   chmodSync(failing, 0o755);
-  const r = await deploy(["--coordinator", "http://10.0.0.1:7700", "--token", TOKEN, "--binary", failing, "--accept-new"]);
+  const r = await deploy(["--wait-s", "0", "--coordinator", "http://10.0.0.1:7700", "--token", TOKEN, "--binary", failing, "--accept-new"]);
   expect(r.out).toMatch(/local\s+ok\s+writable\s+uploaded\s+exited at once: imgd: --path-map takes FROM=TO$/m);
+});
+
+describe("deploy waits for its workers to register with the coordinator", () => {
+  let coordinator: Proc;
+  let url: string;
+  let regRoot: string;
+  /** One hosts file per host, so each deploy below starts just that one. */
+  const hostsFor = (name: string) => join(regRoot, `hosts-${name}`);
+  const regDeploy = async (host: string, args: string[]) => {
+    const p = spawnCli(["deploy", ...args, "--hosts", hostsFor(host), "-i", identity, "--known-hosts", join(regRoot, "known_hosts"), "--accept-new"]);
+    const code = await p.exited;
+    return { code, out: p.stdout.join("\n") };
+  };
+
+  beforeAll(async () => {
+    regRoot = join(root, "registration");
+    const photos = join(regRoot, "photos");
+    await makePhotos(photos, 3);
+    const storage = join(regRoot, "storage");
+    mkdirSync(storage, { recursive: true });
+    ({ p: coordinator, url } = await startCoordinatorProc([photos], storage, ["--serve"]));
+    for (const name of ["real", "fake"]) writeFileSync(hostsFor(name), `${name} imgd@127.0.0.1:${sshd.port} storage=${storage} dir=.imgd-${name}\n`);
+  }, 60_000);
+  afterAll(async () => {
+    for (const name of ["real", "fake"]) await regDeploy(name, ["stop"]);
+    coordinator?.proc.kill("SIGKILL");
+  });
+
+  test("a worker that registers is named; one that is alive but never registers fails its row", async () => {
+    // The real worker, run from this checkout by a wrapper that deploy uploads as the binary; the fake one only sleeps.
+    const wrapper = join(regRoot, "imgd-from-source");
+    writeFileSync(wrapper, `#!/bin/sh\nexec ${BUN} ${CLI} "$@"\n`);
+    chmodSync(wrapper, 0o755);
+    const ok = await regDeploy("real", ["--coordinator", url, "--token", MESH_TOKEN, "--binary", wrapper, "--wait-s", "60"]);
+    expect(ok.out).toMatch(/^real\s+ok\s+writable\s+uploaded\s+started \(pid (\d+)\), registered as \S+$/m);
+    expect(ok.code).toBe(0);
+    const pid = Number(/started \(pid (\d+)\)/.exec(ok.out)![1]);
+    expect((await fetchStatus(url)).workers.map((w) => w.pid)).toContain(pid);
+
+    const silent = await regDeploy("fake", ["--coordinator", url, "--token", MESH_TOKEN, "--binary", binary, "--wait-s", "1"]);
+    expect(silent.out).toMatch(/^fake\s+ok\s+writable\s+uploaded\s+started \(pid \d+\), not registered after 1 s: see imgd deploy logs fake$/m);
+    expect(silent.code).toBe(1);
+  }, 90_000);
+
+  test("a coordinator this machine cannot reach is said so, without failing the workers that may reach it", async () => {
+    const r = await regDeploy("fake", ["--coordinator", "http://127.0.0.1:9", "--token", MESH_TOKEN, "--binary", binary, "--wait-s", "5"]);
+    expect(r.out).toMatch(/^fake\s+ok\s+writable\s+unchanged\s+restarted \(pid \d+\)$/m);
+    expect(r.out).toContain("registration not checked: coordinator http://127.0.0.1:9 unreachable: connection refused");
+    expect(r.code).toBe(0);
+  });
 });

@@ -1,5 +1,6 @@
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
+import { awaitRegistration } from "../../cluster-net/deploy-registration.ts";
 import { readHostsFile } from "../../cluster-net/hosts-file.ts";
 import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
 import { deployHost, fileSha256, formatDeployTable, stopWorker, workerLogs, workerStatus } from "../../cluster-net/ssh-deploy.ts";
@@ -19,6 +20,7 @@ export async function run(argv: string[]): Promise<number> {
     "accept-new": { type: "boolean" },
     threads: { type: "string" },
     lines: { type: "string", short: "n" },
+    "wait-s": { type: "string" },
   });
   if (!values.hosts) throw new UsageError("deploy needs --hosts FILE");
   const hosts = readHostsFile(resolve(values.hosts));
@@ -61,8 +63,10 @@ export async function run(argv: string[]): Promise<number> {
     token,
     threads: values.threads ? intFlag(values.threads, "threads", 1) : undefined,
   };
+  const waitS = intFlag(values["wait-s"], "wait-s", 30, 0);
   const sha = fileSha256(binaryPath);
   const rows = await Promise.all(hosts.map((h) => deployHost(h, opts, sha)));
-  process.stdout.write(`${formatDeployTable(rows)}\n`);
+  const unchecked = waitS > 0 ? await awaitRegistration(rows, opts.coordinator, token, waitS * 1000) : null;
+  process.stdout.write(`${formatDeployTable(rows)}\n${unchecked ? `${unchecked}\n` : ""}`);
   return rows.every((r) => r.ok) ? 0 : 1;
 }
