@@ -125,7 +125,7 @@ const REASONS: [RegExp, FailureReason][] = [
   [/premature end|truncated|unexpected end|end of (file|stream|data)|not enough data|read error|short read/i, "truncated"],
 ];
 
-function asImageError(err: unknown, label: string, bytes: Uint8Array): ImageError {
+export function asImageError(err: unknown, label: string, bytes: Uint8Array): ImageError {
   if (err instanceof ImageError) return err;
   const cause = ownMessage(err instanceof Error ? err.message : String(err));
   // libvips keeps one error buffer for all threads: the text can be empty ("Unknown error") or carry another

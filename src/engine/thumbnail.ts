@@ -5,7 +5,7 @@ import { readFile } from "node:fs/promises";
 import { join } from "node:path";
 import { LruCache } from "./lru-cache.ts";
 import { loadSharp } from "./native.ts";
-import { DEFAULT_MAX_PIXELS } from "./decode.ts";
+import { asImageError, DEFAULT_MAX_PIXELS } from "./decode.ts";
 
 /** Requested sizes snap up to one of these, so a client cannot fill the caches with one entry per pixel count. */
 export const THUMBNAIL_SIZES = [128, 256, 512, 1024] as const;
@@ -14,14 +14,21 @@ export function thumbnailSizeFor(requested: number): number {
   return THUMBNAIL_SIZES.find((s) => s >= requested) ?? THUMBNAIL_SIZES[THUMBNAIL_SIZES.length - 1]!;
 }
 
+/** An original that no longer decodes (truncated, emptied or replaced since it was indexed) is an ImageError. */
 export async function renderThumbnail(source: string | Uint8Array, size: number): Promise<Uint8Array> {
   const sharp = loadSharp();
-  const out = await sharp(source, { limitInputPixels: DEFAULT_MAX_PIXELS, autoOrient: true })
-    .resize(size, size, { fit: "inside", withoutEnlargement: true })
-    .flatten({ background: "#ffffff" })
-    .jpeg({ quality: 80, mozjpeg: false })
-    .toBuffer();
-  return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  try {
+    const out = await sharp(source, { limitInputPixels: DEFAULT_MAX_PIXELS, autoOrient: true })
+      .resize(size, size, { fit: "inside", withoutEnlargement: true })
+      .flatten({ background: "#ffffff" })
+      .jpeg({ quality: 80, mozjpeg: false })
+      .toBuffer();
+    return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
+  } catch (err) {
+    // Read only now, to tell a truncated file from a corrupt one: the render itself leaves the file to libvips.
+    const bytes = typeof source === "string" ? await readFile(source).catch(() => new Uint8Array()) : source;
+    throw asImageError(err, typeof source === "string" ? source : "image", bytes);
+  }
 }
 
 export interface Thumbnail {

@@ -98,7 +98,7 @@ export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS
             "200": { description: "image/jpeg", content: { "image/jpeg": { schema: { type: "string", format: "binary" } } } },
             "304": { description: "Not modified." },
             ...apiErrors,
-            "404": error("Unknown id, or the file is gone."),
+            "404": error("Unknown id, or the file is gone or no longer reads as an image."),
           },
         },
       },

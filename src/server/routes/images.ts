@@ -2,6 +2,7 @@
 import { Hono, type Context } from "hono";
 import { imageAnalyses } from "../../engine/store/image-analyses.ts";
 import { thumbnailSizeFor } from "../../engine/thumbnail.ts";
+import { ImageError } from "../../engine/types.ts";
 import type { AppDeps } from "../app-deps.ts";
 import { timed, type AppEnv } from "../app-env.ts";
 import { httpError, parseInput } from "../http-error.ts";
@@ -37,7 +38,11 @@ export function imageRoutes(deps: AppDeps) {
       const { size } = parseInput(ThumbQuery, c.req.query());
       const path = await deps.roots.resolve(image.path);
       if (!path || !image.imohash) throw httpError(404, `the file of image ${image.id} is not available`);
-      const thumb = await timed(c, "thumbnail", () => deps.thumbnails.get(image.imohash!, thumbnailSizeFor(size), path));
+      const thumb = await timed(c, "thumbnail", () => deps.thumbnails.get(image.imohash!, thumbnailSizeFor(size), path)).catch((err) => {
+        // The file changed on disk since it was indexed: there is no thumbnail to give, and it is not the client's doing.
+        if (err instanceof ImageError) throw httpError(404, `the file of image ${image.id} no longer reads as an image: ${err.message}`);
+        throw err;
+      });
       c.get("logFields").thumbnail = thumb.source;
       c.header("ETag", thumb.etag);
       c.header("Cache-Control", "private, max-age=86400");
