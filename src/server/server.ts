@@ -166,7 +166,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       // A large ingest can take longer than Bun's default 10 s of silence on the socket.
       idleTimeout: 120,
     });
-    closers.push(() => server.stop(true));
+    closers.push(() => stopServing(server));
 
     const warm = Promise.all([
       textBatcher.embed("a photo"),
@@ -196,6 +196,22 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     for (const close of [...closers].reverse()) await close();
     throw err;
   }
+}
+
+/** How long a stop waits for requests in flight before it cuts them off. */
+const STOP_GRACE_MS = 5_000;
+
+/**
+ * Stops taking connections and lets the requests in flight finish before the engine closes under them: an ingest
+ * whose images were indexed gets its report, not a reset connection. Past the grace period (a stalled upload) the
+ * rest are cut off.
+ */
+async function stopServing(server: Bun.Server<unknown>): Promise<void> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const late = new Promise<boolean>((done) => (timer = setTimeout(() => done(true), STOP_GRACE_MS)));
+  const cutOff = await Promise.race([server.stop().then(() => false), late]);
+  clearTimeout(timer);
+  if (cutOff) await server.stop(true);
 }
 
 /** The image tower on a worker thread, or in this thread when the worker cannot start (a build without it). */
