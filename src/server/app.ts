@@ -2,7 +2,6 @@
 // createApp is pure wiring, so tests can call `app.request()` or serve it for real with startServer.
 import { Hono } from "hono";
 import { bearerAuth } from "hono/bearer-auth";
-import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import pkg from "../../package.json" with { type: "json" };
@@ -11,6 +10,7 @@ import type { AppEnv } from "./app-env.ts";
 import { toErrorResponse } from "./http-error.ts";
 import { MetricsRegistry } from "./metrics-registry.ts";
 import { accessLog } from "./middleware/access-log.ts";
+import { BodyBudget, bufferedBody } from "./middleware/buffered-body.ts";
 import { concurrencyLimit } from "./middleware/concurrency-limit.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
 import { sameOrigin } from "./middleware/same-origin.ts";
@@ -23,9 +23,6 @@ import { metricsRoutes, registerEngineMetrics } from "./routes/metrics.ts";
 import { pageRoutes } from "./routes/page.ts";
 import { faceRoutes, personRoutes } from "./routes/persons.ts";
 import { searchRoutes } from "./routes/search.ts";
-
-const tooLarge = (limit: number) => () =>
-  Response.json({ error: `request body is larger than the limit of ${limit} bytes` }, { status: 413 });
 
 export function createApp(deps: AppDeps): Hono<AppEnv> {
   const metrics = new MetricsRegistry();
@@ -58,6 +55,10 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const notBearer = { message: () => Response.json(error, { status: 401 }) };
     app.use("/api/*", bearerAuth({ token: deps.token, noAuthenticationHeader: unauthorized, invalidAuthenticationHeader: notBearer, invalidToken: unauthorized }));
   }
+  // Uploads are read before admission (see buffered-body.ts), by authenticated clients only.
+  const bodies = new BodyBudget(deps.limits.maxBufferedBytes);
+  app.post("/api/search", bufferedBody(deps.limits.maxImageBytes + 2 ** 20, bodies));
+  app.post("/api/ingest", bufferedBody(deps.limits.maxIngestBytes, bodies));
   // Each kind of request has its own gate: a long ingest must not take the search slots, and thumbnails (tens of
   // ms to render, dozens per page view) must neither be refused by nor teach the search gate their service time.
   const searchLimit = concurrencyLimit(deps.gates.search);
@@ -69,9 +70,6 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     const limit = path === "/api/search" || path === "/api/search/" ? searchLimit : heavy.test(path) ? heavyLimit : apiLimit;
     return limit(c, next);
   });
-  const searchBodyLimit = deps.limits.maxImageBytes + 2 ** 20;
-  app.post("/api/search", bodyLimit({ maxSize: searchBodyLimit, onError: tooLarge(searchBodyLimit) }));
-  app.post("/api/ingest", bodyLimit({ maxSize: deps.limits.maxIngestBytes, onError: tooLarge(deps.limits.maxIngestBytes) }));
 
   app.route("/api/search", searchRoutes(deps));
   app.route("/api/images", imageRoutes(deps));

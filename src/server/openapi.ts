@@ -44,6 +44,7 @@ const mib = (bytes: number) => `${+(bytes / 2 ** 20).toFixed(1)} MiB`;
 
 export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS) {
   const perImage = `${mib(limits.maxImageBytes)} per image`;
+  const uploadsBusy = `Uploads being received hold ${mib(limits.maxBufferedBytes)} together, the most the server takes; retry after Retry-After.`;
   return {
     openapi: "3.1.0",
     info: { title: "imgd", version, description: "Search an imgd photo index by text or image, and add images to it." },
@@ -84,7 +85,7 @@ export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS
               "application/json": { schema: json(SimilarSearchBody) },
             },
           },
-          responses: { "200": ok(SearchResponse), ...apiErrors, "404": error("image_id is not in the index."), "413": error(`The image is over the limit of ${perImage}.`), "415": error("Unsupported content type.") },
+          responses: { "200": ok(SearchResponse), ...apiErrors, "404": error("image_id is not in the index."), "413": error(`The image is over the limit of ${perImage}.`), "415": error("Unsupported content type."), "503": error(uploadsBusy) },
         },
       },
       "/api/images/{id}": {
@@ -126,7 +127,7 @@ export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS
             ...apiErrors,
             "413": error(`Over ${mib(limits.maxIngestBytes)} or ${limits.maxIngestFiles} images in the request.`),
             "422": ok(IngestResponse, "No image could be indexed; `error` says so and `errors` why, per image."),
-            "503": error("The analysis stages' models could not be opened; `error` says why."),
+            "503": error(`The analysis stages' models could not be opened (\`error\` says why), or: ${uploadsBusy}`),
           },
         },
       },

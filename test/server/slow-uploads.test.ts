@@ -1,0 +1,76 @@
+// Uploads that trickle in, or stop half way, must not take the slots searches need, nor hold unbounded memory.
+import { afterAll, beforeAll, describe, expect, test } from "bun:test";
+import type { Socket } from "bun";
+import type { RunningServer } from "../../src/server/server.ts";
+import { form, indexedPhotos, photo, serve, type Fixture } from "./server-harness.ts";
+
+let fx: Fixture;
+let server: RunningServer;
+const sockets: Socket[] = [];
+
+beforeAll(async () => {
+  fx = await indexedPhotos("slow-uploads", ["home.jpg", "orange.jpg"]);
+  server = await serve(fx, { maxConcurrency: 4, maxQueue: 1, limits: { maxBufferedBytes: 256 * 1024 } });
+});
+afterAll(async () => {
+  for (const s of sockets) s.end();
+  await server?.stop();
+});
+
+/** Opens a connection and sends the head of a POST whose body is `declared` bytes, then `sent` of them. */
+async function startUpload(path: string, declared: number, sent: number): Promise<Socket> {
+  const { port } = new URL(server.url);
+  const socket = await Bun.connect({ hostname: "127.0.0.1", port: Number(port), socket: { data() {} } });
+  sockets.push(socket);
+  const boundary = "slowupload";
+  socket.write(
+    `POST ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=${boundary}\r\nContent-Length: ${declared}\r\n\r\n`,
+  );
+  socket.write(`--${boundary}\r\nContent-Disposition: form-data; name="image"; filename="a.jpg"\r\n\r\n`);
+  if (sent > 0) socket.write(new Uint8Array(sent));
+  return socket;
+}
+
+const statusesOf = (rs: Response[]) => rs.map((r) => r.status);
+
+describe("slow and broken uploads", () => {
+  test("a dozen uploads that trickle in leave every search slot free", async () => {
+    for (let i = 0; i < 12; i++) await startUpload("/api/search", 100_000, 10);
+    await Bun.sleep(200);
+    // Read inside the gate, each of them held a slot until its last byte came: every search here was a 429.
+    const searches: Response[] = [];
+    for (let i = 0; i < 5; i++) searches.push(await fetch(`${server.url}/api/search?q=blue%20sky&k=1`));
+    expect(statusesOf(searches)).toEqual(Array(5).fill(200));
+  });
+
+  test("past the budget for bodies being received an upload gets 503 with Retry-After, and the budget frees up", async () => {
+    const hog = await startUpload("/api/ingest", 1_000_000, 250 * 1024);
+    await Bun.sleep(300);
+    const refused = await fetch(`${server.url}/api/ingest`, { method: "POST", body: form([["home-copy.jpg", photo("home.jpg")]]) });
+    expect(refused.status).toBe(503);
+    expect(refused.headers.get("retry-after")).toBe("1");
+    expect(((await refused.json()) as { error: string }).error).toContain("too many uploads in progress");
+
+    hog.end();
+    await Bun.sleep(300);
+    const accepted = await fetch(`${server.url}/api/ingest`, { method: "POST", body: form([["home-copy.jpg", photo("home.jpg")]]) });
+    expect(accepted.status).toBe(200);
+    expect(((await accepted.json()) as { duplicates: number }).duplicates).toBe(1);
+  });
+
+  test("a client that hangs up half way through an upload costs no 5xx, and the server keeps serving", async () => {
+    const cutOffs = async () => {
+      const metrics = await (await fetch(`${server.url}/metrics`)).text();
+      return Number(/imgd_http_requests_total\{route="\/api\/ingest",method="POST",status="400"\} (\d+)/.exec(metrics)?.[1] ?? 0);
+    };
+    const before = await cutOffs();
+    const cut = await startUpload("/api/ingest", 50_000, 20_000);
+    await Bun.sleep(100);
+    cut.end();
+    await Bun.sleep(300);
+    expect((await fetch(`${server.url}/api/search?q=orange&k=1`)).status).toBe(200);
+    expect(await cutOffs()).toBe(before + 1);
+    const metrics = await (await fetch(`${server.url}/metrics`)).text();
+    expect(metrics.match(/^.*status="50[0-2]".*$/m)?.[0]).toBeUndefined();
+  });
+});
