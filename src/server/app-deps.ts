@@ -21,7 +21,7 @@ export interface Limits {
   /** Images per ingest request. */
   maxIngestFiles: number;
   maxPixels: number;
-  /** Bytes that all uploads being received may hold together; past it an upload gets 503. */
+  /** Bytes that all uploads being received or handled may hold together; past it an upload waits, then gets 503. */
   maxBufferedBytes: number;
 }
 
@@ -30,7 +30,7 @@ export const DEFAULT_LIMITS: Limits = {
   maxImageBytes: 20 * 2 ** 20,
   maxIngestFiles: 256,
   maxPixels: 100_000_000,
-  maxBufferedBytes: 128 * 2 ** 20,
+  maxBufferedBytes: 64 * 2 ** 20,
 };
 
 /** Admission by kind of request: each kind has its own slots and its own idea of a normal service time. */

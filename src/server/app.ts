@@ -57,8 +57,8 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   }
   // Uploads are read before admission (see buffered-body.ts), by authenticated clients only.
   const bodies = new BodyBudget(deps.limits.maxBufferedBytes);
-  app.post("/api/search", bufferedBody(deps.limits.maxImageBytes + 2 ** 20, bodies));
-  app.post("/api/ingest", bufferedBody(deps.limits.maxIngestBytes, bodies));
+  app.post("/api/search", bufferedBody(deps.limits.maxImageBytes + 2 ** 20, bodies, deps.gates.search.opts.maxWaitMs));
+  app.post("/api/ingest", bufferedBody(deps.limits.maxIngestBytes, bodies, deps.gates.heavy.opts.maxWaitMs));
   // Each kind of request has its own gate: a long ingest must not take the search slots, and thumbnails (tens of
   // ms to render, dozens per page view) must neither be refused by nor teach the search gate their service time.
   const searchLimit = concurrencyLimit(deps.gates.search);
