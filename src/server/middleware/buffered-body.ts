@@ -52,11 +52,12 @@ export function tooLarge(limit: number): Response {
 
 export function bufferedBody(limitBytes: number, budget: BodyBudget, maxWaitMs: number): MiddlewareHandler {
   return async (c, next) => {
-    const declared = c.req.header("content-length");
-    if (Number(declared ?? 0) > limitBytes) return tooLarge(limitBytes);
+    const declared = Number(c.req.header("content-length") ?? NaN);
+    if (declared > limitBytes) return tooLarge(limitBytes);
     const body = c.req.raw.body;
     if (!body) return next();
-    const reserved = declared === undefined ? limitBytes : Number(declared);
+    // A chunked body, of no declared size, may grow to the limit.
+    const reserved = Number.isSafeInteger(declared) && declared >= 0 ? declared : limitBytes;
     if (!(await budget.take(reserved, maxWaitMs))) {
       c.header("Retry-After", "1");
       return c.json({ error: "server busy: too many uploads in progress, retry later" }, 503);
