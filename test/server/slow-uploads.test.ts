@@ -1,6 +1,7 @@
 // Uploads that trickle in, or stop half way, must not take the slots searches need, nor hold unbounded memory.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import type { Socket } from "bun";
+import { BodyBudget } from "../../src/server/middleware/buffered-body.ts";
 import type { RunningServer } from "../../src/server/server.ts";
 import { form, indexedPhotos, photo, serve, type Fixture } from "./server-harness.ts";
 
@@ -77,4 +78,23 @@ describe("slow and broken uploads", () => {
     const metrics = await (await fetch(`${server.url}/metrics`)).text();
     expect(metrics.match(/^.*status="50[0-2]".*$/m)?.[0]).toBeUndefined();
   });
+});
+
+test("the body budget admits in arrival order, so a large upload is not passed for ever by small ones", async () => {
+  const budget = new BodyBudget(100);
+  expect(await budget.take(60, 1000)).toBe(true);
+  const big = budget.take(80, 1000);
+  let smallIn = false;
+  const small = budget.take(10, 1000).then((ok) => (smallIn = ok));
+  await Bun.sleep(10);
+  expect(smallIn).toBe(false);
+  budget.give(60);
+  expect([await big, await small]).toEqual([true, true]);
+  expect(budget.held).toBe(90);
+  expect(await budget.take(20, 20)).toBe(false);
+  expect(budget.held).toBe(90);
+  expect(await budget.take(500, 20)).toBe(false);
+  budget.give(90);
+  expect(await budget.take(500, 20)).toBe(true);
+  expect(budget.held).toBe(100);
 });
