@@ -106,9 +106,10 @@ export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS
       "/api/images/{id}/file": {
         get: {
           summary: "The original file (only under an indexed folder)",
-          description: "Sent with X-Content-Type-Options: nosniff and a sandboxing Content-Security-Policy; HEAD gives its type and length.",
+          description:
+            "Sent with X-Content-Type-Options: nosniff and a sandboxing Content-Security-Policy; HEAD gives its type and length. A weak ETag (size and modification time) and Last-Modified come with it; send If-None-Match for a 304.",
           parameters: [idParam],
-          responses: { "200": { description: "The file's bytes." }, ...apiErrors, "404": error("Unknown id, or the file is gone or outside the indexed folders.") },
+          responses: { "200": { description: "The file's bytes." }, "304": { description: "Unchanged since the ETag sent." }, ...apiErrors, "404": error("Unknown id, or the file is gone or outside the indexed folders.") },
         },
       },
       "/api/ingest": {

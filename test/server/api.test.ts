@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { readFileSync } from "node:fs";
+import { readFileSync, statSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
 import type { RunningServer } from "../../src/server/server.ts";
@@ -112,6 +112,21 @@ describe("the search API over a real index", () => {
     // Never sniffed or run as a page, whatever the file holds.
     expect(res.headers.get("x-content-type-options")).toBe("nosniff");
     expect(res.headers.get("content-security-policy")).toBe("default-src 'none'; sandbox");
+  });
+
+  test("the original revalidates: 304 while it is unchanged, the new bytes once it changes", async () => {
+    const id = await idOf("rocket.jpg");
+    const path = join(fx.photos, "space", "rocket.jpg");
+    const first = await get(`/api/images/${id}/file`);
+    const etag = first.headers.get("etag")!;
+    expect(etag).toMatch(/^W\/"[0-9a-f]+-[0-9a-f]+"$/);
+    expect(first.headers.get("last-modified")).toBe(new Date(statSync(path).mtimeMs).toUTCString());
+    expect((await get(`/api/images/${id}/file`, { headers: { "if-none-match": etag } })).status).toBe(304);
+    const later = new Date(Date.now() + 60_000);
+    utimesSync(path, later, later);
+    const changed = await get(`/api/images/${id}/file`, { headers: { "if-none-match": etag } });
+    expect(changed.status).toBe(200);
+    expect(changed.headers.get("etag")).not.toBe(etag);
   });
 
   test("HEAD on the original gives its type and length without the bytes", async () => {

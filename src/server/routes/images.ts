@@ -1,4 +1,4 @@
-// GET /api/images/:id (metadata), /:id/thumb (cached JPEG preview, strong ETag), /:id/file (the original).
+// GET /api/images/:id (metadata), /:id/thumb (cached JPEG preview, strong ETag), /:id/file (the original, weak ETag).
 import { Hono, type Context } from "hono";
 import { imageAnalyses } from "../../engine/store/image-analyses.ts";
 import { thumbnailSizeFor } from "../../engine/thumbnail.ts";
@@ -54,6 +54,12 @@ export function imageRoutes(deps: AppDeps) {
       const path = await deps.roots.resolve(image.path);
       if (!path) throw httpError(404, `the file of image ${image.id} is not under an indexed folder or no longer exists`);
       const file = Bun.file(path);
+      // Revalidated on every view (no-cache), answered 304 while the file keeps its size and modification time.
+      const etag = `W/"${file.size.toString(16)}-${Math.trunc(file.lastModified).toString(16)}"`;
+      c.header("ETag", etag);
+      c.header("Last-Modified", new Date(file.lastModified).toUTCString());
+      c.header("Cache-Control", "private, no-cache");
+      if (ifNoneMatch(c.req.header("if-none-match"), etag)) return c.body(null, 304);
       // Type and length stated, not left to the body: HEAD is answered from this response without it. An original
       // is shown, never run: no sniffing it into HTML, and no script or request from it if a browser renders it.
       return c.body(file, 200, {
