@@ -12,6 +12,7 @@ import { MetricsRegistry } from "./metrics-registry.ts";
 import { accessLog } from "./middleware/access-log.ts";
 import { BodyBudget, bufferedBody } from "./middleware/buffered-body.ts";
 import { concurrencyLimit } from "./middleware/concurrency-limit.ts";
+import { headLength } from "./middleware/head-length.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
 import { sameOrigin } from "./middleware/same-origin.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -32,6 +33,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use(requestId());
   app.use(accessLog(deps.log));
   app.use(requestMetrics(metrics));
+  app.use(headLength());
   app.onError((err, c) => {
     const res = toErrorResponse(err, c);
     if (res.status >= 500) deps.log.write({ level: "error", request_id: c.get("requestId"), error: err.stack ?? String(err) });

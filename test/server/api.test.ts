@@ -129,6 +129,16 @@ describe("the search API over a real index", () => {
     expect(changed.headers.get("etag")).not.toBe(etag);
   });
 
+  test("HEAD on the metadata and the thumbnail states the length the GET sends", async () => {
+    const id = await idOf("rocket.jpg");
+    for (const path of [`/api/images/${id}`, `/api/images/${id}/thumb?size=128`]) {
+      const body = await (await get(path)).arrayBuffer();
+      const head = await get(path, { method: "HEAD" });
+      expect([path, head.status, head.headers.get("content-length")]).toEqual([path, 200, String(body.byteLength)]);
+      expect((await head.arrayBuffer()).byteLength).toBe(0);
+    }
+  });
+
   test("HEAD on the original gives its type and length without the bytes", async () => {
     const id = await idOf("rocket.jpg");
     const res = await get(`/api/images/${id}/file`, { method: "HEAD" });
