@@ -80,6 +80,9 @@ export class Coordinator {
 
   /** Resumes the job in `storage` if there is one for the same roots and model, else scans and starts one. */
   static async open(opts: CoordinatorOptions): Promise<Coordinator> {
+    // A new job is scanned before anything is written: a root that does not exist (a typo, a share not mounted)
+    // fails here and leaves no ledger behind under --storage.
+    const scanned = existsSync(ledgerPath(opts.storage)) ? null : await scanRoots(opts.roots);
     mkdirSync(join(opts.storage, SHARDS_DIR), { recursive: true });
     mkdirSync(dirname(ledgerPath(opts.storage)), { recursive: true });
     const ledger = await JobLedger.open(ledgerPath(opts.storage));
@@ -113,7 +116,7 @@ export class Coordinator {
         for (const w of await ledger.workers()) coordinator.known.set(w.id, { drain: w.drain, state: w.state });
         return coordinator;
       }
-      const scan = await scanRoots(opts.roots);
+      const scan = scanned ?? (await scanRoots(opts.roots));
       const files = [...scan.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       const batchFiles = opts.batchFiles ?? DEFAULT_BATCH_FILES;
       const job = await ledger.createJob(opts.roots, opts.model, files, batchFiles, opts.stages ?? []);

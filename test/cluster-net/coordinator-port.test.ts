@@ -27,3 +27,11 @@ test("a port out of range is a usage error, and nothing is written", async () =>
   expect(p.stderr[0]).toBe('imgd: --port takes a whole number from 0 to 65535, got "70000"');
   expect(existsSync(join(root, "storage"))).toBe(false);
 }, 30_000);
+
+test("a coordinator whose photo root does not exist fails naming it, and writes nothing under --storage", async () => {
+  const root = tempDir("root-missing");
+  const p = coordinator(root, "0");
+  expect(await p.exited).toBe(1);
+  expect(p.stderr.join("\n")).toContain(`no such file or directory: ${join(root, "photos")}`);
+  expect(existsSync(join(root, "storage"))).toBe(false);
+}, 30_000);
