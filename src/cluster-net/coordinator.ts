@@ -49,7 +49,13 @@ export class CoordinatorError extends Error {
 }
 
 export class Coordinator {
+  /**
+   * The cluster's rate and ETA over the work this process saw done: its total is what was left when it opened,
+   * less the batches leased by an earlier process (see commit()).
+   */
   private progress: ProgressModel;
+  private progressTotal: number;
+  private readonly openedAtMs = Date.now();
   /**
    * Images per second of each worker's last committed batch, as the worker timed it. Timing commits here instead
    * read wrong after a restart: the batches finished while the coordinator was down all land in its first second.
@@ -73,7 +79,8 @@ export class Coordinator {
     private job: JobRecord,
     readonly resumed: { done: number } | null,
   ) {
-    this.progress = new ProgressModel(job.total - (resumed?.done ?? 0));
+    this.progressTotal = job.total - (resumed?.done ?? 0);
+    this.progress = new ProgressModel(this.progressTotal);
     this.merged = new Promise((r) => (this.resolveMerged = r));
     if (job.phase === "merged") this.resolveMerged();
   }
@@ -188,7 +195,11 @@ export class Coordinator {
     if (!result.committed) throw new CoordinatorError(409, `batch ${req.batchId} was never leased to ${req.workerId} under that lease`);
     if (req.batchMs > 0) this.batchRates.set(req.workerId, ((req.indexed + req.failed) * 1000) / req.batchMs);
     if (!result.duplicate) {
-      this.progress.advance(result.files, req.failed);
+      // A batch leased before this process opened was indexed (mostly) while the coordinator was down; those commits
+      // all land in its first moments and, counted as progress, read as hundreds of img/s. Left out of the rate,
+      // they are no longer left to do either.
+      if (result.leasedMs < this.openedAtMs) this.progress.setTotal((this.progressTotal -= result.files));
+      else this.progress.advance(result.files, req.failed);
       if (this.job.phase === "indexing" && (await this.ledger.counts()).filesDone === this.job.total) this.kick();
     }
     return { committed: true, duplicate: result.duplicate };
@@ -279,6 +290,7 @@ export class Coordinator {
     if (requeued === 0) return false;
     await this.ledger.setPhase("indexing");
     this.job = { ...this.job, phase: "indexing" };
+    this.progressTotal = requeued;
     this.progress = new ProgressModel(requeued);
     return true;
   }

@@ -235,6 +235,7 @@ export class JobLedger {
   /**
    * Idempotent: the first commit under any lease ever granted for the batch wins (its shard holds the rows the
    * merge will take); any later commit is a duplicate and counts nothing. A lease never granted is refused.
+   * `leasedMs` is when the lease was granted.
    */
   commitBatch(c: {
     workerId: string;
@@ -243,17 +244,18 @@ export class JobLedger {
     indexed: number;
     failed: number;
     batchMs: number;
-  }): Promise<{ committed: boolean; duplicate: boolean; files: number }> {
+  }): Promise<{ committed: boolean; duplicate: boolean; files: number; leasedMs: number }> {
     return this.serialized(async () => {
-      const [lease] = await this.query("SELECT 1 FROM leases WHERE lease_id = $1 AND batch_id = $2 AND worker_id = $3", [
+      const [lease] = await this.query("SELECT leased_ms FROM leases WHERE lease_id = $1 AND batch_id = $2 AND worker_id = $3", [
         c.leaseId,
         c.batchId,
         c.workerId,
       ]);
-      if (!lease) return { committed: false, duplicate: false, files: 0 };
+      if (!lease) return { committed: false, duplicate: false, files: 0, leasedMs: 0 };
+      const leasedMs = Number(lease[0]);
       const [batch] = await this.query("SELECT state, file_count FROM batches WHERE id = $1", [c.batchId]);
-      if (!batch) return { committed: false, duplicate: false, files: 0 };
-      if (batch[0] === "committed") return { committed: true, duplicate: true, files: 0 };
+      if (!batch) return { committed: false, duplicate: false, files: 0, leasedMs };
+      if (batch[0] === "committed") return { committed: true, duplicate: true, files: 0, leasedMs };
       const files = Number(batch[1]);
       await this.transaction(async () => {
         await this.conn.run(
@@ -266,7 +268,7 @@ export class JobLedger {
           [files, c.failed, c.batchMs, Date.now(), c.workerId],
         );
       });
-      return { committed: true, duplicate: false, files };
+      return { committed: true, duplicate: false, files, leasedMs };
     });
   }
 

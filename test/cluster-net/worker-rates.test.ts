@@ -30,3 +30,39 @@ test("a worker's img/s is its own batch timing, also for the commits a restarted
   expect((await second.status()).workers[0]).toMatchObject({ rateNow: 2, rateAverage: 15 / 4 });
   await second.close();
 }, 30_000);
+
+test("right after a restart, the batches finished while the coordinator was down count as done but not in the cluster's img/s", async () => {
+  const root = tempDir("restart-rate");
+  await makePhotos(join(root, "photos"), 40);
+  const opts = { roots: [join(root, "photos")], storage: join(root, "storage"), model: "test-clip", batchFiles: 5, leaseTtlMs: 60_000 };
+  const commit = (c: Coordinator, workerId: string, batch: { batchId: number; leaseId: string }) =>
+    c.commit({ workerId, batchId: batch.batchId, leaseId: batch.leaseId, indexed: 5, failed: 0, batchMs: 400 });
+  const first = await Coordinator.open(opts);
+  const a = (await first.register({ protocol: PROTOCOL_VERSION, worker })).workerId;
+  const b = (await first.register({ protocol: PROTOCOL_VERSION, worker: { ...worker, pid: 2 } })).workerId;
+  await commit(first, a, (await first.lease(a)).batch!);
+  const heldByA = (await first.lease(a)).batch!;
+  const heldByB = (await first.lease(b)).batch!;
+  await first.close();
+
+  // Both workers finished their batch during the outage: the commits arrive within milliseconds of the new process.
+  const second = await Coordinator.open(opts);
+  await commit(second, a, heldByA);
+  await commit(second, b, heldByB);
+  const burst = await second.status();
+  expect(burst.done).toBe(15);
+  expect(burst.rate).toBe(0);
+  expect(burst.averageRate).toBe(0);
+  expect(burst.etaMs).toBeNull();
+
+  // Work this process hands out is timed as before; what remains for the ETA excludes the burst's 10 files.
+  await commit(second, a, (await second.lease(a)).batch!);
+  await Bun.sleep(400);
+  await commit(second, b, (await second.lease(b)).batch!);
+  const s = await second.status();
+  expect(s.done).toBe(25);
+  expect(s.rate).toBeGreaterThan(0);
+  expect(s.rate).toBeLessThanOrEqual(5 / 0.4);
+  expect(s.etaMs!).toBeCloseTo((15 / s.rate) * 1000, -1);
+  await second.close();
+}, 30_000);
