@@ -9,7 +9,8 @@ import { scanRoots } from "../engine/scan.ts";
 import { commitFile } from "../engine/store/atomic-file.ts";
 import { mergeShards, type MergeReport } from "../engine/store/merge-shards.ts";
 import { toCanonicalPath } from "../engine/path-map.ts";
-import { JobLedger, type JobRecord } from "./job-ledger.ts";
+import { JobLedger, type JobRecord, type WorkerRecord } from "./job-ledger.ts";
+import { checkShard } from "./shard-check.ts";
 import {
   PROTOCOL_VERSION,
   type CommitReply,
@@ -66,7 +67,7 @@ export class Coordinator {
   private closed = false;
   /** Ids and drain flags of registered workers; the ledger has the same, this spares a query per request. */
   private readonly known = new Map<string, { drain: boolean; state: string }>();
-  private merge: Promise<MergeReport | null> | null = null;
+  private merge: Promise<MergeReport | null | "requeued"> | null = null;
   lastMerge: MergeReport | null = null;
   private lastDeferral = "";
   /** Set once the shards are merged; resolves then. */
@@ -273,18 +274,40 @@ export class Coordinator {
   }
 
   /**
-   * A committed shard missing from the storage was written where this coordinator cannot see it (a worker whose
-   * --storage was not the shared mount): its files go back to the queue instead of silently out of the index.
+   * Checks every shard against the batches its worker committed before they are merged, and puts back in the queue
+   * what a shard does not hold: all of a shard missing from the storage (its worker's --storage was not the shared
+   * mount) or unreadable (truncated, overwritten), the batches of the files a readable shard lacks. Merged as they
+   * were, those files would silently be out of the index. Returns false when the merge may go ahead.
    */
-  private async requeueLostShards(owners: string[]): Promise<boolean> {
+  private async requeueBrokenShards(owners: string[], workers: WorkerRecord[]): Promise<boolean> {
     let requeued = 0;
     for (const id of owners) {
       const dir = shardDir(this.opts.storage, id);
-      if (existsSync(dir)) continue;
-      const files = await this.ledger.requeueCommittedBy(id);
+      if (!existsSync(dir)) {
+        const files = await this.ledger.requeueCommittedBy(id);
+        requeued += files;
+        this.opts.onEvent?.(
+          `shard of ${id} is missing at ${dir} (that worker's storage was not this one): its ${files} files are back in the queue; start a worker that mounts ${this.opts.storage}`,
+        );
+        continue;
+      }
+      const committed = await this.ledger.committedPaths(id);
+      const check = await checkShard(dir, committed.keys(), workers.find((w) => w.id === id)?.info.pathMap ?? []);
+      if (check.state === "whole") continue;
+      // Its worker, lost rather than gone, may not have exited yet: the merge waits for the lock to go.
+      if (check.state === "locked") throw new Error(check.reason);
+      if (check.state === "unreadable") {
+        const files = await this.ledger.requeueCommittedBy(id);
+        requeued += files;
+        this.opts.onEvent?.(`shard of ${id} cannot be read (${check.reason}): its ${files} files are back in the queue`);
+        continue;
+      }
+      const batches = [...new Set(check.missing.map((p) => committed.get(p)!))].sort((a, b) => a - b);
+      const files = await this.ledger.requeueCommittedBy(id, batches);
       requeued += files;
       this.opts.onEvent?.(
-        `shard of ${id} is missing at ${dir} (that worker's storage was not this one): its ${files} files are back in the queue; start a worker that mounts ${this.opts.storage}`,
+        `shard of ${id} at ${dir} lacks ${check.missing.length} of the ${committed.size} files it committed (${check.missing[0]}${check.missing.length > 1 ? ", ..." : ""}): ` +
+          `batches ${batches.join(", ")} (${files} files) are back in the queue`,
       );
     }
     if (requeued === 0) return false;
@@ -292,6 +315,7 @@ export class Coordinator {
     this.job = { ...this.job, phase: "indexing" };
     this.progressTotal = requeued;
     this.progress = new ProgressModel(requeued);
+    this.opts.onEvent?.(`${requeued} files wait for a worker before the merge`);
     return true;
   }
 
@@ -302,8 +326,8 @@ export class Coordinator {
     // A shard is open for writing until its worker leaves; a lost worker's process is presumed dead.
     const open = workers.filter((w) => owners.includes(w.id) && w.state !== "gone" && w.state !== "lost");
     if (open.length > 0) return;
-    if (await this.requeueLostShards(owners)) return;
     this.merge = (async () => {
+      if (await this.requeueBrokenShards(owners, workers)) return "requeued" as const;
       const sources = await Promise.all(
         owners.map(async (id) => {
           const accepted = await this.ledger.committedPaths(id);
@@ -322,6 +346,7 @@ export class Coordinator {
     })();
     try {
       const report = await this.merge;
+      if (report === "requeued") return;
       this.lastMerge = report;
       await this.ledger.setPhase("merged");
       this.job = { ...this.job, phase: "merged" };

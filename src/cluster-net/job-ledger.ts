@@ -291,20 +291,28 @@ export class JobLedger {
     return new Map(rows.map((r) => [r[0] as string, Number(r[1])]));
   }
 
-  /** Canonical paths of the files whose batch `workerId`'s shard committed: exactly what the merge takes from it. */
-  async committedPaths(workerId: string): Promise<Set<string>> {
+  /**
+   * Canonical paths of the files whose batch `workerId`'s shard committed, each with its batch: exactly what the
+   * merge takes from it.
+   */
+  async committedPaths(workerId: string): Promise<Map<string, number>> {
     const rows = await this.rows(
-      "SELECT f.path FROM files f JOIN batches b ON b.id = f.batch_id WHERE b.state = 'committed' AND b.committed_by = $1",
+      "SELECT f.path, f.batch_id FROM files f JOIN batches b ON b.id = f.batch_id WHERE b.state = 'committed' AND b.committed_by = $1",
       [workerId],
     );
-    return new Set(rows.map((r) => r[0] as string));
+    return new Map(rows.map((r) => [r[0] as string, Number(r[1])]));
   }
 
-  /** Puts every batch `workerId` committed back in the queue (its shard is lost); returns how many files. */
-  async requeueCommittedBy(workerId: string): Promise<number> {
+  /**
+   * Puts the batches `workerId` committed back in the queue (its shard lost them): those of `batchIds`, or every one.
+   * Returns how many files.
+   */
+  async requeueCommittedBy(workerId: string, batchIds?: number[]): Promise<number> {
+    if (batchIds?.length === 0) return 0;
+    const only = batchIds ? ` AND id IN (${batchIds.map((id) => Math.trunc(id)).join(",")})` : "";
     const rows = await this.rows(
       `UPDATE batches SET state = 'queued', committed_by = NULL, indexed = NULL, failed = NULL, committed_ms = NULL
-       WHERE state = 'committed' AND committed_by = $1 RETURNING file_count`,
+       WHERE state = 'committed' AND committed_by = $1${only} RETURNING file_count`,
       [workerId],
     );
     return rows.reduce((sum, r) => sum + Number(r[0]), 0);
