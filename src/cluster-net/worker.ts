@@ -78,6 +78,28 @@ export function memoryBatchSize(wanted: number, imageSize: number, free = freeme
 }
 
 export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
+  const registration: Registration = { workerId: null, left: false };
+  try {
+    return await registerAndWork(opts, registration);
+  } catch (err) {
+    // Leaving at once hands its leases back for another worker to redo now rather than when they expire, and the
+    // coordinator says why (a full disk, a shard it cannot write) instead of 'lost: no heartbeat'.
+    if (registration.workerId !== null && !registration.left) {
+      const why = err instanceof Error ? err.message : String(err);
+      const client = new MeshClient(opts.coordinator, opts.token, 2_000);
+      await deregister(client, registration.workerId, `stopped by an error: ${why}`).catch(() => {});
+    }
+    throw err;
+  }
+}
+
+/** Whom the worker registered as, and whether it has deregistered itself. */
+interface Registration {
+  workerId: string | null;
+  left: boolean;
+}
+
+async function registerAndWork(opts: WorkerOptions, registration: Registration): Promise<WorkerSummary> {
   const log = opts.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const client = new MeshClient(opts.coordinator, opts.token);
   const host = opts.host ?? hostname();
@@ -109,11 +131,13 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
 
   let reg = await register();
   const workerId = reg.workerId;
+  registration.workerId = workerId;
   log(`[worker] registered as ${workerId} with ${opts.coordinator}; job ${reg.job.id}, model ${reg.job.model}`);
   const storage = opts.storage ?? reg.job.storage;
   const unseen = unseenRoots(reg.job.roots, opts.pathMap ?? []);
   const refusal = storageMismatch(storage, reg.job.id, reg.job.storage) ?? (unseen.length > 0 ? unseenRootsText(unseen) : null);
   if (refusal) {
+    registration.left = true;
     await deregister(client, workerId, "misconfigured host").catch(() => {});
     throw new Error(refusal);
   }
@@ -154,6 +178,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
           // The coordinator's ledger was started over, or another one took its address: this worker's shard and
           // leases belong to the old job, so it leaves instead of committing them into the new one.
           if (again.job.id !== reg.job.id) {
+            registration.left = true;
             await deregister(client, again.workerId, "started for another job").catch(() => {});
             throw new Error(
               `the coordinator at ${opts.coordinator} now runs job ${again.job.id}, not job ${reg.job.id} this worker was started for; start the worker again to join it`,
@@ -256,6 +281,7 @@ export async function runWorker(opts: WorkerOptions): Promise<WorkerSummary> {
     await store.close();
   }
   // Leaving is a courtesy: a coordinator that is gone for good would otherwise hold this process forever.
+  registration.left = true;
   await withBackoff(() => deregister(client, workerId, summary.reason), {
     giveUpAfterMs: 10_000,
   }).catch(
