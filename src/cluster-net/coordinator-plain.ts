@@ -1,7 +1,7 @@
 // The coordinator's output without a terminal (CI, pipes, logs): one progress line every few seconds, with a
 // compact per-worker summary, built from the same status object the TUI renders.
 import { formatProgressLine } from "../engine/progress.ts";
-import type { JobStatus } from "./protocol.ts";
+import { waitingForWorkers, type JobStatus } from "./protocol.ts";
 
 export function formatStatusLine(s: JobStatus): string {
   const total = formatProgressLine("cluster", {
@@ -17,5 +17,6 @@ export function formatStatusLine(s: JobStatus): string {
     .filter((w) => w.state !== "gone")
     .map((w) => `${w.id} ${w.state} ${w.rateNow.toFixed(1)}/s`)
     .join(", ");
-  return `${total}${s.paused ? " PAUSED" : ""} | ${workers || "no workers"}`;
+  const waiting = waitingForWorkers(s) ? "waiting for workers" : "";
+  return `${total}${s.paused ? " PAUSED" : ""} | ${[workers, waiting].filter(Boolean).join("; ") || "no workers"}`;
 }

@@ -178,3 +178,8 @@ export type ModelFilesReply = z.infer<typeof ModelFilesReply>;
 
 /** `GET /v1/models/file?path=` answers with the file as the body and its sha256 in this header. */
 export const MODEL_SHA256_HEADER = "x-imgd-sha256";
+
+/** Work is left and no worker is there to do it: every one that registered is lost or gone, or none has yet. */
+export function waitingForWorkers(s: JobStatus): boolean {
+  return s.phase === "indexing" && s.workers.every((w) => w.state === "lost" || w.state === "gone");
+}

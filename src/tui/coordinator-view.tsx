@@ -2,7 +2,7 @@
 // operator selected and was last told); keys are wired by CoordinatorApp, so this renders in tests as a string.
 import { Box, Text } from "ink";
 import { formatDuration } from "../engine/progress.ts";
-import type { JobStatus, WorkerRow } from "../cluster-net/protocol.ts";
+import { waitingForWorkers, type JobStatus, type WorkerRow } from "../cluster-net/protocol.ts";
 
 export interface CoordinatorViewState {
   status: JobStatus;
@@ -66,7 +66,7 @@ export function CoordinatorView({ state }: { state: CoordinatorViewState }) {
       <Text>
         {COLUMNS.map(([name, width], i) => cell(name, width, i >= 3)).join(" ")}
       </Text>
-      {s.workers.length === 0 ? <Text dimColor>waiting for workers (imgd worker --coordinator URL --token T)</Text> : null}
+      {waitingForWorkers(s) ? <Text dimColor>waiting for workers (imgd worker --coordinator URL --token T)</Text> : null}
       {s.workers.map((w, i) => (
         <Text key={w.id} inverse={i === state.selected} color={STATE_COLOUR[w.state]}>
           {workerCells(w)

@@ -67,6 +67,17 @@ test("without workers the view says how to start one", () => {
   expect(out).toContain("waiting for workers");
 });
 
+test("when every worker is lost or gone with work left, the view and the plain line say it waits for workers", () => {
+  const stranded = { ...status, workers: status.workers.map((w) => ({ ...w, state: "lost" as const, rateNow: 0 })) };
+  expect(renderToString({ status: stranded, selected: 0, events: [], quitNote: "x" })).toContain("waiting for workers (imgd worker --coordinator URL");
+  expect(formatStatusLine(stranded)).toEndWith("| alpha-1 lost 0.0/s, beta-2 lost 0.0/s; waiting for workers");
+  expect(formatStatusLine({ ...status, workers: [] })).toEndWith("| waiting for workers");
+  // Merging needs no worker: nothing to wait for.
+  const merging = { ...stranded, phase: "merging" as const };
+  expect(renderToString({ status: merging, selected: 0, events: [], quitNote: "x" })).not.toContain("waiting for workers");
+  expect(formatStatusLine(merging)).toEndWith("| alpha-1 lost 0.0/s, beta-2 lost 0.0/s");
+});
+
 test("the plain progress line carries the same totals and worker states", () => {
   const line = formatStatusLine(status);
   expect(line).toBe("[cluster] 250/1000 25.0% 42.5 img/s elapsed 1:01 eta 0:18 failed 3 | alpha-1 working 30.3/s, beta-2 lost 0.0/s");
