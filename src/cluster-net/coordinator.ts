@@ -1,7 +1,7 @@
 // The coordinator's behaviour, free of HTTP: register workers, lease batches, renew and expire leases, count
 // commits once, and merge the shards when every batch is committed. All durable state is in the JobLedger.
 import type { StageSpec } from "../engine/analysis/open-stages.ts";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { ProgressModel } from "../engine/progress.ts";
@@ -23,7 +23,7 @@ import {
   type WorkerRow,
   type WorkerStats,
 } from "./protocol.ts";
-import { jobMarkerPath, shardDir, SHARDS_DIR, ledgerPath, mergedIndexDir } from "./storage-layout.ts";
+import { jobMarkerPath, shardDir, SHARDS_DIR, ledgerPath, mergedIndexDir, staleMergeDirs } from "./storage-layout.ts";
 
 export interface CoordinatorOptions {
   roots: string[];
@@ -342,6 +342,10 @@ export class Coordinator {
         }),
       );
       if (sources.length === 0) return null;
+      for (const dir of staleMergeDirs(this.opts.storage)) {
+        rmSync(dir, { recursive: true, force: true });
+        this.opts.onEvent?.(`removed ${dir}, left by a merge that was stopped part-way`);
+      }
       return mergeShards(sources, mergedIndexDir(this.opts.storage));
     })();
     try {

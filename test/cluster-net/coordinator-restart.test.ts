@@ -1,4 +1,5 @@
 import { afterAll, expect, test } from "bun:test";
+import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fetchStatus, makePhotos, startCoordinatorProc, startWorkerProc, tempDir, until, type Proc } from "./cluster-harness.ts";
 import { mergedPaths, readRows } from "./helpers-db.ts";
@@ -52,3 +53,30 @@ test("a coordinator SIGKILLed mid-job resumes on restart without redoing committ
   const jobs = await readRows(ledger, "SELECT count(*) FROM job");
   expect(Number(jobs[0]![0])).toBe(1);
 }, 90_000);
+
+test("a coordinator killed while merging merges on restart, and removes what the stopped merge left beside the index", async () => {
+  const root = tempDir("restart-merge");
+  const photos = await makePhotos(join(root, "photos"), 10);
+  const storage = join(root, "storage");
+  const first = await startCoordinatorProc([join(root, "photos")], storage, ["--batch", "5", "--lease-ttl", "2"]);
+  procs.push(first.p);
+  const worker = startWorkerProc(first.url);
+  procs.push(worker);
+  // Killed as the merge phase begins, with the worker (its shard checkpointed batch by batch) killed too.
+  await first.p.waitFor(/all 10 files committed/);
+  first.p.proc.kill("SIGKILL");
+  worker.proc.kill("SIGKILL");
+  await Promise.all([first.p.exited, worker.exited]);
+  // What a merge SIGKILLed part-way leaves: the index it was building, or the one it was replacing.
+  for (const left of [`index.merging-${first.p.proc.pid}`, `index.old-${first.p.proc.pid}`]) {
+    mkdirSync(join(storage, left));
+    writeFileSync(join(storage, left, "catalog.duckdb"), "half-written");
+  }
+
+  const second = await startCoordinatorProc([join(root, "photos")], storage, ["--batch", "5", "--lease-ttl", "2"]);
+  procs.push(second.p);
+  expect(await second.p.exited).toBe(0);
+  expect(second.p.stderr.filter((l) => l.includes("left by a merge that was stopped part-way"))).toHaveLength(2);
+  expect(readdirSync(storage).sort()).toEqual(["coordinator", "index", "shards"]);
+  expect(await mergedPaths(storage)).toEqual(photos);
+}, 60_000);
