@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { DeployHost } from "./hosts-file.ts";
 import { SshSession, type SshTarget } from "./ssh-session.ts";
+import { jobMarkerPath } from "./storage-layout.ts";
 
 export interface DeployOptions {
   binaryPath: string;
@@ -75,6 +76,26 @@ async function realDir(s: SshSession, host: DeployHost): Promise<string> {
   return r.stdout.trim();
 }
 
+/**
+ * Exits 3 when the storage path is missing, 4 when it is not a directory, 5 when a file cannot be written in it;
+ * then prints the job id the coordinator wrote there (see jobMarkerPath), if any.
+ */
+const STORAGE_PROBE = (storage: string) =>
+  `s=${sq(storage)}; test -e "$s" || exit 3; test -d "$s" || exit 4; p="$s/.imgd-probe-$$"; ` +
+  `echo probe > "$p" || exit 5; rm -f "$p"; cat ${sq(jobMarkerPath(storage))} 2>/dev/null; exit 0`;
+
+/**
+ * Why the worker must not be started on this storage, or null. An empty mount point (the share not mounted) is
+ * writable but holds no job: a worker started there would only refuse to work once it had registered.
+ */
+function storageProblem(probe: { code: number; stdout: string; stderr: string }, storage: string): string | null {
+  if (probe.code === 3) return `missing: ${storage}`;
+  if (probe.code === 4) return `not a directory: ${storage}`;
+  if (probe.code !== 0) return `not writable: ${storage}${probe.stderr.trim() ? ` (${probe.stderr.trim().split("\n").pop()})` : ""}`;
+  if (!probe.stdout.trim()) return `no job in ${storage}: is the coordinator's storage mounted there?`;
+  return null;
+}
+
 const RUNNING = (pidFile: string) => `p=$(cat ${pidFile} 2>/dev/null) && kill -0 "$p" 2>/dev/null && echo "$p"`;
 
 export async function deployHost(host: DeployHost, opts: DeployOptions, localSha = fileSha256(opts.binaryPath)): Promise<DeployRow> {
@@ -83,10 +104,9 @@ export async function deployHost(host: DeployHost, opts: DeployOptions, localSha
     await withSession(host, opts, async (s) => {
       row.connect = "ok";
       const r = remote(host);
-      const probe = `${sq(host.storage)}/.imgd-probe-$$`;
-      const storage = await s.exec(`test -d ${sq(host.storage)} && echo probe > ${probe} && rm -f ${probe}`);
-      if (storage.code !== 0) {
-        row.storage = `not writable: ${host.storage}`;
+      const problem = storageProblem(await s.exec(STORAGE_PROBE(host.storage)), host.storage);
+      if (problem) {
+        row.storage = problem;
         return;
       }
       row.storage = "writable";

@@ -16,7 +16,11 @@ const hostKey = generateKeys();
 beforeAll(async () => {
   root = tempDir("deploy");
   home = join(root, "home");
-  mkdirSync(join(root, "storage"), { recursive: true });
+  // The job marker a running coordinator writes in its storage; an empty mount point lacks it.
+  mkdirSync(join(root, "storage", "coordinator"), { recursive: true });
+  writeFileSync(join(root, "storage", "coordinator", "job-id"), "job-1");
+  mkdirSync(join(root, "unmounted"));
+  writeFileSync(join(root, "in-the-way"), "a file where the storage should be");
   mkdirSync(home);
   const user = generateKeys();
   identity = join(root, "id_ed25519");
@@ -27,7 +31,9 @@ beforeAll(async () => {
   writeFileSync(
     hostsFile,
     `# test hosts\nlocal imgd@127.0.0.1:${sshd.port} storage=${join(root, "storage")} threads=2 path-map=/photos=/mnt/photos\n` +
-      `nostore imgd@127.0.0.1:${sshd.port} storage=${join(root, "missing")} dir=other\n`,
+      `nostore imgd@127.0.0.1:${sshd.port} storage=${join(root, "missing")} dir=other\n` +
+      `unmounted imgd@127.0.0.1:${sshd.port} storage=${join(root, "unmounted")} dir=other\n` +
+      `filestore imgd@127.0.0.1:${sshd.port} storage=${join(root, "in-the-way")} dir=other\n`,
   );
   // Stands in for the compiled imgd: records how it was started, and drains on SIGTERM like the worker.
   binary = join(root, "imgd");
@@ -63,7 +69,10 @@ test("deploy records a new host key, checks storage, uploads the binary and star
   const lines = r.out.split("\n");
   expect(lines[0]).toMatch(/^host\s+connect\s+storage\s+binary\s+worker$/);
   expect(r.out).toMatch(/local\s+ok\s+writable\s+uploaded\s+started \(pid \d+\)/);
-  expect(r.out).toMatch(/nostore\s+ok\s+not writable: .*missing/);
+  expect(r.out).toMatch(/^nostore\s+ok\s+missing: \S+\/missing\s+-\s+-$/m);
+  expect(r.out).toMatch(/^unmounted\s+ok\s+no job in \S+\/unmounted: is the coordinator's storage mounted there\?\s+-\s+-$/m);
+  expect(r.out).toMatch(/^filestore\s+ok\s+not a directory: \S+\/in-the-way\s+-\s+-$/m);
+  expect(existsSync(join(home, "other"))).toBe(false);
   expect(r.code).toBe(1);
   expect(readFileSync(knownHosts, "utf8")).toMatch(new RegExp(`^\\[127\\.0\\.0\\.1\\]:${sshd.port} ssh-ed25519 `));
 
