@@ -93,7 +93,11 @@ export class Coordinator {
     const scanned = existsSync(ledgerPath(opts.storage)) ? null : await scanRoots(opts.roots);
     mkdirSync(join(opts.storage, SHARDS_DIR), { recursive: true });
     mkdirSync(dirname(ledgerPath(opts.storage)), { recursive: true });
-    const ledger = await JobLedger.open(ledgerPath(opts.storage));
+    const ledger = await JobLedger.open(ledgerPath(opts.storage)).catch((err: unknown) => {
+      const holder = /Conflicting lock is held in .*\(PID (\d+)\)/.exec(err instanceof Error ? err.message : String(err));
+      if (!holder) throw err;
+      throw new Error(`another coordinator (pid ${holder[1]}) runs the job in ${opts.storage}: stop it first, or give another --storage`);
+    });
     try {
       const existing = await ledger.job();
       if (existing) {

@@ -1,7 +1,7 @@
 import { afterAll, expect, test } from "bun:test";
 import { existsSync } from "node:fs";
 import { join } from "node:path";
-import { makePhotos, spawnCli, tempDir, TOKEN } from "./cluster-harness.ts";
+import { fetchStatus, makePhotos, spawnCli, startCoordinatorProc, tempDir, TOKEN } from "./cluster-harness.ts";
 
 const taken = Bun.serve({ port: 0, hostname: "127.0.0.1", fetch: () => new Response("someone else") });
 afterAll(() => taken.stop(true));
@@ -34,4 +34,20 @@ test("a coordinator whose photo root does not exist fails naming it, and writes 
   expect(await p.exited).toBe(1);
   expect(p.stderr.join("\n")).toContain(`no such file or directory: ${join(root, "photos")}`);
   expect(existsSync(join(root, "storage"))).toBe(false);
+}, 30_000);
+
+test("a second coordinator on the same storage is refused, naming the first one's pid, and the job is left alone", async () => {
+  const root = tempDir("two-coordinators");
+  await makePhotos(join(root, "photos"), 3);
+  const first = await startCoordinatorProc([join(root, "photos")], join(root, "storage"), ["--serve"]);
+  try {
+    const second = coordinator(root, "0");
+    expect(await second.exited).toBe(1);
+    expect(second.stderr.join("\n")).toContain(
+      `imgd: another coordinator (pid ${first.p.proc.pid}) runs the job in ${join(root, "storage")}: stop it first, or give another --storage`,
+    );
+    expect((await fetchStatus(first.url)).total).toBe(3);
+  } finally {
+    first.p.proc.kill("SIGKILL");
+  }
 }, 30_000);
