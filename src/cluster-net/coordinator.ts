@@ -1,7 +1,7 @@
 // The coordinator's behaviour, free of HTTP: register workers, lease batches, renew and expire leases, count
 // commits once, and merge the shards when every batch is committed. All durable state is in the JobLedger.
 import type { StageSpec } from "../engine/analysis/open-stages.ts";
-import { existsSync, mkdirSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, rmSync, statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { ProgressModel } from "../engine/progress.ts";
@@ -34,11 +34,17 @@ export interface CoordinatorOptions {
   /** Files per lease (default 64); given to a resumed job, it re-splits the batches not yet leased. */
   batchFiles?: number;
   leaseTtlMs: number;
+  /**
+   * Below this much free space where the ledger is written (default 64 MiB) no batch is leased, and dispatch resumes
+   * once there is more: a ledger write that fails for want of space aborted the whole process inside DuckDB.
+   */
+  minFreeBytes?: number;
   /** Called with one line per notable event (lease expired, worker lost, merge done ...). */
   onEvent?: (line: string) => void;
 }
 
 export const DEFAULT_BATCH_FILES = 64;
+export const DEFAULT_MIN_FREE_BYTES = 64 * 2 ** 20;
 
 export class CoordinatorError extends Error {
   constructor(
@@ -70,6 +76,8 @@ export class Coordinator {
   private merge: Promise<MergeReport | null | "requeued"> | null = null;
   lastMerge: MergeReport | null = null;
   private lastDeferral = "";
+  /** Why leases are held back for want of space, or null; checked at most once a second. */
+  private lowSpace: { reason: string | null; checkedMs: number } = { reason: null, checkedMs: -Infinity };
   /** Set once the shards are merged; resolves then. */
   readonly merged: Promise<void>;
   private resolveMerged!: () => void;
@@ -179,10 +187,34 @@ export class Coordinator {
     if (worker.drain) return { batch: null, done: true, reason: "drained by the coordinator", retryMs: 0 };
     if (this.job.phase !== "indexing") return { batch: null, done: true, reason: "job complete", retryMs: 0 };
     if (this.job.paused) return { batch: null, done: false, reason: "dispatch paused", retryMs: 500 };
+    const full = this.spaceShortage();
+    if (full) return { batch: null, done: false, reason: full, retryMs: 5000 };
     const batch = await this.ledger.leaseBatch(workerId, Date.now() + this.opts.leaseTtlMs);
     if (batch) return { batch, done: false, retryMs: 0 };
     // Everything is leased: poll again soon, since a lease may expire and come back.
     return { batch: null, done: false, reason: "every batch is leased", retryMs: Math.min(1000, this.heartbeatMs) };
+  }
+
+  /** Why no batch may be leased now for want of free space (said once as it starts and once as it ends), or null. */
+  private spaceShortage(): string | null {
+    const now = Date.now();
+    if (now - this.lowSpace.checkedMs < 1000) return this.lowSpace.reason;
+    const dir = dirname(ledgerPath(this.opts.storage));
+    const needed = this.opts.minFreeBytes ?? DEFAULT_MIN_FREE_BYTES;
+    let reason: string | null = null;
+    try {
+      const fs = statfsSync(dir);
+      const free = fs.bavail * fs.bsize;
+      if (free < needed) {
+        reason = `only ${(free / 2 ** 20).toFixed(1)} MiB free under ${this.opts.storage} (needs ${(needed / 2 ** 20).toFixed(0)}): no batch is leased until there is more`;
+      }
+    } catch {
+      // A filesystem that cannot say how full it is: the writes themselves will tell.
+    }
+    if (reason && !this.lowSpace.reason) this.opts.onEvent?.(reason);
+    if (!reason && this.lowSpace.reason) this.opts.onEvent?.(`space under ${this.opts.storage} again: dispatch resumes`);
+    this.lowSpace = { reason, checkedMs: now };
+    return reason;
   }
 
   async heartbeat(workerId: string, stats: WorkerStats): Promise<HeartbeatReply> {
