@@ -6,9 +6,9 @@ import type { AnalysisStage, StageCounts } from "./analysis/stage.ts";
 import { BoundedQueue } from "./async-queue.ts";
 import { decodeImage } from "./decode.ts";
 import type { BatchImageEmbedder } from "./embed.ts";
-import { imohashBytes } from "./identity.ts";
+import { imohashBytes, imohashFile } from "./identity.ts";
 import { failedRow, indexedRow } from "./image-rows.ts";
-import { movedFromIndex, planIndexWork } from "./index-plan.ts";
+import { filesToHashForMoves, knownAfterMoves, movedFromIndex, planIndexWork, resolveMoves } from "./index-plan.ts";
 import type { ResolvedModel } from "./models.ts";
 import { preprocessInto } from "./preprocess.ts";
 import { ProgressModel, type ProgressSnapshot } from "./progress.ts";
@@ -44,7 +44,7 @@ export interface IndexOptions {
   signal?: AbortSignal;
   onProgress?: (p: ProgressSnapshot) => void;
   /** Called once the plan is known, before any image is read. */
-  onPlan?: (plan: { scanned: number; unchanged: number; toProcess: number; missing: number }) => void;
+  onPlan?: (plan: { scanned: number; unchanged: number; toProcess: number; moved: number; missing: number }) => void;
 }
 
 export interface IndexReport {
@@ -106,44 +106,63 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
   });
   try {
     // An explicit batch only needs its own rows; a full scan needs every row to find moves and deletions.
-    const known = await store.knownFiles(opts.files ? opts.files.map((f) => f.path) : undefined);
+    const knownBefore = await store.knownFiles(opts.files ? opts.files.map((f) => f.path) : undefined);
     for (const stage of stages) await store.ensureTables(stage.ddl);
     const runs = stages.length > 0 ? await store.analysisRuns() : new Map<number, Map<string, string>>();
     const pending = (id: number) => stagesToRun(stages, runs.get(id));
-    const plan = planIndexWork(scan.files, known, {
+    const plan = planIndexWork(scan.files, knownBefore, {
       scope: scan.scope ?? null,
       allowEmptyRoots: opts.allowEmptyRoots,
       needsAnalysis: (id) => pending(id).length > 0,
     });
-    const movedCandidates = movedFromIndex(plan.missing);
+    // Renames (swaps and cycles among known paths too) are settled before any pixel is read, in one transaction:
+    // a path that now holds another known photo would otherwise be re-embedded under a new id, losing its rows.
+    const hashes = new Map<string, string>();
+    await timings.time("hash", async () => {
+      for (const file of filesToHashForMoves(plan, knownBefore)) {
+        // One that cannot be hashed now is read (and its failure recorded) by the pipeline.
+        const hash = await imohashFile(file.path, { size: file.size }).catch(() => null);
+        if (hash !== null) hashes.set(file.path, hash);
+      }
+    });
+    const movePlan = resolveMoves(plan, knownBefore, hashes);
+    await timings.time("write", () =>
+      store.movePaths(movePlan.moves.map(({ id, file }) => ({ id, path: file.path, size: file.size, mtimeMs: file.mtimeMs })), movePlan.displaced),
+    );
+    const known = knownAfterMoves(knownBefore, movePlan);
+    const movedTo = new Map(movePlan.moves.map(({ id, file }) => [file.path, id]));
+    const claimedMoves = new Set(movePlan.moves.map((m) => m.id));
     // Files catalogued outside this scan's scope: one whose content turns up here is a move only if it is gone.
-    const missingSet = new Set(plan.missing);
-    const elsewhere = movedFromIndex(opts.files ? [] : [...known.values()].filter((k) => !missingSet.has(k)));
+    const missingIds = new Set(plan.missing.map((m) => m.id));
+    const elsewhere = movedFromIndex(opts.files ? [] : [...known.values()].filter((k) => !missingIds.has(k.id)));
     const work = [
-      ...plan.candidates.map((file) => ({ file, analyzeId: null as number | null })),
+      ...plan.candidates.flatMap((file) => {
+        const id = movedTo.get(file.path);
+        if (id === undefined) return [{ file, analyzeId: null as number | null }];
+        // A moved image that an enabled stage has not seen yet is analysed, as an unchanged one would be.
+        return pending(id).length > 0 ? [{ file, analyzeId: id as number | null }] : [];
+      }),
       ...plan.reanalyze.map(({ file, id }) => ({ file, analyzeId: id as number | null })),
     ];
     opts.onPlan?.({
       scanned: scan.files.length,
       unchanged: plan.unchanged,
       toProcess: work.length,
-      missing: plan.missing.length,
+      moved: movePlan.moves.length,
+      missing: plan.missing.filter((m) => !claimedMoves.has(m.id)).length + movePlan.displaced.length,
     });
 
     const progress = new ProgressModel(work.length);
-    const ownEmbedder = !opts.embedder && plan.candidates.length > 0;
+    const ownEmbedder = !opts.embedder && work.some((w) => w.analyzeId === null);
     const embedder = opts.embedder ?? (ownEmbedder ? await ThreadedImageEmbedder.open(opts.model, { threads }) : null);
     const queue = new BoundedQueue<Prepared>(Math.max(batchSize * 2, 8));
-    const claimedMoves = new Set<number>();
     let next = 0;
 
-    /** The catalogued file that `path` (content `hash`) was moved from, claimed so no other path takes it too. */
+    /**
+     * The file catalogued outside this scan's scope that `path` (content `hash`) was moved from, claimed so no other
+     * path takes it too. Moves within the scope were settled before the run.
+     */
     const movedHere = async (hash: string, path: string): Promise<KnownFile | undefined> => {
-      const fromScope = movedCandidates.get(hash)?.find((m) => !claimedMoves.has(m.id));
-      if (fromScope) {
-        claimedMoves.add(fromScope.id);
-        return fromScope;
-      }
       for (const m of elsewhere.get(hash) ?? []) {
         if (m.path === path || claimedMoves.has(m.id)) continue;
         // Claimed before the check, which yields: two copies of one photo must not both take it.
@@ -195,7 +214,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const producers = Array.from({ length: Math.max(1, opts.prefetch ?? threads + 2) }, producer);
     const allProduced = Promise.all(producers).then(() => queue.close());
 
-    const counts = { embed: 0, analyze: 0, failed: 0, touch: 0, move: 0 };
+    const counts = { embed: 0, analyze: 0, failed: 0, touch: 0, move: movePlan.moves.length };
     const found: StageCounts = {};
     let lastCheckpoint = performance.now();
     let lastCheckpointMs = 0;
@@ -276,6 +295,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const interrupted = opts.signal?.aborted === true && next < work.length;
     // Deletions are only safe once the whole tree was seen and every move was claimed.
     const removedIds = interrupted ? [] : plan.missing.filter((m) => !claimedMoves.has(m.id)).map((m) => m.id);
+    const removed = removedIds.length + movePlan.displaced.length;
     await timings.time("write", async () => {
       if (removedIds.length > 0) await store.removeIds(removedIds);
       await store.checkpoint();
@@ -291,7 +311,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       found,
       touched: counts.touch,
       moved: counts.move,
-      removed: removedIds.length,
+      removed,
       failed: counts.failed,
       scanSkipped: scan.skipped,
       interrupted,

@@ -1,4 +1,5 @@
 // Decides, before any pixel is read, what an incremental run has to do. Pure: scanned files + catalog in, plan out.
+import { basename } from "node:path";
 import { inScope, isUnder, type ScanScope } from "./scan.ts";
 import type { KnownFile } from "./store/catalog.ts";
 import type { ScannedFile } from "./types.ts";
@@ -68,4 +69,84 @@ export function movedFromIndex(missing: KnownFile[]): Map<string, KnownFile[]> {
     byHash.set(m.imohash, list);
   }
   return byHash;
+}
+
+/** Catalogued images found again under another scanned path, resolved before the pipeline runs. */
+export interface MovePlan {
+  /** Each keeps its id, vector and every row that hangs off it; only its path, size and mtime change. */
+  moves: { id: number; file: ScannedFile }[];
+  /** Rows at a path that a move takes whose own content is nowhere now (a file renamed over another): deleted. */
+  displaced: number[];
+}
+
+/**
+ * Catalogued images whose content may now be at another path: the in-scope missing ones, and those whose path is
+ * a candidate (it may hold other content now, as after a swap). Only indexed images with a content hash count.
+ */
+function mayHaveMoved(plan: IndexPlan, known: Map<string, KnownFile>): KnownFile[] {
+  const out = plan.missing.filter((m) => m.status === "indexed" && m.imohash);
+  for (const file of plan.candidates) {
+    const prior = known.get(file.path);
+    if (prior && prior.status === "indexed" && prior.imohash) out.push(prior);
+  }
+  return out;
+}
+
+/**
+ * The candidates whose content hash `resolveMoves` needs. imohash includes the size, so only a candidate of the
+ * same size as an image that may have moved can hold it: a run that adds new photos hashes (almost) none up front.
+ */
+export function filesToHashForMoves(plan: IndexPlan, known: Map<string, KnownFile>): ScannedFile[] {
+  const sizes = new Set(mayHaveMoved(plan, known).map((k) => k.size));
+  return plan.candidates.filter((f) => sizes.has(f.size));
+}
+
+/**
+ * Which candidates hold content the catalog has under a path that is gone or now holds other content: renames,
+ * and swaps and cycles of renames, where every path involved is known but holds another one's photo. `hashes`
+ * maps the paths of `filesToHashForMoves` to their imohash (a file that could not be hashed is left out).
+ */
+export function resolveMoves(plan: IndexPlan, known: Map<string, KnownFile>, hashes: Map<string, string>): MovePlan {
+  // An image is free to move when its path is missing, or holds content of another size or another hash.
+  const candidateAt = new Map(plan.candidates.map((f) => [f.path, f]));
+  const vacated = mayHaveMoved(plan, known).filter((k) => {
+    const now = candidateAt.get(k.path);
+    if (!now) return true; // missing
+    const hash = hashes.get(k.path);
+    return now.size !== k.size || (hash !== undefined && hash !== k.imohash);
+  });
+  const byHash = movedFromIndex(vacated);
+  const claimed = new Set<number>();
+  const moves: MovePlan["moves"] = [];
+  for (const file of plan.candidates) {
+    const hash = hashes.get(file.path);
+    if (hash === undefined || known.get(file.path)?.imohash === hash) continue;
+    const from = byHash.get(hash)?.filter((m) => !claimed.has(m.id));
+    // Copies of one photo moved together: keep each copy's rows with the file of its name where possible.
+    const pick = from?.find((m) => basename(m.path) === basename(file.path)) ?? from?.[0];
+    if (!pick) continue;
+    claimed.add(pick.id);
+    moves.push({ id: pick.id, file });
+  }
+  const displaced = moves.flatMap(({ file }) => {
+    const holder = known.get(file.path);
+    return holder && !claimed.has(holder.id) ? [holder.id] : [];
+  });
+  return { moves, displaced };
+}
+
+/** `known` as it is once `plan` is applied: moved images under their new paths, displaced and vacated paths gone. */
+export function knownAfterMoves(known: Map<string, KnownFile>, plan: MovePlan): Map<string, KnownFile> {
+  if (plan.moves.length === 0) return known;
+  const changed = new Set([...plan.displaced, ...plan.moves.map((m) => m.id)]);
+  const byId = new Map<number, KnownFile>();
+  const out = new Map<string, KnownFile>();
+  for (const [path, k] of known) {
+    if (changed.has(k.id)) byId.set(k.id, k);
+    else out.set(path, k);
+  }
+  for (const { id, file } of plan.moves) {
+    out.set(file.path, { ...byId.get(id)!, path: file.path, size: file.size, mtimeMs: file.mtimeMs });
+  }
+  return out;
 }

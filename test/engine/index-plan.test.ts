@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { movedFromIndex, planIndexWork } from "../../src/engine/index-plan.ts";
+import { filesToHashForMoves, knownAfterMoves, movedFromIndex, planIndexWork, resolveMoves } from "../../src/engine/index-plan.ts";
 import type { ScanScope } from "../../src/engine/scan.ts";
 import type { KnownFile } from "../../src/engine/store/catalog.ts";
 
@@ -88,4 +88,86 @@ test("only indexed missing files with a content hash can be matched as moved", (
   const byHash = movedFromIndex([known(4, "/old.jpg", 5, 5, "hh"), failed, { ...known(6, "/y", 1, 1), imohash: null }]);
   expect([...byHash.keys()]).toEqual(["hh"]);
   expect(byHash.get("hh")![0]!.id).toBe(4);
+});
+
+/** Plans a run over `scanned` (path -> [size, mtime, content hash]) against `catalog`, hashing what the plan asks for. */
+function movesOf(catalog: Map<string, KnownFile>, scanned: Record<string, [number, number, string]>) {
+  const files = Object.entries(scanned).map(([path, [size, mtimeMs]]) => ({ path, size, mtimeMs }));
+  const plan = planIndexWork(files, catalog, { scope: whole, allowEmptyRoots: true });
+  const toHash = filesToHashForMoves(plan, catalog);
+  const moves = resolveMoves(plan, catalog, new Map(toHash.map((f) => [f.path, scanned[f.path]![2]])));
+  return { plan, hashed: toHash.map((f) => f.path), moves: moves.moves.map((m) => [m.id, m.file.path]), displaced: moves.displaced, plan2: moves };
+}
+
+test("two files that swapped names are two moves, not two changed files", () => {
+  const catalog = catalogOf(known(1, "/a.jpg", 10, 100, "A"), known(2, "/b.jpg", 20, 200, "B"), known(3, "/c.jpg", 30, 300, "C"));
+  // A rename keeps the mtime: /a.jpg now has b's size and mtime.
+  const r = movesOf(catalog, { "/a.jpg": [20, 200, "B"], "/b.jpg": [10, 100, "A"], "/c.jpg": [30, 300, "C"] });
+  expect(r.moves).toEqual([[2, "/a.jpg"], [1, "/b.jpg"]]);
+  expect(r.displaced).toEqual([]);
+  const after = knownAfterMoves(catalog, r.plan2);
+  expect([...after.values()].map((k) => [k.path, k.id, k.imohash, k.size]).sort()).toEqual([
+    ["/a.jpg", 2, "B", 20],
+    ["/b.jpg", 1, "A", 10],
+    ["/c.jpg", 3, "C", 30],
+  ]);
+});
+
+test("a cycle of renames, a rename over another file and a rename away from an edited path are all moves", () => {
+  const catalog = catalogOf(
+    known(1, "/p.jpg", 1, 1, "P"),
+    known(2, "/q.jpg", 2, 2, "Q"),
+    known(3, "/r.jpg", 3, 3, "R"),
+    known(4, "/x.jpg", 4, 4, "X"),
+    known(5, "/y.jpg", 5, 5, "Y"),
+    known(6, "/e.jpg", 6, 6, "E"),
+  );
+  const r = movesOf(catalog, {
+    // p -> q -> r -> p
+    "/p.jpg": [3, 3, "R"],
+    "/q.jpg": [1, 1, "P"],
+    "/r.jpg": [2, 2, "Q"],
+    // x renamed over y: y's photo is gone
+    "/y.jpg": [4, 4, "X"],
+    // e renamed to f, and a new photo saved as e
+    "/e.jpg": [6, 7, "new"],
+    "/f.jpg": [6, 6, "E"],
+  });
+  expect(r.moves).toEqual([[3, "/p.jpg"], [1, "/q.jpg"], [2, "/r.jpg"], [4, "/y.jpg"], [6, "/f.jpg"]]);
+  expect(r.displaced).toEqual([5]);
+  expect(r.plan.missing.map((m) => m.id)).toEqual([4]);
+  const after = knownAfterMoves(catalog, r.plan2);
+  // The new photo at /e.jpg has no prior row left: it is embedded as a new image.
+  expect(after.has("/e.jpg")).toBe(false);
+  expect(after.get("/y.jpg")!.id).toBe(4);
+});
+
+test("only candidates of a size some moved-away image had are hashed up front", () => {
+  const catalog = catalogOf(known(1, "/a.jpg", 10, 100, "A"), known(2, "/gone.jpg", 20, 200, "G"));
+  const r = movesOf(catalog, { "/a.jpg": [10, 100, "A"], "/new1.jpg": [33, 1, "N1"], "/new2.jpg": [20, 1, "G"], "/new3.jpg": [44, 1, "N3"] });
+  expect(r.hashed).toEqual(["/new2.jpg"]);
+  expect(r.moves).toEqual([[2, "/new2.jpg"]]);
+  // A first run has nothing that could have moved: nothing is hashed before the pipeline.
+  expect(movesOf(new Map(), { "/a.jpg": [1, 1, "A"] }).hashed).toEqual([]);
+});
+
+test("a file with its own content, a copy of a kept photo, and a file that could not be hashed are not moves", () => {
+  const catalog = catalogOf(known(1, "/a.jpg", 10, 100, "A"), known(2, "/b.jpg", 10, 200, "B"), known(3, "/c.jpg", 10, 300, "C"));
+  const files = [
+    { path: "/a.jpg", size: 10, mtimeMs: 999 }, // touched, same content
+    { path: "/b.jpg", size: 10, mtimeMs: 200 }, // unchanged
+    { path: "/copy.jpg", size: 10, mtimeMs: 1 }, // a copy of b, which is still there
+    { path: "/c.jpg", size: 10, mtimeMs: 5 }, // same size, not readable right now
+    { path: "/d.jpg", size: 10, mtimeMs: 1 }, // holds C's content
+  ];
+  const plan = planIndexWork(files, catalog, { scope: whole });
+  const moves = resolveMoves(plan, catalog, new Map([["/a.jpg", "A"], ["/copy.jpg", "B"], ["/d.jpg", "C"]]));
+  // c.jpg is of the same size and could not be hashed: its photo may still be there, so nothing takes it.
+  expect(moves).toEqual({ moves: [], displaced: [] });
+});
+
+test("copies of one photo moved together keep their rows with the file of the same name", () => {
+  const catalog = catalogOf(known(1, "/old/x.jpg", 10, 1, "D"), known(2, "/old/y.jpg", 10, 1, "D"));
+  const r = movesOf(catalog, { "/new/y.jpg": [10, 1, "D"], "/new/x.jpg": [10, 1, "D"] });
+  expect(r.moves).toEqual([[2, "/new/y.jpg"], [1, "/new/x.jpg"]]);
 });

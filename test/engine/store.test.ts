@@ -148,6 +148,41 @@ describe("index store", () => {
     await store.close();
   });
 
+  test("moves may permute paths among themselves and take a path whose row is removed in the same transaction", async () => {
+    const dir = tempIndex();
+    const store = await IndexStore.open(dir, { model: MODEL });
+    const ids = await store.addBatch(rows(4), vectors(4));
+    const path = (i: number) => `/photos/${String(i).padStart(5, "0")}.jpg`;
+    // 0 <-> 1 swapped; 2 renamed over 3, whose photo is gone.
+    await store.movePaths(
+      [
+        { id: ids[0]!, path: path(1), size: 5, mtimeMs: 5 },
+        { id: ids[1]!, path: path(0), size: 6, mtimeMs: 6 },
+        { id: ids[2]!, path: path(3), size: 7, mtimeMs: 7 },
+      ],
+      [ids[3]!],
+    );
+    const check = async (s: IndexStore) => {
+      const known = await s.knownFiles();
+      expect([...known.values()].map((k) => [k.path, k.id, k.size]).sort()).toEqual([
+        [path(0), ids[1]!, 6],
+        [path(1), ids[0]!, 5],
+        [path(3), ids[2]!, 7],
+      ]);
+      for (const i of [0, 1, 2]) {
+        const [hit] = await s.search(vectors(1, i), 1);
+        expect(hit).toMatchObject({ id: ids[i]!, path: path(i === 0 ? 1 : i === 1 ? 0 : 3) });
+      }
+      expect((await s.search(vectors(1, 3), 4)).map((h) => h.id)).not.toContain(ids[3]!);
+    };
+    await check(store);
+    await store.close();
+    const reopened = await IndexStore.open(dir, { readOnly: true });
+    expect(reopened.recovery).toBe("none");
+    await check(reopened);
+    await reopened.close();
+  });
+
   test("known files can be asked for a list of paths, returning only those that are catalogued", async () => {
     const store = await IndexStore.open(tempIndex(), { model: MODEL });
     await store.addBatch(rows(6), vectors(6));

@@ -67,7 +67,7 @@ export async function run(argv: string[]): Promise<number> {
     onPlan: (p) => {
       if (!values.json && !values.quiet) {
         process.stderr.write(
-          `[index] ${p.scanned} files found, ${p.unchanged} unchanged, ${p.toProcess} to process, ${p.missing} no longer present\n`,
+          `[index] ${p.scanned} files found, ${p.unchanged} unchanged, ${p.toProcess} to process, ${p.moved} moved, ${p.missing} no longer present\n`,
         );
       }
     },

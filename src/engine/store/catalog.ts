@@ -187,9 +187,21 @@ export class Catalog {
     });
   }
 
-  movePaths(moves: { id: number; path: string; size: number; mtimeMs: number }[]): Promise<void> {
+  /**
+   * Gives images new paths (and sizes and mtimes) in one transaction, first deleting `removeIds` (rows whose path a
+   * move takes). The moves may permute paths among themselves (a swap, a cycle of renames): each path is unique, so
+   * the rows whose path changes are parked under a name no file can have before any takes its new one.
+   */
+  movePaths(moves: { id: number; path: string; size: number; mtimeMs: number }[], removeIds: number[] = []): Promise<void> {
     return this.serialized(() =>
       this.transaction(async () => {
+        if (removeIds.length > 0) await this.deleteImages(removeIds);
+        const target = new Map(moves.map((m) => [m.id, m.path]));
+        const current = moves.length === 0 ? [] : await this.query(`SELECT id, path FROM images WHERE id IN (${moves.map((m) => toInt(m.id)).join(",")})`);
+        const renamed = current.filter((r) => target.get(Number(r[0])) !== r[1]).map((r) => Number(r[0]));
+        if (renamed.length > 1) {
+          await this.conn.run(`UPDATE images SET path = chr(0) || 'moving ' || id WHERE id IN (${renamed.join(",")})`);
+        }
         const update = await this.conn.prepare("UPDATE images SET path = $1, size = $2, mtime_ms = $3 WHERE id = $4");
         for (const m of moves) {
           update.bindVarchar(1, m.path);

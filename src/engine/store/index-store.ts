@@ -182,12 +182,17 @@ export class IndexStore {
     return ids;
   }
 
-  /** A moved or touched file keeps its id and vector. */
-  async movePaths(moves: { id: number; path: string; size: number; mtimeMs: number }[]): Promise<void> {
+  /**
+   * A moved or touched file keeps its id and vector. Moves may permute paths among themselves; `removeIds` are
+   * rows deleted in the same transaction (those whose path a move takes).
+   */
+  async movePaths(moves: { id: number; path: string; size: number; mtimeMs: number }[], removeIds: number[] = []): Promise<void> {
     this.assertWritable();
-    if (moves.length === 0) return;
-    await this.catalog.movePaths(moves);
-    await this.recordCache?.apply({ moved: moves });
+    if (moves.length === 0 && removeIds.length === 0) return;
+    await this.catalog.movePaths(moves, removeIds);
+    await this.recordCache?.apply({ removed: removeIds, moved: moves });
+    this.vectors.remove(removeIds);
+    this.exact?.remove(removeIds);
     this.dirty = true;
   }
 
