@@ -1,14 +1,15 @@
 // Adding a handful of images to a live index (the server's POST /api/ingest), as opposed to `imgd index`, which
 // walks whole folders: hash -> skip exact duplicates -> decode + preprocess -> one embed batch -> store.
 // Uploaded bytes are kept under `<index>/uploads/<imohash>.<ext>` so the catalog path points at a real file.
-import { mkdirSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { analyzeImage, addCounts, decodeShortSide, writeStageOutcomes, type StageOutcome } from "./analysis/stage-runner.ts";
 import type { AnalysisStage, StageCounts } from "./analysis/stage.ts";
 import { decodeImage } from "./decode.ts";
 import { defaultNearThreshold, nearDuplicatesOf } from "./duplicates.ts";
 import type { BatchImageEmbedder } from "./embed.ts";
-import { imohashBytes } from "./identity.ts";
+import { imohashBytes, sha256File } from "./identity.ts";
 import { indexedRow } from "./image-rows.ts";
 import { commitFile } from "./store/atomic-file.ts";
 import { preprocessInto } from "./preprocess.ts";
@@ -115,16 +116,13 @@ export class Ingestor {
     // Asked of the catalog per request: a set of every indexed hash held ~10 MB at 100K images, and reading it
     // ~50 MB more.
     const known = await timings.time("hash", () => store.indexedHashes([...new Set(hashes)]));
+    const contents = new SameHashContents(store, known);
     const fresh: { item: IngestItem; hash: string }[] = [];
-    items.forEach((item, i) => {
+    for (const [i, item] of items.entries()) {
       const hash = hashes[i]!;
-      if (known.has(hash)) {
-        report.duplicates++;
-        return;
-      }
-      known.add(hash);
-      fresh.push({ item, hash });
-    });
+      if (await timings.time("hash", () => contents.holdsCopyOf(hash, item.bytes))) report.duplicates++;
+      else fresh.push({ item, hash });
+    }
 
     // One model batch at a time, so a request of 256 large images never holds more than one batch decoded.
     const batchSize = this.opts.batchSize ?? 32;
@@ -186,10 +184,64 @@ export class Ingestor {
   private storeUpload(bytes: Uint8Array, hash: string, format: string): string {
     mkdirSync(this.opts.uploadsDir, { recursive: true });
     const ext = format === "jpeg" ? "jpg" : format.replace(/[^a-z0-9]/gi, "") || "bin";
-    const path = join(this.opts.uploadsDir, `${hash}.${ext}`);
+    let path = join(this.opts.uploadsDir, `${hash}.${ext}`);
+    // Another content of the same imohash (a collision) keeps its file: this one is named by its sha256 too.
+    if (existsSync(path) && !Buffer.from(bytes).equals(readFileSync(path))) {
+      path = join(this.opts.uploadsDir, `${hash}-${sha256Hex(bytes).slice(0, 16)}.${ext}`);
+    }
     commitFile(path, bytes);
     return path;
   }
+}
+
+/**
+ * Which contents an imohash already stands for: the indexed files holding it and the new items of this request.
+ * imohash reads only three 16 KiB samples, so two different photos of one size can share it; a copy is confirmed by
+ * the sha256 of the whole content, and files are read only for hashes that some item shares.
+ */
+class SameHashContents {
+  private readonly shas = new Map<string, Set<string>>();
+  /** Items of this request not hashed in full yet: only needed if a later item shares their imohash. */
+  private readonly unhashed = new Map<string, Uint8Array[]>();
+
+  constructor(
+    private readonly store: IndexStore,
+    private readonly indexed: Set<string>,
+  ) {}
+
+  /** Whether `bytes` is a copy of something already holding `hash`; if not, it is remembered as holding it. */
+  async holdsCopyOf(hash: string, bytes: Uint8Array): Promise<boolean> {
+    if (!this.indexed.has(hash) && !this.shas.has(hash) && !this.unhashed.has(hash)) {
+      this.unhashed.set(hash, [bytes]);
+      return false;
+    }
+    const shas = await this.contentsOf(hash);
+    const sha = sha256Hex(bytes);
+    if (shas.has(sha)) return true;
+    shas.add(sha);
+    return false;
+  }
+
+  private async contentsOf(hash: string): Promise<Set<string>> {
+    let shas = this.shas.get(hash);
+    if (!shas) {
+      shas = new Set();
+      this.shas.set(hash, shas);
+      if (this.indexed.has(hash)) {
+        const rows = await this.store.read("SELECT DISTINCT path FROM images WHERE status = 'indexed' AND imohash = $1", [hash]);
+        // A file that cannot be read (moved or deleted since it was indexed) confirms nothing: the item is indexed.
+        for (const [path] of rows) shas.add(await sha256File(path as string).catch(() => ""));
+        shas.delete("");
+      }
+    }
+    for (const bytes of this.unhashed.get(hash) ?? []) shas.add(sha256Hex(bytes));
+    this.unhashed.delete(hash);
+    return shas;
+  }
+}
+
+function sha256Hex(bytes: Uint8Array): string {
+  return createHash("sha256").update(bytes).digest("hex");
 }
 
 async function mapLimited<T, R>(items: T[], limit: number, work: (item: T) => Promise<R>): Promise<R[]> {
