@@ -118,6 +118,10 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
       if (!includeHidden && name.startsWith(".")) continue;
       const path = join(dir, name);
       const kind = direntKind(entry) ?? (await lstatKind(path));
+      if ((kind !== "file" || hasImageExtension(name)) && (await undecodableName(name, path))) {
+        skipped.push({ path, reason: "name-not-utf8" });
+        continue;
+      }
       if (kind === "dir") subdirs.push({ path, ancestors });
       else if (kind === "file") {
         if (hasImageExtension(name)) candidates.add(path);
@@ -140,7 +144,14 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
 }
 
 /** Skips that are the scan's choice (what it does not index), not a failure to read what is there. */
-const POLICY_SKIPS: ReadonlySet<string> = new Set(["symlink", "broken-symlink", "not-a-file", "not-an-image-extension", "missing"]);
+const POLICY_SKIPS: ReadonlySet<string> = new Set([
+  "symlink",
+  "broken-symlink",
+  "not-a-file",
+  "not-an-image-extension",
+  "missing",
+  "name-not-utf8",
+]);
 
 /** A path the scan could not read (EACCES, EIO...): whatever is catalogued under it may still be there. */
 export function isReadFailure(skip: ScanSkip): boolean {
@@ -208,6 +219,19 @@ async function statCandidates(paths: string[], skipped: ScanSkip[], dedupeByReal
     }
   });
   return sortByPath([...byReal.values()]);
+}
+
+/**
+ * Whether a listed name is not valid UTF-8. Listings decode such bytes as U+FFFD, and the path made of that text
+ * names no file, so it could be neither read nor stored (the catalog holds paths as text): such a name is reported
+ * instead of being dropped as missing. Only names with U+FFFD in them cost an lstat.
+ */
+async function undecodableName(name: string, path: string): Promise<boolean> {
+  if (!name.includes("\uFFFD")) return false;
+  return lstat(path).then(
+    () => false,
+    (error) => errorCode(error) === "ENOENT",
+  );
 }
 
 type EntryKind = "file" | "dir" | "symlink" | "other";

@@ -158,6 +158,23 @@ describe("scanRoots", () => {
     }
   });
 
+  test("a file or folder whose name is not valid UTF-8 is reported as such, not dropped silently", async () => {
+    const root = tree({ "ok.jpg": "x", "notes\uFFFD.txt": "x", "real\uFFFD.jpg": "x" });
+    const raw = (name: number[]) => Buffer.concat([Buffer.from(`${root}/`), Buffer.from(name)]);
+    writeFileSync(raw([0x61, 0xff, 0x2e, 0x6a, 0x70, 0x67]), "x"); // a\xff.jpg
+    writeFileSync(raw([0x62, 0xfe, 0x2e, 0x74, 0x78, 0x74]), "x"); // b\xfe.txt: not an image, not reported
+    mkdirSync(raw([0x64, 0xff]));
+    writeFileSync(Buffer.concat([raw([0x64, 0xff]), Buffer.from("/inside.jpg")]), "x");
+    const result = await scanRoots([root]);
+    // A name that holds U+FFFD itself is a name like any other.
+    expect(paths(result)).toEqual([join(root, "ok.jpg"), join(root, "real\uFFFD.jpg")]);
+    expect(result.skipped).toEqual([
+      { path: join(root, "a\uFFFD.jpg"), reason: "name-not-utf8" },
+      { path: join(root, "d\uFFFD"), reason: "name-not-utf8" },
+    ]);
+    expect(result.scope!.unreadable).toEqual([]);
+  });
+
   test("takes a root that is an image file as is and skips a root file that is not an image", async () => {
     const root = tree({ "ok.jpg": "x", "readme.txt": "x" });
     const result = await scanRoots([join(root, "ok.jpg"), join(root, "readme.txt"), root]);

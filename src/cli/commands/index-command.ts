@@ -116,5 +116,11 @@ function scanNotes(report: IndexReport): string[] {
     if (unreadable.length > 10) out.push(`  ... and ${unreadable.length - 10} more (--json lists them all)`);
   }
   if (links > 0) out.push(`skipped ${links} symlinks (--follow-symlinks follows them)`);
+  const undecodable = report.scanSkipped.filter((s) => s.reason === "name-not-utf8");
+  if (undecodable.length > 0) {
+    out.push(`skipped ${undecodable.length} paths whose names are not valid UTF-8 (rename them to index them):`);
+    for (const s of undecodable.slice(0, 10)) out.push(`  ${JSON.stringify(s.path)}`);
+    if (undecodable.length > 10) out.push(`  ... and ${undecodable.length - 10} more (--json lists them all)`);
+  }
   return out;
 }
