@@ -1,6 +1,6 @@
 // File bytes -> 8-bit interleaved RGB with EXIF orientation applied, as Pillow's `convert("RGB")` would see it,
 // shrunk on load when the consumer needs far fewer pixels than a camera JPEG holds.
-import { readFile } from "node:fs/promises";
+import { open, stat } from "node:fs/promises";
 import type { Metadata } from "sharp";
 import { parseExif } from "./exif.ts";
 import { loadSharp } from "./native.ts";
@@ -35,18 +35,23 @@ export function jpegShrinkShortSide(shortSide: number, target: number): number |
   return null;
 }
 
+/**
+ * `input` is the file's bytes, or its path: then libvips reads the file itself, a header first and the pixels as it
+ * decodes them, so a file of gigabytes (a film scan, or a video called .jpg) never sits in memory whole.
+ */
 export async function decodeImage(input: string | Uint8Array, opts: DecodeOptions = {}): Promise<DecodedImage> {
-  const bytes = typeof input === "string" ? await readInput(input) : input;
   const label = typeof input === "string" ? input : "image";
-  if (bytes.length === 0) throw new ImageError("empty-file", `${label}: the file is empty (0 bytes)`);
+  const size = typeof input === "string" ? await fileSize(input) : input.length;
+  if (size === 0) throw new ImageError("empty-file", `${label}: the file is empty (0 bytes)`);
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const sharp = loadSharp();
+  const failure = async (err: unknown) => asImageError(err, label, typeof input === "string" ? await edgesOf(input) : input);
 
   let meta: Metadata;
   try {
-    meta = await sharp(bytes, { limitInputPixels: false }).metadata();
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (err) {
-    throw asImageError(err, label, bytes);
+    throw await failure(err);
   }
   if (!INDEXED_FORMATS.has(meta.format ?? "")) {
     throw new ImageError("not-an-image", `${label}: ${meta.format ?? "this"} is not an image format imgd indexes (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC)`);
@@ -63,7 +68,7 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
 
   // Pillow ignores embedded ICC profiles and so did CLIP's training data, so we keep pixel values as stored
   // (CMYK is still converted to sRGB, through libvips' generic CMYK profile).
-  let pipeline = sharp(bytes, { failOn: "error", limitInputPixels: maxPixels, autoOrient: true, ignoreIcc: true });
+  let pipeline = sharp(input, { failOn: "error", limitInputPixels: maxPixels, autoOrient: true, ignoreIcc: true });
   const shrunkShortSide =
     meta.format === "jpeg" && opts.targetShortSide
       ? jpegShrinkShortSide(Math.min(width, height), opts.targetShortSide)
@@ -92,7 +97,7 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
     data = new Uint8Array(result.data.buffer, result.data.byteOffset, result.data.byteLength);
     info = result.info;
   } catch (err) {
-    throw asImageError(err, label, bytes);
+    throw await failure(err);
   }
   if (info.channels !== 3) {
     throw new ImageError("corrupt", `${label}: decoded to ${info.channels} channels, expected RGB`);
@@ -109,12 +114,34 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
   };
 }
 
-async function readInput(path: string): Promise<Uint8Array> {
+/** The size of the regular file at `path`; anything else (missing, a folder, a pipe) cannot be read as an image. */
+async function fileSize(path: string): Promise<number> {
+  let cause: string;
   try {
-    return await readFile(path);
+    const s = await stat(path);
+    if (s.isFile()) return s.size;
+    cause = s.isDirectory() ? "it is a directory" : "it is not a regular file";
   } catch (err) {
-    const cause = err instanceof Error ? err.message : String(err);
-    throw new ImageError("unreadable", `${path}: cannot read the file (${cause})`);
+    cause = err instanceof Error ? err.message : String(err);
+  }
+  throw new ImageError("unreadable", `${path}: cannot read the file (${cause})`);
+}
+
+/** The first and last few KiB of a file: enough for `endsEarly` to tell a truncated JPEG or PNG. */
+async function edgesOf(path: string): Promise<Uint8Array> {
+  const handle = await open(path, "r").catch(() => null);
+  if (!handle) return new Uint8Array(0);
+  try {
+    const size = (await handle.stat()).size;
+    const head = Buffer.alloc(Math.min(size, 8));
+    const tail = Buffer.alloc(Math.min(Math.max(size - head.length, 0), 4096));
+    await handle.read(head, 0, head.length, 0);
+    await handle.read(tail, 0, tail.length, size - tail.length);
+    return Buffer.concat([head, tail]);
+  } catch {
+    return new Uint8Array(0);
+  } finally {
+    await handle.close();
   }
 }
 

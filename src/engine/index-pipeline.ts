@@ -77,6 +77,12 @@ type Prepared =
   | { kind: "touch"; file: ScannedFile; id: number }
   | { kind: "move"; file: ScannedFile; id: number };
 
+/**
+ * Files up to this size are read whole, once, for both the hash and the decode. Camera files are far smaller; above
+ * it, holding a file (times the files in flight) would cost more memory than the decode itself.
+ */
+export const WHOLE_READ_MAX_BYTES = 64 * 1024 * 1024;
+
 export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
   const t0 = performance.now();
   const timings = new StageTimings();
@@ -176,13 +182,14 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const prepare = async (file: ScannedFile, analyzeId: number | null): Promise<Prepared> => {
       let hash: string | null = null;
       try {
-        const bytes = await timings.time("read", () => readFile(file.path));
+        // A file too large to hold (a film scan, a video called .jpg) is sampled for its hash and decoded from disk.
+        const bytes = file.size > WHOLE_READ_MAX_BYTES ? null : await timings.time("read", () => readFile(file.path));
         const decode = () =>
-          timings.time("decode", () => decodeImage(bytes, { targetShortSide: decodeSide, maxPixels: opts.maxPixels }));
+          timings.time("decode", () => decodeImage(bytes ?? file.path, { targetShortSide: decodeSide, maxPixels: opts.maxPixels }));
         if (analyzeId !== null) {
           return { kind: "analyze", file, id: analyzeId, image: await decode(), stages: pending(analyzeId), touch: false };
         }
-        hash = await timings.time("hash", () => imohashBytes(bytes));
+        hash = await timings.time("hash", () => (bytes ? imohashBytes(bytes) : imohashFile(file.path, { size: file.size })));
         const prior = known.get(file.path);
         if (prior && prior.status === "indexed" && prior.imohash === hash) {
           const missing = pending(prior.id);

@@ -212,6 +212,15 @@ describe("decodeImage failures", () => {
     expect(err.message).toContain("ENOENT");
   });
 
+  test("a directory or a pipe given as an image is unreadable, saying what it is, and nothing waits on the pipe", async () => {
+    const folder = await expectReason(dir, ["unreadable"]);
+    expect(folder.message).toBe(`${dir}: cannot read the file (it is a directory)`);
+    const fifo = join(dir, "pipe.jpg");
+    Bun.spawnSync(["mkfifo", fifo]);
+    const pipe = await expectReason(fifo, ["unreadable"]);
+    expect(pipe.message).toBe(`${fifo}: cannot read the file (it is not a regular file)`);
+  });
+
   test("a small PNG claiming 50000x50000 pixels is refused from its header, quickly", async () => {
     const bomb = pngClaiming(50_000, 50_000, await rgbRaw(1, 1, 3, () => [1, 2, 3]).png().toBuffer());
     expect((await sharp(bomb, { limitInputPixels: false }).metadata()).width).toBe(50_000);

@@ -1,0 +1,49 @@
+// runIndex on what real photo folders hold besides photos: each file is indexed or recorded with its reason, and
+// the run goes on.
+import { expect, test } from "bun:test";
+import { copyFileSync, mkdirSync, truncateSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { imohashFile } from "../../src/engine/identity.ts";
+import { runIndex, WHOLE_READ_MAX_BYTES } from "../../src/engine/index-pipeline.ts";
+import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
+import { IndexStore } from "../../src/engine/store/index-store.ts";
+import { MODELS, PHOTOS, tempDir } from "../cli/cli-harness.ts";
+
+test("files larger than the whole-read limit are sampled and decoded from disk, never held in memory whole", async () => {
+  const root = tempDir("large-files");
+  const photos = join(root, "photos");
+  mkdirSync(photos);
+  // A photo with a long tail of zeros after its end marker (decoders stop at the marker), and a sparse 2 GiB file
+  // called .tif: a film scan's size, or a video with the wrong name.
+  copyFileSync(join(PHOTOS, "orange.jpg"), join(photos, "padded.jpg"));
+  truncateSync(join(photos, "padded.jpg"), WHOLE_READ_MAX_BYTES + 1024 * 1024);
+  writeFileSync(join(photos, "huge.tif"), "\0\0\0\x18ftypmp42");
+  truncateSync(join(photos, "huge.tif"), 2 * 1024 ** 3);
+  copyFileSync(join(PHOTOS, "rocket.jpg"), join(photos, "rocket.jpg"));
+
+  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
+  const peakBefore = process.resourceUsage().maxRSS * 1024;
+  const t0 = performance.now();
+  const report = await runIndex({ roots: [photos], indexDir: join(root, "index"), model, threads: 1 });
+  const seconds = (performance.now() - t0) / 1000;
+  const peakGrowth = process.resourceUsage().maxRSS * 1024 - peakBefore;
+
+  expect([report.embedded, report.failed]).toEqual([2, 1]);
+  expect(peakGrowth).toBeLessThan(512 * 1024 ** 2);
+  expect(seconds).toBeLessThan(10);
+  const store = await IndexStore.open(join(root, "index"), { readOnly: true });
+  try {
+    const known = await store.knownFiles();
+    // The sampled hash is the hash of the whole file, as for any other file (a move is recognised by it).
+    expect(known.get(join(photos, "padded.jpg"))!.imohash).toBe(await imohashFile(join(photos, "padded.jpg")));
+    expect(await store.failures()).toEqual([
+      {
+        path: join(photos, "huge.tif"),
+        reason: "not-an-image",
+        error: expect.stringContaining(`${join(photos, "huge.tif")}: not an image in a format we can read`),
+      },
+    ]);
+  } finally {
+    await store.close();
+  }
+}, 60_000);
