@@ -1,11 +1,14 @@
 // Small JPEG previews for browsing results. A thumbnail depends only on the image content and its size bucket,
-// so it is keyed by imohash: the key doubles as a strong ETag, and a moved file keeps its cached thumbnail.
+// so it is keyed by the catalog's imohash and the file's current size and mtime: the key doubles as a strong ETag,
+// a moved file keeps its cached thumbnail, and a file edited since it was indexed (the imohash names what it held
+// then) gets its own, never filed under a hash that copies elsewhere still have.
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { LruCache } from "./lru-cache.ts";
 import { loadSharp } from "./native.ts";
 import { asImageError, DEFAULT_MAX_PIXELS } from "./decode.ts";
+import { ImageError } from "./types.ts";
 
 /** Requested sizes snap up to one of these, so a client cannot fill the caches with one entry per pixel count. */
 export const THUMBNAIL_SIZES = [128, 256, 512, 1024] as const;
@@ -58,12 +61,15 @@ export class ThumbnailCache {
     return this.memory.hits;
   }
 
+  /** `imohash` is the catalog's for `source`, which may have changed since. */
   async get(imohash: string, size: number, source: string): Promise<Thumbnail> {
-    const key = `${imohash}-${size}`;
+    const version = await fileVersion(source);
+    const content = `${imohash}-${version}`;
+    const key = `${content}-${size}`;
     const etag = `"${key}"`;
     const inMemory = this.memory.get(key);
     if (inMemory) return { bytes: inMemory, etag, source: "memory" };
-    const file = this.dir ? join(this.dir, String(size), `${imohash}.jpg`) : null;
+    const file = this.dir ? join(this.dir, String(size), `${content}.jpg`) : null;
     if (file) {
       const onDisk = await readFile(file).catch(() => null);
       if (onDisk) {
@@ -76,18 +82,20 @@ export class ThumbnailCache {
     // Concurrent requests for one thumbnail (a page of results loading) share a single render.
     let pending = this.rendering.get(key);
     if (!pending) {
-      pending = this.render(source, size, file).finally(() => this.rendering.delete(key));
+      pending = this.render(source, size, version, file).finally(() => this.rendering.delete(key));
       this.rendering.set(key, pending);
     }
-    const bytes = await pending;
-    this.memory.set(key, bytes);
+    const { bytes, cacheable } = await pending;
+    if (cacheable) this.memory.set(key, bytes);
     return { bytes, etag, source: "rendered" };
   }
 
-  private async render(source: string, size: number, file: string | null): Promise<Uint8Array> {
+  private async render(source: string, size: number, version: string, file: string | null): Promise<{ bytes: Uint8Array; cacheable: boolean }> {
     const bytes = await renderThumbnail(source, size);
     this.rendered++;
-    if (file) {
+    // Written to while it was rendered: the picture may be of neither version, so it is not kept under this one.
+    const cacheable = (await fileVersion(source).catch(() => null)) === version;
+    if (file && cacheable) {
       try {
         mkdirSync(join(file, ".."), { recursive: true });
         const tmp = `${file}.${process.pid}.tmp`;
@@ -97,6 +105,14 @@ export class ThumbnailCache {
         // The disk cache is an optimisation: a full or read-only disk must not fail the request.
       }
     }
-    return bytes;
+    return { bytes, cacheable };
   }
+}
+
+/** Size and modification time (µs) of the file as it is now, in hex. */
+async function fileVersion(path: string): Promise<string> {
+  const info = await stat(path).catch((err: Error) => {
+    throw new ImageError("unreadable", `${path}: cannot read the file (${err.message})`);
+  });
+  return `${info.size.toString(16)}-${Math.round(info.mtimeMs * 1000).toString(16)}`;
 }
