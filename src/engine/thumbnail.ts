@@ -42,7 +42,7 @@ export interface Thumbnail {
 
 export class ThumbnailCache {
   private readonly memory: LruCache<string, Uint8Array>;
-  private readonly rendering = new Map<string, Promise<Uint8Array>>();
+  private readonly rendering = new Map<string, Promise<{ bytes: Uint8Array; cacheable: boolean }>>();
   diskHits = 0;
   rendered = 0;
 
