@@ -138,9 +138,10 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const known = knownAfterMoves(knownBefore, movePlan);
     const movedTo = new Map(movePlan.moves.map(({ id, file }) => [file.path, id]));
     const claimedMoves = new Set(movePlan.moves.map((m) => m.id));
-    // Files catalogued outside this scan's scope: one whose content turns up here is a move only if it is gone.
+    // Files catalogued outside this scan's scope: one whose content turns up here is a move only if it is gone. Files
+    // that failed count too: nothing else would ever drop the row of one whose folder was moved out of every scope.
     const missingIds = new Set(plan.missing.map((m) => m.id));
-    const elsewhere = movedFromIndex(opts.files ? [] : [...known.values()].filter((k) => !missingIds.has(k.id)));
+    const elsewhere = movedFromIndex(opts.files ? [] : [...known.values()].filter((k) => !missingIds.has(k.id)), { failedToo: true });
     const work = [
       ...plan.candidates.flatMap((file) => {
         const id = movedTo.get(file.path);

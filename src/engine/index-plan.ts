@@ -59,11 +59,15 @@ export function planIndexWork(scanned: ScannedFile[], known: Map<string, KnownFi
   return { unchanged, candidates, missing, reanalyze, emptyRoots };
 }
 
-/** Content key used to recognise a moved file: imohash already includes the size, so it is enough on its own. */
-export function movedFromIndex(missing: KnownFile[]): Map<string, KnownFile[]> {
+/**
+ * Content key used to recognise a moved file: imohash already includes the size, so it is enough on its own.
+ * With `failedToo`, files that failed to decode count as well (not those that could not be read: they are retried).
+ */
+export function movedFromIndex(missing: KnownFile[], opts: { failedToo?: boolean } = {}): Map<string, KnownFile[]> {
   const byHash = new Map<string, KnownFile[]>();
   for (const m of missing) {
-    if (!m.imohash || m.status !== "indexed") continue;
+    if (!m.imohash) continue;
+    if (m.status !== "indexed" && !(opts.failedToo && m.errorReason !== "unreadable")) continue;
     const list = byHash.get(m.imohash) ?? [];
     list.push(m);
     byHash.set(m.imohash, list);

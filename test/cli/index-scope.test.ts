@@ -1,6 +1,6 @@
 // An index holds many folders; a run over some of them must not touch what it did not scan.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, mkdirSync, renameSync, rmSync } from "node:fs";
+import { cpSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { imgdJson, PHOTOS, tempDir } from "./cli-harness.ts";
 
@@ -50,4 +50,23 @@ describe("imgd index over part of a library", () => {
     expect(allowed.emptyRoots).toEqual([]);
     expect((await pathsOf()).filter((p) => p.startsWith(`${b}/`))).toEqual([]);
   });
+});
+
+test("a folder indexed by a relative path, then renamed and indexed under its new name, keeps one row per file, failures included", async () => {
+  const root = tempDir("renamed-folder");
+  const index = join(root, "index");
+  mkdirSync(join(root, "old"));
+  for (const n of ["orange.jpg", "apple.jpg"]) cpSync(join(PHOTOS, n), join(root, "old", n));
+  writeFileSync(join(root, "old", "notes.jpg"), "not a photo\n".repeat(100));
+  writeFileSync(join(root, "old", "empty.jpg"), "");
+  const run = (dir: string) => imgdJson(["index", dir, "--index", index, "--model", "test-clip"], { cwd: root });
+  expect(await run("old")).toMatchObject({ embedded: 2, failed: 2 });
+  // The same folder by its absolute path is the same files.
+  expect(await run(join(root, "old"))).toMatchObject({ unchanged: 4, embedded: 0, failed: 0 });
+
+  renameSync(join(root, "old"), join(root, "new"));
+  expect(await run("new")).toMatchObject({ moved: 4, embedded: 0, failed: 0, removed: 0 });
+  const info = await imgdJson(["info", "--index", index, "--errors"]);
+  expect([info.indexed, info.failed]).toEqual([2, 2]);
+  expect(info.failures.map((f: any) => f.path).sort()).toEqual([join(root, "new", "empty.jpg"), join(root, "new", "notes.jpg")]);
 });

@@ -88,6 +88,10 @@ test("only indexed missing files with a content hash can be matched as moved", (
   const byHash = movedFromIndex([known(4, "/old.jpg", 5, 5, "hh"), failed, { ...known(6, "/y", 1, 1), imohash: null }]);
   expect([...byHash.keys()]).toEqual(["hh"]);
   expect(byHash.get("hh")![0]!.id).toBe(4);
+  // Files that failed to decode can be matched when asked for; those that could not be read are read again.
+  const locked: KnownFile = { ...known(7, "/z.jpg", 1, 1, "hz"), status: "failed", errorReason: "unreadable" };
+  const withFailed = movedFromIndex([known(4, "/old.jpg", 5, 5, "hh"), { ...failed, errorReason: "corrupt" }, locked], { failedToo: true });
+  expect([...withFailed.keys()]).toEqual(["hh", "hx"]);
 });
 
 /** Plans a run over `scanned` (path -> [size, mtime, content hash]) against `catalog`, hashing what the plan asks for. */
