@@ -22,7 +22,7 @@ export interface CollectedMatches {
  * gets -2, -3... before its extension. A folder that cannot be written to is an error.
  */
 export async function collectMatches(paths: string[], dir: string, mode: "copy" | "link", at = new Date()): Promise<CollectedMatches> {
-  await mkdir(dir, { recursive: true });
+  await ensureMatchFolder(dir);
   const out: CollectedMatches = { written: [], skipped: [] };
   for (const [i, source] of paths.entries()) {
     const problem = await access(source, constants.R_OK).then(
@@ -46,4 +46,15 @@ export async function collectMatches(paths: string[], dir: string, mode: "copy" 
     }
   }
   return out;
+}
+
+/** Creates the folder for the matches, or says why `dir` cannot be one; a caller can check it before searching. */
+export async function ensureMatchFolder(dir: string): Promise<void> {
+  try {
+    await mkdir(dir, { recursive: true });
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "EEXIST") throw new Error(`${dir} is a file, not a folder to put the matches in`);
+    throw new Error(`cannot create the folder ${dir} for the matches (${code ?? (err as Error).message})`);
+  }
 }

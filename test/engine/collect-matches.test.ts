@@ -2,7 +2,7 @@ import { expect, test } from "bun:test";
 import { lstatSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { collectMatches, matchFileName } from "../../src/engine/collect-matches.ts";
+import { collectMatches, ensureMatchFolder, matchFileName } from "../../src/engine/collect-matches.ts";
 
 test("copies are named match_YYYYMMDD_HHMMSS_rankNNN with the source's extension", () => {
   const at = new Date(2024, 5, 1, 9, 8, 7);
@@ -52,4 +52,13 @@ test("a hit whose file is gone is skipped with its reason, and the hits after it
   const r = await collectMatches([gone, a], join(dir, "out"), "copy", new Date(2024, 0, 2, 3, 4, 5));
   expect(r.skipped).toEqual([{ path: gone, reason: "ENOENT" }]);
   expect(r.written.map((p) => p.split("/").pop())).toEqual(["match_20240102_030405_rank002.jpg"]);
+});
+
+test("a target that is a file, or lies under one, is refused with a sentence saying so", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "imgd-matches-"));
+  const file = join(dir, "picked.jpg");
+  writeFileSync(file, "AAA");
+  await expect(collectMatches([file], file, "copy")).rejects.toThrow(`${file} is a file, not a folder to put the matches in`);
+  await expect(ensureMatchFolder(join(file, "sub"))).rejects.toThrow(`cannot create the folder ${join(file, "sub")} for the matches (ENOTDIR)`);
+  expect(readFileSync(file, "utf8")).toBe("AAA");
 });

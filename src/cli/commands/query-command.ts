@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { collectMatches } from "../../engine/collect-matches.ts";
+import { collectMatches, ensureMatchFolder } from "../../engine/collect-matches.ts";
 import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
 import { runQuery, type QueryInput } from "../../engine/query.ts";
 import { localTime } from "../../engine/store/catalog.ts";
@@ -35,6 +35,10 @@ export async function run(argv: string[]): Promise<number> {
     if (values[flag] && localTime(values[flag]!) === null) throw new UsageError(`--${flag} takes a date like 2024-06-01 or a date-time like 2024-06-01T18:30:00`);
   }
 
+  const target = values["copy-to"] ?? values["link-to"];
+  // Before the search: a folder that cannot be made would otherwise cost the search and show no hits.
+  if (target) await ensureMatchFolder(resolve(target));
+
   const store = await IndexStore.open(resolve(values.index ?? DEFAULT_INDEX), { readOnly: true });
   try {
     const model = await resolveModel(store.manifest.model.name, modelSearchDirs(values.models));
@@ -55,7 +59,6 @@ export async function run(argv: string[]): Promise<number> {
       // One query's tensors are small: past a few threads, waking them costs more than they add.
       Math.min(8, defaultThreads()),
     );
-    const target = values["copy-to"] ?? values["link-to"];
     const { written, skipped } = target
       ? await collectMatches(result.hits.map((h) => h.path), resolve(target), values["copy-to"] ? "copy" : "link")
       : { written: [], skipped: [] };
