@@ -78,7 +78,13 @@ describe("persons API", () => {
     const other = (await personOfFace(identityFaces.get(1)![0]!))!;
     const taken = await call("POST", `/api/persons/${other}/name`, { name: "ALICE" });
     expect(taken.status).toBe(409);
-    expect(taken.body.error).toContain("already person");
+    // An HTTP client is pointed at the route that settles it, not at a CLI command.
+    expect(taken.body.error).toBe(`"ALICE" is already person ${alice}; merge them with POST /api/persons/${alice}/merge {"sources": [${other}]}`);
+    const created = await call("POST", "/api/persons", { name: "alice" });
+    expect(created).toEqual({
+      status: 409,
+      body: { error: `"alice" is already person ${alice}; give them the faces with POST /api/persons/${alice}/assign {"face_ids": [...]}` },
+    });
     expect((await call("POST", `/api/persons/${other}/name`, { name: "" })).status).toBe(400);
     const notJson = await call("POST", `/api/persons/${other}/name`, "{oops");
     expect(notJson).toEqual({ status: 400, body: { error: "the body must be JSON" } });
