@@ -59,6 +59,8 @@ export interface IndexReport {
   moved: number;
   removed: number;
   failed: number;
+  /** Files that failed while they were being changed, replaced or removed: left as they were, for the next run. */
+  changing: number;
   scanSkipped: { path: string; reason: string }[];
   interrupted: boolean;
   wallMs: number;
@@ -75,7 +77,9 @@ type Prepared =
   | { kind: "analyze"; file: ScannedFile; id: number; image: DecodedImage; stages: AnalysisStage[]; touch: boolean }
   | { kind: "failed"; file: ScannedFile; hash: string | null; error: ImageError }
   | { kind: "touch"; file: ScannedFile; id: number }
-  | { kind: "move"; file: ScannedFile; id: number };
+  | { kind: "move"; file: ScannedFile; id: number }
+  /** Could not be indexed, and has changed or gone since the scan: nothing is written, the next run sees it anew. */
+  | { kind: "changing"; file: ScannedFile };
 
 /**
  * Files up to this size are read whole, once, for both the hash and the decode. Camera files are far smaller; above
@@ -208,6 +212,10 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
           err instanceof ImageError
             ? err
             : new ImageError("unreadable", err instanceof Error ? err.message : String(err));
+        // A file being written (a copy in progress, an editor saving in place) or removed since the scan is left to
+        // the next run: a failure recorded now would replace its indexed row, and with it its faces and persons.
+        // A worker's batch records it: its coordinator counts on a row for every file it leased.
+        if (!opts.files && (await changedSince(file))) return { kind: "changing", file };
         return { kind: "failed", file, hash, error };
       }
     };
@@ -222,7 +230,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const producers = Array.from({ length: Math.max(1, opts.prefetch ?? threads + 2) }, producer);
     const allProduced = Promise.all(producers).then(() => queue.close());
 
-    const counts = { embed: 0, analyze: 0, failed: 0, touch: 0, move: movePlan.moves.length };
+    const counts = { embed: 0, analyze: 0, failed: 0, touch: 0, move: movePlan.moves.length, changing: 0 };
     const found: StageCounts = {};
     let lastCheckpoint = performance.now();
     let lastCheckpointMs = 0;
@@ -321,6 +329,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       moved: counts.move,
       removed,
       failed: counts.failed,
+      changing: counts.changing,
       scanSkipped: scan.skipped,
       interrupted,
       wallMs,
@@ -342,6 +351,17 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     return report;
   } finally {
     if (ownStore) await store.close();
+  }
+}
+
+/** Whether `file` is gone or has another size or mtime than the scan saw. */
+async function changedSince(file: ScannedFile): Promise<boolean> {
+  try {
+    const now = await stat(file.path);
+    return now.size !== file.size || now.mtimeMs !== file.mtimeMs;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return code === "ENOENT" || code === "ENOTDIR";
   }
 }
 

@@ -1,7 +1,7 @@
 // runIndex on what real photo folders hold besides photos: each file is indexed or recorded with its reason, and
 // the run goes on.
 import { expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { imohashFile } from "../../src/engine/identity.ts";
 import { runIndex, WHOLE_READ_MAX_BYTES } from "../../src/engine/index-pipeline.ts";
@@ -46,4 +46,41 @@ test("files larger than the whole-read limit are sampled and decoded from disk, 
   } finally {
     await store.close();
   }
+}, 60_000);
+
+test("a file rewritten or removed between the scan and its read is left for the next run, keeping its indexed row", async () => {
+  const root = tempDir("changing");
+  const photos = join(root, "photos");
+  const indexDir = join(root, "index");
+  mkdirSync(photos);
+  for (const n of ["orange.jpg", "apple.jpg"]) copyFileSync(join(PHOTOS, n), join(photos, n));
+  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
+  const run = (onPlan?: () => void) => runIndex({ roots: [photos], indexDir, model, threads: 1, onPlan });
+  expect((await run()).embedded).toBe(2);
+  const rows = async () => {
+    const store = await IndexStore.open(indexDir, { readOnly: true });
+    try {
+      return [...(await store.knownFiles()).values()].map((k) => [k.path.slice(photos.length), k.id, k.status]).sort();
+    } finally {
+      await store.close();
+    }
+  };
+  const before = await rows();
+
+  // orange.jpg is saved again (the scan sees the new mtime) and a new photo arrives; then, after the scan, an editor
+  // rewrites orange.jpg in place (half written when it is read) and the new photo is deleted again.
+  const orange = readFileSync(join(PHOTOS, "orange.jpg"));
+  utimesSync(join(photos, "orange.jpg"), new Date(), new Date(Date.now() - 60_000));
+  copyFileSync(join(PHOTOS, "rocket.jpg"), join(photos, "rocket.jpg"));
+  const report = await run(() => {
+    writeFileSync(join(photos, "orange.jpg"), orange.subarray(0, orange.length / 2));
+    rmSync(join(photos, "rocket.jpg"));
+  });
+  expect([report.changing, report.failed, report.embedded, report.touched]).toEqual([2, 0, 0, 0]);
+  expect(await rows()).toEqual(before);
+
+  // Still half a file on the next run: now it is what the file is, and it is recorded as such.
+  const next = await run();
+  expect([next.changing, next.failed]).toEqual([0, 1]);
+  expect((await rows()).find((r) => r[0] === "/orange.jpg")![2]).toBe("failed");
 }, 60_000);

@@ -92,6 +92,9 @@ export async function run(argv: string[]): Promise<number> {
       out.splice(1, 0, `${stages.map((s) => s.name).join(" + ")}: ${report.analysed} unchanged images analysed; found ${found}`);
     }
     if (report.failed > 0) out.push(`${report.failed} files could not be indexed: imgd info --errors --index ${indexDir}`);
+    if (report.changing > 0) {
+      out.push(`${report.changing} files changed or disappeared while being read: left as they were, for the next run`);
+    }
     out.push(...scanNotes(report));
     if (profiled) out.push(`profile: ${profiled.cpuProfile}, ${profiled.system}`);
     process.stdout.write(`${out.join("\n")}\n`);
