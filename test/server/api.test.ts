@@ -77,6 +77,15 @@ describe("the search API over a real index", () => {
     expect(body.hits.map((h: any) => h.id)).not.toContain(id);
   });
 
+  test("a filter on a stage this index never ran is a 400 saying what is missing in the API's terms, not the CLI's", async () => {
+    const cases: [string, string][] = [
+      ["has=car", "this index has no object labels yet: object detection finds them when images are indexed, or ingested (POST /api/ingest) on a server that runs it"],
+      ["text_in=EXIT", "this index has no recognised text yet: text recognition finds them when images are indexed, or ingested (POST /api/ingest) on a server that runs it"],
+      ["person=Alice", "this index has no faces yet: face detection finds them when images are indexed, or ingested (POST /api/ingest) on a server that runs it"],
+    ];
+    for (const [query, error] of cases) expect(await json(`/api/search?q=red&${query}`).then((r) => [r.status, r.body])).toEqual([400, { error }]);
+  });
+
   test("image metadata comes back by id and an unknown id is a 404 with a reason", async () => {
     const id = await idOf("orange.jpg");
     const { status, body } = await json(`/api/images/${id}`);

@@ -71,7 +71,7 @@ describe("the search page shows what the stages found", () => {
     expect(((await typo.json()) as { error: string }).error).toContain('did you mean "car"');
     const noPerson = await fetch(`${server.url}/api/search?person=Alice`);
     expect(noPerson.status).toBe(400);
-    expect(((await noPerson.json()) as { error: string }).error).toContain("--faces");
+    expect(((await noPerson.json()) as { error: string }).error).toStartWith("this index has no faces yet: face detection finds them");
     expect((await fetch(`${server.url}/api/search`)).status).toBe(400);
 
     const id = ((await (await fetch(`${server.url}/api/search?has=car`)).json()) as { hits: { id: number }[] }).hits[0]!.id;

@@ -6,7 +6,7 @@ import { PERSONS_DDL } from "../../src/engine/faces/persons-table.ts";
 import type { RunningServer } from "../../src/server/server.ts";
 import { indexedPhotos, serve, type Fixture } from "./server-harness.ts";
 
-const NO_FACES = { error: "this index has no faces: they are found when images are indexed or ingested (POST /api/ingest) with face detection on" };
+const NO_FACES = { error: "this index has no faces yet: face detection finds them when images are indexed, or ingested (POST /api/ingest) on a server that runs it" };
 
 describe("persons API on an index without faces", () => {
   let fx: Fixture;

@@ -21,6 +21,7 @@ import { PersonsError, readerOf, type RowReader } from "../../engine/faces/perso
 import { computeSuggestions, personSuggestions, rejectSuggestions } from "../../engine/faces/suggestions.ts";
 import type { AppDeps } from "../app-deps.ts";
 import { timed, type AppEnv } from "../app-env.ts";
+import { inApiTerms } from "../api-wording.ts";
 import { httpError, parseInput } from "../http-error.ts";
 import { decimal } from "../schemas.ts";
 
@@ -105,24 +106,6 @@ async function engine<T>(work: () => Promise<T>): Promise<T> {
     if (error instanceof PersonsError) throw httpError(STATUS[error.kind], inApiTerms(error.message));
     throw error;
   }
-}
-
-/**
- * The engine's refusals end in the CLI command that settles them (`imgd persons merge 3 7`, `run imgd index
- * --faces`); an HTTP client is told the route instead.
- */
-export function inApiTerms(message: string): string {
-  const taken = /^("[^]*" is already person (\d+)); merge them with imgd persons merge \d+ (\d+|ID)$/.exec(message);
-  if (taken) {
-    const [, what, other, self] = taken;
-    return self === "ID"
-      ? `${what}; give them the faces with POST /api/persons/${other}/assign {"face_ids": [...]}`
-      : `${what}; merge them with POST /api/persons/${other}/merge {"sources": [${self}]}`;
-  }
-  if (/^this index has no faces\b.*\bimgd index\b/.test(message)) {
-    return "this index has no faces: they are found when images are indexed or ingested (POST /api/ingest) with face detection on";
-  }
-  return message;
 }
 
 /** One catalog write transaction running `work`, its result returned. */

@@ -6,6 +6,7 @@ import { explainMissingStage, MissingStageError, stageClauses } from "../../engi
 import type { SearchHit } from "../../engine/store/index-store.ts";
 import type { AppDeps } from "../app-deps.ts";
 import { timed, type AppEnv } from "../app-env.ts";
+import { inApiTerms } from "../api-wording.ts";
 import { httpError, parseInput } from "../http-error.ts";
 import { bodyKind, readJson, readMultipart } from "../request-body.ts";
 import { SearchFilters, SimilarSearchBody, TextSearchQuery } from "../schemas.ts";
@@ -29,7 +30,7 @@ export function searchRoutes(deps: AppDeps) {
   const search = async (c: Context<AppEnv>, vector: Float32Array | null, f: z.output<typeof SearchFilters>, excludeId?: number) => {
     const read: RowReader = (sql, params) => deps.store.read(sql, params);
     const where = await stageClauses({ has: f.has, textIn: f.text_in, person: f.person }, read).catch((e) => {
-      throw httpError(400, e instanceof Error ? e.message : String(e));
+      throw httpError(400, inApiTerms(e instanceof Error ? e.message : String(e)));
     });
     const opts = {
       offset: f.offset,
@@ -42,7 +43,7 @@ export function searchRoutes(deps: AppDeps) {
     const hits = await timed(c, "search", () =>
       (vector ? deps.store.search(vector, f.k, opts) : deps.store.browse(f.k, opts)).catch((e) => {
         const explained = explainMissingStage(e);
-        throw explained instanceof MissingStageError ? httpError(400, explained.message) : e;
+        throw explained instanceof MissingStageError ? httpError(400, inApiTerms(explained.message)) : e;
       }),
     );
     c.get("logFields").hits = hits.length;
