@@ -124,6 +124,8 @@ describe("persons API", () => {
     const suggestions = await call("GET", `/api/persons/${bob.body.id}/suggestions`);
     expect(suggestions.body.suggestions.map((s: any) => s.face_id)).toEqual([bobFaces[5]]);
     expect(suggestions.body.suggestions[0].score).toBeGreaterThan(0.38);
+    // offset pages like everywhere else: past the one suggestion, nothing.
+    expect((await call("GET", `/api/persons/${bob.body.id}/suggestions?offset=1`)).body.suggestions).toEqual([]);
 
     const accepted = await call("POST", `/api/persons/${bob.body.id}/assign`, { face_ids: [bobFaces[5]] });
     expect(accepted.status).toBe(200);

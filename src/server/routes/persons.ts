@@ -181,7 +181,7 @@ export function personRoutes(deps: AppDeps) {
       const q = parseInput(PersonFacesQuery, c.req.query());
       const list = await engine(async () => {
         await getPerson(read, personId, { limit: 1 }); // 404 for an unknown person rather than an empty list
-        return personSuggestions(read, personId, q.limit);
+        return (await personSuggestions(read, personId, q.offset + q.limit)).slice(q.offset);
       });
       return c.json({
         person: personId,
