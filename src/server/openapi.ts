@@ -30,7 +30,7 @@ function queryParameters(schema: z.ZodObject) {
   }));
 }
 
-const idParam = { name: "id", in: "path", required: true, schema: { type: "integer", minimum: 1 } };
+const idParam = { name: "id", in: "path", required: true, schema: { type: "integer", minimum: 1, maximum: Number.MAX_SAFE_INTEGER } };
 const error = (description: string) => ({ description, content: { "application/json": { schema: out(ErrorBody) } } });
 const ok = (schema: z.ZodType, description = "OK") => ({ description, content: { "application/json": { schema: out(schema) } } });
 const apiErrors = {
@@ -54,12 +54,17 @@ export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS
     },
     security: [{ bearer: [] }, {}],
     paths: {
-      "/health": { get: { summary: "Liveness", security: [], responses: { "200": { description: "The process is serving." } } } },
+      "/": { get: { summary: "The search page", security: [], responses: { "200": { description: "text/html" } } } },
+      "/openapi.json": { get: { summary: "This document", security: [], responses: { "200": { description: "OpenAPI 3.1, JSON" } } } },
+      "/health": { get: { summary: "Liveness", security: [], responses: { "200": ok(z.object({ status: z.literal("ok") }), "The process is serving.") } } },
       "/ready": {
         get: {
           summary: "Readiness: models loaded and warmed",
           security: [],
-          responses: { "200": { description: "Ready for queries." }, "503": error("Still warming up.") },
+          responses: {
+            "200": ok(z.object({ status: z.literal("ready"), model: z.string() }), "Ready for queries."),
+            "503": ok(z.object({ status: z.literal("warming up"), error: z.string() }), "Still warming up."),
+          },
         },
       },
       "/metrics": { get: { summary: "Prometheus metrics", security: [], responses: { "200": { description: "text/plain exposition format" } } } },
@@ -107,9 +112,16 @@ export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS
         get: {
           summary: "The original file (only under an indexed folder)",
           description:
-            "Sent with X-Content-Type-Options: nosniff and a sandboxing Content-Security-Policy; HEAD gives its type and length. A weak ETag (size and modification time) and Last-Modified come with it; send If-None-Match for a 304.",
+            "Sent with X-Content-Type-Options: nosniff and a sandboxing Content-Security-Policy; HEAD gives its type and length. A weak ETag (size and modification time) and Last-Modified come with it; send If-None-Match for a 304. A single byte range (Range: bytes=...) is answered with 206.",
           parameters: [idParam],
-          responses: { "200": { description: "The file's bytes." }, "304": { description: "Unchanged since the ETag sent." }, ...apiErrors, "404": error("Unknown id, or the file is gone or outside the indexed folders.") },
+          responses: {
+            "200": { description: "The file's bytes." },
+            "206": { description: "The requested byte range, with Content-Range." },
+            "304": { description: "Unchanged since the ETag sent." },
+            ...apiErrors,
+            "404": error("Unknown id, or the file is gone or outside the indexed folders."),
+            "416": { description: "The range lies past the end of the file; Content-Range gives its length." },
+          },
         },
       },
       "/api/ingest": {

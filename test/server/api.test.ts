@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readFileSync, statSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { z } from "zod";
+import { createApp } from "../../src/server/app.ts";
 import type { RunningServer } from "../../src/server/server.ts";
 import { form, indexedPhotos, photo, serve, type Fixture } from "./server-harness.ts";
 
@@ -113,6 +114,20 @@ describe("the search API over a real index", () => {
     expect((await get(`/api/images/${id}/thumb?size=128`, { headers: { "if-none-match": `"other", W/${etag}` } })).status).toBe(304);
   });
 
+  test("a byte range of the original is a 206 with Content-Range; one past the end is a 416, as documented", async () => {
+    const id = await idOf("rocket.jpg");
+    const whole = photo("rocket.jpg");
+    const part = await get(`/api/images/${id}/file`, { headers: { range: "bytes=100-199" } });
+    expect(part.status).toBe(206);
+    expect(part.headers.get("content-range")).toBe(`bytes 100-199/${whole.length}`);
+    expect(new Uint8Array(await part.arrayBuffer())).toEqual(whole.subarray(100, 200));
+    const past = await get(`/api/images/${id}/file`, { headers: { range: `bytes=${whole.length + 10}-` } });
+    expect(past.status).toBe(416);
+    expect(past.headers.get("content-range")).toBe(`bytes */${whole.length}`);
+    const doc = (await json("/openapi.json")).body;
+    expect(Object.keys(doc.paths["/api/images/{id}/file"].get.responses)).toEqual(expect.arrayContaining(["206", "416"]));
+  });
+
   test("the original file is served byte for byte", async () => {
     const id = await idOf("rocket.jpg");
     const res = await get(`/api/images/${id}/file`);
@@ -193,6 +208,32 @@ describe("the search API over a real index", () => {
     );
     expect(body.paths["/api/ingest"].post.responses["413"].description).toBe("Over 64 MiB or 256 images in the request.");
     expect(body.paths["/api/search"].post.description).toBe("An upload is at most 20 MiB per image.");
+  });
+
+  test("/openapi.json has every route the app serves, each with its path parameters, and no route it does not serve", async () => {
+    const doc = (await json("/openapi.json")).body;
+    const served = new Set(
+      createApp(server.deps)
+        .routes.filter((r) => r.method !== "ALL")
+        .map((r) => `${r.method} ${r.path.replace(/:(\w+)/g, "{$1}")}`),
+    );
+    const described = new Set<string>();
+    for (const [path, ops] of Object.entries(doc.paths as Record<string, Record<string, any>>)) {
+      for (const [method, op] of Object.entries(ops)) {
+        described.add(`${method.toUpperCase()} ${path}`);
+        const inPath = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
+        expect([path, (op.parameters ?? []).filter((p: any) => p.in === "path").map((p: any) => p.name)]).toEqual([path, inPath]);
+      }
+    }
+    expect([...described].sort()).toEqual([...served].sort());
+  });
+
+  test("/health and /ready answer as /openapi.json says", async () => {
+    const doc = (await json("/openapi.json")).body;
+    const schema = (path: string, status: string) => z.fromJSONSchema(doc.paths[path].get.responses[status].content["application/json"].schema);
+    expect(schema("/health", "200").safeParse((await json("/health")).body).error).toBeUndefined();
+    expect(schema("/ready", "200").safeParse((await json("/ready")).body).error).toBeUndefined();
+    expect(schema("/ready", "503").safeParse({ status: "warming up", error: "models are still loading" }).error).toBeUndefined();
   });
 
   test("responses match their /openapi.json schemas, which allow no undocumented fields", async () => {
