@@ -1,6 +1,6 @@
 // Which files the server may read from disk: only those under an allowed root, judged on the real path, so neither
 // `..` segments nor a symlink inside a photo folder can lead a request to /etc.
-import { lstat, realpath } from "node:fs/promises";
+import { lstat, realpath, stat } from "node:fs/promises";
 import { dirname, resolve } from "node:path";
 import { isUnder } from "../engine/scan.ts";
 
@@ -42,5 +42,16 @@ export class FileRoots {
       if (real !== null) return this.roots.some((r) => isUnder(real, r));
       if (dir === dirname(dir)) return false;
     }
+  }
+}
+
+/** Why `dir` cannot be a root (it does not exist, is no directory, or cannot be read), or null when it can. */
+export async function unusableRoot(dir: string): Promise<string | null> {
+  try {
+    if (!(await stat(dir)).isDirectory()) return `root ${dir} is not a directory`;
+    return null;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === "ENOENT") return `root ${dir} does not exist`;
+    return `root ${dir} cannot be read: ${err instanceof Error ? err.message : String(err)}`;
   }
 }

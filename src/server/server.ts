@@ -21,7 +21,7 @@ import { ThumbnailCache } from "../engine/thumbnail.ts";
 import { DEFAULT_LIMITS, type AppDeps, type Limits } from "./app-deps.ts";
 import { createApp } from "./app.ts";
 import { ConcurrencyGate } from "./concurrency-gate.ts";
-import { FileRoots } from "./file-roots.ts";
+import { FileRoots, unusableRoot } from "./file-roots.ts";
 import { JsonLog } from "./json-log.ts";
 import { DEFAULT_IMAGE_TOWER_IDLE_MS, IdleClosingTower } from "./idle-closing-tower.ts";
 import { OnDemand } from "./on-demand.ts";
@@ -76,6 +76,11 @@ export const DEFAULT_TARGET_LATENCY_MS = 200;
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
   const indexDir = resolve(opts.indexDir);
+  // A root asked for by name that cannot serve a file would leave every /file and /thumb under it a 404.
+  for (const dir of opts.roots ?? []) {
+    const why = await unusableRoot(dir);
+    if (why) throw new Error(why);
+  }
   const store = await IndexStore.open(indexDir);
   const closers: (() => Promise<unknown> | unknown)[] = [() => store.close()];
   try {
@@ -157,15 +162,23 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       cors: opts.cors,
     };
     const app = createApp(deps);
-    const server = Bun.serve({
-      hostname: opts.host ?? "127.0.0.1",
-      port: opts.port ?? 0,
-      fetch: app.fetch,
-      // Above the app's own limits, so oversized bodies get the app's JSON 413 rather than a dropped connection.
-      maxRequestBodySize: limits.maxIngestBytes + 2 ** 20,
-      // A large ingest can take longer than Bun's default 10 s of silence on the socket.
-      idleTimeout: 120,
-    });
+    const hostname = opts.host ?? "127.0.0.1";
+    const port = opts.port ?? 0;
+    let server: Bun.Server<unknown>;
+    try {
+      server = Bun.serve({
+        hostname,
+        port,
+        fetch: app.fetch,
+        // Above the app's own limits, so oversized bodies get the app's JSON 413 rather than a dropped connection.
+        maxRequestBodySize: limits.maxIngestBytes + 2 ** 20,
+        // A large ingest can take longer than Bun's default 10 s of silence on the socket.
+        idleTimeout: 120,
+      });
+    } catch (err) {
+      // Bun's own text names neither ("EINVAL: invalid argument, listen").
+      throw new Error(`cannot listen on ${hostname}:${port}: ${err instanceof Error ? err.message : String(err)}`);
+    }
     closers.push(() => stopServing(server));
 
     const warm = Promise.all([

@@ -52,6 +52,37 @@ describe("imgd serve", () => {
     }
   }, 60_000);
 
+  test("an empty --token is a usage error, not a server open to anyone (a --token \"$VAR\" whose variable is unset)", async () => {
+    const r = await imgd(["serve", "--index", fx.index, "--port", "0", "--token", ""]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("--token is empty");
+  });
+
+  test("a --cors that is not an origin is a usage error: it would never match a browser's Origin", async () => {
+    for (const cors of ["notaurl", "https://app.example.com/", "https://app.example.com/path", "ftp://app.example.com"]) {
+      const r = await imgd(["serve", "--index", fx.index, "--port", "0", "--cors", cors]);
+      expect([cors, r.code]).toEqual([cors, 2]);
+      expect(r.stderr).toContain(`--cors takes an origin like https://app.example.com or http://localhost:3000, not "${cors}"`);
+    }
+  });
+
+  test("a --root that does not exist or is not a directory is refused by name; the server does not start without it", async () => {
+    const missing = join(fx.root, "no-such-folder");
+    const file = join(fx.photos, "orange.jpg");
+    const gone = await imgd(["serve", "--index", fx.index, "--port", "0", "--root", fx.photos, "--root", missing]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain(`root ${missing} does not exist`);
+    const notDir = await imgd(["serve", "--index", fx.index, "--port", "0", "--root", file]);
+    expect(notDir.code).toBe(1);
+    expect(notDir.stderr).toContain(`root ${file} is not a directory`);
+  });
+
+  test("an address it cannot listen on is named with the reason", async () => {
+    const r = await imgd(["serve", "--index", fx.index, "--port", "0", "--host", "999.1.1.1"]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain("cannot listen on 999.1.1.1:0");
+  });
+
   test("a bad --target-latency-ms is a usage error, before any model is opened", async () => {
     const r = await imgd(["serve", "--index", fx.index, "--target-latency-ms", "soon"]);
     expect(r.code).toBe(2);

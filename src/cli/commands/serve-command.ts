@@ -4,6 +4,7 @@ import { DEFAULT_IMAGE_TOWER_IDLE_MS } from "../../server/idle-closing-tower.ts"
 import { DEFAULT_MAX_CONCURRENCY, DEFAULT_TARGET_LATENCY_MS, startServer } from "../../server/server.ts";
 import { DEFAULT_INDEX, intFlag, parse, portFlag } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
+import { UsageError } from "../usage.ts";
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, {
@@ -31,8 +32,8 @@ export async function run(argv: string[]): Promise<number> {
     port: portFlag(values.port, 8080),
     host: values.host ?? "127.0.0.1",
     // The environment keeps the token out of `ps` output.
-    token: values.token ?? (process.env.IMGD_TOKEN || undefined),
-    cors: values.cors,
+    token: tokenFlag(values.token) ?? (process.env.IMGD_TOKEN || undefined),
+    cors: corsFlag(values.cors),
     maxConcurrency: intFlag(values["max-concurrency"], "max-concurrency", DEFAULT_MAX_CONCURRENCY),
     // 0 turns the adaptive admission off: a fixed number in flight and queued, whatever the latency.
     targetLatencyMs: intFlag(values["target-latency-ms"], "target-latency-ms", DEFAULT_TARGET_LATENCY_MS, 0),
@@ -59,4 +60,20 @@ export async function run(argv: string[]): Promise<number> {
   });
   await server.stop();
   return 0;
+}
+
+/** An empty --token (`--token "$VAR"` with VAR unset) would serve without one: refused rather than open to anyone. */
+function tokenFlag(value: string | undefined): string | undefined {
+  if (value === "") throw new UsageError("--token is empty; give the secret, or leave the flag out to serve without one");
+  return value;
+}
+
+/** A browser's Origin is exactly scheme://host[:port]; anything else given here would never match one. */
+function corsFlag(value: string | undefined): string | undefined {
+  if (value === undefined) return undefined;
+  const url = URL.canParse(value) ? new URL(value) : null;
+  if (!url || !/^https?:$/.test(url.protocol) || url.origin !== value) {
+    throw new UsageError(`--cors takes an origin like https://app.example.com or http://localhost:3000, not ${JSON.stringify(value)}`);
+  }
+  return value;
 }
