@@ -183,7 +183,7 @@ export class Ingestor {
 
   private storeUpload(bytes: Uint8Array, hash: string, format: string): string {
     mkdirSync(this.opts.uploadsDir, { recursive: true });
-    const ext = format === "jpeg" ? "jpg" : format.replace(/[^a-z0-9]/gi, "") || "bin";
+    const ext = uploadExtension(format, bytes);
     let path = join(this.opts.uploadsDir, `${hash}.${ext}`);
     // Another content of the same imohash (a collision) keeps its file: this one is named by its sha256 too.
     if (existsSync(path) && !Buffer.from(bytes).equals(readFileSync(path))) {
@@ -238,6 +238,19 @@ class SameHashContents {
     this.unhashed.delete(hash);
     return shas;
   }
+}
+
+/**
+ * The extension an upload is stored under, which is also the type /file serves it as. sharp calls AVIF and HEIC
+ * both "heif"; the ftyp box's brands tell them apart (an AVIF served as image/heif is not shown by browsers).
+ */
+function uploadExtension(format: string, bytes: Uint8Array): string {
+  if (format === "jpeg") return "jpg";
+  if (format === "heif") {
+    const ftyp = new TextDecoder("latin1").decode(bytes.subarray(4, 32));
+    return ftyp.startsWith("ftyp") && /avi[fs]/.test(ftyp) ? "avif" : "heic";
+  }
+  return format.replace(/[^a-z0-9]/gi, "") || "bin";
 }
 
 function sha256Hex(bytes: Uint8Array): string {

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cpSync, existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadSharp } from "../../src/engine/native.ts";
 import type { RunningServer } from "../../src/server/server.ts";
 import { form, indexedPhotos, photo, PHOTOS, serve, tempDir, type Fixture } from "./server-harness.ts";
 
@@ -57,6 +58,17 @@ describe("POST /api/ingest adds images to the live index", () => {
     expect((await fetch(`${server.url}/api/images/${hit.id}/thumb`)).status).toBe(200);
     const file = await fetch(`${server.url}/api/images/${hit.id}/file`);
     expect(new Uint8Array(await file.arrayBuffer())).toEqual(photo("chelsea.png"));
+  });
+
+  test("an AVIF upload is stored as .avif and its original served as image/avif (sharp names it heif)", async () => {
+    const avif = new Uint8Array(await loadSharp()(photo("coffee.png")).avif().toBuffer());
+    const { body } = await ingest(form([["coffee.avif", avif]]));
+    expect(body).toMatchObject({ status: "ok", processed: 1 });
+    const meta = (await (await fetch(`${server.url}/api/images/${body.ids[0]}`)).json()) as any;
+    expect(meta.path).toEndWith(".avif");
+    const file = await fetch(`${server.url}/api/images/${body.ids[0]}/file`);
+    expect(file.headers.get("content-type")).toBe("image/avif");
+    expect(new Uint8Array(await file.arrayBuffer())).toEqual(avif);
   });
 
   test("sending the same upload again only counts a duplicate", async () => {
