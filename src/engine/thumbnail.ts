@@ -1,7 +1,8 @@
-// Small JPEG previews for browsing results. A thumbnail depends only on the image content and its size bucket,
-// so it is keyed by the catalog's imohash and the file's current size and mtime: the key doubles as a strong ETag,
-// a moved file keeps its cached thumbnail, and a file edited since it was indexed (the imohash names what it held
-// then) gets its own, never filed under a hash that copies elsewhere still have.
+// Small JPEG previews for browsing results. A thumbnail depends on the image content and its size bucket; the
+// catalog's imohash names what a file held when it was indexed (and two different files of one size can share
+// it), so the key is that imohash and the file as it is now: device, inode, size and mtime. The key doubles as a
+// strong ETag, a moved (renamed) file keeps its cached thumbnail, and a file edited since it was indexed gets its
+// own, never one filed under a hash that another file still has.
 import { mkdirSync, renameSync, writeFileSync } from "node:fs";
 import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
@@ -109,10 +110,14 @@ export class ThumbnailCache {
   }
 }
 
-/** Size and modification time (µs) of the file as it is now, in hex. */
+/**
+ * The file as it is now, in hex: which file (device and inode: the kernel's coarse clock gives two files written
+ * within one tick the same mtime) and which version of it (size and modification time).
+ */
 async function fileVersion(path: string): Promise<string> {
-  const info = await stat(path).catch((err: Error) => {
+  // As bigints: an inode number can pass 2^53.
+  const info = await stat(path, { bigint: true }).catch((err: Error) => {
     throw new ImageError("unreadable", `${path}: cannot read the file (${err.message})`);
   });
-  return `${info.size.toString(16)}-${Math.round(info.mtimeMs * 1000).toString(16)}`;
+  return [info.dev, info.ino, info.size, info.mtimeNs].map((n) => n.toString(16)).join("-");
 }

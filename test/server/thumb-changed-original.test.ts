@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runIndex } from "../../src/engine/index-pipeline.ts";
 import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
@@ -35,12 +35,19 @@ describe("a thumbnail of an original edited on disk since it was indexed", () =>
     // One picture twice (one imohash), and another that will be edited in place.
     writeFileSync(join(fx.photos, "shot.tif"), a);
     writeFileSync(join(fx.photos, "copy", "shot.tif"), a);
+    // Two pictures of one size and imohash with one modification time, as two files written within one tick of
+    // the kernel's coarse clock (two colliding uploads of one ingest) get.
+    writeFileSync(join(fx.photos, "twin-a.tif"), a);
+    writeFileSync(join(fx.photos, "twin-b.tif"), b);
+    const tick = new Date("2024-06-01T12:00:00Z");
+    utimesSync(join(fx.photos, "twin-a.tif"), tick, tick);
+    utimesSync(join(fx.photos, "twin-b.tif"), tick, tick);
     const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
     await runIndex({ roots: [fx.photos], indexDir: fx.index, model, batchSize: 8, threads: 1 });
     server = await serve(fx);
     const hits = ((await (await fetch(`${server.url}/api/search?q=coffee&k=10`)).json()) as any).hits;
     for (const h of hits) ids[h.path.slice(fx.photos.length + 1)] = h.id;
-    expect(Object.keys(ids).sort()).toEqual(["copy/shot.tif", "shot.tif"]);
+    expect(Object.keys(ids).sort()).toEqual(["copy/shot.tif", "shot.tif", "twin-a.tif", "twin-b.tif"]);
   });
   afterAll(() => server?.stop());
 
@@ -62,5 +69,12 @@ describe("a thumbnail of an original edited on disk since it was indexed", () =>
     // Both stay right once cached, in memory and on disk.
     expect((await thumb(ids["copy/shot.tif"]!)).bytes).toEqual(ofA);
     expect((await thumb(ids["shot.tif"]!)).bytes).toEqual(ofB);
+  });
+
+  test("two files of one size, imohash and modification time each get their own", async () => {
+    const ofA = Buffer.from(await renderThumbnail(a, 256));
+    const ofB = Buffer.from(await renderThumbnail(b, 256));
+    expect((await thumb(ids["twin-a.tif"]!)).bytes).toEqual(ofA);
+    expect((await thumb(ids["twin-b.tif"]!)).bytes).toEqual(ofB);
   });
 });
