@@ -59,7 +59,7 @@ export const ThumbQuery = z.object({
 });
 
 export const IngestPathsBody = z.object({
-  paths: z.array(z.string().min(1).max(4096)).min(1).max(1000).meta({ description: "files on the server's disk, under an allowed root" }),
+  paths: z.array(z.string().min(1).max(4096)).min(1).max(1000).meta({ description: "absolute paths of files on the server's disk, under an allowed root" }),
 });
 
 export const Hit = z.object({

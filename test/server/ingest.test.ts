@@ -109,6 +109,15 @@ describe("POST /api/ingest adds images to the live index", () => {
     expect(body.errors.map((e: any) => e.reason)).toEqual(["not-found", "not-found", "outside-roots", "outside-roots"]);
   });
 
+  test("a relative path is refused by name: the server's working directory is not the client's", async () => {
+    const { status, body } = await ingest(JSON.stringify({ paths: ["dropbox/rocket.jpg", "./rocket.jpg"] }), { "content-type": "application/json" });
+    expect(status).toBe(422);
+    expect(body.errors).toEqual([
+      { name: "dropbox/rocket.jpg", reason: "not-absolute", error: "dropbox/rocket.jpg: give the absolute path on the server" },
+      { name: "./rocket.jpg", reason: "not-absolute", error: "./rocket.jpg: give the absolute path on the server" },
+    ]);
+  });
+
   test("a batch where nothing can be indexed is a 422 with the reasons", async () => {
     const { status, body } = await ingest(form([["empty.jpg", new Uint8Array(0)], ["trunc.jpg", photo("orange.jpg").subarray(0, 1500)]]));
     expect(status).toBe(422);

@@ -1,5 +1,6 @@
 // POST /api/ingest: several uploaded images (multipart) or { paths } on the server's disk, added to the index.
 import { stat, readFile } from "node:fs/promises";
+import { isAbsolute } from "node:path";
 import { Hono } from "hono";
 import type { IngestItem } from "../../engine/ingest.ts";
 import type { AppDeps } from "../app-deps.ts";
@@ -13,6 +14,11 @@ export function ingestRoutes(deps: AppDeps) {
     const items: IngestItem[] = [];
     const refused: RefusedUpload[] = [];
     for (const p of paths) {
+      // Against what the server's working directory happens to be, a relative path names some other file.
+      if (!isAbsolute(p)) {
+        refused.push({ name: p, reason: "not-absolute", error: `${p}: give the absolute path on the server` });
+        continue;
+      }
       const real = await deps.roots.resolve(p);
       if (!real) {
         if (await deps.roots.isMissingUnderRoot(p)) refused.push({ name: p, reason: "not-found", error: `${p}: no such file` });
