@@ -12,21 +12,28 @@ export interface StageFilters {
   person?: string;
 }
 
+/** The table a filter needs: a stage's output, or persons, which come from naming clustered faces. */
+export type FilterSource = "objects" | "ocr" | "faces" | "persons";
+
+const MISSING: Record<FilterSource, { what: string; advice: string }> = {
+  objects: { what: "object labels", advice: "run imgd index with --objects first" },
+  ocr: { what: "recognised text", advice: "run imgd index with --ocr first" },
+  faces: { what: "faces", advice: "run imgd index with --faces first" },
+  persons: { what: "persons", advice: "run imgd index with --faces, then imgd faces cluster / imgd persons name first" },
+};
+
+/** A filter on what this index never produced; `what` names it for any caller, the message adds the CLI's advice. */
 export class MissingStageError extends Error {
-  constructor(filter: string, flag: string) {
-    super(`this index has no ${filter} yet: run imgd index with ${flag} first`);
+  readonly what: string;
+  constructor(readonly source: FilterSource) {
+    super(`this index has no ${MISSING[source].what} yet: ${MISSING[source].advice}`);
+    this.what = MISSING[source].what;
     this.name = "MissingStageError";
   }
 }
 
-/** Which stage table each filter needs, to turn DuckDB's "table does not exist" into advice. */
-const NEEDS: Record<string, [string, string]> = {
-  objects: ["object labels", "--objects"],
-  ocr_lines: ["recognised text", "--ocr"],
-  ocr_terms: ["recognised text", "--ocr"],
-  faces: ["faces", "--faces"],
-  persons: ["persons", "--faces, then imgd faces cluster / imgd persons name"],
-};
+/** Which source each table belongs to, to turn DuckDB's "table does not exist" into advice. */
+const SOURCE_OF_TABLE: Record<string, FilterSource> = { objects: "objects", ocr_lines: "ocr", ocr_terms: "ocr", faces: "faces", persons: "persons" };
 
 /** `read` looks up the person a filter names. */
 export async function stageClauses(filters: StageFilters, read: RowReader): Promise<SqlClause[]> {
@@ -42,7 +49,7 @@ export async function stageClauses(filters: StageFilters, read: RowReader): Prom
   if (filters.person?.trim()) {
     const { hasTable } = await import("./faces/persons-table.ts");
     const { resolvePerson } = await import("./faces/persons.ts");
-    for (const table of ["faces", "persons"]) if (!(await hasTable(read, table))) throw new MissingStageError(...NEEDS[table]!);
+    for (const table of ["faces", "persons"] as const) if (!(await hasTable(read, table))) throw new MissingStageError(table);
     // By id or name, as the persons commands take it: a name nobody has is an error, as an unknown label is, not an
     // empty result that looks like "not in any photo".
     clauses.push({
@@ -56,6 +63,6 @@ export async function stageClauses(filters: StageFilters, read: RowReader): Prom
 /** Rewrites DuckDB's missing-table error for a stage filter into what to do about it. */
 export function explainMissingStage(error: unknown): unknown {
   const table = /Table with name (\w+) does not exist/.exec(error instanceof Error ? error.message : "")?.[1];
-  const need = table ? NEEDS[table] : undefined;
-  return need ? new MissingStageError(need[0], need[1]) : error;
+  const source = table ? SOURCE_OF_TABLE[table] : undefined;
+  return source ? new MissingStageError(source) : error;
 }

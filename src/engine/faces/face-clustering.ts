@@ -9,7 +9,7 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { clusterEmbeddings } from "../cluster/index.ts";
 import { refreshPersons } from "./persons-prototypes.ts";
-import { blobToFloats, ensurePersonsTables, hasTable, PersonsError, readerOf } from "./persons-table.ts";
+import { blobToFloats, ensurePersonsTables, hasTable, noFacesError, readerOf } from "./persons-table.ts";
 
 export interface FaceClusteringOptions {
   /** Smallest group of faces that counts as a person (HDBSCAN min_cluster_size). */
@@ -38,7 +38,7 @@ const PAGE = 16_384;
 export async function clusterFaces(conn: DuckDBConnection, opts: FaceClusteringOptions = {}): Promise<FaceClusteringReport> {
   const read = readerOf(conn);
   const progress = opts.onProgress ?? (() => {});
-  if (!(await hasTable(read, "faces"))) throw new PersonsError("not-found", "this index has no faces yet: run imgd index with --faces first");
+  if (!(await hasTable(read, "faces"))) throw noFacesError("not-found");
   await ensurePersonsTables(conn);
   const timings: Record<string, number> = {};
   let mark = performance.now();

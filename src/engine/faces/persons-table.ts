@@ -37,14 +37,12 @@ export function readerOf(conn: DuckDBConnection): RowReader {
   return async (sql, params) => (await conn.runAndReadAll(sql, params)).getRows();
 }
 
-const NO_FACES = "this index has no faces: run imgd index --faces first";
-
 /**
  * Creates the persons tables on an index with faces. Without a faces table they would be half a schema every
  * persons query then fails on, so writing is refused before anything is created.
  */
 export async function ensurePersonsTables(conn: DuckDBConnection): Promise<void> {
-  if (!(await hasTable(readerOf(conn), "faces"))) throw new PersonsError("conflict", NO_FACES);
+  if (!(await hasTable(readerOf(conn), "faces"))) throw noFacesError("conflict");
   for (const statement of PERSONS_DDL) await conn.run(statement);
 }
 
@@ -94,15 +92,26 @@ export async function bumpGeneration(conn: DuckDBConnection): Promise<void> {
     SELECT 'generation', coalesce((SELECT value FROM persons_settings WHERE key = 'generation'), 0) + 1`);
 }
 
+/**
+ * What a refusal is about, for callers that word it themselves: the message names the CLI command that settles it,
+ * which an HTTP client cannot run.
+ */
+export type PersonsRefusal = { what: "no-faces" } | { what: "name-taken"; name: string; holder: number; self: number | null };
+
 /** A request the persons data cannot satisfy; `kind` maps to 404 / 409 / 400 in the API and exit 1 in the CLI. */
 export class PersonsError extends Error {
   constructor(
     readonly kind: "not-found" | "conflict" | "invalid",
     message: string,
+    readonly refusal?: PersonsRefusal,
   ) {
     super(message);
     this.name = "PersonsError";
   }
+}
+
+export function noFacesError(kind: PersonsError["kind"]): PersonsError {
+  return new PersonsError(kind, "this index has no faces yet: run imgd index with --faces first", { what: "no-faces" });
 }
 
 export function blobToFloats(value: DuckDBValue): Float32Array {

@@ -257,6 +257,11 @@ async function assertNameFree(read: RowReader, name: string, self: number | null
   const rows = await read("SELECT id FROM persons WHERE lower(name) = lower($1)", [name]);
   const other = rows.map((r) => Number(r[0])).find((id) => id !== self);
   if (other !== undefined) {
-    throw new PersonsError("conflict", `"${name}" is already person ${other}; merge them with imgd persons merge ${other} ${self ?? "ID"}`);
+    throw new PersonsError("conflict", `"${name}" is already person ${other}; merge them with imgd persons merge ${other} ${self ?? "ID"}`, {
+      what: "name-taken",
+      name,
+      holder: other,
+      self,
+    });
   }
 }

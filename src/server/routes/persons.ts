@@ -103,7 +103,7 @@ async function engine<T>(work: () => Promise<T>): Promise<T> {
   try {
     return await work();
   } catch (error) {
-    if (error instanceof PersonsError) throw httpError(STATUS[error.kind], inApiTerms(error.message));
+    if (error instanceof PersonsError) throw httpError(STATUS[error.kind], inApiTerms(error));
     throw error;
   }
 }

@@ -30,7 +30,7 @@ export function searchRoutes(deps: AppDeps) {
   const search = async (c: Context<AppEnv>, vector: Float32Array | null, f: z.output<typeof SearchFilters>, excludeId?: number) => {
     const read: RowReader = (sql, params) => deps.store.read(sql, params);
     const where = await stageClauses({ has: f.has, textIn: f.text_in, person: f.person }, read).catch((e) => {
-      throw httpError(400, inApiTerms(e instanceof Error ? e.message : String(e)));
+      throw httpError(400, inApiTerms(e));
     });
     const opts = {
       offset: f.offset,
@@ -43,7 +43,7 @@ export function searchRoutes(deps: AppDeps) {
     const hits = await timed(c, "search", () =>
       (vector ? deps.store.search(vector, f.k, opts) : deps.store.browse(f.k, opts)).catch((e) => {
         const explained = explainMissingStage(e);
-        throw explained instanceof MissingStageError ? httpError(400, inApiTerms(explained.message)) : e;
+        throw explained instanceof MissingStageError ? httpError(400, inApiTerms(explained)) : e;
       }),
     );
     c.get("logFields").hits = hits.length;
