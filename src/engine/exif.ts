@@ -54,14 +54,23 @@ function readAscii(tiff: Tiff, entries: Entries, tag: number): string | null {
   return s.length > 0 ? s : null;
 }
 
-/** EXIF "YYYY:MM:DD HH:MM:SS" -> "YYYY-MM-DDTHH:MM:SS"; cameras write all-zero or blank dates when unset. */
+/**
+ * EXIF "YYYY:MM:DD HH:MM:SS" -> "YYYY-MM-DDTHH:MM:SS"; cameras write all-zero or blank dates when unset. A day the
+ * month does not have (Feb 31) is no date: the catalog's TIMESTAMP refuses it, which failed the whole run.
+ */
 function exifDate(s: string | null): string | null {
   const m = s?.match(/^(\d{4})[:\-](\d{2})[:\-](\d{2})[ T](\d{2}):(\d{2}):(\d{2})/);
   if (!m) return null;
-  const [, y, mo, d, h, mi, se] = m;
-  if (Number(y) === 0 || Number(mo) < 1 || Number(mo) > 12 || Number(d) < 1 || Number(d) > 31) return null;
-  if (Number(h) > 23 || Number(mi) > 59 || Number(se) > 60) return null;
-  return `${y}-${mo}-${d}T${h}:${mi}:${se}`;
+  const [y, mo, d, h, mi, se] = m.slice(1).map(Number) as [number, number, number, number, number, number];
+  if (y === 0 || mo < 1 || mo > 12 || d < 1 || d > daysIn(y, mo)) return null;
+  if (h > 23 || mi > 59 || se > 60) return null;
+  // A leap second (:60) is a real moment that TIMESTAMP cannot hold: kept as the second before it.
+  return `${m[1]}-${m[2]}-${m[3]}T${m[4]}:${m[5]}:${se === 60 ? "59" : m[6]}`;
+}
+
+function daysIn(year: number, month: number): number {
+  const leap = year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0);
+  return [31, leap ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31][month - 1]!;
 }
 
 function tiffStart(bytes: Uint8Array): number {

@@ -114,6 +114,8 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     },
     vectors: opts.vectors,
   });
+  // The image tower's worker thread keeps the process alive: a run that fails must close it too, or it hangs.
+  let ownedEmbedder: ThreadedImageEmbedder | null = null;
   try {
     // An explicit batch only needs its own rows; a full scan needs every row to find moves and deletions.
     const knownBefore = await store.knownFiles(opts.files ? opts.files.map((f) => f.path) : undefined);
@@ -165,7 +167,8 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
 
     const progress = new ProgressModel(work.length);
     const ownEmbedder = !opts.embedder && work.some((w) => w.analyzeId === null);
-    const embedder = opts.embedder ?? (ownEmbedder ? await ThreadedImageEmbedder.open(opts.model, { threads }) : null);
+    if (ownEmbedder) ownedEmbedder = await ThreadedImageEmbedder.open(opts.model, { threads });
+    const embedder = opts.embedder ?? ownedEmbedder;
     const queue = new BoundedQueue<Prepared>(Math.max(batchSize * 2, 8));
     let next = 0;
 
@@ -316,7 +319,8 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       if (removedIds.length > 0) await store.removeIds(removedIds);
       await store.checkpoint();
     });
-    if (ownEmbedder) await embedder?.close();
+    await ownedEmbedder?.close();
+    ownedEmbedder = null;
 
     const wallMs = performance.now() - t0;
     const report: IndexReport = {
@@ -350,6 +354,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     });
     return report;
   } finally {
+    await ownedEmbedder?.close();
     if (ownStore) await store.close();
   }
 }

@@ -258,6 +258,17 @@ describe("EXIF", () => {
     expect(img.exif).toEqual({ takenAt: "2019-12-31T23:59:58", cameraMake: null, cameraModel: null });
   });
 
+  test("a day the month does not have is no date, Feb 29 of a leap year is one, and a leap second is kept as :59", async () => {
+    const takenAt = async (date: string) =>
+      (await decodeImage(await rgbRaw(8, 8, 3, () => [50, 60, 70]).withExif({ IFD2: { DateTimeOriginal: date } }).jpeg().toBuffer())).exif.takenAt;
+    expect(await takenAt("2024:02:31 10:00:00")).toBeNull();
+    expect(await takenAt("2023:04:31 08:00:00")).toBeNull();
+    expect(await takenAt("2023:02:29 08:00:00")).toBeNull();
+    expect(await takenAt("1900:02:29 08:00:00")).toBeNull();
+    expect(await takenAt("2000:02:29 08:00:00")).toBe("2000-02-29T08:00:00");
+    expect(await takenAt("2024:06:30 23:59:60")).toBe("2024-06-30T23:59:59");
+  });
+
   test("an image without EXIF has all fields null", async () => {
     expect((await decodeImage(join(PHOTOS, "coffee.png"))).exif).toEqual({ takenAt: null, cameraMake: null, cameraModel: null });
   });
