@@ -128,6 +128,37 @@ describe("the search API over a real index", () => {
     expect(Object.keys(doc.paths["/api/images/{id}/file"].get.responses)).toEqual(expect.arrayContaining(["206", "416"]));
   });
 
+  test("suffix and open ranges are clipped to the file; several ranges, or an If-Range that no longer holds, get it whole", async () => {
+    const id = await idOf("rocket.jpg");
+    const whole = photo("rocket.jpg");
+    const n = whole.length;
+    const tail = await get(`/api/images/${id}/file`, { headers: { range: "bytes=-50" } });
+    expect([tail.status, tail.headers.get("content-range")]).toEqual([206, `bytes ${n - 50}-${n - 1}/${n}`]);
+    expect(tail.headers.get("accept-ranges")).toBe("bytes");
+    expect(new Uint8Array(await tail.arrayBuffer())).toEqual(whole.subarray(n - 50));
+    const over = await get(`/api/images/${id}/file`, { headers: { range: `bytes=${n - 10}-${n + 1000}` } });
+    expect([over.status, over.headers.get("content-length")]).toEqual([206, "10"]);
+    await over.arrayBuffer();
+    for (const headers of [{ range: "bytes=0-9,20-29" }, { range: "bytes=0-9", "if-range": '"stale"' }, { range: "pages=1-2" }]) {
+      const res = await get(`/api/images/${id}/file`, { headers });
+      expect([JSON.stringify(headers), res.status, (await res.arrayBuffer()).byteLength]).toEqual([JSON.stringify(headers), 200, n]);
+    }
+  });
+
+  test("the log and the metrics count a range answer by the status the client got", async () => {
+    const id = await idOf("rocket.jpg");
+    const n = photo("rocket.jpg").length;
+    await (await get(`/api/images/${id}/file`, { headers: { range: "bytes=0-9", "x-request-id": "range-206" } })).arrayBuffer();
+    await (await get(`/api/images/${id}/file`, { headers: { range: `bytes=${n}-`, "x-request-id": "range-416" } })).arrayBuffer();
+    await Bun.sleep(50);
+    const lines = readFileSync(join(fx.root, "server.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(lines.find((l) => l.request_id === "range-206")?.status).toBe(206);
+    expect(lines.find((l) => l.request_id === "range-416")?.status).toBe(416);
+    const text = await (await get("/metrics")).text();
+    expect(text).toMatch(/imgd_http_requests_total\{route="\/api\/images\/:id\/file",method="GET",status="206"\} \d+/);
+    expect(text).toMatch(/imgd_http_requests_total\{route="\/api\/images\/:id\/file",method="GET",status="416"\} \d+/);
+  });
+
   test("the original file is served byte for byte", async () => {
     const id = await idOf("rocket.jpg");
     const res = await get(`/api/images/${id}/file`);

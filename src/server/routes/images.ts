@@ -5,6 +5,7 @@ import { thumbnailSizeFor } from "../../engine/thumbnail.ts";
 import { ImageError } from "../../engine/types.ts";
 import type { AppDeps } from "../app-deps.ts";
 import { timed, type AppEnv } from "../app-env.ts";
+import { ifRangeHolds, parseByteRange } from "../byte-range.ts";
 import { httpError, parseInput } from "../http-error.ts";
 import { ImageIdParam, ThumbQuery } from "../schemas.ts";
 
@@ -56,18 +57,29 @@ export function imageRoutes(deps: AppDeps) {
       const file = Bun.file(path);
       // Revalidated on every view (no-cache), answered 304 while the file keeps its size and modification time.
       const etag = `W/"${file.size.toString(16)}-${Math.trunc(file.lastModified).toString(16)}"`;
+      const lastModified = new Date(file.lastModified).toUTCString();
       c.header("ETag", etag);
-      c.header("Last-Modified", new Date(file.lastModified).toUTCString());
+      c.header("Last-Modified", lastModified);
       c.header("Cache-Control", "private, no-cache");
+      c.header("Accept-Ranges", "bytes");
       if (ifNoneMatch(c.req.header("if-none-match"), etag)) return c.body(null, 304);
-      // Type and length stated, not left to the body: HEAD is answered from this response without it. An original
-      // is shown, never run: no sniffing it into HTML, and no script or request from it if a browser renders it.
-      return c.body(file, 200, {
-        "Content-Type": file.type,
-        "Content-Length": String(file.size),
-        "X-Content-Type-Options": "nosniff",
-        "Content-Security-Policy": "default-src 'none'; sandbox",
-      });
+      // An original is shown, never run: no sniffing it into HTML, and no script or request from it if a browser
+      // renders it.
+      c.header("X-Content-Type-Options", "nosniff");
+      c.header("Content-Security-Policy", "default-src 'none'; sandbox");
+      const range = ifRangeHolds(c.req.header("if-range"), lastModified)
+        ? parseByteRange(c.req.header("range"), file.size)
+        : undefined;
+      if (range === "unsatisfiable") return c.body(null, 416, { "Content-Range": `bytes */${file.size}` });
+      // Type and length stated, not left to the body: HEAD is answered from this response without it.
+      if (range) {
+        return c.body(file.slice(range.start, range.end + 1), 206, {
+          "Content-Type": file.type,
+          "Content-Length": String(range.end + 1 - range.start),
+          "Content-Range": `bytes ${range.start}-${range.end}/${file.size}`,
+        });
+      }
+      return c.body(file, 200, { "Content-Type": file.type, "Content-Length": String(file.size) });
     });
 }
 
