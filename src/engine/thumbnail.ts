@@ -2,9 +2,10 @@
 // catalog's imohash names what a file held when it was indexed (and two different files of one size can share
 // it), so the key is that imohash and the file as it is now: device, inode, size and mtime. The key doubles as a
 // strong ETag, a moved (renamed) file keeps its cached thumbnail, and a file edited since it was indexed gets its
-// own, never one filed under a hash that another file still has.
-import { mkdirSync, renameSync, writeFileSync } from "node:fs";
-import { readFile, stat } from "node:fs/promises";
+// own, never one filed under a hash that another file still has. On disk each file (device and inode) has a folder
+// per size holding only the thumbnail of its latest version: an edit replaces the old one instead of leaving it.
+import { mkdirSync, readdirSync, renameSync, unlinkSync, writeFileSync } from "node:fs";
+import { readdir, readFile, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { LruCache } from "./lru-cache.ts";
 import { loadSharp } from "./native.ts";
@@ -56,6 +57,7 @@ export class ThumbnailCache {
     memoryBytes = 32 * 2 ** 20,
   ) {
     this.memory = new LruCache({ maxEntries: 100_000, maxBytes: memoryBytes, sizeOf: (b) => b.byteLength });
+    if (dir) void dropFlatLayout(dir);
   }
 
   get memoryHits(): number {
@@ -64,13 +66,12 @@ export class ThumbnailCache {
 
   /** `imohash` is the catalog's for `source`, which may have changed since. */
   async get(imohash: string, size: number, source: string): Promise<Thumbnail> {
-    const version = await fileVersion(source);
-    const content = `${imohash}-${version}`;
-    const key = `${content}-${size}`;
+    const { file: which, version } = await fileVersion(source);
+    const key = `${imohash}-${which}-${version}-${size}`;
     const etag = `"${key}"`;
     const inMemory = this.memory.get(key);
     if (inMemory) return { bytes: inMemory, etag, source: "memory" };
-    const file = this.dir ? join(this.dir, String(size), `${content}.jpg`) : null;
+    const file = this.dir ? join(this.dir, String(size), which, `${imohash}-${version}.jpg`) : null;
     if (file) {
       const onDisk = await readFile(file).catch(() => null);
       if (onDisk) {
@@ -95,13 +96,17 @@ export class ThumbnailCache {
     const bytes = await renderThumbnail(source, size);
     this.rendered++;
     // Written to while it was rendered: the picture may be of neither version, so it is not kept under this one.
-    const cacheable = (await fileVersion(source).catch(() => null)) === version;
+    const cacheable = (await fileVersion(source).catch(() => null))?.version === version;
     if (file && cacheable) {
       try {
-        mkdirSync(join(file, ".."), { recursive: true });
+        const folder = join(file, "..");
+        mkdirSync(folder, { recursive: true });
         const tmp = `${file}.${process.pid}.tmp`;
         writeFileSync(tmp, bytes);
         renameSync(tmp, file);
+        const name = file.slice(folder.length + 1);
+        // Earlier versions of this file (and of a deleted file whose inode it reuses) are not shown again.
+        for (const old of readdirSync(folder)) if (old !== name && old.endsWith(".jpg")) unlinkSync(join(folder, old));
       } catch {
         // The disk cache is an optimisation: a full or read-only disk must not fail the request.
       }
@@ -110,14 +115,24 @@ export class ThumbnailCache {
   }
 }
 
+/** Thumbnails filed flat under their size by an earlier imgd, which nothing reads now. */
+async function dropFlatLayout(dir: string): Promise<void> {
+  for (const size of THUMBNAIL_SIZES) {
+    const folder = join(dir, String(size));
+    const names = await readdir(folder).catch(() => [] as string[]);
+    for (const name of names) if (name.endsWith(".jpg")) await unlink(join(folder, name)).catch(() => {});
+  }
+}
+
 /**
  * The file as it is now, in hex: which file (device and inode: the kernel's coarse clock gives two files written
  * within one tick the same mtime) and which version of it (size and modification time).
  */
-async function fileVersion(path: string): Promise<string> {
+async function fileVersion(path: string): Promise<{ file: string; version: string }> {
   // As bigints: an inode number can pass 2^53.
   const info = await stat(path, { bigint: true }).catch((err: Error) => {
     throw new ImageError("unreadable", `${path}: cannot read the file (${err.message})`);
   });
-  return [info.dev, info.ino, info.size, info.mtimeNs].map((n) => n.toString(16)).join("-");
+  const hex = (...n: bigint[]) => n.map((v) => v.toString(16)).join("-");
+  return { file: hex(info.dev, info.ino), version: hex(info.size, info.mtimeNs) };
 }

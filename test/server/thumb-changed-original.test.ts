@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { runIndex } from "../../src/engine/index-pipeline.ts";
 import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
@@ -35,6 +35,7 @@ describe("a thumbnail of an original edited on disk since it was indexed", () =>
     // One picture twice (one imohash), and another that will be edited in place.
     writeFileSync(join(fx.photos, "shot.tif"), a);
     writeFileSync(join(fx.photos, "copy", "shot.tif"), a);
+    writeFileSync(join(fx.photos, "edited-twice.tif"), a);
     // Two pictures of one size and imohash with one modification time, as two files written within one tick of
     // the kernel's coarse clock (two colliding uploads of one ingest) get.
     writeFileSync(join(fx.photos, "twin-a.tif"), a);
@@ -47,7 +48,7 @@ describe("a thumbnail of an original edited on disk since it was indexed", () =>
     server = await serve(fx);
     const hits = ((await (await fetch(`${server.url}/api/search?q=coffee&k=10`)).json()) as any).hits;
     for (const h of hits) ids[h.path.slice(fx.photos.length + 1)] = h.id;
-    expect(Object.keys(ids).sort()).toEqual(["copy/shot.tif", "shot.tif", "twin-a.tif", "twin-b.tif"]);
+    expect(Object.keys(ids).sort()).toEqual(["copy/shot.tif", "edited-twice.tif", "shot.tif", "twin-a.tif", "twin-b.tif"]);
   });
   afterAll(() => server?.stop());
 
@@ -69,6 +70,27 @@ describe("a thumbnail of an original edited on disk since it was indexed", () =>
     // Both stay right once cached, in memory and on disk.
     expect((await thumb(ids["copy/shot.tif"]!)).bytes).toEqual(ofA);
     expect((await thumb(ids["shot.tif"]!)).bytes).toEqual(ofB);
+  });
+
+  test("the disk cache keeps only the latest version of an edited file's thumbnail", async () => {
+    const path = join(fx.photos, "edited-twice.tif");
+    const id = ids["edited-twice.tif"]!;
+    const info = statSync(path, { bigint: true });
+    const folder = join(fx.index, "thumbs", "256", `${info.dev.toString(16)}-${info.ino.toString(16)}`);
+    const legacy = join(fx.index, "thumbs", "256", "from-an-older-imgd.jpg");
+    writeFileSync(legacy, "x");
+    for (const [i, content] of [a, b, a].entries()) {
+      await Bun.sleep(20);
+      writeFileSync(path, content);
+      utimesSync(path, new Date(), new Date(Date.now() + i * 1000));
+      await thumb(id);
+    }
+    expect(readdirSync(folder)).toHaveLength(1);
+    // What an older imgd filed flat under the size goes when a server starts.
+    const restarted = await serve(fx);
+    await Bun.sleep(100);
+    restarted.stop();
+    expect(existsSync(legacy)).toBe(false);
   });
 
   test("two files of one size, imohash and modification time each get their own", async () => {
