@@ -35,6 +35,8 @@ export interface IngestReport {
   errors: { name: string; reason: string; error: string }[];
   /** Catalog ids of the newly indexed images, in input order. */
   ids: number[];
+  /** Each exact duplicate and the indexed image holding its content (one indexed before, or by this request). */
+  duplicateOf: { name: string; id: number }[];
   /** What the analysis stages found in the new images (faces, vehicles, people, text lines). */
   found: StageCounts;
   stages: Record<string, number>;
@@ -101,6 +103,7 @@ export class Ingestor {
       nearDuplicates: 0,
       errors: [],
       ids: [],
+      duplicateOf: [],
       found: {},
       stages: {},
       wallMs: 0,
@@ -118,11 +121,15 @@ export class Ingestor {
     const known = await timings.time("hash", () => store.indexedHashes([...new Set(hashes)]));
     const contents = new SameHashContents(store, known);
     const fresh: { item: IngestItem; hash: string }[] = [];
+    const copies: { item: IngestItem; of: ContentOwner }[] = [];
     for (const [i, item] of items.entries()) {
       const hash = hashes[i]!;
-      if (await timings.time("hash", () => contents.holdsCopyOf(hash, item.bytes))) report.duplicates++;
-      else fresh.push({ item, hash });
+      const of = await timings.time("hash", () => contents.ownerOf(hash, item));
+      if (of === undefined) fresh.push({ item, hash });
+      else copies.push({ item, of });
     }
+    const newIds = new Map<IngestItem, number>();
+    const failures = new Map<IngestItem, IngestReport["errors"][number]>();
 
     // One model batch at a time, so a request of 256 large images never holds more than one batch decoded.
     const batchSize = this.opts.batchSize ?? 32;
@@ -140,7 +147,11 @@ export class Ingestor {
         }
       });
       // Reported in upload order, whichever decode finished first.
-      for (const d of decoded) if (d.failure) report.errors.push(d.failure);
+      for (const d of decoded) {
+        if (!d.failure) continue;
+        report.errors.push(d.failure);
+        failures.set(d.item, d.failure);
+      }
       const batch = decoded.flatMap((d) => (d.image ? [{ item: d.item, hash: d.hash, image: d.image }] : []));
       if (batch.length === 0) continue;
       const tensor = new Float32Array(batch.length * tensorSize);
@@ -162,10 +173,12 @@ export class Ingestor {
           writeStageOutcomes(conn, newIds.map((imageId, i) => ({ imageId, outcomes: outcomes[i]! }))),
         );
         report.ids.push(...ids);
+        batch.forEach((p, i) => newIds.set(p.item, ids[i]!));
         for (const o of outcomes) addCounts(report.found, o);
       });
       report.processed += batch.length;
     }
+    this.settleCopies(copies, newIds, failures, report);
 
     if (report.processed > 0) {
       this.dirty = true;
@@ -174,6 +187,29 @@ export class Ingestor {
     report.wallMs = performance.now() - t0;
     report.stages = Object.fromEntries(timings.rows(items.length, report.wallMs).map((r) => [r.stage, r.totalMs]));
     return report;
+  }
+
+  /** A copy of an earlier item of this request shares its fate: a duplicate of its new image, or its error. */
+  private settleCopies(
+    copies: { item: IngestItem; of: ContentOwner }[],
+    newIds: Map<IngestItem, number>,
+    failures: Map<IngestItem, IngestReport["errors"][number]>,
+    report: IngestReport,
+  ) {
+    for (const { item, of } of copies) {
+      const id = typeof of === "number" ? of : newIds.get(of);
+      if (id !== undefined) {
+        report.duplicates++;
+        report.duplicateOf.push({ name: item.name, id });
+        continue;
+      }
+      const failed = failures.get(of as IngestItem);
+      report.errors.push({
+        name: item.name,
+        reason: failed?.reason ?? "unreadable",
+        error: `${item.name}: the same content as ${(of as IngestItem).name}, which could not be indexed${failed ? ` (${failed.error})` : ""}`,
+      });
+    }
   }
 
   private row(item: IngestItem, hash: string, image: DecodedImage): NewImage {
@@ -200,45 +236,51 @@ export class Ingestor {
  * the sha256 of the whole content, and files are read only for hashes that some item shares.
  */
 class SameHashContents {
-  private readonly shas = new Map<string, Set<string>>();
+  /** By imohash, then by sha256: who holds that content. */
+  private readonly owners = new Map<string, Map<string, ContentOwner>>();
   /** Items of this request not hashed in full yet: only needed if a later item shares their imohash. */
-  private readonly unhashed = new Map<string, Uint8Array[]>();
+  private readonly unhashed = new Map<string, IngestItem[]>();
 
   constructor(
     private readonly store: IndexStore,
     private readonly indexed: Set<string>,
   ) {}
 
-  /** Whether `bytes` is a copy of something already holding `hash`; if not, it is remembered as holding it. */
-  async holdsCopyOf(hash: string, bytes: Uint8Array): Promise<boolean> {
-    if (!this.indexed.has(hash) && !this.shas.has(hash) && !this.unhashed.has(hash)) {
-      this.unhashed.set(hash, [bytes]);
-      return false;
+  /** What already holds `item`'s content, if anything; if nothing, `item` is remembered as holding it. */
+  async ownerOf(hash: string, item: IngestItem): Promise<ContentOwner | undefined> {
+    if (!this.indexed.has(hash) && !this.owners.has(hash) && !this.unhashed.has(hash)) {
+      this.unhashed.set(hash, [item]);
+      return undefined;
     }
-    const shas = await this.contentsOf(hash);
-    const sha = sha256Hex(bytes);
-    if (shas.has(sha)) return true;
-    shas.add(sha);
-    return false;
+    const owners = await this.contentsOf(hash);
+    const sha = sha256Hex(item.bytes);
+    const owner = owners.get(sha);
+    if (owner === undefined) owners.set(sha, item);
+    return owner;
   }
 
-  private async contentsOf(hash: string): Promise<Set<string>> {
-    let shas = this.shas.get(hash);
-    if (!shas) {
-      shas = new Set();
-      this.shas.set(hash, shas);
+  private async contentsOf(hash: string): Promise<Map<string, ContentOwner>> {
+    let owners = this.owners.get(hash);
+    if (!owners) {
+      owners = new Map();
+      this.owners.set(hash, owners);
       if (this.indexed.has(hash)) {
-        const rows = await this.store.read("SELECT DISTINCT path FROM images WHERE status = 'indexed' AND imohash = $1", [hash]);
-        // A file that cannot be read (moved or deleted since it was indexed) confirms nothing: the item is indexed.
-        for (const [path] of rows) shas.add(await sha256File(path as string).catch(() => ""));
-        shas.delete("");
+        const rows = await this.store.read("SELECT id, path FROM images WHERE status = 'indexed' AND imohash = $1 ORDER BY id", [hash]);
+        for (const [id, path] of rows) {
+          // A file that cannot be read (moved or deleted since it was indexed) confirms nothing: the item is indexed.
+          const sha = await sha256File(path as string).catch(() => "");
+          if (sha && !owners.has(sha)) owners.set(sha, Number(id));
+        }
       }
     }
-    for (const bytes of this.unhashed.get(hash) ?? []) shas.add(sha256Hex(bytes));
+    for (const item of this.unhashed.get(hash) ?? []) owners.set(sha256Hex(item.bytes), item);
     this.unhashed.delete(hash);
-    return shas;
+    return owners;
   }
 }
+
+/** An image already in the catalog (its id), or an earlier item of the same request. */
+type ContentOwner = number | IngestItem;
 
 /**
  * The extension an upload is stored under, which is also the type /file serves it as. sharp calls AVIF and HEIC

@@ -99,6 +99,9 @@ export const IngestResponse = z.object({
   total: z.number().int(),
   processed: z.number().int(),
   duplicates: z.number().int(),
+  duplicate_of: z
+    .array(z.object({ name: z.string(), id: z.number().int() }))
+    .meta({ description: "each exact duplicate and the indexed image holding its content (indexed before, or by this request)" }),
   errors_count: z.number().int(),
   errors: z.array(z.object({ name: z.string(), reason: z.string(), error: z.string() })),
   ids: z.array(z.number().int()),

@@ -46,6 +46,20 @@ describe("POST /api/ingest adds images to the live index", () => {
     expect(body.errors[0]).toMatchObject({ name: "notes.jpg", reason: "not-an-image" });
     expect(body.ids).toHaveLength(2);
     expect(body.total_time_ms).toBeGreaterThan(0);
+    // Each duplicate names the image holding its content: the cat this request indexed, the orange indexed before.
+    expect(body.duplicate_of.map((d: any) => d.name)).toEqual(["cat-again.png", "orange-copy.jpg"]);
+    expect(body.duplicate_of[0].id).toBe(body.ids[0]);
+    const orange = (await (await fetch(`${server.url}/api/images/${body.duplicate_of[1].id}`)).json()) as any;
+    expect(orange.path).toBe(join(fx.photos, "orange.jpg"));
+  });
+
+  test("a copy of an upload that cannot be indexed is that upload's error too, not a duplicate", async () => {
+    const junk = new TextEncoder().encode("still not an image\n".repeat(30));
+    const { status, body } = await ingest(form([["junk.jpg", junk], ["junk-again.jpg", junk]]));
+    expect(status).toBe(422);
+    expect(body).toMatchObject({ status: "failed", total: 2, processed: 0, duplicates: 0, errors_count: 2, duplicate_of: [] });
+    expect(body.errors.map((e: any) => [e.name, e.reason])).toEqual([["junk.jpg", "not-an-image"], ["junk-again.jpg", "not-an-image"]]);
+    expect(body.errors[1].error).toContain("the same content as junk.jpg");
   });
 
   test("an uploaded image is stored under the index, found by search, and has a thumbnail and file", async () => {
@@ -74,6 +88,8 @@ describe("POST /api/ingest adds images to the live index", () => {
   test("sending the same upload again only counts a duplicate", async () => {
     const { body } = await ingest(form([["cat.png", photo("chelsea.png")]]));
     expect(body).toMatchObject({ status: "ok", total: 1, processed: 0, duplicates: 1, errors_count: 0 });
+    const held = (await (await fetch(`${server.url}/api/images/${body.duplicate_of[0].id}`)).json()) as any;
+    expect(new Uint8Array(readFileSync(held.path))).toEqual(photo("chelsea.png"));
   });
 
   test("JSON paths under an allowed root are indexed in place; paths elsewhere are refused by name", async () => {

@@ -71,6 +71,7 @@ export function ingestRoutes(deps: AppDeps) {
       total,
       processed: report.processed,
       duplicates: report.duplicates,
+      duplicate_of: report.duplicateOf,
       errors_count: errors.length,
       errors,
       ids: report.ids,
