@@ -6,7 +6,8 @@ usage:
                     [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
   imgd query "TEXT" [--index PATH] [-k N] [--image FILE] [--offset N] [--path-prefix P]
                     [--after DATE] [--before DATE] [--has LABEL]... [--text-in WORDS] [--person NAME]
-                    [--json] [--copy-to DIR | --link-to DIR]
+                    [--json] [--copy-to DIR | --link-to DIR] [--server URL] [--token T | --token-file F]
+                    (--server searches a running imgd serve; on an index that one serves, a query goes through it)
   imgd info [--index PATH] [--errors] [--json]
   imgd models list|verify|pull [NAME] [--models DIR]
   imgd serve [--index PATH] [--port N] [--host ADDR] [--token T] [--cors ORIGIN] [--root DIR]...

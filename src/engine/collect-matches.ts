@@ -1,7 +1,7 @@
 // Copies or links query results into a folder under the names our users' scripts already expect:
 // match_YYYYMMDD_HHMMSS_rank001.jpg (query time, 1-based rank, the original extension).
 import { constants } from "node:fs";
-import { access, copyFile, mkdir, symlink } from "node:fs/promises";
+import { access, copyFile, mkdir, symlink, writeFile } from "node:fs/promises";
 import { extname, join } from "node:path";
 
 export function matchFileName(at: Date, rank: number, sourcePath: string, copy = 1): string {
@@ -33,19 +33,50 @@ export async function collectMatches(paths: string[], dir: string, mode: "copy" 
       out.skipped.push({ path: source, reason: problem });
       continue;
     }
-    for (let copy = 1; ; copy++) {
-      const target = join(dir, matchFileName(at, i + 1, source, copy));
-      try {
-        if (mode === "copy") await copyFile(source, target, constants.COPYFILE_EXCL);
-        else await symlink(source, target);
-        out.written.push(target);
-        break;
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
-      }
-    }
+    out.written.push(
+      await placeMatch(dir, at, i + 1, source, (target) =>
+        mode === "copy" ? copyFile(source, target, constants.COPYFILE_EXCL) : symlink(source, target),
+      ),
+    );
   }
   return out;
+}
+
+/**
+ * The same names for matches whose bytes come from elsewhere (a remote server's files): `read` gives a hit's bytes,
+ * or throws why it cannot, which skips that hit.
+ */
+export async function saveMatches(
+  sources: { path: string; read: () => Promise<Uint8Array> }[],
+  dir: string,
+  at = new Date(),
+): Promise<CollectedMatches> {
+  await ensureMatchFolder(dir);
+  const out: CollectedMatches = { written: [], skipped: [] };
+  for (const [i, source] of sources.entries()) {
+    let bytes: Uint8Array;
+    try {
+      bytes = await source.read();
+    } catch (err) {
+      out.skipped.push({ path: source.path, reason: (err as Error).message });
+      continue;
+    }
+    out.written.push(await placeMatch(dir, at, i + 1, source.path, (target) => writeFile(target, bytes, { flag: "wx" })));
+  }
+  return out;
+}
+
+/** Writes a match under the first free name of its rank; `write` must fail with EEXIST rather than overwrite. */
+async function placeMatch(dir: string, at: Date, rank: number, sourcePath: string, write: (target: string) => Promise<void>): Promise<string> {
+  for (let copy = 1; ; copy++) {
+    const target = join(dir, matchFileName(at, rank, sourcePath, copy));
+    try {
+      await write(target);
+      return target;
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+    }
+  }
 }
 
 /** Creates the folder for the matches, or says why `dir` cannot be one; a caller can check it before searching. */

@@ -18,6 +18,7 @@ import { MetadataCache } from "../engine/store/metadata-cache.ts";
 import { TextBatcher, type TextEmbedding } from "../engine/text-batcher.ts";
 import { ThreadedTextEmbedder } from "../engine/threaded-text-embedder.ts";
 import { ThumbnailCache } from "../engine/thumbnail.ts";
+import { publishServerAddress } from "./server-address.ts";
 import { DEFAULT_LIMITS, type AppDeps, type Limits } from "./app-deps.ts";
 import { createApp } from "./app.ts";
 import { ConcurrencyGate } from "./concurrency-gate.ts";
@@ -180,6 +181,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       throw new Error(`cannot listen on ${hostname}:${port}: ${err instanceof Error ? err.message : String(err)}`);
     }
     closers.push(() => stopServing(server));
+    closers.push(publishServerAddress(indexDir, server.url));
 
     const warm = Promise.all([
       textBatcher.embed("a photo"),

@@ -1,6 +1,6 @@
 // `imgd serve` as users start it: the real CLI in its own process, flags parsed, models warmed, SIGTERM to stop.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { rmSync } from "node:fs";
+import { existsSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { indexedPhotos, type Fixture } from "../server/server-harness.ts";
 import { imgd, MODELS, REPO } from "./cli-harness.ts";
@@ -36,12 +36,17 @@ describe("imgd serve", () => {
     expect(hits.hits[0]!.path).toEndWith("home.jpg");
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
+    // Its address goes with it: the next query opens the index itself.
+    expect(existsSync(join(fx.index, "server.json"))).toBe(false);
   }, 60_000);
 
-  test("while it serves, every command that opens the index names the server's PID and what to do", async () => {
+  test("while it serves, a query goes through it, and every other command that opens the index names its PID and what to do", async () => {
     const { proc } = await startServe();
     try {
-      for (const args of [["query", "orange"], ["dups"], ["persons", "list"], ["info"]]) {
+      const query = await imgd(["query", "blue sky", "--index", fx.index, "-k", "1"]);
+      expect([query.code, query.stdout]).toEqual([0, expect.stringContaining("home.jpg")]);
+      expect(query.stderr).toContain(`through imgd serve (PID ${proc.pid})`);
+      for (const args of [["dups"], ["persons", "list"], ["info"]]) {
         const r = await imgd([...args, "--index", fx.index]);
         expect([args[0], r.code]).toEqual([args[0], 1]);
         expect(r.stderr).toContain(`catalog.duckdb is open for writing in another process (PID ${proc.pid}), most likely imgd serve`);
