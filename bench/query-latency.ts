@@ -1,6 +1,7 @@
 // Query latency at index sizes of 100K and 1M vectors: the vector search alone (IndexStore.search, k=10), the
 // in-process query (runQuery: text embed + search), and `imgd query` as a fresh process, so process start-up and
-// index open can be told apart from the query work itself.
+// index open can be told apart from the query work itself; then the same command while `imgd serve` holds the index
+// (the query goes through the server), as a ratio against the command on its own.
 // Usage: bun bench/query-latency.ts [--sizes 100000,1000000] [--searches 500] [--queries 50] [--spawns 30] [--dtype i8|f16|f32]
 //   [--max-build-seconds 600]
 // Indexes hold synthetic rows (random unit vectors, fake paths) under the test-clip model, so the CLI can load a
@@ -100,6 +101,22 @@ async function measure(index: SyntheticIndex): Promise<void> {
     await store.close();
   }
 
+  const local = await spawnQueries(index, "imgd query");
+  console.log(`  of which inside the command          ${latencySummary(local.inCommand)}  (open index + model + query)`);
+  console.log(`  so start-up before the command runs  ${latencySummary(local.wall.map((w, i) => w - local.inCommand[i]!))}`);
+
+  // The same command while `imgd serve` holds the index: it finds the server beside the catalog and asks it.
+  const server = await startServe(index.dir);
+  try {
+    const through = await spawnQueries(index, "imgd query via imgd serve");
+    console.log(`  p50 ratio, by itself / through serve ${(median(local.wall) / median(through.wall)).toFixed(1)}x`);
+  } finally {
+    server.kill("SIGTERM");
+    await server.exited;
+  }
+}
+
+async function spawnQueries(index: SyntheticIndex, label: string): Promise<{ wall: number[]; inCommand: number[] }> {
   const wall: number[] = [];
   const inCommand: number[] = [];
   for (let i = 0; i < spawns + 1; i++) {
@@ -115,15 +132,35 @@ async function measure(index: SyntheticIndex): Promise<void> {
     if (result.hits.length !== K) throw new Error(`imgd query returned ${result.hits.length} hits, expected ${K}`);
     // The first spawn warms the page cache for the index files; it is reported apart.
     if (i === 0) {
-      console.log(`imgd query, first spawn (cold-ish):    ${ms.toFixed(0)} ms`);
+      console.log(`${`${label}, first spawn:`.padEnd(38)} ${ms.toFixed(0)} ms`);
       continue;
     }
     wall.push(ms);
     inCommand.push(result.timings.totalMs);
   }
-  console.log(`imgd query (spawned, wall)             ${latencySummary(wall)}`);
-  console.log(`  of which inside the command          ${latencySummary(inCommand)}  (open index + model + query)`);
-  console.log(`  so start-up before the command runs  ${latencySummary(wall.map((w, i) => w - inCommand[i]!))}`);
+  console.log(`${`${label} (spawned, wall)`.padEnd(38)} ${latencySummary(wall)}`);
+  return { wall, inCommand };
+}
+
+async function startServe(indexDir: string) {
+  const proc = Bun.spawn(
+    [process.execPath, join(REPO, "src/cli/main.ts"), "serve", "--index", indexDir, "--models", join(REPO, "models"), "--port", "0", "--log", "/dev/null"],
+    { stdout: "ignore", stderr: "pipe" },
+  );
+  const reader = proc.stderr.getReader();
+  let said = "";
+  while (!said.includes("imgd: ready")) {
+    const { done, value } = await reader.read();
+    if (done) throw new Error(`imgd serve exited before it was ready:\n${said}`);
+    said += new TextDecoder().decode(value);
+  }
+  reader.releaseLock();
+  return proc;
+}
+
+function median(xs: number[]): number {
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)]!;
 }
 
 const baseline = await timeEach(10, async () => {
