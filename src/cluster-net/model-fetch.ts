@@ -41,17 +41,22 @@ class BadTransfer extends MeshUnavailable {
 
 const BAD_TRANSFERS_TO_GIVE_UP = 3;
 
-export async function fetchJobModels(client: MeshClient, opts: ModelFetchOptions): Promise<ModelFetchReport> {
-  let reply: ModelFilesReply;
+/** `GET /v1/models`, or null from a coordinator that serves no models (an older imgd). */
+async function jobModelFiles(client: MeshClient, opts: Omit<ModelFetchOptions, "target">): Promise<ModelFilesReply | null> {
   try {
-    reply = await withBackoff(() => client.get("/v1/models", ModelFilesReply), { onRetry: opts.onRetry, signal: opts.signal });
+    return await withBackoff(() => client.get("/v1/models", ModelFilesReply), { onRetry: opts.onRetry, signal: opts.signal });
   } catch (err) {
     if (err instanceof MeshRefusal && err.status === 404) {
       opts.log("[worker] the coordinator serves no models (an older imgd); using the models on this host");
-      return { served: false, fetched: [], present: [] };
+      return null;
     }
     throw err;
   }
+}
+
+export async function fetchJobModels(client: MeshClient, opts: ModelFetchOptions): Promise<ModelFetchReport> {
+  const reply = await jobModelFiles(client, opts);
+  if (!reply) return { served: false, fetched: [], present: [] };
   for (const u of reply.unavailable) {
     opts.log(`[worker] the coordinator cannot serve model ${u.model}; this host needs its own copy (${u.reason})`);
   }
@@ -69,6 +74,35 @@ export async function fetchJobModels(client: MeshClient, opts: ModelFetchOptions
     opts.log(`[worker] the job's ${report.present.length} model files are already here`);
   }
   return report;
+}
+
+/** A model this host would use in place of the job's: the same name, other files (other weights, another version). */
+export class ModelMismatch extends Error {
+  override name = "ModelMismatch";
+}
+
+/**
+ * With --no-fetch-models: the copies of the job's models that the engine would load here are checked against the
+ * coordinator's, since a model of the same name with other weights would index into vectors no query can compare
+ * with the other shards'. A model this host lacks is left to registration (CLIP) or to opening the stage.
+ */
+export async function checkJobModels(client: MeshClient, opts: Omit<ModelFetchOptions, "target">): Promise<void> {
+  const reply = await jobModelFiles(client, opts);
+  if (!reply) return;
+  const digests = new Map<string, FileDigests>();
+  for (const group of modelGroups(reply.files)) {
+    const dir = opts.dirs.find((d) => group.every((f) => isFile(join(d, f.path))));
+    if (dir === undefined) continue;
+    if (!digests.has(dir)) digests.set(dir, new FileDigests(join(dir, DIGESTS_FILE)));
+    for (const f of group) {
+      if (await matches(join(dir, f.path), f, digests.get(dir)!)) continue;
+      throw new ModelMismatch(
+        `model ${f.model} on this host is not the coordinator's: ${join(dir, f.path)} differs from its ${f.path} ` +
+          `(${formatBytes(f.bytes)}, sha256 ${f.sha256.slice(0, 12)}…); start the worker without --no-fetch-models to ` +
+          "fetch the coordinator's copy, or copy it here",
+      );
+    }
+  }
 }
 
 /**

@@ -13,7 +13,7 @@ import { returnLargeBlocks } from "../engine/native-memory.ts";
 import { IndexStore } from "../engine/store/index-store.ts";
 import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
 import { MeshClient, MeshRefusal, withBackoff } from "./mesh-client.ts";
-import { fetchJobModels } from "./model-fetch.ts";
+import { checkJobModels, fetchJobModels } from "./model-fetch.ts";
 import { storageMismatch, unseenRoots, unseenRootsText } from "./worker-checks.ts";
 import {
   CommitReply,
@@ -109,7 +109,9 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
   const modelDirs = [...new Set([...(fetchInto ? [fetchInto] : []), ...modelSearchDirs(opts.modelsDir)])];
   // A stop (SIGTERM) ends the waiting for an unreachable coordinator too: a service manager must be able to stop us.
   const stop = opts.drain;
-  if (fetchInto) await fetchJobModels(client, { target: fetchInto, dirs: modelDirs, log, onRetry: retryLog, signal: stop });
+  const fetchOpts = { dirs: modelDirs, log, onRetry: retryLog, signal: stop };
+  if (fetchInto) await fetchJobModels(client, { ...fetchOpts, target: fetchInto });
+  else await checkJobModels(client, fetchOpts);
   const models = listModels(modelDirs)
     .models.filter((m) => m.imagePath)
     .map((m) => m.manifest.name);

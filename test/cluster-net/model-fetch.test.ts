@@ -1,7 +1,7 @@
 // Workers fetch the job's model files from the coordinator: only listed files are served, only whole files with the
 // listed sha256 land, and a worker that has them already fetches nothing.
 import { afterAll, beforeAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { startCoordinator, type RunningCoordinator } from "../../src/cluster-net/coordinator-server.ts";
@@ -103,6 +103,36 @@ test("with --no-fetch-models a worker without the job's model is refused at regi
   expect(p.stderr.join("\n")).toContain("does not have model test-clip");
   expect(existsSync(models)).toBe(false);
 }, 20_000);
+
+test("with --no-fetch-models a worker whose copy of the job's model has other weights is refused before it registers", async () => {
+  const models = join(root, "other-weights");
+  mkdirSync(join(models, "test-clip"), { recursive: true });
+  mkdirSync(join(models, "test-yolo"), { recursive: true });
+  for (const path of JOB_FILES) copyFileSync(join(MODELS, path), join(models, path));
+  // Same name, same size, one weight byte changed: only the sha256 tells.
+  const image = readFileSync(join(models, "test-clip/image.onnx"));
+  image[image.length >> 1] ^= 0x01;
+  writeFileSync(join(models, "test-clip/image.onnx"), image);
+  const cwd = join(root, "other-weights-cwd");
+  mkdirSync(cwd);
+  const env = { IMGD_MODELS: "", HOME: join(root, "other-weights-home") };
+  const before = (await fetchStatus(running.url)).workers.length;
+  const refused = startWorkerProc(running.url, ["--models", models, "--no-fetch-models"], env, cwd);
+  procs.push(refused);
+  expect(await refused.exited).toBe(1);
+  const log = refused.stderr.join("\n");
+  expect(log).toContain(`model test-clip on this host is not the coordinator's: ${join(models, "test-clip/image.onnx")} differs`);
+  expect(log).toContain("without --no-fetch-models");
+  expect((await fetchStatus(running.url)).workers.length).toBe(before);
+
+  // The coordinator's own bytes pass the check, and the worker registers.
+  copyFileSync(join(MODELS, "test-clip/image.onnx"), join(models, "test-clip/image.onnx"));
+  const accepted = startWorkerProc(running.url, ["--models", models, "--no-fetch-models"], env, cwd);
+  procs.push(accepted);
+  await accepted.waitFor(/\[worker\] registered as/, 20_000);
+  accepted.proc.kill("SIGKILL");
+  await accepted.exited;
+}, 40_000);
 
 test("GET /v1/models lists each file of the job's models with its size and sha256", async () => {
   const res = await fetch(`${running.url}/v1/models`, { headers: auth });
