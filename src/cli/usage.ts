@@ -16,7 +16,8 @@ usage:
              [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
              (stages run on ingested images)
   imgd coordinator DIR... --storage DIR [--port N] [--bind ADDR] [--token T | --token-file F] [--batch N]
-                    [--lease-ttl S] [--model NAME] [--models DIR] [--serve] [--plain] [--faces] [--objects] [--ocr]
+                    [--lease-ttl S] [--min-free-mb MB] [--model NAME] [--models DIR] [--serve] [--plain]
+                    [--faces] [--objects] [--ocr]
   imgd worker --coordinator URL [--token T | --token-file F] [--threads N] [--batch N] [--storage DIR]
               [--path-map FROM=TO]... [--host NAME] [--models DIR] [--no-fetch-models] [--memory-target-mb MB]
   imgd deploy --hosts FILE --coordinator URL [--token T | --token-file F] [--binary PATH] [-i KEY]

@@ -35,7 +35,7 @@ export interface CoordinatorOptions {
   batchFiles?: number;
   leaseTtlMs: number;
   /**
-   * Below this much free space where the ledger is written (default 64 MiB) no batch is leased, and dispatch resumes
+   * Below this much free space where the ledger is written (default 64 MB, `--min-free-mb`) no batch is leased, and dispatch resumes
    * once there is more: a ledger write that fails for want of space aborted the whole process inside DuckDB.
    */
   minFreeBytes?: number;
@@ -44,7 +44,7 @@ export interface CoordinatorOptions {
 }
 
 export const DEFAULT_BATCH_FILES = 64;
-export const DEFAULT_MIN_FREE_BYTES = 64 * 2 ** 20;
+export const DEFAULT_MIN_FREE_BYTES = 64e6;
 
 export class CoordinatorError extends Error {
   constructor(
@@ -206,7 +206,7 @@ export class Coordinator {
       const fs = statfsSync(dir);
       const free = fs.bavail * fs.bsize;
       if (free < needed) {
-        reason = `only ${(free / 2 ** 20).toFixed(1)} MiB free under ${this.opts.storage} (needs ${(needed / 2 ** 20).toFixed(0)}): no batch is leased until there is more`;
+        reason = `only ${(free / 1e6).toFixed(1)} MB free under ${this.opts.storage} (needs ${(needed / 1e6).toFixed(0)}, --min-free-mb): no batch is leased until there is more`;
       }
     } catch {
       // A filesystem that cannot say how full it is: the writes themselves will tell.

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { createElement } from "react";
-import { DEFAULT_BATCH_FILES } from "../../cluster-net/coordinator.ts";
+import { DEFAULT_BATCH_FILES, DEFAULT_MIN_FREE_BYTES } from "../../cluster-net/coordinator.ts";
 import { startCoordinator } from "../../cluster-net/coordinator-server.ts";
 import { formatStatusLine } from "../../cluster-net/coordinator-plain.ts";
 import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
@@ -17,6 +17,7 @@ export async function run(argv: string[]): Promise<number> {
     "token-file": { type: "string" },
     batch: { type: "string" },
     "lease-ttl": { type: "string" },
+    "min-free-mb": { type: "string" },
     model: { type: "string" },
     models: { type: "string" },
     serve: { type: "boolean" },
@@ -49,6 +50,8 @@ export async function run(argv: string[]): Promise<number> {
     // Left out, a resumed job keeps the batch size it was started with.
     batchFiles: values.batch === undefined ? undefined : intFlag(values.batch, "batch", DEFAULT_BATCH_FILES),
     leaseTtlMs: Math.round(ttlSeconds * 1000),
+    // 0 turns the check off, for a filesystem whose free space says nothing (a quota elsewhere, say).
+    minFreeBytes: intFlag(values["min-free-mb"], "min-free-mb", DEFAULT_MIN_FREE_BYTES / 1e6, 0) * 1e6,
     port: portFlag(values.port, 7700),
     hostname: values.bind,
     token,
