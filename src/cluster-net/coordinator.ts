@@ -313,10 +313,12 @@ export class Coordinator {
    * Checks every shard against the batches its worker committed before they are merged, and puts back in the queue
    * what a shard does not hold: all of a shard missing from the storage (its worker's --storage was not the shared
    * mount) or unreadable (truncated, overwritten), the batches of the files a readable shard lacks. Merged as they
-   * were, those files would silently be out of the index. Returns false when the merge may go ahead.
+   * were, those files would silently be out of the index. Returns null when files were put back, else each shard's
+   * committed paths, which the merge takes rows by (read once: a large job's paths are a large read).
    */
-  private async requeueBrokenShards(owners: string[], workers: WorkerRecord[]): Promise<boolean> {
+  private async requeueBrokenShards(owners: string[], workers: WorkerRecord[]): Promise<Map<string, Map<string, number>> | null> {
     let requeued = 0;
+    const committedBy = new Map<string, Map<string, number>>();
     for (const id of owners) {
       const dir = shardDir(this.opts.storage, id);
       if (!existsSync(dir)) {
@@ -328,6 +330,7 @@ export class Coordinator {
         continue;
       }
       const committed = await this.ledger.committedPaths(id);
+      committedBy.set(id, committed);
       const check = await checkShard(dir, committed.keys(), workers.find((w) => w.id === id)?.info.pathMap ?? []);
       if (check.state === "whole") continue;
       // Its worker, lost rather than gone, may not have exited yet: the merge waits for the lock to go.
@@ -346,13 +349,13 @@ export class Coordinator {
           `batches ${batches.join(", ")} (${files} files) are back in the queue`,
       );
     }
-    if (requeued === 0) return false;
+    if (requeued === 0) return committedBy;
     await this.ledger.setPhase("indexing");
     this.job = { ...this.job, phase: "indexing" };
     this.progressTotal = requeued;
     this.progress = new ProgressModel(requeued);
     this.opts.onEvent?.(`${requeued} files wait for a worker before the merge`);
-    return true;
+    return null;
   }
 
   private async tryMerge(): Promise<void> {
@@ -363,20 +366,19 @@ export class Coordinator {
     const open = workers.filter((w) => owners.includes(w.id) && w.state !== "gone" && w.state !== "lost");
     if (open.length > 0) return;
     this.merge = (async () => {
-      if (await this.requeueBrokenShards(owners, workers)) return "requeued" as const;
-      const sources = await Promise.all(
-        owners.map(async (id) => {
-          const accepted = await this.ledger.committedPaths(id);
-          const pathMap = workers.find((w) => w.id === id)?.info.pathMap ?? [];
-          return {
-            dir: shardDir(this.opts.storage, id),
-            accept: (path: string) => {
-              const canonical = toCanonicalPath(path, pathMap);
-              return accepted.has(canonical) ? canonical : null;
-            },
-          };
-        }),
-      );
+      const committedBy = await this.requeueBrokenShards(owners, workers);
+      if (!committedBy) return "requeued" as const;
+      const sources = owners.map((id) => {
+        const accepted = committedBy.get(id) ?? new Map<string, number>();
+        const pathMap = workers.find((w) => w.id === id)?.info.pathMap ?? [];
+        return {
+          dir: shardDir(this.opts.storage, id),
+          accept: (path: string) => {
+            const canonical = toCanonicalPath(path, pathMap);
+            return accepted.has(canonical) ? canonical : null;
+          },
+        };
+      });
       if (sources.length === 0) return null;
       for (const dir of staleMergeDirs(this.opts.storage)) {
         rmSync(dir, { recursive: true, force: true });
