@@ -18,6 +18,7 @@ usage:
   imgd coordinator DIR... --storage DIR [--port N] [--bind ADDR] [--token T | --token-file F] [--batch N]
                     [--lease-ttl S] [--min-free-mb MB] [--model NAME] [--models DIR] [--serve] [--plain]
                     [--faces] [--objects] [--ocr]
+                    (--serve: stays up after the merge and answers imgd serve's API and page, mesh token as bearer)
   imgd worker --coordinator URL [--token T | --token-file F] [--threads N] [--batch N] [--storage DIR]
               [--path-map FROM=TO]... [--host NAME] [--models DIR] [--no-fetch-models] [--memory-target-mb MB]
   imgd deploy --hosts FILE --coordinator URL [--token T | --token-file F] [--binary PATH] [-i KEY]

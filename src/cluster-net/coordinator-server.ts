@@ -11,6 +11,11 @@ export interface RunningCoordinator {
   coordinator: Coordinator;
   url: string;
   port: number;
+  /**
+   * Answers every request outside the mesh's /v1/ with `fetch` from now on (`imgd coordinator --serve`: the search API
+   * over the merged index); until then such requests get 404.
+   */
+  serveOthers(fetch: (req: Request) => Response | Promise<Response>): void;
   stop(): Promise<void>;
 }
 
@@ -20,9 +25,11 @@ export async function startCoordinator(
   // The port is taken before the job is opened, so a port in use fails before anything is written to the storage.
   // Until the job is open (a scan of a large tree takes a while) workers get 503, which they wait out.
   let app: Hono | null = null;
-  const server = listen(opts.port ?? 0, opts.hostname ?? "0.0.0.0", (req) =>
-    app ? app.fetch(req) : Response.json({ error: "the coordinator is still opening its job" }, { status: 503 }),
-  );
+  let others: ((req: Request) => Response | Promise<Response>) | null = null;
+  const server = listen(opts.port ?? 0, opts.hostname ?? "0.0.0.0", (req) => {
+    if (others && !new URL(req.url).pathname.startsWith("/v1/")) return others(req);
+    return app ? app.fetch(req) : Response.json({ error: "the coordinator is still opening its job" }, { status: 503 });
+  });
   let coordinator: Coordinator;
   try {
     coordinator = await Coordinator.open(opts);
@@ -42,6 +49,9 @@ export async function startCoordinator(
     coordinator,
     port,
     url: `http://${opts.hostname && opts.hostname !== "0.0.0.0" ? opts.hostname : "127.0.0.1"}:${port}`,
+    serveOthers(fetch) {
+      others = fetch;
+    },
     async stop() {
       clearInterval(timer);
       await server.stop(true);
@@ -53,7 +63,9 @@ export async function startCoordinator(
 
 function listen(port: number, hostname: string, fetch: (req: Request) => Response | Promise<Response>) {
   try {
-    return Bun.serve({ port, hostname, fetch, idleTimeout: 60 });
+    // As imgd serve's: with `--serve` its API (a large ingest included) answers on this port too. Bun's body limit
+    // (128 MiB) is above the API's, which answers an oversized upload with its own 413.
+    return Bun.serve({ port, hostname, fetch, idleTimeout: 120 });
   } catch (err) {
     throw new Error(`cannot listen on ${hostname}:${port}: ${err instanceof Error ? err.message : err}`);
   }

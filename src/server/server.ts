@@ -62,6 +62,17 @@ export interface ServeOptions {
   limits?: Partial<Limits>;
 }
 
+/** The engine behind the API, opened, with the app that answers it: what a listener (ours, the coordinator's) serves. */
+export interface OpenedServer {
+  fetch: (req: Request) => Response | Promise<Response>;
+  deps: AppDeps;
+  /** The largest request body the app takes; a listener should allow a little more, so the app answers 413 itself. */
+  maxRequestBodySize: number;
+  /** Resolves once models are warm (the moment /ready turns 200). */
+  ready: Promise<void>;
+  close(): Promise<void>;
+}
+
 export interface RunningServer {
   url: string;
   port: number;
@@ -76,6 +87,42 @@ export const DEFAULT_MAX_CONCURRENCY = 64;
 export const DEFAULT_TARGET_LATENCY_MS = 200;
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
+  const opened = await openServer(opts);
+  const hostname = opts.host ?? "127.0.0.1";
+  const port = opts.port ?? 0;
+  let server: Bun.Server<unknown>;
+  try {
+    server = Bun.serve({
+      hostname,
+      port,
+      fetch: opened.fetch,
+      maxRequestBodySize: opened.maxRequestBodySize,
+      // A large ingest can take longer than Bun's default 10 s of silence on the socket.
+      idleTimeout: 120,
+    });
+  } catch (err) {
+    await opened.close();
+    // Bun's own text names neither ("EINVAL: invalid argument, listen").
+    throw new Error(`cannot listen on ${hostname}:${port}: ${err instanceof Error ? err.message : String(err)}`);
+  }
+  const unpublish = publishServerAddress(resolve(opts.indexDir), server.url);
+  const ready = opened.ready.then(() => opened.deps.log.write({ event: "listening", url: server.url.href }));
+  return {
+    url: server.url.href.replace(/\/$/, ""),
+    port: server.port!,
+    deps: opened.deps,
+    ready,
+    stop: async () => {
+      await ready.catch(() => {});
+      await stopServing(server);
+      unpublish();
+      await opened.close();
+    },
+  };
+}
+
+/** Opens the index and the towers and builds the app, without listening: `startServer` and the coordinator's `--serve`. */
+export async function openServer(opts: Omit<ServeOptions, "port" | "host">): Promise<OpenedServer> {
   const indexDir = resolve(opts.indexDir);
   // A root asked for by name that cannot serve a file would leave every /file and /thumb under it a 404.
   for (const dir of opts.roots ?? []) {
@@ -163,25 +210,6 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       cors: opts.cors,
     };
     const app = createApp(deps);
-    const hostname = opts.host ?? "127.0.0.1";
-    const port = opts.port ?? 0;
-    let server: Bun.Server<unknown>;
-    try {
-      server = Bun.serve({
-        hostname,
-        port,
-        fetch: app.fetch,
-        // Above the app's own limits, so oversized bodies get the app's JSON 413 rather than a dropped connection.
-        maxRequestBodySize: limits.maxIngestBytes + 2 ** 20,
-        // A large ingest can take longer than Bun's default 10 s of silence on the socket.
-        idleTimeout: 120,
-      });
-    } catch (err) {
-      // Bun's own text names neither ("EINVAL: invalid argument, listen").
-      throw new Error(`cannot listen on ${hostname}:${port}: ${err instanceof Error ? err.message : String(err)}`);
-    }
-    closers.push(() => stopServing(server));
-    closers.push(publishServerAddress(indexDir, server.url));
 
     const warm = Promise.all([
       textBatcher.embed("a photo"),
@@ -194,15 +222,16 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       const target = opts.memoryTargetBytes ?? DEFAULT_MEMORY_TARGET_BYTES;
       if (target > 0) governor = governMemory(target);
       ready = true;
-      log.write({ event: "ready", url: server.url.href, index: indexDir, model: model.manifest.name, roots: roots.roots });
+      log.write({ event: "ready", index: indexDir, model: model.manifest.name, roots: roots.roots });
     });
 
     return {
-      url: server.url.href.replace(/\/$/, ""),
-      port: server.port!,
+      fetch: app.fetch,
       deps,
+      // Above the app's own limits, so oversized bodies get the app's JSON 413 rather than a dropped connection.
+      maxRequestBodySize: limits.maxIngestBytes + 2 ** 20,
       ready: warm,
-      stop: async () => {
+      close: async () => {
         await warm.catch(() => {});
         for (const close of [...closers].reverse()) await close();
       },

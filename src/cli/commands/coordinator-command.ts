@@ -1,7 +1,9 @@
 import { resolve } from "node:path";
 import { createElement } from "react";
 import { DEFAULT_BATCH_FILES, DEFAULT_MIN_FREE_BYTES } from "../../cluster-net/coordinator.ts";
-import { startCoordinator } from "../../cluster-net/coordinator-server.ts";
+import { startCoordinator, type RunningCoordinator } from "../../cluster-net/coordinator-server.ts";
+import { mergedIndexDir } from "../../cluster-net/storage-layout.ts";
+import { openServer, type OpenedServer } from "../../server/server.ts";
 import { formatStatusLine } from "../../cluster-net/coordinator-plain.ts";
 import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
 import { DEFAULT_MODEL, intFlag, parse, portFlag } from "../args.ts";
@@ -59,14 +61,15 @@ export async function run(argv: string[]): Promise<number> {
   });
   const { coordinator } = running;
   onEvent(`listening on port ${running.port}; storage ${coordinator.opts.storage}`);
-  // Machine-readable, for scripts and tests that start it with --port 0.
-  if (!tui) process.stdout.write(`${JSON.stringify({ event: "listening", port: running.port, job: coordinator.jobId })}\n`);
-
+  const api = values.serve ? serveMergedIndex(running, token, values.models, onEvent) : null;
   let finish!: (code: number) => void;
   const finished = new Promise<number>((r) => (finish = r));
   const onSignal = () => finish(130);
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
+  // Machine-readable, for scripts and tests that start it with --port 0; after the handlers, so a stop sent as soon
+  // as this is read is a clean one.
+  if (!tui) process.stdout.write(`${JSON.stringify({ event: "listening", port: running.port, job: coordinator.jobId })}\n`);
   if (!values.serve) void coordinator.merged.then(() => finish(0));
 
   if (tui) {
@@ -94,6 +97,7 @@ export async function run(argv: string[]): Promise<number> {
     );
     const code = await finished;
     app.unmount();
+    await api?.close();
     await running.stop();
     return code;
   }
@@ -103,6 +107,56 @@ export async function run(argv: string[]): Promise<number> {
   clearInterval(timer);
   const status = await coordinator.status();
   process.stderr.write(`${formatStatusLine(status)}\n`);
+  await api?.close();
   await running.stop();
   return code;
+}
+
+/**
+ * `--serve`: imgd serve's API and search page on the coordinator's port, over the merged index once there is one
+ * (503 with the job's progress until then), behind the mesh token, since the coordinator listens on every interface.
+ */
+function serveMergedIndex(running: RunningCoordinator, token: string, modelsDir: string | undefined, onEvent: (line: string) => void) {
+  const { coordinator } = running;
+  let opened: OpenedServer | null = null;
+  let failed: string | null = null;
+  let closed = false;
+  running.serveOthers(async (req) => {
+    if (opened) return opened.fetch(req);
+    if (failed) return Response.json({ error: `the merged index cannot be served: ${failed}` }, { status: 503 });
+    const s = await coordinator.status();
+    return Response.json(
+      { error: `the index is not merged yet (${s.done}/${s.total} files, ${s.phase}); the API answers once it is` },
+      { status: 503, headers: { "retry-after": "5" } },
+    );
+  });
+  // Started only once merged: a coordinator stopped before that has nothing to wait for.
+  let opening: Promise<void> | null = null;
+  void coordinator.merged.then(() => {
+    if (closed) return;
+    opening = (async () => {
+      const { storage, stages } = coordinator.opts;
+      // Ingested images get the job's stages, as the workers' did.
+      const server = await openServer({ indexDir: mergedIndexDir(storage), stages, modelsDir, token });
+      try {
+        await server.ready;
+      } catch (err) {
+        await server.close();
+        throw err;
+      }
+      if (closed) return server.close();
+      opened = server;
+      onEvent(`serving the search API and page over the merged index at ${running.url}/ (mesh token as bearer)`);
+    })().catch((err) => {
+      failed = err instanceof Error ? err.message : String(err);
+      onEvent(`cannot serve the merged index: ${failed}`);
+    });
+  });
+  return {
+    async close() {
+      closed = true;
+      await opening;
+      await opened?.close();
+    },
+  };
 }

@@ -1,0 +1,64 @@
+// `imgd coordinator --serve` answers imgd serve's API and search page on its own port once the shards are merged,
+// behind the mesh token, while the mesh routes go on as before.
+import { afterAll, expect, test } from "bun:test";
+import { join } from "node:path";
+import { fetchStatus, makePhotos, spawnCli, startCoordinatorProc, startWorkerProc, tempDir, TOKEN, until, type Proc } from "./cluster-harness.ts";
+
+const procs: Proc[] = [];
+afterAll(() => procs.forEach((p) => p.proc.kill("SIGKILL")));
+const auth = { authorization: `Bearer ${TOKEN}` };
+
+test("the coordinator with --serve answers 503 before the merge, then searches the merged index, serves its files, and takes imgd query --server", async () => {
+  const root = tempDir("serve-api");
+  const photos = await makePhotos(join(root, "photos"), 8);
+  const { p: coordinator, url } = await startCoordinatorProc([join(root, "photos")], join(root, "storage"), ["--batch", "4", "--serve"]);
+  procs.push(coordinator);
+
+  const early = await fetch(`${url}/api/search?q=cat`, { headers: auth });
+  expect(early.status).toBe(503);
+  expect(early.headers.get("retry-after")).toBe("5");
+  expect(((await early.json()) as { error: string }).error).toMatch(/^the index is not merged yet \(0\/8 files, indexing\)/);
+
+  procs.push(startWorkerProc(url));
+  await until(async () => (await fetchStatus(url)).phase === "merged", 30_000, "merged");
+  await coordinator.waitFor(/serving the search API and page over the merged index/, 30_000);
+
+  const ready = await fetch(`${url}/ready`);
+  expect(ready.status).toBe(200);
+  expect(((await ready.json()) as { model: string }).model).toBe("test-clip");
+  expect((await fetch(`${url}/api/search?q=a%20photo`)).status).toBe(401);
+  const res = await fetch(`${url}/api/search?q=a%20photo&k=20`, { headers: auth });
+  expect(res.status).toBe(200);
+  const body = (await res.json()) as { hits: { id: number; path: string }[] };
+  expect(body.hits.map((r) => r.path).sort()).toEqual([...photos].sort());
+
+  const file = await fetch(`${url}/api/images/${body.hits[0]!.id}/file`, { headers: auth });
+  expect(file.status).toBe(200);
+  expect(new Uint8Array(await file.arrayBuffer())).toEqual(new Uint8Array(await Bun.file(body.hits[0]!.path).arrayBuffer()));
+  expect(await (await fetch(`${url}/`)).text()).toContain("<html");
+  // The mesh is untouched: its own routes and its own query.
+  expect((await fetchStatus(url)).done).toBe(8);
+  const meshQuery = await fetch(`${url}/v1/query`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ text: "a photo", k: 3 }) });
+  expect(meshQuery.status).toBe(200);
+  expect(((await meshQuery.json()) as { hits: unknown[] }).hits).toHaveLength(3);
+
+  const query = spawnCli(["query", "a photo", "--server", url, "--token", TOKEN, "-k", "3", "--json"]);
+  expect(await query.exited).toBe(0);
+  const { hits } = JSON.parse(query.stdout.join("\n")) as { hits: { path: string }[] };
+  expect(hits).toHaveLength(3);
+  for (const h of hits) expect(photos).toContain(h.path);
+
+  coordinator.proc.kill("SIGTERM");
+  expect(await coordinator.exited).toBe(130);
+}, 90_000);
+
+test("a coordinator with --serve stopped before its merge exits at once", async () => {
+  const root = tempDir("serve-api-stop");
+  await makePhotos(join(root, "photos"), 2);
+  const { p: coordinator } = await startCoordinatorProc([join(root, "photos")], join(root, "storage"), ["--serve"]);
+  procs.push(coordinator);
+  const t0 = Date.now();
+  coordinator.proc.kill("SIGTERM");
+  expect(await coordinator.exited).toBe(130);
+  expect(Date.now() - t0).toBeLessThan(5_000);
+}, 30_000);
