@@ -40,6 +40,23 @@ describe("imgd serve", () => {
     expect(existsSync(join(fx.index, "server.json"))).toBe(false);
   }, 60_000);
 
+  test("a SIGTERM during the warm-up, as soon as it says where it serves, is a clean stop: exit 0, no server.json left", async () => {
+    const proc = Bun.spawn(
+      [process.execPath, join(REPO, "src/cli/main.ts"), "serve", "--index", fx.index, "--models", MODELS, "--port", "0"],
+      { stdout: "ignore", stderr: "pipe" },
+    );
+    const reader = proc.stderr.getReader();
+    let said = "";
+    while (!said.includes("imgd: serving")) {
+      const { done, value } = await reader.read();
+      if (done) throw new Error(`serve exited before serving:\n${said}`);
+      said += new TextDecoder().decode(value);
+    }
+    proc.kill("SIGTERM");
+    expect(await proc.exited).toBe(0);
+    expect(existsSync(join(fx.index, "server.json"))).toBe(false);
+  }, 60_000);
+
   test("while it serves, a query goes through it, and every other command that opens the index names its PID and what to do", async () => {
     const { proc } = await startServe();
     try {

@@ -50,14 +50,17 @@ export async function run(argv: string[]): Promise<number> {
       maxBatch: intFlag(values["batch-max"], "batch-max", 32),
     },
   });
-  process.stderr.write(`imgd: serving ${server.url} (warming up models; GET /ready turns 200 when done)\n`);
-  await server.ready;
-  process.stderr.write(`imgd: ready\n`);
-  await new Promise<void>((done) => {
-    const stop = () => done();
+  // Taken before the first line is printed: a stop during the warm-up closes the index and withdraws server.json too.
+  const stopped = new Promise<"stop">((done) => {
+    const stop = () => done("stop");
     process.once("SIGINT", stop);
     process.once("SIGTERM", stop);
   });
+  process.stderr.write(`imgd: serving ${server.url} (warming up models; GET /ready turns 200 when done)\n`);
+  if ((await Promise.race([server.ready, stopped])) !== "stop") {
+    process.stderr.write(`imgd: ready\n`);
+    await stopped;
+  }
   await server.stop();
   return 0;
 }
