@@ -2,7 +2,7 @@
 // samples, so a moved or renamed photo is found again without reading it whole; sha256 is the slow, exact check
 // for when two files claim the same imohash.
 import { createHash } from "node:crypto";
-import { createReadStream } from "node:fs";
+import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { Murmur3x64_128 } from "./murmur3.ts";
 
@@ -68,11 +68,23 @@ export async function imohashFile(path: string, opts: ImohashFileOptions = {}): 
   }
 }
 
-/** Lower-case hex sha256 of the whole file, streamed. */
-export function sha256File(path: string): Promise<string> {
+/**
+ * Lower-case hex sha256 of the whole file, streamed. The path is one indexed earlier and may since have become a
+ * FIFO: opened plainly, that waits for a writer forever on one of the runtime's few pool threads, and every catalog
+ * query of the process then waits behind it. So it is opened without blocking and refused unless a regular file.
+ */
+export async function sha256File(path: string): Promise<string> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    if (!(await handle.stat()).isFile()) throw new Error(`${path} is not a regular file`);
+  } catch (err) {
+    await handle.close();
+    throw err;
+  }
   return new Promise((resolve, reject) => {
     const hash = createHash("sha256");
-    createReadStream(path)
+    handle
+      .createReadStream()
       .on("data", (chunk) => hash.update(chunk))
       .on("error", reject)
       .on("end", () => resolve(hash.digest("hex")));

@@ -31,6 +31,17 @@ export class FileRoots {
   }
 
   /**
+   * The real path of `path` when it is a regular file under a root, otherwise null. What was a photo when indexed
+   * may since be a directory (Bun fails mid-response on it) or a FIFO (opening one waits for a writer forever, on a
+   * pool thread the catalog's queries need too): only a regular file is handed to a reader.
+   */
+  async resolveFile(path: string): Promise<string | null> {
+    const real = await this.resolve(path);
+    if (real === null) return null;
+    return (await stat(real).then((s) => s.isFile(), () => false)) ? real : null;
+  }
+
+  /**
    * Nothing is at `path`, and the folder it would be in lies under a root. Only there may a caller hear "not found":
    * outside the roots a missing file and a refused one must look the same.
    */

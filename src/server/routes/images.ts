@@ -37,7 +37,7 @@ export function imageRoutes(deps: AppDeps) {
     .get("/:id/thumb", async (c) => {
       const image = await indexedImage(c);
       const { size } = parseInput(ThumbQuery, c.req.query());
-      const path = await deps.roots.resolve(image.path);
+      const path = await deps.roots.resolveFile(image.path);
       if (!path || !image.imohash) throw httpError(404, `the file of image ${image.id} is not available`);
       const thumb = await timed(c, "thumbnail", () => deps.thumbnails.get(image.imohash!, thumbnailSizeFor(size), path)).catch((err) => {
         // The file changed on disk since it was indexed: there is no thumbnail to give, and it is not the client's doing.
@@ -52,8 +52,8 @@ export function imageRoutes(deps: AppDeps) {
     })
     .get("/:id/file", async (c) => {
       const image = await indexedImage(c);
-      const path = await deps.roots.resolve(image.path);
-      if (!path) throw httpError(404, `the file of image ${image.id} is not under an indexed folder or no longer exists`);
+      const path = await deps.roots.resolveFile(image.path);
+      if (!path) throw httpError(404, `the file of image ${image.id} is not under an indexed folder or no longer exists as a file`);
       const file = Bun.file(path);
       // Revalidated on every view (no-cache), answered 304 while the file keeps its size and modification time.
       const etag = `W/"${file.size.toString(16)}-${Math.trunc(file.lastModified).toString(16)}"`;
