@@ -70,6 +70,11 @@ export interface OpenedServer {
   maxRequestBodySize: number;
   /** Resolves once models are warm (the moment /ready turns 200). */
   ready: Promise<void>;
+  /**
+   * For the listener's `error`: what fails after a route returned (a body that cannot be streamed) would otherwise
+   * get Bun's development error page, HTML with the server's working directory and the error, not the API's JSON.
+   */
+  onError(err: Error): Response;
   close(): Promise<void>;
 }
 
@@ -99,6 +104,8 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
       maxRequestBodySize: opened.maxRequestBodySize,
       // A large ingest can take longer than Bun's default 10 s of silence on the socket.
       idleTimeout: 120,
+      development: false,
+      error: opened.onError,
     });
   } catch (err) {
     await opened.close();
@@ -231,6 +238,10 @@ export async function openServer(opts: Omit<ServeOptions, "port" | "host">): Pro
       // Above the app's own limits, so oversized bodies get the app's JSON 413 rather than a dropped connection.
       maxRequestBodySize: limits.maxIngestBytes + 2 ** 20,
       ready: warm,
+      onError: (err) => {
+        log.write({ level: "error", error: err.stack ?? String(err) });
+        return Response.json({ error: "internal error" }, { status: 500 });
+      },
       close: async () => {
         await warm.catch(() => {});
         for (const close of [...closers].reverse()) await close();
