@@ -26,7 +26,7 @@ export async function startCoordinator(
   // Until the job is open (a scan of a large tree takes a while) workers get 503, which they wait out.
   let app: Hono | null = null;
   let others: ((req: Request) => Response | Promise<Response>) | null = null;
-  const server = listen(opts.port ?? 0, opts.hostname ?? "0.0.0.0", (req) => {
+  const server = listen(opts.port ?? 0, opts.hostname ?? "0.0.0.0", opts.onEvent, (req) => {
     if (others && !new URL(req.url).pathname.startsWith("/v1/")) return others(req);
     return app ? app.fetch(req) : Response.json({ error: "the coordinator is still opening its job" }, { status: 503 });
   });
@@ -61,11 +61,16 @@ export async function startCoordinator(
   };
 }
 
-function listen(port: number, hostname: string, fetch: (req: Request) => Response | Promise<Response>) {
+function listen(port: number, hostname: string, onEvent: ((line: string) => void) | undefined, fetch: (req: Request) => Response | Promise<Response>) {
+  // Past the routes (a body that cannot be streamed), Bun's development page would answer: HTML with the error.
+  const error = (err: Error) => {
+    onEvent?.(`internal error: ${err.stack ?? err}`);
+    return Response.json({ error: "internal error" }, { status: 500 });
+  };
   try {
     // As imgd serve's: with `--serve` its API (a large ingest included) answers on this port too. Bun's body limit
     // (128 MiB) is above the API's, which answers an oversized upload with its own 413.
-    return Bun.serve({ port, hostname, fetch, idleTimeout: 120 });
+    return Bun.serve({ port, hostname, fetch, idleTimeout: 120, development: false, error });
   } catch (err) {
     throw new Error(`cannot listen on ${hostname}:${port}: ${err instanceof Error ? err.message : err}`);
   }
