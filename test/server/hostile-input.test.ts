@@ -61,3 +61,33 @@ describe("an indexed path that has since become a FIFO or a directory", () => {
     expect((await soon(`${server.url}/api/images/${ids.get("apple.jpg")}/thumb`)).status).toBe(200);
   });
 });
+
+describe("values that only look like what a route takes", () => {
+  let fx: Fixture;
+  let server: RunningServer;
+  beforeAll(async () => {
+    fx = await indexedPhotos("hostile-values", ["orange.jpg", "home.jpg"]);
+    server = await serve(fx);
+  });
+  afterAll(() => server?.stop());
+
+  test("a date that does not exist or is not one is a 400, not a filter by some other date", async () => {
+    // Date.parse read "1" and "-0001-01-01" as 2001, "2024" as its new year, and 2024-02-30 as March 1.
+    for (const date of ["2024-02-30", "2023-02-29", "1", "-0001-01-01", "2024", "2024-06", "2024-06-01T24:00:00", "99999-01-01"]) {
+      const res = await fetch(`${server.url}/api/search?q=cat&after=${encodeURIComponent(date)}`);
+      expect([date, res.status]).toEqual([date, 400]);
+    }
+    for (const date of ["2024-02-29", "0199-01-01", "2024-06-01 18:30", "2024-06-01T18:30:00.250", "2024-06-01T18:30:00Z"]) {
+      const res = await fetch(`${server.url}/api/search?q=cat&before=${encodeURIComponent(date)}`);
+      expect([date, res.status]).toEqual([date, 200]);
+    }
+  });
+
+  test("an id or count of the wrong JSON type is a 400, not read as 1", async () => {
+    for (const body of [{ image_id: true }, { image_id: [1] }, { image_id: 1, k: true }, { image_id: 1, offset: [0] }]) {
+      const res = await fetch(`${server.url}/api/search`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+      expect([body, res.status]).toEqual([body, 400]);
+      expect(((await res.json()) as any).error).toEndWith("must be a whole number in decimal digits");
+    }
+  });
+});

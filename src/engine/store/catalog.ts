@@ -485,11 +485,23 @@ export async function openCatalogFile(path: string, readOnly: boolean): Promise<
   }
 }
 
-/** EXIF date-times carry no zone: compare them as wall-clock times ("2024-06-01" is that day's midnight). */
+/** A date, an optional time to the minute or second (fractions ignored), and an optional zone (ignored, see below). */
+const WALL_CLOCK = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?$/i;
+
+/**
+ * EXIF date-times carry no zone: compare them as wall-clock times ("2024-06-01" is that day's midnight). Read by
+ * its fields, not Date.parse: that takes "1" and "-0001-01-01" for 2001 and rolls 2024-02-30 over into March, so a
+ * filter that is no date silently filtered by another one.
+ */
 export function localTime(value: string): number | null {
-  const iso = value.length === 10 ? `${value}T00:00:00` : value.replace(" ", "T").slice(0, 19);
-  const ms = Date.parse(`${iso}Z`);
-  return Number.isNaN(ms) ? null : ms;
+  const m = WALL_CLOCK.exec(value);
+  if (!m) return null;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map((field) => Number(field ?? 0)) as [number, number, number, number, number, number];
+  const t = new Date(0);
+  t.setUTCFullYear(year, month - 1, day); // not Date.UTC, which reads years 0-99 as 1900-1999
+  t.setUTCHours(hour, minute, second);
+  const exists = t.getUTCFullYear() === year && t.getUTCMonth() === month - 1 && t.getUTCDate() === day && t.getUTCHours() === hour && t.getUTCMinutes() === minute && t.getUTCSeconds() === second;
+  return exists ? t.getTime() : null;
 }
 
 /** Runs `work` in one DuckDB transaction: committed whole or rolled back. */
