@@ -8,11 +8,13 @@ export const MAX_OFFSET = 10_000;
 
 /**
  * An integer from a path, query string or form field, in decimal digits (leading zeros allowed): the coercion alone
- * is Number(), which also reads "0x1", "1e0", " 1" and "". Numbers in a JSON body pass through to `inner`.
+ * is Number(), which also reads "0x1", "1e0", " 1" and "", and in a JSON body true and [7]. Numbers in a JSON body
+ * pass through to `inner`.
  */
 export function decimal<S extends z.ZodType>(inner: S) {
   return z.preprocess((value, ctx) => {
-    if (typeof value === "string" && !/^\d+$/.test(value)) ctx.addIssue({ code: "custom", message: "must be a whole number in decimal digits", input: value });
+    const digits = typeof value === "string" ? /^\d+$/.test(value) : typeof value === "number" || value === undefined;
+    if (!digits) ctx.addIssue({ code: "custom", message: "must be a whole number in decimal digits", input: value });
     return value;
   }, inner);
 }
