@@ -23,6 +23,8 @@ export interface Limits {
   maxPixels: number;
   /** Bytes that all uploads being received or handled may hold together; past it an upload waits, then gets 503. */
   maxBufferedBytes: number;
+  /** Bytes per request body on the other POST routes, which take small JSON (a name, face ids). */
+  maxJsonBytes: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -31,6 +33,8 @@ export const DEFAULT_LIMITS: Limits = {
   maxIngestFiles: 256,
   maxPixels: 100_000_000,
   maxBufferedBytes: 64 * 2 ** 20,
+  // 10,000 face ids, the most a body may list, take about 100 KB.
+  maxJsonBytes: 2 ** 20,
 };
 
 /** Admission by kind of request: each kind has its own slots and its own idea of a normal service time. */

@@ -61,6 +61,11 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   const bodies = new BodyBudget(deps.limits.maxBufferedBytes);
   app.post("/api/search", bufferedBody(deps.limits.maxImageBytes + 2 ** 20, bodies, deps.gates.search.opts.maxWaitMs));
   app.post("/api/ingest", bufferedBody(deps.limits.maxIngestBytes, bodies, deps.gates.heavy.opts.maxWaitMs));
+  // Every other POST takes a little JSON. Read whole without a cap (up to Bun's request limit, above the ingest
+  // limit), a few dozen concurrent ones held gigabytes of strings.
+  const smallBody = bufferedBody(deps.limits.maxJsonBytes, bodies, deps.gates.api.opts.maxWaitMs);
+  const uploads = new Set(["/api/search", "/api/ingest"]);
+  app.use("/api/*", (c, next) => (c.req.method !== "POST" || uploads.has(c.req.path) ? next() : smallBody(c, next)));
   // Each kind of request has its own gate: a long ingest must not take the search slots, and thumbnails (tens of
   // ms to render, dozens per page view) must neither be refused by nor teach the search gate their service time.
   const searchLimit = concurrencyLimit(deps.gates.search);

@@ -90,4 +90,16 @@ describe("values that only look like what a route takes", () => {
       expect(((await res.json()) as any).error).toEndWith("must be a whole number in decimal digits");
     }
   });
+
+  test("a JSON body over 1 MiB on the persons routes is a 413 before it is read; a small one is read", async () => {
+    const big = JSON.stringify({ name: "x".repeat(2 ** 20) });
+    for (const path of ["/api/persons", "/api/persons/1/name", "/api/faces/unassign"]) {
+      const res = await fetch(`${server.url}${path}`, { method: "POST", headers: { "content-type": "application/json" }, body: big });
+      expect([path, res.status]).toEqual([path, 413]);
+      expect(((await res.json()) as any).error).toContain("1048576");
+    }
+    const small = await fetch(`${server.url}/api/persons/1/name`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ name: "" }) });
+    expect(small.status).toBe(400);
+    expect(((await small.json()) as any).error).toStartWith("name:");
+  });
 });
