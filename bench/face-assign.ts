@@ -35,13 +35,14 @@ try {
   // Known faces: PER_PERSON per person, assigned by the user.
   const knownOf = Array.from({ length: PERSONS * PER_PERSON }, (_, i) => i % PERSONS);
   const known = facesOf(identities, knownOf, 0.8, 2);
+  // Faces first: the persons tables are only created on an index that has a faces table.
+  await insertFaces(join(dir, "catalog.duckdb"), knownOf.map((p, i) => ({ imageId: 1 + Math.floor(i / 4), embedding: row(known, i), personId: p + 1, assignedBy: "user" })));
   const db0 = await openPersonsCatalog(dir, { readOnly: false });
   await db0.write(async (conn) => {
     await ensurePersonsTables(conn);
     await conn.run(`INSERT INTO persons (id, name) SELECT i + 1, 'person ' || (i + 1) FROM range(${PERSONS}) t(i)`);
   });
   db0.close();
-  await insertFaces(join(dir, "catalog.duckdb"), knownOf.map((p, i) => ({ imageId: 1 + Math.floor(i / 4), embedding: row(known, i), personId: p + 1, assignedBy: "user" })));
   // New faces: 3 of 4 of known persons, the rest strangers.
   const newOf = Array.from({ length: NEW }, (_, i) => (i % 4 === 3 ? PERSONS + i : (i * 7) % PERSONS));
   const fresh = facesOf(identities, newOf, 0.8, 3);
