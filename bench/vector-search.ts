@@ -1,5 +1,5 @@
 // k=10 search latency of USearch over random unit 512-d vectors, one query at a time.
-// Usage: bun bench/vector-search.ts [--sizes 100000,1000000] [--dtypes f32,i8]
+// Usage: bun bench/vector-search.ts [--sizes 100000] [--dtypes f32]   (lists: --sizes 100000,1000000 --dtypes f32,i8,f16)
 // Built indexes are cached under .bench/vectors/ because building 1M vectors takes many minutes.
 import { existsSync, mkdirSync, renameSync } from "node:fs";
 import { cpus } from "node:os";
