@@ -5,7 +5,7 @@
 // would cost on this machine; their detections are noise, so alignment and embedding run on test-scrfd's faces).
 //
 //   bun bench/faces-stage.ts [--rounds 3] [--threads 2] [--photos messi5.jpg,astronaut.png] [--cost 1] [--batch 8]
-//   full size: bun bench/faces-stage.ts --rounds 20 --photos messi5.jpg,astronaut.png,lena.jpg
+//   full size: bun bench/faces-stage.ts --rounds 20   (messi5.jpg and astronaut.png are the photos in ../shared/photos with a face)
 import { join } from "node:path";
 import { faceCostMacs, faceCostManifests, generateFaceCost } from "../models/test/generate-face-cost.ts";
 import { generateTestFaces } from "../models/test/generate-faces.ts";
