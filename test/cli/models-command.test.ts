@@ -1,6 +1,7 @@
 import { expect, test } from "bun:test";
+import { readdirSync } from "node:fs";
 import { join } from "node:path";
-import { imgd, imgdJson, tempDir } from "./cli-harness.ts";
+import { imgd, imgdJson, MODELS, tempDir } from "./cli-harness.ts";
 
 test("models verify checks a face or object model's files as it does a CLIP model's", async () => {
   const files = await imgdJson(["models", "verify", "test-yolo"]);
@@ -20,4 +21,27 @@ test("models pull of a stage model without a download says how to get it; an unk
   expect(unknown.code).toBe(1);
   expect(unknown.stderr).toContain("test-clip");
   expect(unknown.stderr).toContain("scrfd-10g");
+});
+
+test("models verify checks the OCR files imgd carries, which models list calls ready", async () => {
+  const list = await imgdJson(["models", "list"]);
+  const ocr = list.stageModels.find((m: { manifest: { name: string } }) => m.manifest.name === "ocr-ppocrv4");
+  expect(ocr.dir).not.toBeNull();
+  const files = await imgdJson(["models", "verify", "ocr-ppocrv4"]);
+  expect(files.map((f: { tower: string }) => f.tower).sort()).toEqual(["cls", "det", "dict", "rec"]);
+  for (const f of files) {
+    expect(f.path.startsWith(ocr.dir)).toBe(true);
+    expect(f.status).toBe("ok");
+  }
+});
+
+test("models pull of a model without a download URL that is already here lists its files instead of failing", async () => {
+  const dest = tempDir("pull-present");
+  const yolo = await imgdJson(["models", "pull", "test-yolo", "--to", dest]);
+  expect(yolo).toEqual([{ path: join(MODELS, "test-yolo", "model.onnx"), alreadyPresent: true }]);
+  const clip = await imgd(["models", "pull", "test-clip", "--to", dest]);
+  expect(clip.code).toBe(0);
+  expect(clip.stdout).toContain(join(MODELS, "test-clip", "text.onnx"));
+  // Nothing was made under --to for a model that cannot be downloaded.
+  expect(readdirSync(dest)).toEqual([]);
 });

@@ -1,7 +1,7 @@
 import { homedir } from "node:os";
 import { join, resolve } from "node:path";
-import { listStageModels } from "../../engine/analysis/stage-model-list.ts";
-import { builtInStageManifests, resolveStageModel } from "../../engine/analysis/stage-model.ts";
+import { listStageModels, locateStageModel } from "../../engine/analysis/stage-model-list.ts";
+import { builtInStageManifests } from "../../engine/analysis/stage-model.ts";
 import { pullModel, pullModelFiles, type PullProgress } from "../../engine/model-pull.ts";
 import { findManifest, listModels, modelSearchDirs, resolveModel, verifyFiles, verifyModel } from "../../engine/models.ts";
 import { parse } from "../args.ts";
@@ -45,7 +45,7 @@ export async function run(argv: string[]): Promise<number> {
       if (!name) throw new UsageError("models verify needs a model NAME");
       const stage = stageManifest(name);
       const files = stage
-        ? await verifyFiles(Object.entries(resolveStageModel(name, dirs).paths).map(([role, path]) => [role, path, stage.files[role]?.sha256] as const))
+        ? await verifyFiles(Object.entries(locateStageModel(name, dirs).paths).map(([role, path]) => [role, path, stage.files[role]?.sha256] as const))
         : await verifyModel(await resolveModel(name, dirs));
       print(files, files.map((f) => `${f.status.padEnd(9)} ${f.tower.padEnd(6)} ${f.path}  sha256 ${f.actual}`).join("\n"));
       return files.some((f) => f.status === "mismatch") ? 1 : 0;
@@ -54,8 +54,15 @@ export async function run(argv: string[]): Promise<number> {
       if (!name) throw new UsageError("models pull needs a model NAME");
       const dest = resolve(values.to ?? values.models ?? join(homedir(), ".cache", "imgd", "models"));
       const stage = stageManifest(name);
-      if (stage && Object.values(stage.files).some((f) => !f.url)) {
-        throw new Error(`model ${name} cannot be downloaded by imgd (${stage.license}). ${stage.generate ?? stage.source}`);
+      const clip = stage ? null : findManifest(name, dirs);
+      const manifest = stage ?? clip!;
+      const files = stage ? Object.values(stage.files) : [clip!.image, clip!.text];
+      // Generated, bundled or licence-restricted files have no URL: there is nothing to pull if they are here already.
+      if (files.some((f) => !f.url)) {
+        const found = await presentFiles(name, dirs, stage !== null);
+        if (!found) throw new Error(`model ${name} has no download URL; get it with: ${manifest.generate ?? manifest.source}`);
+        print(found.map((path) => ({ path, alreadyPresent: true })), found.map((path) => `present  ${path}`).join("\n"));
+        return 0;
       }
       const onProgress = (p: PullProgress) => {
         if (!values.json && process.stderr.isTTY) {
@@ -63,9 +70,7 @@ export async function run(argv: string[]): Promise<number> {
           process.stderr.write(`\r\x1b[2K${p.file} ${(p.received / 2 ** 20).toFixed(1)} MiB${pct}`);
         }
       };
-      const pulled = stage
-        ? await pullModelFiles(name, Object.values(stage.files), dest, { onProgress })
-        : await pullModel(findManifest(name, dirs), dest, { onProgress });
+      const pulled = clip ? await pullModel(clip, dest, { onProgress }) : await pullModelFiles(name, files, dest, { onProgress });
       if (!values.json && process.stderr.isTTY) process.stderr.write("\n");
       print(
         pulled,
@@ -75,6 +80,17 @@ export async function run(argv: string[]): Promise<number> {
     }
     default:
       throw new UsageError(`unknown models action "${action}" (list, verify, pull)`);
+  }
+}
+
+/** The files of a model that has them on this machine, or null. */
+async function presentFiles(name: string, dirs: string[], stage: boolean): Promise<string[] | null> {
+  try {
+    if (stage) return Object.values(locateStageModel(name, dirs).paths);
+    const model = await resolveModel(name, dirs);
+    return [model.imagePath, model.textPath];
+  } catch {
+    return null;
   }
 }
 

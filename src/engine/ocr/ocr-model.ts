@@ -73,7 +73,7 @@ export function packagedOcrDir(treeDir = nativeTreeDir()): string | null {
  */
 export async function resolveOcrModel(modelDirs: string[] = [], treeDir = nativeTreeDir()): Promise<OcrModelFiles> {
   const manifest = ocrManifest();
-  const resolved = findFiles(manifest, modelDirs, treeDir);
+  const resolved = locateOcrFiles(modelDirs, treeDir);
   await Promise.all(
     Object.entries(manifest.files).map(async ([role, f]) => {
       if (!f.sha256) return;
@@ -96,7 +96,9 @@ function ocrManifest(): StageModelManifest {
   return manifest;
 }
 
-function findFiles(manifest: StageModelManifest, modelDirs: string[], treeDir: string | undefined): ResolvedStageModel {
+/** Where the OCR files are, unchecked: `<dir>/ocr-ppocrv4/` in the model search dirs, else the installed package. */
+export function locateOcrFiles(modelDirs: string[], treeDir = nativeTreeDir()): ResolvedStageModel {
+  const manifest = ocrManifest();
   try {
     return resolveStageModel(OCR_MODEL, modelDirs, manifest);
   } catch (err) {
