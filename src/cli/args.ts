@@ -12,14 +12,21 @@ export function parse<const O extends Options>(argv: string[], options: O) {
   }
 }
 
+/** `name` is a flag's long name ("batch"), its one letter ("k"), or what a positional argument is ("face id"). */
 export function intFlag(value: unknown, name: string, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
   const n = Number(value);
   if (!Number.isInteger(n) || n < min || n > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
-    throw new UsageError(`--${name} takes a whole number ${range}, got "${value}"`);
+    throw new UsageError(`${asWritten(name)} takes a whole number ${range}, got "${value}"`);
   }
   return n;
+}
+
+/** How the user wrote it: --batch, -k, or a positional argument's description as it is. */
+function asWritten(name: string): string {
+  if (name.includes(" ")) return name;
+  return name.length === 1 ? `-${name}` : `--${name}`;
 }
 
 /** The coordinator's address as workers reach it. */

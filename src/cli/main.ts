@@ -20,10 +20,15 @@ const COMMANDS: Record<string, () => Promise<{ run: (argv: string[]) => Promise<
 
 async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
+  if (command === "help" && rest[0] && rest[0] in COMMANDS) {
+    process.stdout.write(usageFor(rest[0]));
+    return 0;
+  }
   if (!command || command === "help" || command === "--help" || command === "-h") {
     process.stdout.write(USAGE);
     return command ? 0 : 2;
   }
+  if (command === "--version") return (await COMMANDS.version!()).run([]);
   const load = COMMANDS[command];
   if (!load) throw new UsageError(`unknown command "${command}"`);
   if (rest.includes("--help") || rest.includes("-h")) {

@@ -2,28 +2,29 @@ export const USAGE = `imgd — index photos with CLIP and search them by text or
 
 usage:
   imgd index DIR... [--index PATH] [--models DIR] [--model NAME] [--batch N] [--threads N]
-                    [--list FILE] [--follow-symlinks] [--allow-empty] [--dtype i8|f16|f32] [--profile DIR] [--json]
+                    [--list FILE] [--follow-symlinks] [--allow-empty] [--dtype i8|f16|f32] [--connectivity N]
+                    [--profile DIR] [--json] [-q|--quiet]
                     [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
-  imgd query "TEXT" [--index PATH] [-k N] [--image FILE] [--offset N] [--path-prefix P]
+  imgd query "TEXT" [--index PATH] [--models DIR] [-k N] [--image FILE] [--offset N] [--path-prefix P]
                     [--after DATE] [--before DATE] [--has LABEL]... [--text-in WORDS] [--person NAME]
                     [--json] [--copy-to DIR | --link-to DIR] [--server URL] [--token T | --token-file F]
                     (--server searches a running imgd serve; on an index that one serves, a query goes through it)
   imgd info [--index PATH] [--errors] [--json]
-  imgd models list|verify|pull [NAME] [--models DIR]
-  imgd serve [--index PATH] [--port N] [--host ADDR] [--token T] [--cors ORIGIN] [--root DIR]...
+  imgd models [list] | verify NAME | pull NAME [--to DIR]   [--models DIR] [--json]
+  imgd serve [--index PATH] [--models DIR] [--port N] [--host ADDR] [--token T] [--cors ORIGIN] [--root DIR]...
              [--max-concurrency N] [--target-latency-ms MS] [--memory-target-mb MB] [--image-idle-s S]
              [--log FILE] [--threads N] [--batch-wait-ms MS] [--batch-max N]
              [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
              (stages run on ingested images)
   imgd coordinator DIR... --storage DIR [--port N] [--bind ADDR] [--token T | --token-file F] [--batch N]
                     [--lease-ttl S] [--min-free-mb MB] [--model NAME] [--models DIR] [--serve] [--plain]
-                    [--faces] [--objects] [--ocr]
+                    [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
                     (--serve: stays up after the merge and answers imgd serve's API and page, mesh token as bearer)
   imgd worker --coordinator URL [--token T | --token-file F] [--threads N] [--batch N] [--storage DIR]
               [--path-map FROM=TO]... [--host NAME] [--models DIR] [--no-fetch-models] [--memory-target-mb MB]
   imgd deploy --hosts FILE --coordinator URL [--token T | --token-file F] [--binary PATH] [-i KEY]
               [--known-hosts FILE] [--accept-new] [--threads N] [--wait-s 30]
-  imgd deploy status|stop|logs HOST --hosts FILE [-n LINES]
+  imgd deploy status|stop|logs [HOST] --hosts FILE [-n LINES]   (no HOST: every host in FILE)
   imgd export --parquet OUT [--index PATH | --storage DIR] [--path-map FROM=TO]...
   imgd dups [--index PATH] [--near T] [--exact-only] [--json]
   imgd faces cluster [--min-size N] [--min-samples N] | suggest [--threshold T] | list --image ID | similar FACE_ID [-k N]
@@ -33,7 +34,7 @@ usage:
                | suggestions PERSON | reject PERSON FACE_ID...   [--index PATH] [--json] [--limit N]
   imgd bench ingest --dir DIR --url URL [--workers 16] [--batch 64] [--queue 1024] [--report 10]
                     [--duration S] [--token T] [--json]
-  imgd version
+  imgd version   (or imgd --version; imgd help COMMAND or imgd COMMAND --help for one command)
 
 defaults: --index ./.imgd   --model clip-vit-b32 (an existing index: its own)   --batch 32 (worker: 8; coordinator: 64 files per lease)   --threads = cores   --dtype i8
 models are looked up in --models, $IMGD_MODELS, ./models, ~/.cache/imgd/models
