@@ -21,7 +21,13 @@ export interface CollectedMatches {
  * Never overwrites: two queries in the same second (or two at once) give the same names, so a name that is taken
  * gets -2, -3... before its extension. A folder that cannot be written to is an error.
  */
-export async function collectMatches(paths: string[], dir: string, mode: "copy" | "link", at = new Date()): Promise<CollectedMatches> {
+export async function collectMatches(
+  paths: string[],
+  dir: string,
+  mode: "copy" | "link",
+  at = new Date(),
+  firstRank = 1,
+): Promise<CollectedMatches> {
   await ensureMatchFolder(dir);
   const out: CollectedMatches = { written: [], skipped: [] };
   for (const [i, source] of paths.entries()) {
@@ -34,7 +40,7 @@ export async function collectMatches(paths: string[], dir: string, mode: "copy" 
       continue;
     }
     out.written.push(
-      await placeMatch(dir, at, i + 1, source, (target) =>
+      await placeMatch(dir, at, firstRank + i, source, (target) =>
         mode === "copy" ? copyFile(source, target, constants.COPYFILE_EXCL) : symlink(source, target),
       ),
     );
@@ -50,6 +56,7 @@ export async function saveMatches(
   sources: { path: string; read: () => Promise<Uint8Array> }[],
   dir: string,
   at = new Date(),
+  firstRank = 1,
 ): Promise<CollectedMatches> {
   await ensureMatchFolder(dir);
   const out: CollectedMatches = { written: [], skipped: [] };
@@ -61,7 +68,7 @@ export async function saveMatches(
       out.skipped.push({ path: source.path, reason: (err as Error).message });
       continue;
     }
-    out.written.push(await placeMatch(dir, at, i + 1, source.path, (target) => writeFile(target, bytes, { flag: "wx" })));
+    out.written.push(await placeMatch(dir, at, firstRank + i, source.path, (target) => writeFile(target, bytes, { flag: "wx" })));
   }
   return out;
 }

@@ -5,6 +5,7 @@ import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
 import { runQuery, type QueryInput, type QueryResult } from "../../engine/query.ts";
 import { localTime } from "../../engine/store/catalog.ts";
 import { IndexStore, type SearchHit } from "../../engine/store/index-store.ts";
+import { givenToken } from "../../cluster-net/mesh-token.ts";
 import { RemoteSearchError, SearchClient } from "../../server/search-client.ts";
 import { runningServerFor } from "../../server/server-address.ts";
 import { DEFAULT_INDEX, defaultThreads, intFlag, parse } from "../args.ts";
@@ -39,8 +40,16 @@ export async function run(argv: string[]): Promise<number> {
   const t0 = performance.now();
   const { values, positionals } = parseQueryArgs(argv);
   const text = positionals.join(" ").trim();
-  const stageFilters = { has: values.has, textIn: values["text-in"], person: values.person };
-  const filtered = Boolean(values.has?.length || values["text-in"] || values.person || values["path-prefix"] || values.after || values.before);
+  // Every filter given, as --json reports them (undefined ones drop out of the JSON).
+  const filters = {
+    pathPrefix: values["path-prefix"],
+    after: values.after,
+    before: values.before,
+    has: values.has,
+    textIn: values["text-in"],
+    person: values.person,
+  };
+  const filtered = Object.values(filters).some((v) => (Array.isArray(v) ? v.length > 0 : Boolean(v)));
   if (!text && !values.image && !filtered) throw new UsageError('query needs "TEXT", --image FILE or a filter (--has, --text-in, --person ...)');
   if (text && values.image) throw new UsageError("give either TEXT or --image, not both");
   if (values["copy-to"] && values["link-to"]) throw new UsageError("give either --copy-to or --link-to, not both");
@@ -67,20 +76,21 @@ export async function run(argv: string[]): Promise<number> {
   const totalMs = performance.now() - t0;
   if (values.json) {
     process.stdout.write(
-      `${JSON.stringify({ query: text || values.image || null, filters: stageFilters, hits: result.hits, written, skipped, timings: { ...result.timings, totalMs } })}\n`,
+      `${JSON.stringify({ query: text || values.image || null, filters, hits: result.hits, written, skipped, timings: { ...result.timings, totalMs } })}\n`,
     );
   } else {
     if (result.hits.length === 0) process.stdout.write("no matches\n");
+    // Ranks count from --offset, as the --copy-to/--link-to names do: a second page goes on from the first.
     result.hits.forEach((h, i) => {
       const date = h.takenAt ? `  ${String(h.takenAt).slice(0, 10)}` : "";
       const score = scored ? `  ${h.score.toFixed(4)}` : "";
-      process.stdout.write(`${String(i + 1).padStart(3)}${score}  ${printablePath(h.path)}${date}\n`);
+      process.stdout.write(`${String((offset ?? 0) + i + 1).padStart(3)}${score}  ${printablePath(h.path)}${date}\n`);
     });
     if (written.length > 0) process.stdout.write(`${values["copy-to"] ? "copied" : "linked"} ${written.length} files to ${resolve(target!)}\n`);
     for (const s of skipped) process.stderr.write(`not ${values["copy-to"] ? "copied" : "linked"} (${s.reason}): ${s.path}\n`);
     const via = values.server ? ` from ${values.server}` : serving && result.remote ? ` through imgd serve (PID ${serving.pid})` : "";
     process.stderr.write(
-      `(${result.hits.length} results${via} in ${totalMs.toFixed(0)} ms: embed ${result.timings.embedMs.toFixed(1)} ms, search ${result.timings.searchMs.toFixed(1)} ms)\n`,
+      `(${result.hits.length} result${result.hits.length === 1 ? "" : "s"}${via} in ${totalMs.toFixed(0)} ms: embed ${result.timings.embedMs.toFixed(1)} ms, search ${result.timings.searchMs.toFixed(1)} ms)\n`,
     );
   }
   return 0;
@@ -102,7 +112,7 @@ async function searchHere(indexDir: string, text: string, k: number, offset: num
     };
     // One query's tensors are small: past a few threads, waking them costs more than they add.
     const result = await runQuery(input, k, filters, model, store, Math.min(8, defaultThreads()));
-    return { ...result, ...(await collectHere(result.hits, values)), remote: false };
+    return { ...result, ...(await collectHere(result.hits, offset, values)), remote: false };
   } finally {
     await store.close();
   }
@@ -144,26 +154,26 @@ async function searchRemote(
     size: h.size,
   }));
   const timings = { embedMs: result.timings.embed ?? 0, searchMs: result.timings.search ?? 0 };
-  if (files === "here") return { hits, timings, ...(await collectHere(hits, values)), remote: true };
+  if (files === "here") return { hits, timings, ...(await collectHere(hits, offset, values)), remote: true };
   const collected = values["copy-to"]
     ? await saveMatches(
         hits.map((h) => ({ path: h.path, read: async () => new Uint8Array(await (await client.file(h.id)).arrayBuffer()) })),
         resolve(values["copy-to"]),
+        new Date(),
+        (offset ?? 0) + 1,
       )
     : { written: [], skipped: [] };
   return { hits, timings, ...collected, remote: true };
 }
 
-function collectHere(hits: SearchHit[], values: Values): Promise<CollectedMatches> {
+function collectHere(hits: SearchHit[], offset: number | undefined, values: Values): Promise<CollectedMatches> {
   const target = values["copy-to"] ?? values["link-to"];
   if (!target) return Promise.resolve({ written: [], skipped: [] });
-  return collectMatches(hits.map((h) => h.path), resolve(target), values["copy-to"] ? "copy" : "link");
+  return collectMatches(hits.map((h) => h.path), resolve(target), values["copy-to"] ? "copy" : "link", new Date(), (offset ?? 0) + 1);
 }
 
 function tokenOf(values: Values): string | undefined {
-  if (values.token) return values.token;
-  if (values["token-file"]) return readFileSync(values["token-file"], "utf8").trim();
-  return process.env.IMGD_TOKEN || undefined;
+  return givenToken({ token: values.token || undefined, tokenFile: values["token-file"] });
 }
 
 /** A server found beside the index that does not answer (killed, its PID reused) leaves the search to this process. */
