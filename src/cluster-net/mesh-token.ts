@@ -9,8 +9,26 @@ export const MIN_TOKEN_LENGTH = 16;
 
 /** `--token`, else `--token-file`, else $IMGD_TOKEN. */
 export function resolveToken(opts: { token?: string; tokenFile?: string }, env: NodeJS.ProcessEnv = process.env): string {
-  const token = opts.token ?? (opts.tokenFile ? readFileSync(opts.tokenFile, "utf8").trim() : env.IMGD_TOKEN);
+  const token = givenToken(opts, env);
   if (!token) throw new MissingTokenError("a mesh token is required: --token T, --token-file FILE or IMGD_TOKEN");
+  return token;
+}
+
+/** The same lookup where a token is optional (a server may want none); undefined when none is given. */
+export function givenToken(opts: { token?: string; tokenFile?: string }, env: NodeJS.ProcessEnv = process.env): string | undefined {
+  return opts.token ?? (opts.tokenFile ? readTokenFile(opts.tokenFile) : env.IMGD_TOKEN || undefined);
+}
+
+/** A missing or empty file is the user's mistake to name, not an ENOENT or a "token is required" to puzzle over. */
+function readTokenFile(path: string): string {
+  let token: string;
+  try {
+    token = readFileSync(path, "utf8").trim();
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new Error(`--token-file ${path}: ${code === "ENOENT" ? "no such file" : code === "EISDIR" ? "a folder, not a file" : (err as Error).message}`);
+  }
+  if (!token) throw new Error(`--token-file ${path} is empty`);
   return token;
 }
 
