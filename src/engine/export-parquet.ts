@@ -3,7 +3,7 @@
 import { join } from "node:path";
 import { loadDuckDB } from "./native.ts";
 import { toLocalPath, type PathMapping } from "./path-map.ts";
-import { CATALOG_FILE } from "./store/catalog.ts";
+import { CATALOG_FILE, explainCatalogLock } from "./store/catalog.ts";
 import { readManifest } from "./store/index-manifest.ts";
 import { commitFile } from "./store/atomic-file.ts";
 
@@ -23,7 +23,10 @@ export async function exportParquet(indexDir: string, out: string, pathMap: Path
   const instance = await duck.DuckDBInstance.create(":memory:");
   const conn = await instance.connect();
   try {
-    await conn.run(`ATTACH '${sqlString(join(indexDir, CATALOG_FILE))}' AS src (READ_ONLY)`);
+    const catalog = join(indexDir, CATALOG_FILE);
+    await conn.run(`ATTACH '${sqlString(catalog)}' AS src (READ_ONLY)`).catch((error) => {
+      throw explainCatalogLock(catalog, error);
+    });
     await conn.run(`CREATE TABLE export (path VARCHAR, size BIGINT, width INT, height INT, taken_at TIMESTAMP,
       camera_make VARCHAR, camera_model VARCHAR, imohash VARCHAR, embedding FLOAT[${dims}])`);
     // Embeddings are raw float32 BLOBs in the catalog; SQL cannot reinterpret bytes as floats, so they pass through here.

@@ -475,14 +475,19 @@ export async function openCatalogFile(path: string, readOnly: boolean): Promise<
   try {
     return await loadDuckDB().DuckDBInstance.create(path, readOnly ? { access_mode: "READ_ONLY" } : {});
   } catch (error) {
-    const message = error instanceof Error ? error.message : String(error);
-    if (!/lock/i.test(message)) throw error;
-    const pid = message.match(/PID (\d+)/)?.[1];
-    throw new Error(
-      `${path} is open for writing in another process${pid ? ` (PID ${pid})` : ""}, most likely imgd serve or imgd index; ` +
-        "stop it first, or search through that server",
-    );
+    throw explainCatalogLock(path, error);
   }
+}
+
+/** DuckDB's error on opening or attaching the catalog at `path`, reworded when another process holds its lock. */
+export function explainCatalogLock(path: string, error: unknown): unknown {
+  const message = error instanceof Error ? error.message : String(error);
+  if (!/lock/i.test(message)) return error;
+  const pid = message.match(/PID (\d+)/)?.[1];
+  return new Error(
+    `${path} is open for writing in another process${pid ? ` (PID ${pid})` : ""}, most likely imgd serve or imgd index; ` +
+      "stop it first, or search through that server",
+  );
 }
 
 /** A date, an optional time to the minute or second (fractions ignored), and an optional zone (ignored, see below). */
