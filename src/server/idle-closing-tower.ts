@@ -15,6 +15,8 @@ export class IdleClosingTower implements BatchImageEmbedder {
   private users = 0;
   private timer: ReturnType<typeof setTimeout> | null = null;
   private closes = 0;
+  /** Set by close(): the server is stopping, and a request still running must not open a tower (a thread) again. */
+  private closed = false;
 
   constructor(
     private readonly open: () => Promise<BatchImageEmbedder>,
@@ -44,7 +46,13 @@ export class IdleClosingTower implements BatchImageEmbedder {
     return this.use((tower) => tower.embed(pixels, count));
   }
 
+  /** For good: later embeds fail instead of opening a tower that nothing would close (it kept the process alive). */
   async close(): Promise<void> {
+    this.closed = true;
+    await this.release();
+  }
+
+  private async release(): Promise<void> {
     this.disarm();
     const tower = this.tower;
     this.tower = null;
@@ -56,6 +64,7 @@ export class IdleClosingTower implements BatchImageEmbedder {
     this.users++;
     this.disarm();
     try {
+      if (this.closed) throw new Error("the image tower is closed: the server is stopping");
       if (!this.tower) {
         // A failed open is not kept: the next request tries again. A close meanwhile has already let this one go.
         const opening: Promise<BatchImageEmbedder> = this.open().then(
@@ -90,7 +99,7 @@ export class IdleClosingTower implements BatchImageEmbedder {
   private async closeIdle(): Promise<void> {
     this.timer = null;
     if (this.users > 0 || !this.tower) return;
-    await this.close();
+    await this.release();
     this.closes++;
     this.onIdleClose();
   }

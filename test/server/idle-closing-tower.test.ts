@@ -82,6 +82,16 @@ describe("the idle-closing image tower", () => {
     expect(tower.loaded).toBe(false);
   });
 
+  test("after close (the server stopping) an embed still on its way fails instead of opening the tower again", async () => {
+    const { tower, counts } = countingTower(60_000);
+    await tower.embed(pixels(4), 1);
+    await tower.close();
+    // A reopened tower is a thread nothing closes: it kept a stopped imgd serve alive until its idle time ran out.
+    await expect(tower.embed(pixels(4), 1)).rejects.toThrow(/closed/);
+    expect(counts).toMatchObject({ opens: 1, closes: 1 });
+    expect(tower.loaded).toBe(false);
+  });
+
   test("an idle time of 0 keeps the tower open", async () => {
     const { tower, counts } = countingTower(0);
     await tower.embed(pixels(3), 1);
