@@ -23,6 +23,11 @@ describe("imgd from the README", () => {
     expect(face.stderr.split("\n")[0]).toBe('imgd: face id takes a whole number >= 1, got "abc"');
   });
 
+  test("persons name with an unquoted name of two words says to quote it", async () => {
+    const r = await imgd(["persons", "name", "3", "Alice", "B", "--index", fx.index]);
+    expect([r.code, r.stderr.split("\n")[0]]).toEqual([2, 'imgd: persons name takes one NAME: quote a name with spaces, as in "Alice B"']);
+  });
+
   test("imgd --version and imgd help COMMAND answer like imgd version and imgd COMMAND --help", async () => {
     const version = await imgd(["version"]);
     expect(await imgd(["--version"])).toEqual(version);

@@ -62,6 +62,7 @@ export async function run(argv: string[]): Promise<number> {
       });
     }
     case "name": {
+      if (args.length > 2) throw new UsageError(`persons name takes one NAME: quote a name with spaces, as in "${args.slice(1).join(" ")}"`);
       expectArgs(args, 2, "persons name PERSON NAME");
       return runPersonsWork(dir, false, async (db) => {
         const person = await db.write(async (conn) => namePerson(conn, await resolvePerson(db.read, args[0]!), args[1]!));
