@@ -30,7 +30,7 @@ export async function run(argv: string[]): Promise<number> {
       const { models, invalid } = listModels(dirs);
       const rows = models.map((m) => {
         const present = m.imagePath && m.textPath ? "ready" : "not downloaded";
-        return `${m.manifest.name.padEnd(16)} ${String(m.manifest.dims).padStart(4)}-d  ${present.padEnd(15)} ${m.manifest.description}`;
+        return `${m.manifest.name.padEnd(16)} ${`${m.manifest.dims}-d clip`.padEnd(13)} ${present.padEnd(15)} ${m.manifest.description}`;
       });
       const stageModels = listStageModels(dirs);
       for (const m of stageModels) {
