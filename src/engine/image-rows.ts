@@ -6,6 +6,7 @@ interface FileFacts {
   path: string;
   size: number;
   mtimeMs: number;
+  ctimeMs?: number;
 }
 
 export function indexedRow(file: FileFacts, imohash: string, image: DecodedImage): NewImage {

@@ -138,9 +138,10 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       }
     });
     const movePlan = resolveMoves(plan, knownBefore, hashes);
-    await timings.time("write", () =>
-      store.movePaths(movePlan.moves.map(({ id, file }) => ({ id, path: file.path, size: file.size, mtimeMs: file.mtimeMs })), movePlan.displaced),
-    );
+    await timings.time("write", async () => {
+      await store.movePaths(movePlan.moves.map(({ id, file }) => ({ id, ...file })), movePlan.displaced);
+      await store.setCtimes(plan.adoptCtimes);
+    });
     const known = knownAfterMoves(knownBefore, movePlan);
     const movedTo = new Map(movePlan.moves.map(({ id, file }) => [file.path, id]));
     const claimedMoves = new Set(movePlan.moves.map((m) => m.id));
@@ -190,6 +191,13 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const prepare = async (file: ScannedFile, analyzeId: number | null): Promise<Prepared> => {
       let hash: string | null = null;
       try {
+        // Hashed from samples for the moves above; the same content as its catalogued self (a touch, a chmod: only
+        // the mtime or ctime changed) needs no read of the whole file, if it has not changed again since the scan.
+        const prior = known.get(file.path);
+        const sameContent = prior?.status === "indexed" && hashes.get(file.path) === prior.imohash;
+        if (analyzeId === null && sameContent && pending(prior.id).length === 0 && !(await changedSince(file))) {
+          return { kind: "touch", file, id: prior.id };
+        }
         // A file too large to hold (a film scan, a video called .jpg) is sampled for its hash and decoded from disk.
         const bytes = file.size > WHOLE_READ_MAX_BYTES ? null : await timings.time("read", () => readFile(file.path));
         const decode = () =>
@@ -198,7 +206,6 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
           return { kind: "analyze", file, id: analyzeId, image: await decode(), stages: pending(analyzeId), touch: false };
         }
         hash = await timings.time("hash", () => (bytes ? imohashBytes(bytes) : imohashFile(file.path, { size: file.size })));
-        const prior = known.get(file.path);
         if (prior && prior.status === "indexed" && prior.imohash === hash) {
           const missing = pending(prior.id);
           if (missing.length === 0) return { kind: "touch", file, id: prior.id };
@@ -262,7 +269,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
         p.kind === "touch" || p.kind === "move" || (p.kind === "analyze" && p.touch) ? [p] : [],
       );
       if (touches.length > 0) {
-        await store.movePaths(touches.map((p) => ({ id: p.id, path: p.file.path, size: p.file.size, mtimeMs: p.file.mtimeMs })));
+        await store.movePaths(touches.map((p) => ({ id: p.id, ...p.file })));
       }
       // Saving the vectors costs O(index size): keep it under ~5 % of the run however large the index grows.
       if (performance.now() - lastCheckpoint > Math.max(opts.checkpointEveryMs ?? 15_000, 20 * lastCheckpointMs)) {
@@ -359,11 +366,11 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
   }
 }
 
-/** Whether `file` is gone or has another size or mtime than the scan saw. */
+/** Whether `file` is gone or has another size, mtime or ctime than the scan saw. */
 async function changedSince(file: ScannedFile): Promise<boolean> {
   try {
     const now = await stat(file.path);
-    return now.size !== file.size || now.mtimeMs !== file.mtimeMs;
+    return now.size !== file.size || now.mtimeMs !== file.mtimeMs || (file.ctimeMs !== undefined && now.ctimeMs !== file.ctimeMs);
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
     return code === "ENOENT" || code === "ENOTDIR";

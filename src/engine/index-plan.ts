@@ -5,7 +5,7 @@ import type { KnownFile } from "./store/catalog.ts";
 import type { ScannedFile } from "./types.ts";
 
 export interface IndexPlan {
-  /** Same path, size and mtime as the catalog: nothing to do. */
+  /** Same path, size, mtime and ctime as the catalog: nothing to do. */
   unchanged: number;
   /** New paths, known paths whose size or mtime changed, and files that could not be read before: hash, then embed. */
   candidates: ScannedFile[];
@@ -18,6 +18,11 @@ export interface IndexPlan {
    * volume than a deleted library, so their files are kept (not in `missing`) unless the caller allows empty roots.
    */
   emptyRoots: { root: string; catalogued: number }[];
+  /**
+   * Unchanged files catalogued without a ctime (by an older imgd, a worker, an ingest), with the one the scan saw:
+   * recorded, so that a later replacement that keeps size and mtime is noticed.
+   */
+  adoptCtimes: { id: number; ctimeMs: number }[];
 }
 
 export interface PlanOptions {
@@ -33,18 +38,20 @@ export function planIndexWork(scanned: ScannedFile[], known: Map<string, KnownFi
   const seen = new Set<string>();
   const candidates: ScannedFile[] = [];
   const reanalyze: IndexPlan["reanalyze"] = [];
+  const adoptCtimes: IndexPlan["adoptCtimes"] = [];
   let unchanged = 0;
   for (const file of scanned) {
     seen.add(file.path);
     const prior = known.get(file.path);
     // A file that could not be read (permissions, I/O) is tried again: fixing that does not change its mtime.
-    if (prior && prior.size === file.size && prior.mtimeMs === file.mtimeMs && prior.errorReason !== "unreadable") {
+    if (prior && sameFileState(prior, file) && prior.errorReason !== "unreadable") {
+      if (prior.ctimeMs === null && file.ctimeMs !== undefined) adoptCtimes.push({ id: prior.id, ctimeMs: file.ctimeMs });
       if (prior.status === "indexed" && needsAnalysis(prior.id)) reanalyze.push({ file, id: prior.id });
       else unchanged++;
     } else candidates.push(file);
   }
   const scope = opts.scope;
-  if (!scope) return { unchanged, candidates, missing: [], reanalyze, emptyRoots: [] };
+  if (!scope) return { unchanged, candidates, missing: [], reanalyze, emptyRoots: [], adoptCtimes };
   let missing = [...known.values()].filter((k) => !seen.has(k.path) && inScope(scope, k.path));
   const emptyRoots: IndexPlan["emptyRoots"] = [];
   if (!opts.allowEmptyRoots) {
@@ -56,7 +63,13 @@ export function planIndexWork(scanned: ScannedFile[], known: Map<string, KnownFi
       missing = missing.filter((k) => !isUnder(k.path, root));
     }
   }
-  return { unchanged, candidates, missing, reanalyze, emptyRoots };
+  return { unchanged, candidates, missing, reanalyze, emptyRoots, adoptCtimes };
+}
+
+/** Same size and mtime, and the same ctime where both sides have one. */
+function sameFileState(prior: KnownFile, file: ScannedFile): boolean {
+  if (prior.size !== file.size || prior.mtimeMs !== file.mtimeMs) return false;
+  return prior.ctimeMs === null || file.ctimeMs === undefined || prior.ctimeMs === file.ctimeMs;
 }
 
 /**
@@ -150,7 +163,7 @@ export function knownAfterMoves(known: Map<string, KnownFile>, plan: MovePlan): 
     else out.set(path, k);
   }
   for (const { id, file } of plan.moves) {
-    out.set(file.path, { ...byId.get(id)!, path: file.path, size: file.size, mtimeMs: file.mtimeMs });
+    out.set(file.path, { ...byId.get(id)!, path: file.path, size: file.size, mtimeMs: file.mtimeMs, ctimeMs: file.ctimeMs ?? null });
   }
   return out;
 }

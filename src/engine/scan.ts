@@ -212,7 +212,7 @@ async function statCandidates(paths: string[], skipped: ScanSkip[], dedupeByReal
       const real = dedupeByRealPath ? await realpath(path) : path;
       const kept = byReal.get(real);
       if (kept && (kept.path === real || (path !== real && kept.path < path))) return;
-      byReal.set(real, { path, size: s.size, mtimeMs: s.mtimeMs });
+      byReal.set(real, { path, size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs });
     } catch (error) {
       const code = errorCode(error);
       skipped.push({ path, reason: code === "ENOENT" || code === "ENOTDIR" ? "missing" : unreadable(error) });

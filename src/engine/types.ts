@@ -5,6 +5,12 @@ export interface ScannedFile {
   path: string;
   size: number;
   mtimeMs: number;
+  /**
+   * Status change time. A file replaced by another of the same size whose mtime was kept (`cp -p`, `rsync -t`,
+   * `exiftool -P`) has a new one, so size and mtime alone would leave the old photo's vector on it. Absent where a
+   * file list comes without it (a worker's leased batch, an ingest).
+   */
+  ctimeMs?: number;
 }
 
 export interface ExifInfo {

@@ -1,11 +1,13 @@
 // runIndex on what real photo folders hold besides photos: each file is indexed or recorded with its reason, and
 // the run goes on.
 import { expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, readFileSync, rmSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { chmodSync, copyFileSync, mkdirSync, readFileSync, rmSync, statSync, truncateSync, utimesSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
 import { imohashFile } from "../../src/engine/identity.ts";
 import { runIndex, WHOLE_READ_MAX_BYTES } from "../../src/engine/index-pipeline.ts";
 import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
+import { loadDuckDB, loadSharp } from "../../src/engine/native.ts";
+import { CATALOG_FILE } from "../../src/engine/store/catalog.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
 import { MODELS, PHOTOS, tempDir } from "../cli/cli-harness.ts";
 
@@ -83,4 +85,77 @@ test("a file rewritten or removed between the scan and its read is left for the 
   const next = await run();
   expect([next.changing, next.failed]).toEqual([0, 1]);
   expect((await rows()).find((r) => r[0] === "/orange.jpg")![2]).toBe("failed");
+}, 60_000);
+
+/** `photo`'s bytes cut or zero-padded to `size`: a JPEG decoder stops at its end marker, so it still decodes. */
+async function photoOfSize(photo: string, size: number): Promise<Buffer> {
+  const jpeg = await loadSharp()(join(PHOTOS, photo)).resize(200, 150).jpeg().toBuffer();
+  if (jpeg.length > size) throw new Error(`${photo} at 200x150 is ${jpeg.length} bytes, more than ${size}`);
+  return Buffer.concat([jpeg, Buffer.alloc(size - jpeg.length)]);
+}
+
+async function widthsOf(indexDir: string): Promise<Record<string, number | null>> {
+  const store = await IndexStore.open(indexDir, { readOnly: true });
+  try {
+    const out: Record<string, number | null> = {};
+    for (const f of (await store.knownFiles()).values()) out[basename(f.path)] = (await store.getImage(f.id))!.width;
+    return out;
+  } finally {
+    await store.close();
+  }
+}
+
+test("a photo replaced by another of the same size, its mtime kept (cp -p, exiftool -P), is embedded again", async () => {
+  const root = tempDir("replaced");
+  const photos = join(root, "photos");
+  const indexDir = join(root, "index");
+  mkdirSync(photos);
+  for (const n of ["orange.jpg", "apple.jpg"]) copyFileSync(join(PHOTOS, n), join(photos, n));
+  const orange = join(photos, "orange.jpg");
+  const when = new Date("2024-05-01T12:00:00Z");
+  utimesSync(orange, when, when);
+  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
+  const run = () => runIndex({ roots: [photos], indexDir, model, threads: 1 });
+  expect((await run()).embedded).toBe(2);
+  expect(await widthsOf(indexDir)).toEqual({ "orange.jpg": 512, "apple.jpg": 512 });
+
+  writeFileSync(orange, await photoOfSize("rocket.jpg", statSync(orange).size));
+  utimesSync(orange, when, when);
+  const replaced = await run();
+  expect([replaced.embedded, replaced.unchanged]).toEqual([1, 1]);
+  expect(await widthsOf(indexDir)).toEqual({ "orange.jpg": 200, "apple.jpg": 512 });
+
+  // A chmod changes only the ctime: the file is hashed from samples and its row kept.
+  chmodSync(orange, 0o600);
+  const chmodded = await run();
+  expect([chmodded.touched, chmodded.embedded, chmodded.unchanged]).toEqual([1, 0, 1]);
+  expect((await run()).unchanged).toBe(2);
+}, 60_000);
+
+test("a catalog written before ctimes were kept still opens read-only, and its first run records them", async () => {
+  const root = tempDir("no-ctime");
+  const photos = join(root, "photos");
+  const indexDir = join(root, "index");
+  mkdirSync(photos);
+  for (const n of ["orange.jpg", "apple.jpg"]) copyFileSync(join(PHOTOS, n), join(photos, n));
+  const orange = join(photos, "orange.jpg");
+  const when = new Date("2024-05-01T12:00:00Z");
+  utimesSync(orange, when, when);
+  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
+  const run = () => runIndex({ roots: [photos], indexDir, model, threads: 1 });
+  await run();
+  const duck = await loadDuckDB().DuckDBInstance.create(join(indexDir, CATALOG_FILE));
+  const conn = await duck.connect();
+  await conn.run("ALTER TABLE images DROP COLUMN ctime_ms");
+  conn.closeSync();
+  duck.closeSync();
+
+  const old = await IndexStore.open(indexDir, { readOnly: true });
+  expect([...(await old.knownFiles()).values()].map((f) => f.ctimeMs)).toEqual([null, null]);
+  await old.close();
+  expect((await run()).unchanged).toBe(2);
+  writeFileSync(orange, await photoOfSize("rocket.jpg", statSync(orange).size));
+  utimesSync(orange, when, when);
+  expect((await run()).embedded).toBe(1);
+  expect((await widthsOf(indexDir))["orange.jpg"]).toBe(200);
 }, 60_000);

@@ -11,6 +11,7 @@ const known = (id: number, path: string, size: number, mtimeMs: number, imohash 
   imohash,
   status: "indexed",
   errorReason: null,
+  ctimeMs: null,
 });
 const catalogOf = (...files: KnownFile[]) => new Map(files.map((f) => [f.path, f]));
 const whole: ScanScope = { roots: ["/"], unreadable: [] };

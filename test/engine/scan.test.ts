@@ -217,9 +217,10 @@ describe("readPathList", () => {
     ];
     writeFileSync(listFile, lines.join("\r\n") + "\r\n");
     const result = await readPathList(listFile);
+    const stats = (path: string) => ({ path, mtimeMs: statSync(path).mtimeMs, ctimeMs: statSync(path).ctimeMs });
     expect(result.files).toEqual([
-      { path: join(root, "list/a.jpg"), size: 1, mtimeMs: statSync(join(root, "list/a.jpg")).mtimeMs },
-      { path: join(root, "other/b.PNG"), size: 2, mtimeMs: statSync(join(root, "other/b.PNG")).mtimeMs },
+      { size: 1, ...stats(join(root, "list/a.jpg")) },
+      { size: 2, ...stats(join(root, "other/b.PNG")) },
     ]);
     expect(result.skipped).toEqual([
       { path: join(root, "list/c.txt"), reason: "not-an-image-extension" },

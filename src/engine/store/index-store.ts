@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readdirSync, statSync } from "node:fs";
 import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
 import { join } from "node:path";
-import { Catalog, CATALOG_FILE, type CatalogFilter, type ImageRecord, type KnownFile, type NewImage } from "./catalog.ts";
+import { Catalog, CATALOG_FILE, type CatalogFilter, type FileMove, type ImageRecord, type KnownFile, type NewImage } from "./catalog.ts";
 import type { HitRecord, RecordCache } from "./metadata-cache.ts";
 import {
   assertSameModel,
@@ -20,7 +20,7 @@ import { EXACT_FILE, ExactRows } from "./exact-rows.ts";
 import { storeVersions } from "./versions.ts";
 import { fileDigest, fileSize, VECTORS_FILE, VectorIndex, type VectorMatch } from "./vectors.ts";
 
-export type { ImageRecord, KnownFile, NewImage } from "./catalog.ts";
+export type { FileMove, ImageRecord, KnownFile, NewImage } from "./catalog.ts";
 export type { IndexManifest, IndexModel, VectorDType } from "./index-manifest.ts";
 
 export interface IndexStoreInit {
@@ -186,7 +186,7 @@ export class IndexStore {
    * A moved or touched file keeps its id and vector. Moves may permute paths among themselves; `removeIds` are
    * rows deleted in the same transaction (those whose path a move takes).
    */
-  async movePaths(moves: { id: number; path: string; size: number; mtimeMs: number }[], removeIds: number[] = []): Promise<void> {
+  async movePaths(moves: FileMove[], removeIds: number[] = []): Promise<void> {
     this.assertWritable();
     if (moves.length === 0 && removeIds.length === 0) return;
     await this.catalog.movePaths(moves, removeIds);
@@ -194,6 +194,12 @@ export class IndexStore {
     this.vectors.remove(removeIds);
     this.exact?.remove(removeIds);
     this.dirty = true;
+  }
+
+  /** Gives catalogued files without a ctime (written before it was kept, or from a shard) the one a scan saw. */
+  async setCtimes(rows: { id: number; ctimeMs: number }[]): Promise<void> {
+    this.assertWritable();
+    await this.catalog.setCtimes(rows);
   }
 
   /**
