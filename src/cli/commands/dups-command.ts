@@ -2,6 +2,7 @@ import { resolve } from "node:path";
 import { defaultNearThreshold, exactDuplicateGroups, nearDuplicateGroups } from "../../engine/duplicates.ts";
 import { IndexStore } from "../../engine/store/index-store.ts";
 import { DEFAULT_INDEX, parse } from "../args.ts";
+import { printable } from "../printable.ts";
 import { UsageError } from "../usage.ts";
 
 /** `imgd dups [--index DIR] [--near T] [--exact-only] [--json]` */
@@ -35,16 +36,16 @@ export async function run(argv: string[]): Promise<number> {
     out.push(`exact duplicates (same imohash and sha256): ${exact.groups.length} groups, ${images(exact.groups)} images`);
     exact.groups.forEach((g, i) => {
       out.push(`  group ${i + 1}: ${g.images.length} copies of ${formatBytes(g.size)}, sha256 ${g.sha256.slice(0, 16)}`);
-      for (const image of g.images) out.push(`    ${image.path}  (id ${image.id})`);
+      for (const image of g.images) out.push(`    ${printable(image.path)}  (id ${image.id})`);
     });
     if (exact.collisions > 0) out.push(`  ${exact.collisions} files share an imohash with another but differ in content: not duplicates`);
-    for (const u of exact.unreadable) out.push(`  could not read ${u.path}: ${u.error}`);
+    for (const u of exact.unreadable) out.push(`  could not read ${printable(u.path)}: ${printable(u.error)}`);
     if (nearGroups) {
       const source = near === undefined ? `the default for ${model}; change with --near T` : "from --near";
       out.push(`near duplicates (cosine >= ${threshold}, ${source}): ${nearGroups.length} groups, ${images(nearGroups)} images`);
       nearGroups.forEach((g, i) => {
         out.push(`  group ${i + 1}: ${g.images.length} images (similarity to the closest other member)`);
-        for (const image of g.images) out.push(`    ${image.similarity.toFixed(4)}  ${image.path}  (id ${image.id})`);
+        for (const image of g.images) out.push(`    ${image.similarity.toFixed(4)}  ${printable(image.path)}  (id ${image.id})`);
       });
     }
     process.stdout.write(`${out.join("\n")}\n`);

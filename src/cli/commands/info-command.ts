@@ -1,6 +1,7 @@
 import { resolve } from "node:path";
 import { IndexStore } from "../../engine/store/index-store.ts";
 import { DEFAULT_INDEX, parse } from "../args.ts";
+import { printable } from "../printable.ts";
 
 export async function run(argv: string[]): Promise<number> {
   const { values } = parse(argv, { index: { type: "string" }, errors: { type: "boolean" }, json: { type: "boolean" } });
@@ -24,7 +25,7 @@ export async function run(argv: string[]): Promise<number> {
     );
     if (failures) {
       if (failures.length === 0) process.stdout.write("no errors\n");
-      for (const f of failures) process.stdout.write(`${f.reason.padEnd(16)} ${f.path}  ${f.error}\n`);
+      for (const f of failures) process.stdout.write(`${f.reason.padEnd(16)} ${printable(f.path)}  ${printable(f.error)}\n`);
     }
     return 0;
   } finally {

@@ -9,6 +9,7 @@ import { givenToken } from "../../cluster-net/mesh-token.ts";
 import { RemoteSearchError, SearchClient } from "../../server/search-client.ts";
 import { runningServerFor } from "../../server/server-address.ts";
 import { DEFAULT_INDEX, defaultThreads, intFlag, parse } from "../args.ts";
+import { printable } from "../printable.ts";
 import { UsageError } from "../usage.ts";
 
 type Values = ReturnType<typeof parseQueryArgs>["values"];
@@ -84,7 +85,8 @@ export async function run(argv: string[]): Promise<number> {
     result.hits.forEach((h, i) => {
       const date = h.takenAt ? `  ${String(h.takenAt).slice(0, 10)}` : "";
       const score = scored ? `  ${h.score.toFixed(4)}` : "";
-      process.stdout.write(`${String((offset ?? 0) + i + 1).padStart(3)}${score}  ${printablePath(h.path)}${date}\n`);
+      process.stdout.write(`${String((offset ?? 0) + i + 1).padStart(3)}${score}  ${printable(h.path)}${date}
+`);
     });
     if (written.length > 0) process.stdout.write(`${values["copy-to"] ? "copied" : "linked"} ${written.length} files to ${resolve(target!)}\n`);
     for (const s of skipped) process.stderr.write(`not ${values["copy-to"] ? "copied" : "linked"} (${s.reason}): ${s.path}\n`);
@@ -188,9 +190,4 @@ function readImageFile(path: string): Uint8Array {
   if (!info) throw new Error(`--image ${path}: no such file`);
   if (!info.isFile()) throw new Error(`--image ${path}: not a regular file`);
   return readFileSync(path);
-}
-
-/** One line per hit even for a name with a newline or other control character in it: such a path is quoted. */
-function printablePath(path: string): string {
-  return /[\u0000-\u001f\u007f]/.test(path) ? JSON.stringify(path) : path;
 }
