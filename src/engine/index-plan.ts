@@ -7,7 +7,7 @@ import type { ScannedFile } from "./types.ts";
 export interface IndexPlan {
   /** Same path, size, mtime and ctime as the catalog: nothing to do. */
   unchanged: number;
-  /** New paths, known paths whose size or mtime changed, and files that could not be read before: hash, then embed. */
+  /** New paths, known paths whose size, mtime or ctime changed, files that could not be read before: hash, then embed. */
   candidates: ScannedFile[];
   /** In-scope catalog entries whose path was not seen: either moved (matched later by content hash) or deleted. */
   missing: KnownFile[];
