@@ -85,8 +85,7 @@ export async function run(argv: string[]): Promise<number> {
     result.hits.forEach((h, i) => {
       const date = h.takenAt ? `  ${String(h.takenAt).slice(0, 10)}` : "";
       const score = scored ? `  ${h.score.toFixed(4)}` : "";
-      process.stdout.write(`${String((offset ?? 0) + i + 1).padStart(3)}${score}  ${printable(h.path)}${date}
-`);
+      process.stdout.write(`${String((offset ?? 0) + i + 1).padStart(3)}${score}  ${printable(h.path)}${date}\n`);
     });
     if (written.length > 0) process.stdout.write(`${values["copy-to"] ? "copied" : "linked"} ${written.length} files to ${resolve(target!)}\n`);
     for (const s of skipped) process.stderr.write(`not ${values["copy-to"] ? "copied" : "linked"} (${s.reason}): ${s.path}\n`);
