@@ -11,8 +11,8 @@ usage:
                     (--server searches a running imgd serve; on an index that one serves, a query goes through it)
   imgd info [--index PATH] [--errors] [--json]
   imgd models [list] | verify NAME | pull NAME [--to DIR]   [--models DIR] [--json]
-  imgd serve [--index PATH] [--models DIR] [--port N] [--host ADDR] [--token T] [--cors ORIGIN] [--root DIR]...
-             [--max-concurrency N] [--target-latency-ms MS] [--memory-target-mb MB] [--image-idle-s S]
+  imgd serve [--index PATH] [--models DIR] [--port N] [--host ADDR] [--allowed-host NAME]... [--token T] [--cors ORIGIN]
+             [--root DIR]... [--max-concurrency N] [--target-latency-ms MS] [--memory-target-mb MB] [--image-idle-s S]
              [--log FILE] [--threads N] [--batch-wait-ms MS] [--batch-max N]
              [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
              (stages run on ingested images)

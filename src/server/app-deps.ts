@@ -68,4 +68,6 @@ export interface AppDeps {
   memoryCollections?: () => number;
   token?: string;
   cors?: string;
+  /** The Host names answered (see host-check.ts); null: any. */
+  allowedHosts?: string[] | null;
 }

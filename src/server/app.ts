@@ -13,6 +13,7 @@ import { accessLog } from "./middleware/access-log.ts";
 import { BodyBudget, bufferedBody } from "./middleware/buffered-body.ts";
 import { concurrencyLimit } from "./middleware/concurrency-limit.ts";
 import { headLength } from "./middleware/head-length.ts";
+import { hostCheck } from "./middleware/host-check.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
 import { sameOrigin } from "./middleware/same-origin.ts";
 import { openApiDocument } from "./openapi.ts";
@@ -34,6 +35,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.use(accessLog(deps.log));
   app.use(requestMetrics(metrics));
   app.use(headLength());
+  app.use(hostCheck(deps.allowedHosts ?? null));
   app.onError((err, c) => {
     const res = toErrorResponse(err, c);
     if (res.status >= 500) deps.log.write({ level: "error", request_id: c.get("requestId"), error: err.stack ?? String(err) });

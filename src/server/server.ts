@@ -24,6 +24,7 @@ import { createApp } from "./app.ts";
 import { ConcurrencyGate } from "./concurrency-gate.ts";
 import { FileRoots, unusableRoot } from "./file-roots.ts";
 import { JsonLog } from "./json-log.ts";
+import { allowedHostNames } from "./middleware/host-check.ts";
 import { DEFAULT_IMAGE_TOWER_IDLE_MS, IdleClosingTower } from "./idle-closing-tower.ts";
 import { OnDemand } from "./on-demand.ts";
 
@@ -33,7 +34,10 @@ export interface ServeOptions {
   stages?: StageSpec[];
   modelsDir?: string;
   port?: number;
+  /** The address to listen on; bound to loopback, the server answers only loopback's names and `allowedHosts`. */
   host?: string;
+  /** Further Host names to answer (--allowed-host): how users reach it through a proxy or a name of their own. */
+  allowedHosts?: string[];
   token?: string;
   cors?: string;
   /** Queries running at once; a further quarter of this may wait (less when the latency target says so), the rest get 429. */
@@ -92,8 +96,8 @@ export const DEFAULT_MAX_CONCURRENCY = 64;
 export const DEFAULT_TARGET_LATENCY_MS = 200;
 
 export async function startServer(opts: ServeOptions): Promise<RunningServer> {
-  const opened = await openServer(opts);
   const hostname = opts.host ?? "127.0.0.1";
+  const opened = await openServer({ ...opts, host: hostname });
   const port = opts.port ?? 0;
   let server: Bun.Server<unknown>;
   try {
@@ -129,7 +133,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
 }
 
 /** Opens the index and the towers and builds the app, without listening: `startServer` and the coordinator's `--serve`. */
-export async function openServer(opts: Omit<ServeOptions, "port" | "host">): Promise<OpenedServer> {
+export async function openServer(opts: Omit<ServeOptions, "port">): Promise<OpenedServer> {
   const indexDir = resolve(opts.indexDir);
   // A root asked for by name that cannot serve a file would leave every /file and /thumb under it a 404.
   for (const dir of opts.roots ?? []) {
@@ -215,6 +219,7 @@ export async function openServer(opts: Omit<ServeOptions, "port" | "host">): Pro
       memoryCollections: () => governor?.collections ?? 0,
       token: opts.token,
       cors: opts.cors,
+      allowedHosts: allowedHostNames(opts.host, opts.allowedHosts),
     };
     const app = createApp(deps);
 

@@ -12,6 +12,7 @@ export async function run(argv: string[]): Promise<number> {
     models: { type: "string" },
     port: { type: "string" },
     host: { type: "string" },
+    "allowed-host": { type: "string", multiple: true },
     token: { type: "string" },
     cors: { type: "string" },
     "max-concurrency": { type: "string" },
@@ -31,6 +32,7 @@ export async function run(argv: string[]): Promise<number> {
     stages: stageSpecs(values),
     port: portFlag(values.port, 8080),
     host: values.host ?? "127.0.0.1",
+    allowedHosts: values["allowed-host"]?.map(allowedHostFlag),
     // The environment keeps the token out of `ps` output.
     token: tokenFlag(values.token) ?? (process.env.IMGD_TOKEN || undefined),
     cors: corsFlag(values.cors),
@@ -77,6 +79,14 @@ function corsFlag(value: string | undefined): string | undefined {
   const url = URL.canParse(value) ? new URL(value) : null;
   if (!url || !/^https?:$/.test(url.protocol) || url.origin !== value) {
     throw new UsageError(`--cors takes an origin like https://app.example.com or http://localhost:3000, not ${JSON.stringify(value)}`);
+  }
+  return value;
+}
+
+/** A name with a port or a scheme would never equal a request's host name. */
+function allowedHostFlag(value: string): string {
+  if (!/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*$/i.test(value)) {
+    throw new UsageError(`--allowed-host takes a host name like photos.lan (no scheme, no port), not ${JSON.stringify(value)}`);
   }
   return value;
 }
