@@ -2,9 +2,9 @@
 // samples, so a moved or renamed photo is found again without reading it whole; sha256 is the slow, exact check
 // for when two files claim the same imohash.
 import { createHash } from "node:crypto";
-import { constants } from "node:fs";
 import { open } from "node:fs/promises";
 import { Murmur3x64_128 } from "./murmur3.ts";
+import { openRegularFile } from "./regular-file.ts";
 
 export const IMOHASH_SAMPLE_SIZE = 16 * 1024;
 export const IMOHASH_SAMPLE_THRESHOLD = 128 * 1024;
@@ -74,13 +74,7 @@ export async function imohashFile(path: string, opts: ImohashFileOptions = {}): 
  * query of the process then waits behind it. So it is opened without blocking and refused unless a regular file.
  */
 export async function sha256File(path: string): Promise<string> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
-  try {
-    if (!(await handle.stat()).isFile()) throw new Error(`${path} is not a regular file`);
-  } catch (err) {
-    await handle.close();
-    throw err;
-  }
+  const handle = await openRegularFile(path);
   return new Promise((resolve, reject) => {
     const hash = createHash("sha256");
     handle

@@ -1,8 +1,8 @@
 // POST /api/ingest: several uploaded images (multipart) or { paths } on the server's disk, added to the index.
-import { stat, readFile } from "node:fs/promises";
 import { isAbsolute } from "node:path";
 import { Hono } from "hono";
 import type { IngestItem } from "../../engine/ingest.ts";
+import { NotRegularFile, openRegularFile } from "../../engine/regular-file.ts";
 import type { AppDeps } from "../app-deps.ts";
 import { timed, type AppEnv } from "../app-env.ts";
 import { httpError, parseInput } from "../http-error.ts";
@@ -25,11 +25,11 @@ export function ingestRoutes(deps: AppDeps) {
         else refused.push({ name: p, reason: "outside-roots", error: `${p}: not an existing file under an allowed root` });
         continue;
       }
-      const info = await stat(real);
-      if (!info.isFile()) refused.push({ name: p, reason: "not-a-file", error: `${p}: not a regular file` });
-      else if (info.size > deps.limits.maxImageBytes) {
-        refused.push({ name: p, reason: "too-large", error: tooLargeError(p, info.size, deps.limits.maxImageBytes) });
-      } else items.push({ name: p, path: real, bytes: await readFile(real), mtimeMs: info.mtimeMs });
+      const read = await readRegularFile(real, deps.limits.maxImageBytes);
+      if ("bytes" in read) items.push({ name: p, path: real, ...read });
+      else if (read.why === "gone") refused.push({ name: p, reason: "not-found", error: `${p}: no such file` });
+      else if (read.why === "not-a-file") refused.push({ name: p, reason: "not-a-file", error: `${p}: not a regular file` });
+      else refused.push({ name: p, reason: "too-large", error: tooLargeError(p, read.size, deps.limits.maxImageBytes) });
     }
     return { items, refused };
   };
@@ -86,4 +86,26 @@ export function ingestRoutes(deps: AppDeps) {
       total_time_ms: +(performance.now() - t0).toFixed(1),
     }, status === "failed" ? 422 : 200);
   });
+}
+
+type FileRead = { bytes: Buffer; mtimeMs: number } | { why: "gone" } | { why: "not-a-file" } | { why: "too-large"; size: number };
+
+/** Read through one descriptor (see openRegularFile): a path that changed since it was resolved is refused, not a 500. */
+async function readRegularFile(path: string, maxBytes: number): Promise<FileRead> {
+  let handle;
+  try {
+    handle = await openRegularFile(path);
+  } catch (err) {
+    if (err instanceof NotRegularFile) return { why: "not-a-file" };
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === "ENOENT" || code === "ENOTDIR") return { why: "gone" };
+    throw err;
+  }
+  try {
+    const info = await handle.stat();
+    if (info.size > maxBytes) return { why: "too-large", size: info.size };
+    return { bytes: await handle.readFile(), mtimeMs: info.mtimeMs };
+  } finally {
+    await handle.close();
+  }
 }
