@@ -25,6 +25,9 @@ export interface Limits {
   maxBufferedBytes: number;
   /** Bytes per request body on the other POST routes, which take small JSON (a name, face ids). */
   maxJsonBytes: number;
+  /** The average rate a body holding part of the budget must keep up after `uploadGraceMs`, or it is cut off (408). */
+  minUploadBytesPerSecond: number;
+  uploadGraceMs: number;
 }
 
 export const DEFAULT_LIMITS: Limits = {
@@ -35,6 +38,9 @@ export const DEFAULT_LIMITS: Limits = {
   maxBufferedBytes: 64 * 2 ** 20,
   // 10,000 face ids, the most a body may list, take about 100 KB.
   maxJsonBytes: 2 ** 20,
+  // 2 Mbit/s, a slow phone link's upload; at that rate the largest ingest body holds the budget for ~4 min at most.
+  minUploadBytesPerSecond: 256 * 1024,
+  uploadGraceMs: 10_000,
 };
 
 /** Admission by kind of request: each kind has its own slots and its own idea of a normal service time. */

@@ -61,11 +61,12 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   }
   // Uploads are read before admission (see buffered-body.ts), by authenticated clients only.
   const bodies = new BodyBudget(deps.limits.maxBufferedBytes);
-  app.post("/api/search", bufferedBody(deps.limits.maxImageBytes + 2 ** 20, bodies, deps.gates.search.opts.maxWaitMs));
-  app.post("/api/ingest", bufferedBody(deps.limits.maxIngestBytes, bodies, deps.gates.heavy.opts.maxWaitMs));
+  const pace = { bytesPerSecond: deps.limits.minUploadBytesPerSecond, graceMs: deps.limits.uploadGraceMs };
+  app.post("/api/search", bufferedBody(deps.limits.maxImageBytes + 2 ** 20, bodies, deps.gates.search.opts.maxWaitMs, pace));
+  app.post("/api/ingest", bufferedBody(deps.limits.maxIngestBytes, bodies, deps.gates.heavy.opts.maxWaitMs, pace));
   // Every other POST takes a little JSON. Read whole without a cap (up to Bun's request limit, above the ingest
   // limit), a few dozen concurrent ones held gigabytes of strings.
-  const smallBody = bufferedBody(deps.limits.maxJsonBytes, bodies, deps.gates.api.opts.maxWaitMs);
+  const smallBody = bufferedBody(deps.limits.maxJsonBytes, bodies, deps.gates.api.opts.maxWaitMs, pace);
   const uploads = new Set(["/api/search", "/api/ingest"]);
   app.use("/api/*", (c, next) => (c.req.method !== "POST" || uploads.has(c.req.path) ? next() : smallBody(c, next)));
   // Each kind of request has its own gate: a long ingest must not take the search slots, and thumbnails (tens of
