@@ -34,7 +34,8 @@ export interface RefusedUpload {
 
 export interface MultipartBody {
   files: Upload[];
-  fields: Record<string, string>;
+  /** A field sent more than once (has=car, has=person) keeps every value. */
+  fields: Record<string, string | string[]>;
   /** Files over the limit, when the caller asked for them to be set aside rather than fail the request. */
   refused: RefusedUpload[];
 }
@@ -55,11 +56,12 @@ export async function readMultipart(c: Context, maxFileBytes: number, oversized:
     throw httpError(400, "the body is not valid multipart/form-data");
   }
   const files: Upload[] = [];
-  const fields: Record<string, string> = {};
+  const fields: Record<string, string | string[]> = {};
   const refused: RefusedUpload[] = [];
   for (const [key, value] of form.entries()) {
     if (typeof value === "string") {
-      fields[key] = value;
+      const prior = fields[key];
+      fields[key] = prior === undefined ? value : [...(Array.isArray(prior) ? prior : [prior]), value];
       continue;
     }
     const file = value as File;

@@ -1,7 +1,7 @@
 // The search page with analysis stages in headless Chromium: filters typed into the search box, boxes and text
 // drawn over the photo in the detail view, and the duplicates view.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, existsSync, mkdirSync, mkdtempSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { closeStages, openStages } from "../../src/engine/analysis/open-stages.ts";
@@ -73,6 +73,19 @@ describe("the search page shows what the stages found", () => {
     expect(noPerson.status).toBe(400);
     expect(((await noPerson.json()) as { error: string }).error).toStartWith("this index has no faces yet: face detection finds them");
     expect((await fetch(`${server.url}/api/search`)).status).toBe(400);
+
+    // An image search takes its filters from the URL as GET does, and a repeated form field keeps every value.
+    const byImage = (query: string, fields: [string, string][] = []) => {
+      const body = new FormData();
+      body.append("image", new File([readFileSync(join(PHOTOS, "home.jpg"))], "q.jpg"));
+      for (const [k, v] of fields) body.append(k, v);
+      return fetch(`${server.url}/api/search${query}`, { method: "POST", body });
+    };
+    const fromUrl = (await (await byImage("?has=car&k=5")).json()) as { hits: { path: string }[] };
+    expect(fromUrl.hits.map((h) => h.path.split("/").pop())).toEqual(["exit-car.jpg"]);
+    const repeated = await byImage("", [["has", "car"], ["has", "cra"]]);
+    expect(repeated.status).toBe(400);
+    expect(((await repeated.json()) as { error: string }).error).toContain('did you mean "car"');
 
     const id = ((await (await fetch(`${server.url}/api/search?has=car`)).json()) as { hits: { id: number }[] }).hits[0]!.id;
     const info = (await (await fetch(`${server.url}/api/images/${id}`)).json()) as {

@@ -52,8 +52,7 @@ export function searchRoutes(deps: AppDeps) {
 
   return new Hono<AppEnv>()
     .get("/", async (c) => {
-      const has = c.req.queries("has");
-      const q = parseInput(TextSearchQuery, { ...c.req.query(), ...(has ? { has } : {}) });
+      const q = parseInput(TextSearchQuery, queryParams(c));
       const vector = q.q ? await timed(c, "embed", () => deps.queries.embedText(q.q!)) : null;
       return search(c, vector, q);
     })
@@ -66,7 +65,8 @@ export function searchRoutes(deps: AppDeps) {
       }
       const { files, fields } = await timed(c, "upload", () => readMultipart(c, deps.limits.maxImageBytes));
       if (files.length !== 1) throw httpError(400, `send exactly one image file to search with, got ${files.length}`);
-      const filters = parseInput(SearchFilters, fields);
+      // k, offset and filters may come in the URL too, as on GET; the form's own fields win.
+      const filters = parseInput(SearchFilters, { ...queryParams(c), ...fields });
       const { pixels } = await timed(c, "decode", () =>
         prepareImage(files[0]!.bytes, deps.model.manifest.preprocess, deps.limits.maxPixels),
       );
@@ -74,4 +74,10 @@ export function searchRoutes(deps: AppDeps) {
       const vector = await timed(c, "embed", () => deps.images.embed(pixels, 1));
       return search(c, vector, filters);
     });
+}
+
+/** The URL's parameters, each once (the first, as c.req.query gives it) except `has`, which may be repeated. */
+function queryParams(c: Context<AppEnv>): Record<string, string | string[]> {
+  const has = c.req.queries("has");
+  return { ...c.req.query(), ...(has ? { has } : {}) };
 }
