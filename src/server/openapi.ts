@@ -77,7 +77,8 @@ export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS
         },
         post: {
           summary: "Search by image: an upload, or an indexed image's id (more like this)",
-          description: `An upload is at most ${perImage}.`,
+          description: `An upload is at most ${perImage}. With an upload, k, offset and the filters may also be given in the URL; the form's fields win.`,
+          parameters: queryParameters(SearchFilters),
           requestBody: {
             required: true,
             content: {

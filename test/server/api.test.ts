@@ -239,7 +239,8 @@ describe("the search API over a real index", () => {
       "At most 256 images and 64 MiB per request, 20 MiB per image: a larger image is listed in `errors` (reason too-large) and the others are indexed.",
     );
     expect(body.paths["/api/ingest"].post.responses["413"].description).toBe("Over 64 MiB or 256 images in the request.");
-    expect(body.paths["/api/search"].post.description).toBe("An upload is at most 20 MiB per image.");
+    expect(body.paths["/api/search"].post.description).toStartWith("An upload is at most 20 MiB per image. With an upload, k, offset");
+    expect(body.paths["/api/search"].post.parameters.map((p: { name: string }) => p.name).sort()).toEqual(["after", "before", "has", "k", "offset", "path_prefix", "person", "text_in"]);
   });
 
   test("/openapi.json has every route the app serves, each with its path parameters, and no route it does not serve", async () => {
