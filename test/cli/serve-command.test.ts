@@ -12,8 +12,8 @@ describe("imgd serve", () => {
   }, 60_000);
   afterAll(() => rmSync(fx.root, { recursive: true, force: true }));
 
-  /** `imgd serve` on the fixture's index, once it says it is ready. */
-  async function startServe() {
+  /** `imgd serve` on the fixture's index, once it has said `until`. */
+  async function startServe(until = "imgd: ready") {
     const proc = Bun.spawn(
       [process.execPath, join(REPO, "src/cli/main.ts"), "serve", "--index", fx.index, "--models", MODELS, "--port", "0",
         "--log", join(fx.root, "serve.log"), "--target-latency-ms", "0", "--max-concurrency", "4"],
@@ -21,9 +21,9 @@ describe("imgd serve", () => {
     );
     const reader = proc.stderr.getReader();
     let said = "";
-    while (!said.includes("imgd: ready")) {
+    while (!said.includes(until)) {
       const { done, value } = await reader.read();
-      if (done) throw new Error(`serve exited before ready:\n${said}`);
+      if (done) throw new Error(`serve exited before saying ${until}:\n${said}`);
       said += new TextDecoder().decode(value);
     }
     return { proc, url: said.match(/serving (http:\/\/127\.0\.0\.1:\d+)/)![1]! };
@@ -41,17 +41,7 @@ describe("imgd serve", () => {
   }, 60_000);
 
   test("a SIGTERM during the warm-up, as soon as it says where it serves, is a clean stop: exit 0, no server.json left", async () => {
-    const proc = Bun.spawn(
-      [process.execPath, join(REPO, "src/cli/main.ts"), "serve", "--index", fx.index, "--models", MODELS, "--port", "0"],
-      { stdout: "ignore", stderr: "pipe" },
-    );
-    const reader = proc.stderr.getReader();
-    let said = "";
-    while (!said.includes("imgd: serving")) {
-      const { done, value } = await reader.read();
-      if (done) throw new Error(`serve exited before serving:\n${said}`);
-      said += new TextDecoder().decode(value);
-    }
+    const { proc } = await startServe("imgd: serving");
     proc.kill("SIGTERM");
     expect(await proc.exited).toBe(0);
     expect(existsSync(join(fx.index, "server.json"))).toBe(false);

@@ -99,6 +99,24 @@ test("the body budget admits in arrival order, so a large upload is not passed f
   expect(budget.held).toBe(100);
 });
 
+/** A raw connection to `server`, with the head of what it answered once that has come (within 5 s). */
+async function rawConnection(server: RunningServer) {
+  const { port } = new URL(server.url);
+  let answer = "";
+  const socket = await Bun.connect({
+    hostname: "127.0.0.1",
+    port: Number(port),
+    socket: { data: (_s, chunk) => void (answer += new TextDecoder().decode(chunk)) },
+  });
+  sockets.push(socket);
+  const answered = async () => {
+    const t0 = performance.now();
+    while (!answer.includes("\r\n\r\n") && performance.now() - t0 < 5000) await Bun.sleep(20);
+    return answer;
+  };
+  return { socket, answered };
+}
+
 describe("an upload slower than the minimum pace", () => {
   let paced: RunningServer;
   beforeAll(async () => {
@@ -109,18 +127,11 @@ describe("an upload slower than the minimum pace", () => {
   test("is cut off with 408 once past its grace, and the budget it held goes to the next upload", async () => {
     // Declares more than the whole budget and sends a trickle: before the pace it held every upload off for as
     // long as its client liked.
-    const { port } = new URL(paced.url);
-    let answer = "";
-    const socket = await Bun.connect({
-      hostname: "127.0.0.1",
-      port: Number(port),
-      socket: { data: (_s, chunk) => void (answer += new TextDecoder().decode(chunk)) },
-    });
-    sockets.push(socket);
+    const { socket, answered } = await rawConnection(paced);
     socket.write(`POST /api/ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: multipart/form-data; boundary=b\r\nContent-Length: 1000000\r\n\r\n`);
     socket.write(new Uint8Array(1000));
     const t0 = performance.now();
-    while (!answer.includes("\r\n\r\n") && performance.now() - t0 < 5000) await Bun.sleep(20);
+    const answer = await answered();
     expect(answer).toStartWith("HTTP/1.1 408");
     expect(answer).toContain("upload too slow: 1000 bytes in");
     expect(performance.now() - t0).toBeLessThan(2000);
@@ -130,14 +141,7 @@ describe("an upload slower than the minimum pace", () => {
   });
 
   test("a body that keeps up the pace, however long it takes, is read whole", async () => {
-    const { port } = new URL(paced.url);
-    let answer = "";
-    const socket = await Bun.connect({
-      hostname: "127.0.0.1",
-      port: Number(port),
-      socket: { data: (_s, chunk) => void (answer += new TextDecoder().decode(chunk)) },
-    });
-    sockets.push(socket);
+    const { socket, answered } = await rawConnection(paced);
     const body = `{"paths": ["/no/such/file.jpg"]}`.padEnd(120_000, " ");
     socket.write(`POST /api/ingest HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n`);
     // 120 kB over ~1.2 s at ~100 KiB/s: above the pace, and well past the grace.
@@ -145,8 +149,7 @@ describe("an upload slower than the minimum pace", () => {
       socket.write(body.slice(i, i + 10_000));
       await Bun.sleep(100);
     }
-    const t0 = performance.now();
-    while (!answer.includes("\r\n\r\n") && performance.now() - t0 < 5000) await Bun.sleep(20);
+    const answer = await answered();
     // Read whole and handled: the ingest's own answer about the path, not the pace's.
     expect(answer).toStartWith("HTTP/1.1 422");
     expect(answer).toContain('"reason":"outside-roots"');
