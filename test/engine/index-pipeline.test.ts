@@ -105,8 +105,9 @@ async function widthsOf(indexDir: string): Promise<Record<string, number | null>
   }
 }
 
-test("a photo replaced by another of the same size, its mtime kept (cp -p, exiftool -P), is embedded again", async () => {
-  const root = tempDir("replaced");
+/** orange.jpg (its mtime set to `when`) and apple.jpg in a temp folder, and a run that indexes it with test-clip. */
+async function orangeAndApple(prefix: string) {
+  const root = tempDir(prefix);
   const photos = join(root, "photos");
   const indexDir = join(root, "index");
   mkdirSync(photos);
@@ -115,7 +116,11 @@ test("a photo replaced by another of the same size, its mtime kept (cp -p, exift
   const when = new Date("2024-05-01T12:00:00Z");
   utimesSync(orange, when, when);
   const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
-  const run = () => runIndex({ roots: [photos], indexDir, model, threads: 1 });
+  return { indexDir, orange, when, run: () => runIndex({ roots: [photos], indexDir, model, threads: 1 }) };
+}
+
+test("a photo replaced by another of the same size, its mtime kept (cp -p, exiftool -P), is embedded again", async () => {
+  const { indexDir, orange, when, run } = await orangeAndApple("replaced");
   expect((await run()).embedded).toBe(2);
   expect(await widthsOf(indexDir)).toEqual({ "orange.jpg": 512, "apple.jpg": 512 });
 
@@ -133,16 +138,7 @@ test("a photo replaced by another of the same size, its mtime kept (cp -p, exift
 }, 60_000);
 
 test("a catalog written before ctimes were kept still opens read-only, and its first run records them", async () => {
-  const root = tempDir("no-ctime");
-  const photos = join(root, "photos");
-  const indexDir = join(root, "index");
-  mkdirSync(photos);
-  for (const n of ["orange.jpg", "apple.jpg"]) copyFileSync(join(PHOTOS, n), join(photos, n));
-  const orange = join(photos, "orange.jpg");
-  const when = new Date("2024-05-01T12:00:00Z");
-  utimesSync(orange, when, when);
-  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
-  const run = () => runIndex({ roots: [photos], indexDir, model, threads: 1 });
+  const { indexDir, orange, when, run } = await orangeAndApple("no-ctime");
   await run();
   const duck = await loadDuckDB().DuckDBInstance.create(join(indexDir, CATALOG_FILE));
   const conn = await duck.connect();
