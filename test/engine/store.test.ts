@@ -183,6 +183,72 @@ describe("index store", () => {
     await reopened.close();
   });
 
+  test("5,000 moves in one call land: reversed paths, a cycle, touches, and a path taken from a removed row", async () => {
+    const dir = tempIndex();
+    const store = await IndexStore.open(dir, { model: MODEL });
+    const n = 5_001;
+    // Random rows, so each vector finds its own image (vectors() repeats every 112 rows).
+    const rand = mulberry32(0x5000);
+    const data = Float32Array.from({ length: n * DIMS }, () => rand() - 0.5);
+    const row = (i: number) => data.subarray(i * DIMS, (i + 1) * DIMS);
+    for (let i = 0; i < n; i++) {
+      const norm = Math.hypot(...row(i));
+      row(i).forEach((x, d) => (row(i)[d] = x / norm));
+    }
+    const ids: number[] = [];
+    for (let start = 0; start < n; start += 2_000) {
+      const count = Math.min(2_000, n - start);
+      ids.push(...(await store.addBatch(rows(count, start, { ctimeMs: 5 }), data.slice(start * DIMS, (start + count) * DIMS))));
+    }
+    const path = (i: number) => `/photos/${String(i).padStart(5, "0")}.jpg`;
+    const version = async () => Number((await store.read("SELECT version FROM catalog_state"))[0]![0]);
+    const before = await version();
+    // 0..2999 reversed (1,500 swaps, far apart in the table); 3000 -> 3001 -> 3002 -> 3000; 3003..4998 touched
+    // (4998 without a ctime); 4999 renamed onto 5000's path, whose row is removed in the same call.
+    const target = (i: number) =>
+      i < 3_000 ? path(2_999 - i) : i < 3_003 ? path(3_000 + ((i - 2_999) % 3)) : i === 4_999 ? path(5_000) : path(i);
+    const moves = ids.slice(0, 5_000).map((id, i) => ({
+      id,
+      path: target(i),
+      size: 10 + i,
+      mtimeMs: 2_000_000_000_000 + i,
+      ...(i === 4_998 ? {} : { ctimeMs: 3_000_000_000_000 + i }),
+    }));
+    await store.movePaths(moves, [ids[5_000]!]);
+    expect(await version()).toBe(before + 1);
+    const check = async (s: IndexStore) => {
+      const known = await s.knownFiles();
+      expect(known.size).toBe(5_000);
+      moves.forEach((m, i) => {
+        expect(known.get(m.path)).toMatchObject({ id: m.id, size: 10 + i, mtimeMs: m.mtimeMs, ctimeMs: m.ctimeMs ?? null });
+      });
+      for (const i of [0, 2_047, 2_048, 2_999, 3_000, 3_002, 4_999]) {
+        const [hit] = await s.search(row(i), 1);
+        expect(hit).toMatchObject({ id: ids[i]!, path: target(i) });
+      }
+    };
+    await check(store);
+    await store.close();
+    const reopened = await IndexStore.open(dir, { readOnly: true });
+    expect(reopened.recovery).toBe("none");
+    await check(reopened);
+    await reopened.close();
+  });
+
+  test("a move onto a path another row keeps fails whole: no row changes and the version stays", async () => {
+    const store = await IndexStore.open(tempIndex(), { model: MODEL });
+    const ids = await store.addBatch(rows(3), vectors(3));
+    const version = async () => Number((await store.read("SELECT version FROM catalog_state"))[0]![0]);
+    const before = [await version(), await store.knownFiles()] as const;
+    const clash = store.movePaths([
+      { id: ids[0]!, path: "/photos/00000.jpg", size: 99, mtimeMs: 99, ctimeMs: 99 },
+      { id: ids[1]!, path: "/photos/00002.jpg", size: 99, mtimeMs: 99 },
+    ]);
+    await expect(clash).rejects.toThrow(/duplicate key/i);
+    expect([await version(), await store.knownFiles()]).toEqual([before[0], before[1]]);
+    await store.close();
+  });
+
   test("known files can be asked for a list of paths, returning only those that are catalogued", async () => {
     const store = await IndexStore.open(tempIndex(), { model: MODEL });
     await store.addBatch(rows(6), vectors(6));
