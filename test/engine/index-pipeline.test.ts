@@ -137,6 +137,30 @@ test("a photo replaced by another of the same size, its mtime kept (cp -p, exift
   expect((await run()).unchanged).toBe(2);
 }, 60_000);
 
+test("touches across many batches and checkpoints are all recorded: the next run finds every file unchanged", async () => {
+  const root = tempDir("touches");
+  const photos = join(root, "photos");
+  const indexDir = join(root, "index");
+  mkdirSync(photos);
+  const names = ["orange.jpg", "apple.jpg", "rocket.jpg", "fruits.jpg", "home.jpg", "building.jpg", "baboon.jpg"];
+  for (const n of names) copyFileSync(join(PHOTOS, n), join(photos, n));
+  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
+  // Batches of two, a checkpoint after each: touches are written at checkpoints and at the end.
+  const run = () => runIndex({ roots: [photos], indexDir, model, threads: 1, batchSize: 2, checkpointEveryMs: 0 });
+  expect((await run()).embedded).toBe(names.length);
+  names.forEach((n, i) => utimesSync(join(photos, n), new Date(), new Date(Date.UTC(2024, 0, 1 + i))));
+  const touched = await run();
+  expect([touched.touched, touched.embedded, touched.unchanged]).toEqual([names.length, 0, 0]);
+  const store = await IndexStore.open(indexDir, { readOnly: true });
+  try {
+    const known = await store.knownFiles();
+    for (const n of names) expect(known.get(join(photos, n))!.mtimeMs).toBe(statSync(join(photos, n)).mtimeMs);
+  } finally {
+    await store.close();
+  }
+  expect([(await run()).unchanged, (await run()).touched]).toEqual([names.length, 0]);
+}, 60_000);
+
 test("a catalog written before ctimes were kept still opens read-only, and its first run records them", async () => {
   const { indexDir, orange, when, run } = await orangeAndApple("no-ctime");
   await run();
