@@ -84,7 +84,9 @@ export async function exactDuplicateGroups(store: IndexStore): Promise<ExactRepo
     }
     for (const [sha256, files] of bySha) {
       if (files.length < 2) {
-        report.collisions += files.length;
+        // Different content from another readable file of this imohash; alone because its copies are unreadable
+        // (deleted or moved since indexing) it collides with nothing.
+        if (bySha.size > 1) report.collisions += files.length;
         continue;
       }
       files.sort((a, b) => a.id - b.id);

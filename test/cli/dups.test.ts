@@ -1,6 +1,6 @@
 // `imgd dups` through the real CLI on an index built by `imgd index` with test-clip.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { copyFileSync, mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadSharp } from "../../src/engine/native.ts";
 import { copyPhotos, imgd, imgdJson, PHOTOS, tempDir } from "./cli-harness.ts";
@@ -55,6 +55,23 @@ describe("imgd dups", () => {
     const exactOnly = await imgdJson(["dups", "--index", index, "--exact-only"]);
     expect(exactOnly.near).toBeNull();
     expect(exactOnly.exact.groups.length).toBe(1);
+  });
+
+  test("a copy deleted since indexing is reported unreadable; the copy left is neither a group nor a collision", async () => {
+    const own = tempDir("dups-deleted");
+    copyPhotos(["rocket.jpg"], join(own, "photos"));
+    copyFileSync(join(own, "photos", "rocket.jpg"), join(own, "photos", "rocket-copy.jpg"));
+    const ownIndex = join(own, "index");
+    expect((await imgd(["index", join(own, "photos"), "--index", ownIndex, "--model", "test-clip"])).code).toBe(0);
+    expect((await imgdJson(["dups", "--index", ownIndex, "--exact-only"])).exact.groups.length).toBe(1);
+    rmSync(join(own, "photos", "rocket-copy.jpg"));
+    const out = await imgdJson(["dups", "--index", ownIndex, "--exact-only"]);
+    expect(out.exact.groups).toEqual([]);
+    expect(out.exact.collisions).toBe(0);
+    expect(out.exact.unreadable.map((u: any) => u.path)).toEqual([join(own, "photos", "rocket-copy.jpg")]);
+    const text = await imgd(["dups", "--index", ownIndex, "--exact-only"]);
+    expect(text.stdout).not.toContain("differ in content");
+    expect(text.stdout).toContain(`could not read ${join(own, "photos", "rocket-copy.jpg")}`);
   });
 
   test("a bad threshold or a missing index is a clear error", async () => {
