@@ -165,6 +165,23 @@ describe("clustering faces into persons", () => {
     expect(by).toBe("user");
   });
 
+  test("two unnamed persons the user merged stay one person through the next clustering", async () => {
+    const { ids, identityOf } = await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const ofIdentity = (k: number) => ids.filter((_, i) => identityOf[i] === k);
+    const [target] = await personOfFaces(ofIdentity(0));
+    const [source] = await personOfFaces(ofIdentity(1));
+    await db.write((conn) => mergePersons(conn, target!, [source!]));
+    const merged = [...ofIdentity(0), ...ofIdentity(1)];
+    expect(new Set(await personOfFaces(merged))).toEqual(new Set([target!]));
+    const report = await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    expect(report.persons.created).toBe(0);
+    expect(report.moved).toBe(0);
+    expect(new Set(await personOfFaces(merged))).toEqual(new Set([target!]));
+    expect((await getPerson(db.read, target!)).person).toMatchObject({ name: null, faces: 2 * PER_IDENTITY });
+  });
+
   test("new faces that cluster with a named person's faces join that person; noise stays unassigned", async () => {
     const { alice } = await clusteredWithAliceNamed();
     const later = [0, 0, 0, 0, 0, 7];

@@ -121,7 +121,11 @@ export async function mergePersons(conn: DuckDBConnection, target: number, sourc
     throw new PersonsError("conflict", `cannot merge persons named ${names.map((n) => `"${n}"`).join(" and ")} into an unnamed one; name the target first`);
   }
   const list = idList(from);
-  await conn.run(`UPDATE faces SET person_id = ${idList([target])} WHERE person_id IN (${list})`);
+  // The sources' clustered faces become the user's placement, as split's are: the next clustering would otherwise
+  // give an unnamed target's two clusters back two persons, undoing the merge.
+  await conn.run(`UPDATE faces SET person_id = ${idList([target])},
+      assigned_by = CASE WHEN assigned_by = 'cluster' THEN 'user' ELSE assigned_by END
+    WHERE person_id IN (${list})`);
   // Suggestions for a source become the target's, unless the target already has one for that face.
   await conn.run(`DELETE FROM face_suggestions WHERE person_id IN (${list})
     AND face_id IN (SELECT face_id FROM face_suggestions WHERE person_id = ${idList([target])})`);
