@@ -86,6 +86,18 @@ describe("persons API", () => {
       body: { error: `"alice" is already person ${alice}; give them the faces with POST /api/persons/${alice}/assign {"face_ids": [...]}` },
     });
     expect((await call("POST", `/api/persons/${other}/name`, { name: "" })).status).toBe(400);
+    // Control characters would reach a terminal through imgd persons list; a new person is refused the same way.
+    const spare = (await call("POST", "/api/persons", {})).body.id;
+    for (const name of ["x\u0000y", "\u001b[31mred", "bell\u0007"]) {
+      const bad = await call("POST", `/api/persons/${spare}/name`, { name });
+      expect(bad).toEqual({ status: 400, body: { error: "a person's name cannot hold control characters" } });
+      expect((await call("POST", "/api/persons", { name })).status).toBe(400);
+    }
+    expect((await call("GET", `/api/persons/${spare}`)).body.person.name).toBeNull();
+    // Tabs and line breaks are whitespace: collapsed to one space, as runs of spaces are.
+    const spaced = await call("POST", `/api/persons/${spare}/name`, { name: "Zoë\t\"Z\"\nO'Brien 👩‍👧" });
+    expect(spaced.body.name).toBe("Zoë \"Z\" O'Brien 👩‍👧");
+    expect((await call("POST", `/api/persons/${spare}/name`, { name: null })).status).toBe(400);
     const notJson = await call("POST", `/api/persons/${other}/name`, "{oops");
     expect(notJson).toEqual({ status: 400, body: { error: "the body must be JSON" } });
     const badId = await call("GET", "/api/persons/abc");

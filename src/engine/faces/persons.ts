@@ -254,6 +254,8 @@ function validName(name: string): string {
   if (clean.length === 0) throw new PersonsError("invalid", "a person's name cannot be empty");
   if (clean.length > MAX_NAME) throw new PersonsError("invalid", `a person's name is at most ${MAX_NAME} characters`);
   if (/^\d+$/.test(clean)) throw new PersonsError("invalid", `"${clean}" would read as a person id; add a letter`);
+  // A NUL or an escape sequence in a name would be printed as it is by imgd persons list, into the user's terminal.
+  if (/\p{Cc}/u.test(clean)) throw new PersonsError("invalid", "a person's name cannot hold control characters");
   return clean;
 }
 
