@@ -1,7 +1,7 @@
 // `imgd index --objects --ocr` then queries filtered by what the stages found, through the real CLI: the test YOLO
 // model reports saturated red as "car" and blue as "person"; OCR uses the real PP-OCRv4 models from npm.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync } from "node:fs";
+import { mkdirSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { loadSharp } from "../../src/engine/native.ts";
 import { imgd, imgdJson, PHOTOS, tempDir } from "./cli-harness.ts";
@@ -132,5 +132,26 @@ describe("imgd index --faces, imgd faces cluster, imgd persons", () => {
     const nobody = await imgd(["query", ...faceIndex, "--person", "nobody"]);
     expect(nobody.code).toBe(1);
     expect(nobody.stderr).toContain('no person "nobody"');
+  }, 240_000);
+
+  test("photos deleted before the next index take their faces along; an unnamed person left without faces goes, a named one stays", async () => {
+    const persons = async () => (await imgdJson(["persons", "list", ...faceIndex])).persons as { id: number; name: string | null; faces: number }[];
+    const before = await persons();
+    const bob = before.find((p) => p.name === null)!;
+    expect(bob.faces).toBe(3);
+    const bobImages = (await imgdJson(["query", ...faceIndex, "--person", String(bob.id)])).hits.map((h: { id: number }) => h.id);
+    for (const i of [0, 1, 2]) rmSync(join(facePhotos, `bob-${i}.jpg`));
+    for (const i of [0, 1, 2]) rmSync(join(facePhotos, `alice-${i}.jpg`));
+    expect((await indexFaces()).removed).toBe(6);
+
+    expect((await persons()).map((p) => [p.name, p.faces])).toEqual([["Alice", 1]]);
+    const gone = await imgd(["persons", "show", String(bob.id), ...faceIndex]);
+    expect(gone.code).toBe(1);
+    expect(gone.stderr).toContain(`no person "${bob.id}"`);
+    for (const id of bobImages) expect((await imgd(["faces", "list", "--image", String(id), ...faceIndex])).stderr).toContain(`no image ${id}`);
+    // Clustering again finds the one face left and changes nothing.
+    const again = await imgdJson(["faces", "cluster", ...faceIndex, "--min-size", "2"]);
+    expect([again.faces, again.persons.created, again.persons.removed, again.moved]).toEqual([1, 0, 0, 0]);
+    expect(names(await imgdJson(["query", ...faceIndex, "--person", "alice"]))).toEqual(["alice-new.jpg"]);
   }, 240_000);
 });

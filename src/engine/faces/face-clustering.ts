@@ -8,7 +8,7 @@
 // Only faces without a person, or clustered into a still-unnamed person, move: a user's decision is never undone.
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { clusterEmbeddings } from "../cluster/index.ts";
-import { refreshPersons } from "./persons-prototypes.ts";
+import { deleteEmptyUnnamedPersons, refreshPersons } from "./persons-prototypes.ts";
 import { blobToFloats, ensurePersonsTables, hasTable, noFacesError, readerOf } from "./persons-table.ts";
 
 export interface FaceClusteringOptions {
@@ -162,15 +162,8 @@ export async function clusterFaces(conn: DuckDBConnection, opts: FaceClusteringO
     FROM temp.face_cluster_updates u WHERE faces.id = u.id`);
   await conn.run("DROP TABLE temp.face_cluster_updates");
   // Unnamed persons left without faces were clusters of an earlier run that dissolved.
-  const removed = await readerOf(conn)(`DELETE FROM persons WHERE name IS NULL
-    AND NOT EXISTS (SELECT 1 FROM faces f WHERE f.person_id = persons.id) RETURNING id`);
-  const removedIds = removed.map((r) => Number(r[0]));
-  if (removedIds.length > 0) {
-    const list = removedIds.join(",");
-    await conn.run(`DELETE FROM person_prototypes WHERE person_id IN (${list})`);
-    await conn.run(`DELETE FROM face_suggestions WHERE person_id IN (${list})`);
-    for (const id of removedIds) touched.delete(id);
-  }
+  const removedIds = await deleteEmptyUnnamedPersons(conn, null);
+  for (const id of removedIds) touched.delete(id);
   progress("write", 1);
   lap("write");
 

@@ -145,7 +145,28 @@ export async function deleteImageRows(conn: DuckDBConnection, tables: readonly s
     ? (await readerOf(conn)(`SELECT DISTINCT person_id FROM faces WHERE person_id IS NOT NULL AND image_id IN (${list})`)).map((r) => Number(r[0]))
     : [];
   for (const table of tables) await conn.run(`DELETE FROM "${table}" WHERE image_id IN (${list})`);
-  await refreshPersons(conn, touched);
+  const removed = new Set(await deleteEmptyUnnamedPersons(conn, touched));
+  await refreshPersons(conn, touched.filter((id) => !removed.has(id)));
+}
+
+/**
+ * Deletes the unnamed persons (of `among`, or all) that have no face left, with their prototypes and suggestions,
+ * and returns their ids. Such a person is a cluster whose faces are gone: nothing of it is left to show or keep.
+ * A named one stays (a name may come before any face).
+ */
+export async function deleteEmptyUnnamedPersons(conn: DuckDBConnection, among: number[] | null): Promise<number[]> {
+  if (among !== null && among.length === 0) return [];
+  const scope = among === null ? "" : `AND id IN (${idList(among)})`;
+  const removed = (
+    await readerOf(conn)(`DELETE FROM persons WHERE name IS NULL ${scope}
+      AND NOT EXISTS (SELECT 1 FROM faces f WHERE f.person_id = persons.id) RETURNING id`)
+  ).map((r) => Number(r[0]));
+  if (removed.length > 0) {
+    const list = idList(removed);
+    await conn.run(`DELETE FROM person_prototypes WHERE person_id IN (${list})`);
+    await conn.run(`DELETE FROM face_suggestions WHERE person_id IN (${list})`);
+  }
+  return removed;
 }
 
 function normalize(v: Float32Array): Float32Array {
