@@ -1,7 +1,7 @@
 // `imgd faces` and `imgd persons` through the real CLI, on an index built by `imgd index` with test-clip whose faces
 // table holds synthetic 512-d embeddings of known identities (no pretrained face model exists on this machine).
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, renameSync } from "node:fs";
 import { join } from "node:path";
 import { loadDuckDB } from "../../src/engine/native.ts";
 import { FACE_DIMS, facesOf, insertFaces, row, unitVectors } from "../fixtures/synthetic-faces.ts";
@@ -137,6 +137,35 @@ describe("imgd faces / imgd persons", () => {
     expect(set).toEqual({ assign_threshold: 0.6, suggest_threshold: 0.38 });
     expect(await imgdJson(["faces", "settings", "--index", index])).toEqual(set);
   });
+});
+
+describe("imgd faces list and persons show keep one line per face", () => {
+  test("a photo whose name holds a newline is printed quoted, as imgd query prints it", async () => {
+    const dir = tempDir("persons-odd-name");
+    copyPhotos(["messi5.jpg"], join(dir, "photos"));
+    const odd = join(dir, "photos", "messi\nthe second.jpg");
+    renameSync(join(dir, "photos", "messi5.jpg"), odd);
+    const index = join(dir, "index");
+    expect((await imgd(["index", join(dir, "photos"), "--index", index, "--model", "test-clip"])).code).toBe(0);
+    const instance = await loadDuckDB().DuckDBInstance.create(join(index, "catalog.duckdb"));
+    const conn = await instance.connect();
+    const imageId = Number((await conn.runAndReadAll("SELECT id FROM images")).getRows()[0]![0]);
+    conn.closeSync();
+    instance.closeSync();
+    const identityOf = [0, 0, 0, 0, 1, 1, 1, 1];
+    const vectors = facesOf(unitVectors(2, FACE_DIMS, 9), identityOf, 0.5, 4);
+    await insertFaces(join(index, "catalog.duckdb"), identityOf.map((_, i) => ({ imageId, embedding: row(vectors, i) })));
+    expect((await imgd(["faces", "cluster", "--index", index, "--min-size", "3"])).code).toBe(0);
+    const [person] = (await imgdJson(["persons", "list", "--index", index])).persons;
+    expect(person.faces).toBe(4);
+    for (const [args, faces] of [[["faces", "list", "--image", String(imageId)], 8], [["persons", "show", String(person.id)], 4]] as const) {
+      const r = await imgd([...args, "--index", index]);
+      expect(r.code).toBe(0);
+      const faceLines = r.stdout.trimEnd().split("\n").filter((l) => l.startsWith("  face "));
+      expect(faceLines.length).toBe(faces);
+      for (const line of faceLines) expect(line.endsWith(`  ${JSON.stringify(odd)}`)).toBe(true);
+    }
+  }, 60_000);
 });
 
 describe("imgd persons list with no persons says why", () => {

@@ -15,6 +15,7 @@ import {
 import { hasPersons, PersonsError } from "../../engine/faces/persons-table.ts";
 import { personSuggestions, rejectSuggestions } from "../../engine/faces/suggestions.ts";
 import { DEFAULT_INDEX, intFlag, parse } from "../args.ts";
+import { printable } from "../printable.ts";
 import { UsageError } from "../usage.ts";
 
 /** `imgd persons list|show|name|merge|split|assign|suggestions|reject` */
@@ -115,7 +116,7 @@ export async function run(argv: string[]): Promise<number> {
           list.length === 0
             ? `no pending suggestions for person ${person} (run imgd faces suggest)`
             : [
-                ...list.map((s) => `  face ${String(s.faceId).padStart(6)}  ${s.score.toFixed(3)}  ${s.path}`),
+                ...list.map((s) => `  face ${String(s.faceId).padStart(6)}  ${s.score.toFixed(3)}  ${printable(s.path)}`),
                 `accept: imgd persons assign FACE_ID... --to ${person}   reject: imgd persons reject ${person} FACE_ID...`,
               ].join("\n"),
         );
@@ -153,7 +154,7 @@ export async function runPersonsWork(dir: string, readOnly: boolean, work: (db: 
 }
 
 export function formatPerson(p: PersonSummary): string {
-  const name = p.name ?? "(unnamed)";
+  const name = p.name === null ? "(unnamed)" : printable(p.name);
   const pending = p.pendingSuggestions > 0 ? `, ${p.pendingSuggestions} suggested` : "";
   return `${String(p.id).padStart(5)}  ${name}  ${count(p.faces, "face")} in ${count(p.images, "image")}, ${count(p.prototypes, "prototype")}${pending}`;
 }
@@ -165,8 +166,8 @@ function count(n: number, noun: string): string {
 
 export function formatFace(f: PersonFace): string {
   const box = f.box.map((v) => Math.round(v)).join(",");
-  const who = f.person ?? (f.personId === null ? "-" : `person ${f.personId}`);
-  return `  face ${String(f.id).padStart(6)}  image ${f.imageId}  box ${box}  ${who}${f.assignedBy ? ` (${f.assignedBy})` : ""}  ${f.path}`;
+  const who = f.person !== null ? printable(f.person) : f.personId === null ? "-" : `person ${f.personId}`;
+  return `  face ${String(f.id).padStart(6)}  image ${f.imageId}  box ${box}  ${who}${f.assignedBy ? ` (${f.assignedBy})` : ""}  ${printable(f.path)}`;
 }
 
 function expectArgs(args: string[], n: number, usage: string): void {
