@@ -98,10 +98,13 @@ export async function exactDuplicateGroups(store: IndexStore): Promise<ExactRepo
   return report;
 }
 
+/** Longest stretch nearDuplicateGroups computes without letting the event loop run. */
+const YIELD_AFTER_MS = 20;
+
 export interface NearOptions {
   /** Neighbours asked of the index per image before widening; a group larger than this still joins up. */
   k?: number;
-  /** Images whose neighbours are searched between yields to the event loop. */
+  /** Embeddings read from the catalog at a time. */
   pageSize?: number;
 }
 
@@ -114,8 +117,15 @@ export async function nearDuplicateGroups(store: IndexStore, threshold: number, 
   const uf = new UnionFind(ids.length);
   // Closest other image per slot; NaN while it has none within the threshold.
   const best = new Float64Array(ids.length).fill(NaN);
+  let ranSince = performance.now();
   for await (const page of store.embeddings(opts.pageSize ?? 4096)) {
     for (let i = 0; i < page.ids.length; i++) {
+      // Inside the server, let other requests in every few milliseconds: at a low threshold every image's
+      // neighbours are most of the index, and a page of them takes seconds.
+      if (performance.now() - ranSince > YIELD_AFTER_MS) {
+        await new Promise((r) => setImmediate(r));
+        ranSince = performance.now();
+      }
       const a = slot.get(page.ids[i]!);
       if (a === undefined) continue; // written after the id list was read
       const query = page.vectors.subarray(i * store.dims, (i + 1) * store.dims);
@@ -127,8 +137,6 @@ export async function nearDuplicateGroups(store: IndexStore, threshold: number, 
         if (!(best[b]! >= m.score)) best[b] = m.score;
       }
     }
-    // Let other requests in between pages when this runs inside the server.
-    await new Promise((r) => setImmediate(r));
   }
   if (uf.components === ids.length) return [];
   const paths = await indexedPaths(store);

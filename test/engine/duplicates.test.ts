@@ -172,3 +172,45 @@ describe("ingest", () => {
     }
   });
 });
+
+describe("near duplicates at a low threshold", () => {
+  let many: IndexStore;
+
+  beforeAll(async () => {
+    // 400 small images of distinct colours: at a cosine of 1e-6 each one's neighbours are the whole index.
+    const dir = join(root, "many");
+    mkdirSync(dir);
+    const sharp = loadSharp();
+    for (let i = 0; i < 400; i++) {
+      const background = { r: (i * 37) % 256, g: (i * 91) % 256, b: Math.floor(i / 2) };
+      await sharp({ create: { width: 32, height: 32, channels: 3, background } }).png().toFile(join(dir, `c${i}.png`));
+    }
+    const index = join(root, "many-index");
+    await runIndex({ roots: [dir], indexDir: index, model, batchSize: 32, threads: 1 });
+    many = await IndexStore.open(index);
+  }, 120_000);
+
+  afterAll(async () => {
+    await many?.close();
+  });
+
+  test("lets the event loop run all along (inside the server, other requests are answered meanwhile)", async () => {
+    let last = performance.now();
+    let maxGap = 0;
+    const timer = setInterval(() => {
+      const now = performance.now();
+      maxGap = Math.max(maxGap, now - last);
+      last = now;
+    }, 2);
+    const started = performance.now();
+    const groups = await nearDuplicateGroups(many, 1e-6);
+    const ms = performance.now() - started;
+    clearInterval(timer);
+    maxGap = Math.max(maxGap, performance.now() - last);
+    expect(groups.length).toBe(1);
+    expect(groups[0]!.images.length).toBe(400);
+    // Before, one page of images was searched in one go: a single gap as long as the whole run.
+    expect(maxGap).toBeLessThan(ms / 3);
+    expect(maxGap).toBeLessThan(250);
+  }, 120_000);
+});
