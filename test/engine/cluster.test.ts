@@ -5,7 +5,7 @@ import { join } from "node:path";
 import { adjustedRandIndex } from "../../src/engine/cluster/ari.ts";
 import { hdbscan } from "../../src/engine/cluster/hdbscan.ts";
 import { clusterEmbeddings } from "../../src/engine/cluster/index.ts";
-import { exactKnn, ivfKnn, refineWithNeighboursOfNeighbours } from "../../src/engine/cluster/knn.ts";
+import { exactCoreDistances, exactKnn, ivfKnn, refineWithNeighboursOfNeighbours } from "../../src/engine/cluster/knn.ts";
 import { gaussian, pca } from "../../src/engine/cluster/pca.ts";
 import { exactMutualReachabilityMst } from "../../src/engine/cluster/spanning-tree.ts";
 import { Kernels, copyRows, paddedDims } from "../../src/engine/cluster/wasm-kernels.ts";
@@ -237,6 +237,26 @@ describe("hdbscan", () => {
     expect(approx.exact).toBe(false);
     expect(adjustedRandIndex(approx.labels, exact.labels)).toBeGreaterThanOrEqual(0.98);
     expect(adjustedRandIndex(exact.labels, set.truth)).toBeGreaterThanOrEqual(0.95);
+  });
+
+  test("approximate mode with a minSamples larger than 10 k-means cells hold agrees with exact mode", () => {
+    // 1,500 points in 39 cells: 10 cells hold ~385, fewer than minSamples. Such short neighbour lists had infinite
+    // core distances, and joining the forest failed with "no edge between components".
+    const set = faceLike(1500, 24, 2, 33);
+    const opts = { minClusterSize: 10, minSamples: 500 };
+    const exact = hdbscan(set.data, set.n, 24, { ...opts, exact: true });
+    const approx = hdbscan(set.data, set.n, 24, { ...opts, exact: false });
+    expect(new Set(exact.labels).size).toBeGreaterThan(1);
+    expect(adjustedRandIndex(approx.labels, exact.labels)).toBeGreaterThanOrEqual(0.98);
+  });
+
+  test("exactCoreDistances is the distance to the rank-th neighbour of exactKnn, counting the point itself", () => {
+    const set = faceLike(300, 8, 5, 34);
+    const knn = exactKnn(set.data, set.n, 8, 20);
+    const points = [0, 17, 299];
+    const core = exactCoreDistances(set.data, set.n, 8, points, 19);
+    points.forEach((p, i) => expect(core[i]!).toBeCloseTo(knn.distances[p * 20 + 19]!, 4));
+    expect(exactCoreDistances(set.data, set.n, 8, [5], 0)[0]).toBe(0);
   });
 
   test("labels do not depend on row order even where many spanning trees tie (points on a grid)", () => {

@@ -18,7 +18,7 @@
  *
  * metric "cosine" normalises rows and uses Euclidean distance on the unit sphere (monotone in cosine distance).
  */
-import { distance64, exactKnn, ivfKnn, refineDistances, refineWithNeighboursOfNeighbours, type KnnGraph } from "./knn.ts";
+import { distance64, exactCoreDistances, exactKnn, ivfKnn, refineDistances, refineWithNeighboursOfNeighbours, type KnnGraph } from "./knn.ts";
 import { condense, labelPoints, selectClusters, singleLinkage, type SelectionMethod } from "./condensed-tree.ts";
 import { connectComponents, exactMutualReachabilityMst, knnMutualReachabilityForest, type SpanningEdges } from "./spanning-tree.ts";
 import { UnionFind } from "./union-find.ts";
@@ -84,6 +84,10 @@ export function hdbscan(data: Float32Array, n: number, dims: number, opts: Hdbsc
     : refineWithNeighboursOfNeighbours(
       ivfKnn(rows, n, dims, k, {}, (f) => progress("knn", 0.8 * f)), rows, n, dims, (f) => progress("knn", 0.8 + 0.2 * f));
   const core = refineDistances(graph, rows, n, dims).core(Math.min(minSamples, n) - 1);
+  // An approximate list shorter than minSamples leaves an infinite core distance, which no spanning edge can cross.
+  const short: number[] = [];
+  for (let i = 0; i < n; i++) if (core[i] === Infinity) short.push(i);
+  if (short.length > 0) exactCoreDistances(rows, n, dims, short, Math.min(minSamples, n) - 1).forEach((c, s) => (core[short[s]!] = c));
   lap("knn");
 
   let edges: SpanningEdges;

@@ -216,6 +216,20 @@ export function refineDistances(graph: KnnGraph, data: Float32Array, n: number, 
   return { core: (rank) => { const c = new Float64Array(n); for (let i = 0; i < n; i++) c[i] = exact[i * k + rank]!; return c; } };
 }
 
+/**
+ * Core distances of `points` (the distance to the (rank + 1)-th nearest point, counting the point itself), by brute
+ * force: for the few points whose approximate neighbour list came up shorter than rank + 1.
+ */
+export function exactCoreDistances(data: Float32Array, n: number, dims: number, points: number[], rank: number): Float64Array {
+  const out = new Float64Array(points.length);
+  const d = new Float64Array(n);
+  points.forEach((p, i) => {
+    for (let j = 0; j < n; j++) d[j] = distance64(data, dims, p, j);
+    out[i] = d.sort()[Math.min(rank, n - 1)]!;
+  });
+  return out;
+}
+
 const NN_DESCENT_FANOUT = 16;
 
 /** Rows per kernel call; thresholds tighten between calls. */
@@ -262,7 +276,9 @@ export function ivfKnn(
 ): KnnGraph {
   k = Math.min(k, n);
   const cells = Math.max(1, Math.round(Math.sqrt(n)));
-  const probes = Math.min(cells, opts.probes ?? 10);
+  // Enough cells that the points in them are about 3k: a large k (a large minSamples) asks for more neighbours than
+  // 10 cells hold, and a short list has no core distance.
+  const probes = Math.min(cells, Math.max(opts.probes ?? 10, Math.ceil((3 * k * cells) / n)));
   const kernels = new Kernels();
   const centroids = trainCentroids(data, n, dims, cells, opts.seed ?? 0x5eed);
   onProgress?.(0.1);
