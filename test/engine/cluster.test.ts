@@ -229,6 +229,15 @@ describe("hdbscan", () => {
     expect(Array.from(probabilities)).toEqual(new Array(9).fill(0));
   });
 
+  test("a minClusterSize of n or more is all noise at once, without a kNN graph of n neighbours a point", () => {
+    const set = faceLike(2000, 24, 10, 35);
+    for (const minClusterSize of [2000, 1_000_000]) {
+      const result = hdbscan(set.data, set.n, 24, { minClusterSize, exact: false });
+      expect(result.labels.every((l) => l === -1)).toBe(true);
+      expect(result.timings).toEqual({});
+    }
+  });
+
   test("approximate mode agrees with exact mode on 4,000 face-like points (ARI ≥ 0.98)", () => {
     const set = faceLike(4000, 24, 100, 32);
     const exact = hdbscan(set.data, set.n, 24, { minClusterSize: 10, exact: true });

@@ -72,7 +72,9 @@ export function hdbscan(data: Float32Array, n: number, dims: number, opts: Hdbsc
   if (!(minSamples >= 1)) throw new Error("minSamples must be at least 1");
   if (data.length < n * dims) throw new Error(`expected ${n}×${dims} values, got ${data.length}`);
   const exact = opts.exact ?? n <= EXACT_UP_TO;
-  if (n < 2) {
+  // The root is never a cluster and every other one is smaller than n: with n ≤ minClusterSize all is noise. Said
+  // up front, since a huge minClusterSize is also the default minSamples, and k = n neighbours each is N×N memory.
+  if (n < 2 || n <= minClusterSize) {
     return { labels: new Int32Array(n).fill(-1), probabilities: new Float32Array(n), timings, exact };
   }
   const rows = opts.metric === "cosine" ? normalizedRows(data, n, dims) : data.subarray(0, n * dims);
