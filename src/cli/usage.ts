@@ -6,7 +6,7 @@ usage:
                     [--profile DIR] [--json] [-q|--quiet]
                     [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
   imgd query "TEXT" [--index PATH] [--models DIR] [-k N] [--image FILE] [--offset N] [--path-prefix P]
-                    [--after DATE] [--before DATE] [--has LABEL]... [--text-in WORDS] [--person NAME]
+                    [--after DATE] [--before DATE] [--has LABEL]... [--text-in WORDS] [--person NAME]...
                     [--json] [--copy-to DIR | --link-to DIR] [--server URL] [--token T | --token-file F]
                     (--server searches a running imgd serve; on an index that one serves, a query goes through it)
   imgd info [--index PATH] [--errors] [--json]

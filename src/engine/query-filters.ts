@@ -8,8 +8,8 @@ export interface StageFilters {
   has?: string[];
   /** Words that must appear in the image's recognised text. */
   textIn?: string;
-  /** A person (name or id) who must appear in the image. */
-  person?: string;
+  /** Persons (names or ids) who must all appear in the image: "Alice and Bob together". */
+  person?: string[];
 }
 
 /** The table a filter needs: a stage's output, or persons, which come from naming clustered faces. */
@@ -46,16 +46,19 @@ export async function stageClauses(filters: StageFilters, read: RowReader): Prom
     const { textInFilterSql } = await import("./ocr/ocr-table.ts");
     clauses.push(textInFilterSql(filters.textIn));
   }
-  if (filters.person?.trim()) {
+  const persons = (filters.person ?? []).map((p) => p.trim()).filter(Boolean);
+  if (persons.length > 0) {
     const { hasTable } = await import("./faces/persons-table.ts");
     const { resolvePerson } = await import("./faces/persons.ts");
     for (const table of ["faces", "persons"] as const) if (!(await hasTable(read, table))) throw new MissingStageError(table);
     // By id or name, as the persons commands take it: a name nobody has is an error, as an unknown label is, not an
     // empty result that looks like "not in any photo".
-    clauses.push({
-      sql: "EXISTS (SELECT 1 FROM faces f WHERE f.image_id = images.id AND f.person_id = $1)",
-      params: [await resolvePerson(read, filters.person)],
-    });
+    for (const person of persons) {
+      clauses.push({
+        sql: "EXISTS (SELECT 1 FROM faces f WHERE f.image_id = images.id AND f.person_id = $1)",
+        params: [await resolvePerson(read, person)],
+      });
+    }
   }
   return clauses;
 }

@@ -39,13 +39,18 @@ export const SearchFilters = z.object({
     .optional()
     .meta({ description: "object labels that must all be in the photo (COCO names; repeat or comma-separate)" }),
   text_in: z.string().trim().min(1).max(200).optional().meta({ description: "words that must all be in the photo's recognised text" }),
-  person: z.string().trim().min(1).max(200).optional().meta({ description: "a person (name or id) who must be in the photo; one nobody has is a 400" }),
+  person: z
+    .union([z.string(), z.array(z.string())])
+    .transform((v) => (Array.isArray(v) ? v : [v]).map((s) => s.trim()).filter(Boolean))
+    .pipe(z.array(z.string().max(200)).max(8))
+    .optional()
+    .meta({ description: "persons (names or ids) who must all be in the photo (repeat for several); one nobody has is a 400" }),
 });
 
 /** Without q, the filters alone list the photos that pass them (needs at least one filter). */
 export const TextSearchQuery = SearchFilters.extend({
   q: z.string().trim().min(1, "q must not be empty").max(1000).optional().meta({ description: "what to look for, in words" }),
-}).refine((f) => f.q || f.has?.length || f.text_in || f.person || f.path_prefix || f.after || f.before, {
+}).refine((f) => f.q || f.has?.length || f.text_in || f.person?.length || f.path_prefix || f.after || f.before, {
   message: "give q (words to look for) or at least one filter (has, text_in, person, path_prefix, after, before)",
   path: ["q"],
 });

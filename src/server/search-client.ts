@@ -14,7 +14,7 @@ export interface RemoteQuery {
   pathPrefix?: string;
   has?: string[];
   textIn?: string;
-  person?: string;
+  person?: string[];
 }
 
 export type RemoteSearchResult = z.infer<typeof SearchResponse>;
@@ -102,7 +102,7 @@ function filterFields(q: RemoteQuery): [string, string][] {
   if (q.pathPrefix) fields.push(["path_prefix", q.pathPrefix]);
   if (q.has?.length) fields.push(["has", q.has.join(",")]);
   if (q.textIn) fields.push(["text_in", q.textIn]);
-  if (q.person) fields.push(["person", q.person]);
+  for (const person of q.person ?? []) fields.push(["person", person]);
   return fields;
 }
 

@@ -122,6 +122,11 @@ describe("imgd index --faces, imgd faces cluster, imgd persons", () => {
 
     expect(names(await imgdJson(["query", ...faceIndex, "--person", "alice"]))).toEqual(["alice-0.jpg", "alice-1.jpg", "alice-2.jpg"]);
     expect(names(await imgdJson(["query", "green", ...faceIndex, "--person", "Alice", "-k", "2"])).length).toBe(2);
+    // Several persons must all be in a photo: no photo has both Alice and the other one, and each name is checked.
+    const other = persons.find((p) => p.id !== personId)!.id;
+    expect(names(await imgdJson(["query", ...faceIndex, "--person", "alice", "--person", String(other)]))).toEqual([]);
+    expect(names(await imgdJson(["query", ...faceIndex, "--person", String(other)]))).toEqual(["bob-0.jpg", "bob-1.jpg", "bob-2.jpg"]);
+    expect((await imgd(["query", ...faceIndex, "--person", "nobody", "--person", "alice"])).stderr).toContain('no person "nobody"');
 
     await face("fruits.jpg", "alice-new.jpg", "stripes", 300, 250, facePhotos);
     const second = await indexFaces();

@@ -67,6 +67,17 @@ describe("persons API", () => {
     expect(thumb.headers.get("content-type")).toStartWith("image/");
   });
 
+  test("a search names several persons by repeating person: each must be in the photo, and each must exist", async () => {
+    const [a, b] = (await call("GET", "/api/persons")).body.persons.map((p: any) => p.id);
+    const both = await call("GET", `/api/search?person=${a}&person=${b}`);
+    expect(both.status).toBe(200);
+    // Every identity has faces on all three images here, so all three hold both.
+    expect(both.body.hits.map((h: any) => h.id).sort()).toEqual([...imageIds].sort());
+    const unknown = await call("GET", `/api/search?person=${a}&person=99999`);
+    expect(unknown.status).toBe(400);
+    expect(unknown.body.error).toContain('no person "99999"');
+  });
+
   test("naming: the name shows on the image's faces; a taken name is 409, bad input 400, an unknown person 404", async () => {
     const alice = (await personOfFace(identityFaces.get(0)![0]!))!;
     const named = await call("POST", `/api/persons/${alice}/name`, { name: "Alice" });

@@ -30,7 +30,7 @@ function parseQueryArgs(argv: string[]) {
     before: { type: "string" },
     has: { type: "string", multiple: true },
     "text-in": { type: "string" },
-    person: { type: "string" },
+    person: { type: "string", multiple: true },
     json: { type: "boolean" },
     "copy-to": { type: "string" },
     "link-to": { type: "string" },

@@ -76,8 +76,12 @@ export function searchRoutes(deps: AppDeps) {
     });
 }
 
-/** The URL's parameters, each once (the first, as c.req.query gives it) except `has`, which may be repeated. */
+/** The URL's parameters, each once (the first, as c.req.query gives it) except those that may be repeated. */
 function queryParams(c: Context<AppEnv>): Record<string, string | string[]> {
-  const has = c.req.queries("has");
-  return { ...c.req.query(), ...(has ? { has } : {}) };
+  const params: Record<string, string | string[]> = c.req.query();
+  for (const key of ["has", "person"]) {
+    const values = c.req.queries(key);
+    if (values) params[key] = values;
+  }
+  return params;
 }
