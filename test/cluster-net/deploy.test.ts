@@ -31,9 +31,9 @@ beforeAll(async () => {
   writeFileSync(
     hostsFile,
     `# test hosts\nlocal imgd@127.0.0.1:${sshd.port} storage=${join(root, "storage")} threads=2 path-map=/photos=/mnt/photos\n` +
-      `nostore imgd@127.0.0.1:${sshd.port} storage=${join(root, "missing")} dir=other\n` +
-      `unmounted imgd@127.0.0.1:${sshd.port} storage=${join(root, "unmounted")} dir=other\n` +
-      `filestore imgd@127.0.0.1:${sshd.port} storage=${join(root, "in-the-way")} dir=other\n`,
+      `nostore imgd@127.0.0.1:${sshd.port} storage=${join(root, "missing")} dir=other-1\n` +
+      `unmounted imgd@127.0.0.1:${sshd.port} storage=${join(root, "unmounted")} dir=other-2\n` +
+      `filestore imgd@127.0.0.1:${sshd.port} storage=${join(root, "in-the-way")} dir=other-3\n`,
   );
   // Stands in for the compiled imgd: records how it was started, and drains on SIGTERM like the worker.
   binary = join(root, "imgd");
@@ -72,7 +72,7 @@ test("deploy records a new host key, checks storage, uploads the binary and star
   expect(r.out).toMatch(/^nostore\s+ok\s+missing: \S+\/missing\s+-\s+-$/m);
   expect(r.out).toMatch(/^unmounted\s+ok\s+no job in \S+\/unmounted: is the coordinator's storage mounted there\?\s+-\s+-$/m);
   expect(r.out).toMatch(/^filestore\s+ok\s+not a directory: \S+\/in-the-way\s+-\s+-$/m);
-  expect(existsSync(join(home, "other"))).toBe(false);
+  for (const dir of ["other-1", "other-2", "other-3"]) expect(existsSync(join(home, dir))).toBe(false);
   expect(r.code).toBe(1);
   expect(readFileSync(knownHosts, "utf8")).toMatch(new RegExp(`^\\[127\\.0\\.0\\.1\\]:${sshd.port} ssh-ed25519 `));
 
