@@ -40,11 +40,16 @@ export function sameToken(a: string, b: string): boolean {
   return timingSafeEqual(digest(a), digest(b));
 }
 
+/** The token of `Authorization: Bearer <token>`, or "" without one. */
+export function bearerOf(req: Request): string {
+  const header = req.headers.get("authorization") ?? "";
+  return header.startsWith("Bearer ") ? header.slice(7) : "";
+}
+
 /** 401 unless `Authorization: Bearer <token>`. */
 export function requireToken(token: string): MiddlewareHandler {
   return async (c, next) => {
-    const header = c.req.header("authorization") ?? "";
-    const given = header.startsWith("Bearer ") ? header.slice(7) : "";
+    const given = bearerOf(c.req.raw);
     if (!given || !sameToken(given, token)) return c.json({ error: "missing or wrong mesh token" }, 401);
     await next();
   };

@@ -18,6 +18,12 @@ test("the coordinator with --serve answers 503 before the merge, then searches t
   expect(early.status).toBe(503);
   expect(early.headers.get("retry-after")).toBe("5");
   expect(((await early.json()) as { error: string }).error).toMatch(/^the index is not merged yet \(0\/8 files, indexing\)/);
+  // A wrong or missing token is refused as the API will refuse it, not told to wait for the merge.
+  for (const headers of [{}, { authorization: "Bearer wrong-token-0123456789" }] as Record<string, string>[]) {
+    const refused = await fetch(`${url}/api/search?q=cat`, { headers });
+    expect(refused.status).toBe(401);
+    expect(await refused.json()).toEqual({ error: "missing or wrong bearer token" });
+  }
 
   procs.push(startWorkerProc(url));
   await until(async () => (await fetchStatus(url)).phase === "merged", 30_000, "merged");

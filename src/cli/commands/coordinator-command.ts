@@ -5,7 +5,7 @@ import { startCoordinator, type RunningCoordinator } from "../../cluster-net/coo
 import { mergedIndexDir } from "../../cluster-net/storage-layout.ts";
 import { openServer, type OpenedServer } from "../../server/server.ts";
 import { formatStatusLine } from "../../cluster-net/coordinator-plain.ts";
-import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
+import { bearerOf, MIN_TOKEN_LENGTH, resolveToken, sameToken } from "../../cluster-net/mesh-token.ts";
 import { DEFAULT_MODEL, intFlag, parse, portFlag } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 import { UsageError } from "../usage.ts";
@@ -123,6 +123,10 @@ function serveMergedIndex(running: RunningCoordinator, token: string, modelsDir:
   let closed = false;
   running.serveOthers(async (req) => {
     if (opened) return opened.fetch(req);
+    // The API's token check, before it exists: a wrong token is told so now, not as "not merged yet" to wait out.
+    if (new URL(req.url).pathname.startsWith("/api/") && !sameToken(bearerOf(req), token)) {
+      return Response.json({ error: "missing or wrong bearer token" }, { status: 401 });
+    }
     if (failed) return Response.json({ error: `the merged index cannot be served: ${failed}` }, { status: 503 });
     const s = await coordinator.status();
     return Response.json(
