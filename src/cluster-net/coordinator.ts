@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, rmSync, statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { ProgressModel } from "../engine/progress.ts";
-import { scanRoots } from "../engine/scan.ts";
+import { isUnder, scanRoots, type ScanResult } from "../engine/scan.ts";
 import { commitFile } from "../engine/store/atomic-file.ts";
 import { mergeShards, type MergeReport } from "../engine/store/merge-shards.ts";
 import { toCanonicalPath } from "../engine/path-map.ts";
@@ -98,7 +98,7 @@ export class Coordinator {
   static async open(opts: CoordinatorOptions): Promise<Coordinator> {
     // A new job is scanned before anything is written: a root that does not exist (a typo, a share not mounted)
     // fails here and leaves no ledger behind under --storage.
-    const scanned = existsSync(ledgerPath(opts.storage)) ? null : await scanRoots(opts.roots);
+    const scanned = existsSync(ledgerPath(opts.storage)) ? null : withImages(await scanRoots(opts.roots), opts);
     mkdirSync(join(opts.storage, SHARDS_DIR), { recursive: true });
     mkdirSync(dirname(ledgerPath(opts.storage)), { recursive: true });
     const ledger = await JobLedger.open(ledgerPath(opts.storage)).catch((err: unknown) => {
@@ -136,7 +136,7 @@ export class Coordinator {
         for (const w of await ledger.workers()) coordinator.known.set(w.id, { drain: w.drain, state: w.state });
         return coordinator;
       }
-      const scan = scanned ?? (await scanRoots(opts.roots));
+      const scan = scanned ?? withImages(await scanRoots(opts.roots), opts);
       const files = [...scan.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       const batchFiles = opts.batchFiles ?? DEFAULT_BATCH_FILES;
       const job = await ledger.createJob(opts.roots, opts.model, files, batchFiles, opts.stages ?? []);
@@ -471,6 +471,21 @@ export class Coordinator {
 
 export function versionText(theirs: number): string {
   return `protocol version ${theirs} is not supported by this coordinator (imgd ${pkg.version} speaks ${PROTOCOL_VERSION}); install the same imgd build on every host`;
+}
+
+/**
+ * A new job's scan, refused when it found no image at all: more likely a share not mounted than an empty library, and
+ * a job of no files would be "merged" at once into no index, then resumed as such when the photos are there. A root
+ * that alone is empty is said.
+ */
+function withImages(scan: ScanResult, opts: Pick<CoordinatorOptions, "roots" | "onEvent">): ScanResult {
+  if (scan.files.length === 0) {
+    throw new Error(`no images under ${opts.roots.join(", ")}: nothing to index (is the share mounted?)`);
+  }
+  for (const root of opts.roots) {
+    if (!scan.files.some((f) => isUnder(f.path, root))) opts.onEvent?.(`${root} holds no images`);
+  }
+  return scan;
 }
 
 function sameRoots(a: string[], b: string[]): boolean {

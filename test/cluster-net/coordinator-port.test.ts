@@ -1,5 +1,5 @@
 import { afterAll, expect, test } from "bun:test";
-import { existsSync } from "node:fs";
+import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fetchStatus, makePhotos, spawnCli, startCoordinatorProc, tempDir, TOKEN } from "./cluster-harness.ts";
 
@@ -33,6 +33,16 @@ test("a coordinator whose photo root does not exist fails naming it, and writes 
   const p = coordinator(root, "0");
   expect(await p.exited).toBe(1);
   expect(p.stderr.join("\n")).toContain(`no such file or directory: ${join(root, "photos")}`);
+  expect(existsSync(join(root, "storage"))).toBe(false);
+}, 30_000);
+
+test("a coordinator whose roots hold no image (a share not mounted) fails saying so, and writes nothing under --storage", async () => {
+  const root = tempDir("root-empty");
+  mkdirSync(join(root, "photos"));
+  writeFileSync(join(root, "photos", "notes.txt"), "not an image");
+  const p = coordinator(root, "0");
+  expect(await p.exited).toBe(1);
+  expect(p.stderr.join("\n")).toContain(`imgd: no images under ${join(root, "photos")}: nothing to index (is the share mounted?)`);
   expect(existsSync(join(root, "storage"))).toBe(false);
 }, 30_000);
 
