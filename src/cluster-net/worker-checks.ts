@@ -1,7 +1,7 @@
 // What a worker checks before it takes work: that it writes where the coordinator reads (the shared storage) and
 // that it can see the photos. Without these a misconfigured host "finishes" batches that are lost or all failed.
 import { readFileSync, statSync } from "node:fs";
-import { toLocalPath, type PathMapping } from "../engine/path-map.ts";
+import { pathMapConflict, toLocalPath, type PathMapping } from "../engine/path-map.ts";
 import { jobMarkerPath } from "./storage-layout.ts";
 
 /** Why `storage` (this host's path to the storage) is not the coordinator's, or null when it is. */
@@ -38,4 +38,17 @@ export function unseenRoots(roots: string[], pathMap: PathMapping[]): { root: st
 export function unseenRootsText(unseen: { root: string; local: string }[]): string {
   const list = unseen.map((u) => (u.local === u.root ? u.local : `${u.local} (the coordinator's ${u.root})`)).join(", ");
   return `this host cannot see ${list}: mount the photos here, or map them with --path-map COORDINATOR_PATH=LOCAL_PATH`;
+}
+
+/**
+ * Why `pathMap` cannot be used for the job's roots, or null: a file it reads at one path would be stored under another
+ * file's path (found short at the merge and redone forever, or merged as the wrong image).
+ */
+export function pathMapProblem(roots: string[], pathMap: PathMapping[]): string | null {
+  const c = pathMapConflict(pathMap, roots);
+  if (!c) return null;
+  return (
+    `--path-map does not map the coordinator's ${c.canonical} back to itself: it is read here at ${c.local}, which maps back to ${c.storedAs}. ` +
+    "Give FROM=TO pairs that nest the same way on both sides (FROM the coordinator's path, TO this host's)"
+  );
 }

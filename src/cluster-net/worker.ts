@@ -14,7 +14,7 @@ import { IndexStore } from "../engine/store/index-store.ts";
 import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
 import { MeshClient, MeshRefusal, withBackoff } from "./mesh-client.ts";
 import { checkJobModels, fetchJobModels } from "./model-fetch.ts";
-import { storageMismatch, unseenRoots, unseenRootsText } from "./worker-checks.ts";
+import { pathMapProblem, storageMismatch, unseenRoots, unseenRootsText } from "./worker-checks.ts";
 import {
   CommitReply,
   HeartbeatReply,
@@ -137,7 +137,10 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
   log(`[worker] registered as ${workerId} with ${opts.coordinator}; job ${reg.job.id}, model ${reg.job.model}`);
   const storage = opts.storage ?? reg.job.storage;
   const unseen = unseenRoots(reg.job.roots, opts.pathMap ?? []);
-  const refusal = storageMismatch(storage, reg.job.id, reg.job.storage) ?? (unseen.length > 0 ? unseenRootsText(unseen) : null);
+  const refusal =
+    storageMismatch(storage, reg.job.id, reg.job.storage) ??
+    pathMapProblem(reg.job.roots, opts.pathMap ?? []) ??
+    (unseen.length > 0 ? unseenRootsText(unseen) : null);
   if (refusal) {
     registration.left = true;
     await deregister(client, workerId, "misconfigured host").catch(() => {});

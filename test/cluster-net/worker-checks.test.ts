@@ -1,6 +1,6 @@
 // A misconfigured host must be told so, not allowed to "finish" work that is lost or all failed.
 import { afterAll, expect, test } from "bun:test";
-import { existsSync, mkdirSync } from "node:fs";
+import { existsSync, mkdirSync, symlinkSync } from "node:fs";
 import { join } from "node:path";
 import { Coordinator } from "../../src/cluster-net/coordinator.ts";
 import { PROTOCOL_VERSION } from "../../src/cluster-net/protocol.ts";
@@ -10,7 +10,7 @@ import { fetchStatus, makePhotos, spawnCli, startCoordinatorProc, startWorkerPro
 const procs: Proc[] = [];
 afterAll(() => procs.forEach((p) => p.proc.kill("SIGKILL")));
 
-test("a worker whose --storage is not the coordinator's, or that cannot see the photos, is refused and leaves", async () => {
+test("a worker whose --storage is not the coordinator's, that cannot see the photos, or whose path maps overlap is refused and leaves", async () => {
   const root = tempDir("checks");
   const photos = join(root, "photos");
   await makePhotos(photos, 6);
@@ -31,8 +31,19 @@ test("a worker whose --storage is not the coordinator's, or that cannot see the 
   expect(await blind.exited).toBe(1);
   expect(blind.stderr.join("\n")).toContain("this host cannot see /nonexistent/photos");
 
+  // Pairs that nest differently: the coordinator's a/ would be read in b/, and b/'s files stored as a/'s.
+  mkdirSync(join(photos, "a"));
+  mkdirSync(join(photos, "b"));
+  symlinkSync(photos, join(root, "link"));
+  const overlapping = startWorkerProc(url, ["--path-map", `${photos}=${join(root, "link")}`, "--path-map", `${join(photos, "a")}=${join(root, "link", "b")}`]);
+  procs.push(overlapping);
+  expect(await overlapping.exited).toBe(1);
+  expect(overlapping.stderr.join("\n")).toContain(
+    `imgd: --path-map does not map the coordinator's ${join(photos, "b")} back to itself: it is read here at ${join(root, "link", "b")}, which maps back to ${join(photos, "a")}.`,
+  );
+
   const status = await fetchStatus(url);
-  expect(status.workers.map((w) => w.state)).toEqual(["gone", "gone"]);
+  expect(status.workers.map((w) => w.state)).toEqual(["gone", "gone", "gone"]);
   expect(status.batches.committed).toBe(0);
   expect(status.batches.leased).toBe(0);
 }, 60_000);
