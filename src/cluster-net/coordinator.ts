@@ -15,6 +15,7 @@ import {
   PROTOCOL_VERSION,
   type CommitReply,
   type CommitRequest,
+  type FileEntry,
   type HeartbeatReply,
   type JobStatus,
   type LeaseReply,
@@ -45,6 +46,8 @@ export interface CoordinatorOptions {
 
 export const DEFAULT_BATCH_FILES = 64;
 export const DEFAULT_MIN_FREE_BYTES = 64e6;
+/** A few: a root's photos missing from a worker's view are missing all together, one moved or deleted is not. */
+const SAMPLES_PER_ROOT = 4;
 
 export class CoordinatorError extends Error {
   constructor(
@@ -78,6 +81,8 @@ export class Coordinator {
   private lastDeferral = "";
   /** Why leases are held back for want of space, or null; checked at most once a second. */
   private lowSpace: { reason: string | null; checkedMs: number } = { reason: null, checkedMs: -Infinity };
+  /** A few files per root that a registering worker looks for (see JobInfo.samples); read on the first registration. */
+  private samples: Promise<FileEntry[]> | null = null;
   /** Set once the shards are merged; resolves then. */
   readonly merged: Promise<void>;
   private resolveMerged!: () => void;
@@ -162,6 +167,11 @@ export class Coordinator {
     if (!req.worker.models.includes(this.job.model)) {
       throw new CoordinatorError(409, `worker ${req.worker.host} does not have model ${this.job.model}; start it without --no-fetch-models to fetch it from here, or copy it into its models dir`);
     }
+    this.samples ??= this.ledger.sampleFiles(this.job.roots, SAMPLES_PER_ROOT).catch((err: unknown) => {
+      this.samples = null;
+      throw err;
+    });
+    const samples = await this.samples;
     const workerId = await this.ledger.registerWorker(req.worker, req.workerId, Date.now());
     this.known.set(workerId, { drain: false, state: "idle" });
     this.opts.onEvent?.(`worker ${workerId} registered (${req.worker.host} pid ${req.worker.pid}, ${req.worker.threads} threads, imgd ${req.worker.version})`);
@@ -177,6 +187,7 @@ export class Coordinator {
         roots: this.job.roots,
         leaseTtlMs: this.opts.leaseTtlMs,
         heartbeatMs: this.heartbeatMs,
+        samples,
       },
     };
   }

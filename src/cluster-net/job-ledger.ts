@@ -318,6 +318,22 @@ export class JobLedger {
     return rows.reduce((sum, r) => sum + Number(r[0]), 0);
   }
 
+  /** Up to `perRoot` files under each of `roots`, spread evenly over its files in path order. */
+  async sampleFiles(roots: string[], perRoot: number): Promise<{ path: string; size: number; mtimeMs: number }[]> {
+    const out: { path: string; size: number; mtimeMs: number }[] = [];
+    for (const root of roots) {
+      const rows = await this.rows(
+        `SELECT path, size, mtime_ms FROM (
+           SELECT path, size, mtime_ms, row_number() OVER (ORDER BY path) - 1 AS i, count(*) OVER () AS n
+           FROM files WHERE path = $1 OR starts_with(path, $2))
+         WHERE i % greatest(1, n // $3) = 0 ORDER BY path LIMIT $3`,
+        [root, root.endsWith("/") ? root : `${root}/`, perRoot],
+      );
+      out.push(...rows.map((r) => ({ path: r[0] as string, size: Number(r[1]), mtimeMs: r[2] as number })));
+    }
+    return out;
+  }
+
   async shardOwners(): Promise<string[]> {
     const rows = await this.rows("SELECT DISTINCT committed_by FROM batches WHERE committed_by IS NOT NULL ORDER BY 1");
     return rows.map((r) => r[0] as string);

@@ -28,6 +28,9 @@ export const RegisterRequest = z.object({
 });
 export type RegisterRequest = z.infer<typeof RegisterRequest>;
 
+export const FileEntry = z.object({ path: z.string(), size: z.number(), mtimeMs: z.number() });
+export type FileEntry = z.infer<typeof FileEntry>;
+
 export const JobInfo = z.object({
   id: z.string(),
   model: z.string(),
@@ -39,6 +42,11 @@ export const JobInfo = z.object({
   roots: z.array(z.string()).default([]),
   leaseTtlMs: z.number().int().positive(),
   heartbeatMs: z.number().int().positive(),
+  /**
+   * A few of the job's files under each root, with their sizes: a worker that finds none of a root's where its
+   * --path-map puts them (an empty mount point, a map to the wrong folder) would fail every file it is given.
+   */
+  samples: z.array(FileEntry).default([]),
 });
 export type JobInfo = z.infer<typeof JobInfo>;
 
@@ -50,8 +58,6 @@ export const RegisterReply = z.object({
   job: JobInfo,
 });
 export type RegisterReply = z.infer<typeof RegisterReply>;
-
-export const FileEntry = z.object({ path: z.string(), size: z.number(), mtimeMs: z.number() });
 
 export const LeaseRequest = z.object({ workerId: z.string() });
 

@@ -41,6 +41,36 @@ export function unseenRootsText(unseen: { root: string; local: string }[]): stri
 }
 
 /**
+ * Why this host cannot index the job's photos, or null: a root it cannot see, or one it sees without any of the
+ * coordinator's sample files in it (an empty mount point, a --path-map to the wrong folder), which would fail every
+ * file it is given. A sample counts when a file of its size is where the map puts it.
+ */
+export function photosProblem(job: { roots: string[]; samples: { path: string; size: number }[] }, pathMap: PathMapping[]): string | null {
+  const unseen = unseenRoots(job.roots, pathMap);
+  if (unseen.length > 0) return unseenRootsText(unseen);
+  for (const root of job.roots) {
+    const samples = job.samples.filter((f) => f.path === root || f.path.startsWith(root.endsWith("/") ? root : `${root}/`));
+    if (samples.length === 0 || samples.some((f) => sizeAt(toLocalPath(f.path, pathMap)) === f.size)) continue;
+    const local = toLocalPath(root, pathMap);
+    const example = toLocalPath(samples[0]!.path, pathMap);
+    return (
+      `none of ${samples.length} photos the coordinator has under ${root} is here under ${local}${local === root ? "" : " (as --path-map puts them)"}, ` +
+      `e.g. ${example}: mount the photos there (is it an empty mount point?), or map them with --path-map COORDINATOR_PATH=LOCAL_PATH`
+    );
+  }
+  return null;
+}
+
+function sizeAt(path: string): number | null {
+  try {
+    const s = statSync(path);
+    return s.isFile() ? s.size : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
  * Why `pathMap` cannot be used for the job's roots, or null: a file it reads at one path would be stored under another
  * file's path (found short at the merge and redone forever, or merged as the wrong image).
  */

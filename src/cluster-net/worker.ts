@@ -14,7 +14,7 @@ import { IndexStore } from "../engine/store/index-store.ts";
 import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
 import { MeshClient, MeshRefusal, withBackoff } from "./mesh-client.ts";
 import { checkJobModels, fetchJobModels } from "./model-fetch.ts";
-import { pathMapProblem, storageMismatch, unseenRoots, unseenRootsText } from "./worker-checks.ts";
+import { pathMapProblem, photosProblem, storageMismatch } from "./worker-checks.ts";
 import {
   CommitReply,
   HeartbeatReply,
@@ -136,11 +136,10 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
   registration.workerId = workerId;
   log(`[worker] registered as ${workerId} with ${opts.coordinator}; job ${reg.job.id}, model ${reg.job.model}`);
   const storage = opts.storage ?? reg.job.storage;
-  const unseen = unseenRoots(reg.job.roots, opts.pathMap ?? []);
   const refusal =
     storageMismatch(storage, reg.job.id, reg.job.storage) ??
     pathMapProblem(reg.job.roots, opts.pathMap ?? []) ??
-    (unseen.length > 0 ? unseenRootsText(unseen) : null);
+    photosProblem(reg.job, opts.pathMap ?? []);
   if (refusal) {
     registration.left = true;
     await deregister(client, workerId, "misconfigured host").catch(() => {});
@@ -313,10 +312,10 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
           checkpointEveryMs: Number.MAX_SAFE_INTEGER,
         });
         await store.checkpoint();
-        // Every file failing at once is most often the photo share gone from this host: stop rather than commit
-        // a batch of failures (its lease expires and another worker redoes it).
-        const gone = report.failed === files.length ? unseenRoots(reg.job.roots, opts.pathMap ?? []) : [];
-        if (gone.length > 0) throw new Error(unseenRootsText(gone));
+        // Every file failing at once is most often the photo share gone from this host (or unmounted, leaving its
+        // empty mount point): stop rather than commit a batch of failures (another worker redoes it).
+        const gone = report.failed === files.length ? photosProblem(reg.job, opts.pathMap ?? []) : null;
+        if (gone) throw new Error(gone);
         errors += report.failed;
         return { indexed: files.length - report.failed, failed: report.failed };
       } catch (err) {

@@ -10,7 +10,7 @@ import { fetchStatus, makePhotos, spawnCli, startCoordinatorProc, startWorkerPro
 const procs: Proc[] = [];
 afterAll(() => procs.forEach((p) => p.proc.kill("SIGKILL")));
 
-test("a worker whose --storage is not the coordinator's, that cannot see the photos, or whose path maps overlap is refused and leaves", async () => {
+test("a worker whose --storage is not the coordinator's, that cannot see the photos or finds none of them, or whose path maps overlap is refused and leaves", async () => {
   const root = tempDir("checks");
   const photos = join(root, "photos");
   await makePhotos(photos, 6);
@@ -42,8 +42,18 @@ test("a worker whose --storage is not the coordinator's, that cannot see the pho
     `imgd: --path-map does not map the coordinator's ${join(photos, "b")} back to itself: it is read here at ${join(root, "link", "b")}, which maps back to ${join(photos, "a")}.`,
   );
 
+  // The photos' mount point without the share mounted on it: there, but empty. Every file would fail.
+  const mountPoint = join(root, "mnt-photos");
+  mkdirSync(mountPoint);
+  const unmounted = startWorkerProc(url, ["--path-map", `${photos}=${mountPoint}`]);
+  procs.push(unmounted);
+  expect(await unmounted.exited).toBe(1);
+  expect(unmounted.stderr.join("\n")).toContain(
+    `imgd: none of 4 photos the coordinator has under ${photos} is here under ${mountPoint} (as --path-map puts them), e.g. ${mountPoint}/img-0000.jpg:`,
+  );
+
   const status = await fetchStatus(url);
-  expect(status.workers.map((w) => w.state)).toEqual(["gone", "gone", "gone"]);
+  expect(status.workers.map((w) => w.state)).toEqual(["gone", "gone", "gone", "gone"]);
   expect(status.batches.committed).toBe(0);
   expect(status.batches.leased).toBe(0);
 }, 60_000);
