@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, rmSync, statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { ProgressModel } from "../engine/progress.ts";
-import { isUnder, scanRoots, type ScanResult } from "../engine/scan.ts";
+import { inScope, isUnder, scanRoots, type ScanResult } from "../engine/scan.ts";
 import { commitFile } from "../engine/store/atomic-file.ts";
 import { mergeShards, type MergeReport } from "../engine/store/merge-shards.ts";
 import { toCanonicalPath } from "../engine/path-map.ts";
@@ -112,7 +112,7 @@ export class Coordinator {
       throw new Error(`another coordinator (pid ${holder[1]}) runs the job in ${opts.storage}: stop it first, or give another --storage`);
     });
     try {
-      const existing = await ledger.job();
+      let existing = await ledger.job();
       if (existing) {
         const same =
           existing.model === opts.model &&
@@ -124,6 +124,10 @@ export class Coordinator {
               `${existing.stages.length > 0 ? `, stages ${existing.stages.map((s) => s.name).join(", ")}` : ""}); ` +
               "give another --storage, or remove its coordinator/ directory to start over",
           );
+        }
+        if (existing.phase !== "merged") {
+          await rescanRoots(ledger, existing, opts);
+          existing = (await ledger.job())!;
         }
         // Workers need a moment to notice the restart and reconnect before their leases may expire.
         await ledger.extendAllLeases(Date.now() + opts.leaseTtlMs);
@@ -482,6 +486,39 @@ export class Coordinator {
 
 export function versionText(theirs: number): string {
   return `protocol version ${theirs} is not supported by this coordinator (imgd ${pkg.version} speaks ${PROTOCOL_VERSION}); install the same imgd build on every host`;
+}
+
+/**
+ * A job resumed before its merge takes its roots as they are now: files added meanwhile join it, and files deleted
+ * leave it rather than be merged as "cannot read the file" (see JobLedger.reconcileFiles). As `imgd index` does, a
+ * root with no image at all now keeps its files (a share not mounted, most likely), as does a folder the scan could
+ * not read; a scan that fails resumes the job as it was.
+ */
+async function rescanRoots(ledger: JobLedger, job: JobRecord, opts: CoordinatorOptions): Promise<void> {
+  let scan: ScanResult;
+  try {
+    scan = await scanRoots(opts.roots);
+  } catch (err) {
+    opts.onEvent?.(`cannot scan the roots again (${err instanceof Error ? err.message : err}): resuming with the files as first scanned`);
+    return;
+  }
+  const scope = scan.scope!;
+  const emptyRoots = opts.roots.filter((r) => !scan.files.some((f) => isUnder(f.path, r)));
+  const kept = new Map<string, number>();
+  const change = await ledger.reconcileFiles(
+    scan.files,
+    (unscanned) =>
+      unscanned.filter((path) => {
+        const empty = emptyRoots.find((r) => isUnder(path, r));
+        if (empty) kept.set(empty, (kept.get(empty) ?? 0) + 1);
+        return !empty && inScope(scope, path);
+      }),
+    job.batchFiles,
+  );
+  for (const [root, files] of kept) opts.onEvent?.(`${root} holds no images now: its ${files} files stay in the job (is the share mounted?)`);
+  if (change.added + change.changed + change.dropped > 0) {
+    opts.onEvent?.(`roots scanned again: ${change.added} new files, ${change.changed} changed, ${change.dropped} gone since the job was made`);
+  }
 }
 
 /**

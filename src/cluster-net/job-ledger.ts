@@ -155,6 +155,75 @@ export class JobLedger {
     });
   }
 
+  /**
+   * Brings the job's files in line with a new scan of its roots, for a coordinator restarted mid-job: files not
+   * scanned leave their batches (those `gone` returns, of the ones passed: the rest may still be there), a file
+   * whose size or mtime changed leaves its batch and comes back as a new file, and new files are added in new
+   * batches of `batchFiles`. A committed batch loses its dropped files too (the merge takes rows by the ledger's
+   * paths, so they stay out of the index). Files only ever leave a batch, never join an old one: a worker's commit of a
+   * batch it was leased before covers no file it was not given.
+   */
+  reconcileFiles(
+    scanned: ScannedFile[],
+    gone: (unscanned: string[]) => string[],
+    batchFiles: number,
+  ): Promise<{ added: number; dropped: number; changed: number }> {
+    return this.serialized(async () => {
+      const out = { added: 0, dropped: 0, changed: 0 };
+      await this.transaction(async () => {
+        await this.conn.run("CREATE OR REPLACE TEMP TABLE rescan (path VARCHAR, size BIGINT, mtime_ms DOUBLE)");
+        const rescan = await this.conn.createAppender("rescan", "main", "temp");
+        for (const f of scanned) {
+          rescan.appendVarchar(f.path);
+          rescan.appendBigInt(BigInt(Math.round(f.size)));
+          rescan.appendDouble(f.mtimeMs);
+          rescan.endRow();
+        }
+        rescan.closeSync();
+        const unscanned = await this.query("SELECT path FROM files WHERE path NOT IN (SELECT path FROM rescan)");
+        const dropped = gone(unscanned.map((r) => r[0] as string));
+        await this.conn.run("CREATE OR REPLACE TEMP TABLE leaving (path VARCHAR)");
+        const leaving = await this.conn.createAppender("leaving", "main", "temp");
+        for (const path of dropped) {
+          leaving.appendVarchar(path);
+          leaving.endRow();
+        }
+        leaving.closeSync();
+        const changed = await this.query(
+          `INSERT INTO leaving SELECT f.path FROM files f JOIN rescan r ON r.path = f.path
+           WHERE r.size <> f.size OR r.mtime_ms <> f.mtime_ms RETURNING path`,
+        );
+        const touched = (await this.query("SELECT DISTINCT batch_id FROM files WHERE path IN (SELECT path FROM leaving)")).map((r) => Number(r[0]));
+        await this.conn.run("DELETE FROM files WHERE path IN (SELECT path FROM leaving)");
+        const [[last]] = (await this.query("SELECT coalesce(max(id), 0) FROM batches")) as [[number]];
+        const added = await this.query(
+          `INSERT INTO files SELECT $1 + (row_number() OVER (ORDER BY path) - 1) // $2 + 1, path, size, mtime_ms
+           FROM rescan WHERE path NOT IN (SELECT path FROM files) RETURNING path`,
+          [last, batchFiles],
+        );
+        await this.conn.run(
+          `INSERT INTO batches SELECT batch_id, 'queued', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0
+           FROM files WHERE batch_id > $1 GROUP BY batch_id`,
+          [last],
+        );
+        if (touched.length > 0) {
+          const ids = touched.join(",");
+          await this.conn.run(`UPDATE batches SET file_count = (SELECT count(*) FROM files f WHERE f.batch_id = batches.id) WHERE id IN (${ids})`);
+          // One leased before may still be committed under its old lease: it stays, to be leased and committed empty.
+          await this.conn.run(`DELETE FROM batches WHERE id IN (${ids}) AND state = 'queued' AND attempts = 0 AND file_count = 0`);
+        }
+        await this.conn.run("UPDATE job SET total = (SELECT count(*) FROM files)");
+        if (added.length > 0) await this.conn.run("UPDATE job SET phase = 'indexing' WHERE phase = 'merging'");
+        await this.conn.run("DROP TABLE rescan");
+        await this.conn.run("DROP TABLE leaving");
+        out.added = added.length - changed.length;
+        out.dropped = dropped.length;
+        out.changed = changed.length;
+      });
+      return out;
+    });
+  }
+
   setPaused(paused: boolean): Promise<void> {
     return this.exec("UPDATE job SET paused = $1", [paused]);
   }

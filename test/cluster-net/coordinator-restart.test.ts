@@ -1,5 +1,5 @@
 import { afterAll, expect, test } from "bun:test";
-import { mkdirSync, readdirSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { fetchStatus, makePhotos, startCoordinatorProc, startWorkerProc, tempDir, until, type Proc } from "./cluster-harness.ts";
 import { mergedPaths, readRows } from "./helpers-db.ts";
@@ -79,4 +79,39 @@ test("a coordinator killed while merging merges on restart, and removes what the
   expect(second.p.stderr.filter((l) => l.includes("left by a merge that was stopped part-way"))).toHaveLength(2);
   expect(readdirSync(storage).sort()).toEqual(["coordinator", "index", "shards"]);
   expect(await mergedPaths(storage)).toEqual(photos);
+}, 60_000);
+
+test("a coordinator restarted mid-job takes the roots as they are now: new files join, deleted ones leave, a replaced one is redone", async () => {
+  const root = tempDir("restart-rescan");
+  const photos = await makePhotos(join(root, "photos"), 60, 160);
+  const storage = join(root, "storage");
+  const args = ["--batch", "5", "--lease-ttl", "2"];
+  const first = await startCoordinatorProc([join(root, "photos")], storage, args);
+  procs.push(first.p);
+  const worker = startWorkerProc(first.url);
+  procs.push(worker);
+  await until(async () => {
+    const s = await fetchStatus(first.url);
+    return s.done >= 15 && s.done < 50;
+  }, 30_000, "15 files committed");
+  first.p.proc.kill("SIGKILL");
+  await first.p.exited;
+
+  // Batches go out in path order: the first photos are committed by now, the last ones not yet leased.
+  for (const gone of [photos[0]!, photos[1]!, photos[58]!, photos[59]!]) rmSync(gone);
+  copyFileSync(photos[40]!, photos[2]!);
+  const added = await makePhotos(join(root, "photos", "new"), 4, 100);
+  const second = await startCoordinatorProc([join(root, "photos")], storage, [...args, "--port", new URL(first.url).port]);
+  procs.push(second.p);
+  expect(await second.p.waitFor(/roots scanned again/)).toBe(
+    "[coordinator] roots scanned again: 4 new files, 1 changed, 4 gone since the job was made",
+  );
+  expect(await second.p.exited).toBe(0);
+  expect(await worker.exited).toBe(0);
+
+  const expected = [...photos.slice(2, 58), ...added].sort();
+  const rows = await readRows(join(storage, "index", "catalog.duckdb"), "SELECT path, status, size FROM images ORDER BY path");
+  expect(rows.map((r) => [r[0], r[1]])).toEqual(expected.map((p) => [p, "indexed"]));
+  // The replaced photo is indexed as it is now, not as the worker first found it.
+  expect(Number(rows.find((r) => r[0] === photos[2])![2])).toBe(statSync(photos[40]!).size);
 }, 60_000);
