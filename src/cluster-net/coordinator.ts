@@ -122,7 +122,7 @@ export class Coordinator {
           throw new Error(
             `${opts.storage} holds a job for ${existing.roots.join(", ")} (model ${existing.model}` +
               `${existing.stages.length > 0 ? `, stages ${existing.stages.map((s) => s.name).join(", ")}` : ""}); ` +
-              "give another --storage, or remove its coordinator/ directory to start over",
+              "give another --storage, or remove its coordinator/ and shards/ directories to start over (a shard left there keeps its model)",
           );
         }
         if (existing.phase !== "merged") {

@@ -26,7 +26,7 @@ test("a worker whose coordinator comes back with another job leaves with a messa
   const oldJob = first.coordinator.jobId;
   await first.stop();
 
-  // Started over, as "remove its coordinator/ directory to start over" says, on the same address.
+  // Started over, as "remove its coordinator/ and shards/ directories to start over" says (the shards left for this test), on the same address.
   rmSync(join(storage, "coordinator"), { recursive: true });
   const second = await open(first.port);
   running.push(second);
