@@ -2,6 +2,7 @@
 // that it can see the photos. Without these a misconfigured host "finishes" batches that are lost or all failed.
 import { readFileSync, statSync } from "node:fs";
 import { pathMapConflict, toLocalPath, type PathMapping } from "../engine/path-map.ts";
+import { isUnder } from "../engine/scan.ts";
 import { jobMarkerPath } from "./storage-layout.ts";
 
 /** Why `storage` (this host's path to the storage) is not the coordinator's, or null when it is. */
@@ -22,7 +23,7 @@ export function storageMismatch(storage: string, jobId: string, coordinatorStora
 }
 
 /** The job's roots, as this host maps them, that it cannot see as directories. */
-export function unseenRoots(roots: string[], pathMap: PathMapping[]): { root: string; local: string }[] {
+function unseenRoots(roots: string[], pathMap: PathMapping[]): { root: string; local: string }[] {
   return roots
     .map((root) => ({ root, local: toLocalPath(root, pathMap) }))
     .filter(({ local }) => {
@@ -35,7 +36,7 @@ export function unseenRoots(roots: string[], pathMap: PathMapping[]): { root: st
     });
 }
 
-export function unseenRootsText(unseen: { root: string; local: string }[]): string {
+function unseenRootsText(unseen: { root: string; local: string }[]): string {
   const list = unseen.map((u) => (u.local === u.root ? u.local : `${u.local} (the coordinator's ${u.root})`)).join(", ");
   return `this host cannot see ${list}: mount the photos here, or map them with --path-map COORDINATOR_PATH=LOCAL_PATH`;
 }
@@ -49,7 +50,7 @@ export function photosProblem(job: { roots: string[]; samples: { path: string; s
   const unseen = unseenRoots(job.roots, pathMap);
   if (unseen.length > 0) return unseenRootsText(unseen);
   for (const root of job.roots) {
-    const samples = job.samples.filter((f) => f.path === root || f.path.startsWith(root.endsWith("/") ? root : `${root}/`));
+    const samples = job.samples.filter((f) => isUnder(f.path, root));
     if (samples.length === 0 || samples.some((f) => sizeAt(toLocalPath(f.path, pathMap)) === f.size)) continue;
     const local = toLocalPath(root, pathMap);
     const example = toLocalPath(samples[0]!.path, pathMap);
