@@ -1,5 +1,6 @@
 // `--path-map FROM=TO`: stored paths are canonical (as the coordinator scanned them, FROM); each host reads and
 // shows them under its own mount point (TO). The longest matching prefix wins, on whole path components only.
+import { isUnder } from "./scan.ts";
 
 export interface PathMapping {
   from: string;
@@ -60,10 +61,6 @@ function rewrite(path: string, maps: PathMapping[], src: "from" | "to", dst: "fr
   }
   // "/" is a prefix of every absolute path, and what follows it has no leading slash of its own.
   return best ? joinRest(best[dst], path.slice(best[src] === "/" ? 0 : best[src].length)) : path;
-}
-
-function isUnder(path: string, prefix: string): boolean {
-  return path === prefix || path.startsWith(prefix === "/" ? "/" : `${prefix}/`);
 }
 
 /** `base` followed by `rest` ("" or starting with "/"). */
