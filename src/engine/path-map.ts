@@ -39,7 +39,8 @@ export function pathMapConflict(maps: PathMapping[], roots: string[]): { canonic
   for (const inner of maps) {
     probes.add(inner.to);
     for (const outer of maps) {
-      if (outer !== inner && isUnder(inner.to, outer.to)) probes.add(joinRest(outer.from, inner.to.slice(outer.to === "/" ? 0 : outer.to.length)));
+      // The canonical path that outer alone reads at inner's TO.
+      if (outer !== inner && isUnder(inner.to, outer.to)) probes.add(toCanonicalPath(inner.to, [outer]));
     }
   }
   for (const probe of probes) {
