@@ -91,7 +91,7 @@ export async function checkJobModels(client: MeshClient, opts: Omit<ModelFetchOp
   if (!reply) return;
   const digests = new Map<string, FileDigests>();
   for (const group of modelGroups(reply.files)) {
-    const dir = opts.dirs.find((d) => group.every((f) => isFile(join(d, f.path))));
+    const dir = loadedFrom(group, opts.dirs);
     if (dir === undefined) continue;
     if (!digests.has(dir)) digests.set(dir, new FileDigests(join(dir, DIGESTS_FILE)));
     for (const f of group) {
@@ -111,7 +111,7 @@ export async function checkJobModels(client: MeshClient, opts: Omit<ModelFetchOp
  * dir lacks are fetched there, and the target, first in the search path, is what the engine then finds.
  */
 async function filesToFetch(group: ModelFile[], opts: ModelFetchOptions, digests: FileDigests): Promise<ModelFile[]> {
-  const first = opts.dirs.find((dir) => group.every((f) => isFile(join(dir, f.path))));
+  const first = loadedFrom(group, opts.dirs);
   if (first !== undefined && (await everyMatches(group, first, digests))) return [];
   const wanted: ModelFile[] = [];
   for (const f of group) if (!(await matches(join(opts.target, f.path), f, digests))) wanted.push(f);
@@ -231,6 +231,11 @@ function modelGroups(files: ModelFile[]): ModelFile[][] {
     groups.set(key, [...(groups.get(key) ?? []), f]);
   }
   return [...groups.values()];
+}
+
+/** The first of `dirs` that holds every file of `group`: the copy the engine would load. */
+function loadedFrom(group: ModelFile[], dirs: string[]): string | undefined {
+  return dirs.find((dir) => group.every((f) => isFile(join(dir, f.path))));
 }
 
 async function everyMatches(group: ModelFile[], dir: string, digests: FileDigests): Promise<boolean> {
