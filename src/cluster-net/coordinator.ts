@@ -5,7 +5,7 @@ import { existsSync, mkdirSync, rmSync, statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { ProgressModel } from "../engine/progress.ts";
-import { inScope, isUnder, scanRoots, type ScanResult } from "../engine/scan.ts";
+import { inScope, isUnder, rootsWithoutFiles, scanRoots, type ScanResult } from "../engine/scan.ts";
 import { commitFile } from "../engine/store/atomic-file.ts";
 import { mergeShards, type MergeReport } from "../engine/store/merge-shards.ts";
 import { toCanonicalPath } from "../engine/path-map.ts";
@@ -503,7 +503,7 @@ async function rescanRoots(ledger: JobLedger, job: JobRecord, opts: CoordinatorO
     return;
   }
   const scope = scan.scope!;
-  const emptyRoots = opts.roots.filter((r) => !scan.files.some((f) => isUnder(f.path, r)));
+  const emptyRoots = rootsWithoutFiles(opts.roots, scan.files);
   const kept = new Map<string, number>();
   const change = await ledger.reconcileFiles(
     scan.files,
@@ -530,9 +530,7 @@ function withImages(scan: ScanResult, opts: Pick<CoordinatorOptions, "roots" | "
   if (scan.files.length === 0) {
     throw new Error(`no images under ${opts.roots.join(", ")}: nothing to index (is the share mounted?)`);
   }
-  for (const root of opts.roots) {
-    if (!scan.files.some((f) => isUnder(f.path, root))) opts.onEvent?.(`${root} holds no images`);
-  }
+  for (const root of rootsWithoutFiles(opts.roots, scan.files)) opts.onEvent?.(`${root} holds no images`);
   return scan;
 }
 

@@ -1,6 +1,6 @@
 // Decides, before any pixel is read, what an incremental run has to do. Pure: scanned files + catalog in, plan out.
 import { basename } from "node:path";
-import { inScope, isUnder, type ScanScope } from "./scan.ts";
+import { inScope, isUnder, rootsWithoutFiles, type ScanScope } from "./scan.ts";
 import type { KnownFile } from "./store/catalog.ts";
 import type { ScannedFile } from "./types.ts";
 
@@ -55,8 +55,7 @@ export function planIndexWork(scanned: ScannedFile[], known: Map<string, KnownFi
   let missing = [...known.values()].filter((k) => !seen.has(k.path) && inScope(scope, k.path));
   const emptyRoots: IndexPlan["emptyRoots"] = [];
   if (!opts.allowEmptyRoots) {
-    for (const root of scope.roots) {
-      if (scanned.some((f) => isUnder(f.path, root))) continue;
+    for (const root of rootsWithoutFiles(scope.roots, scanned)) {
       const catalogued = missing.filter((k) => isUnder(k.path, root)).length;
       if (catalogued === 0) continue;
       emptyRoots.push({ root, catalogued });

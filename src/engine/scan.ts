@@ -58,6 +58,11 @@ export function isUnder(path: string, root: string): boolean {
   return path === root || path.startsWith(root.endsWith("/") ? root : `${root}/`);
 }
 
+/** The roots under which none of `files` lies: an empty folder, or more likely a share not mounted. */
+export function rootsWithoutFiles(roots: string[], files: { path: string }[]): string[] {
+  return roots.filter((root) => !files.some((f) => isUnder(f.path, root)));
+}
+
 /** Whether the scan that produced `scope` would have seen `path` had it been there. */
 export function inScope(scope: ScanScope, path: string): boolean {
   return scope.roots.some((r) => isUnder(path, r)) && !scope.unreadable.some((u) => isUnder(path, u));
