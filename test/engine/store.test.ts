@@ -20,6 +20,16 @@ function tempIndex(): string {
 }
 
 /** Deterministic unit vectors: row i is mostly axis (i mod DIMS) plus a little of its neighbour. */
+/** Runs `check` on `store`, closes it, and runs `check` again on the index reopened read-only (needing no recovery). */
+async function checkThenReopened(store: IndexStore, dir: string, check: (s: IndexStore) => Promise<void>): Promise<void> {
+  await check(store);
+  await store.close();
+  const reopened = await IndexStore.open(dir, { readOnly: true });
+  expect(reopened.recovery).toBe("none");
+  await check(reopened);
+  await reopened.close();
+}
+
 function vectors(n: number, offset = 0): Float32Array {
   const v = new Float32Array(n * DIMS);
   for (let i = 0; i < n; i++) {
@@ -175,12 +185,7 @@ describe("index store", () => {
       }
       expect((await s.search(vectors(1, 3), 4)).map((h) => h.id)).not.toContain(ids[3]!);
     };
-    await check(store);
-    await store.close();
-    const reopened = await IndexStore.open(dir, { readOnly: true });
-    expect(reopened.recovery).toBe("none");
-    await check(reopened);
-    await reopened.close();
+    await checkThenReopened(store, dir, check);
   });
 
   test("5,000 moves in one call land: reversed paths, a cycle, touches, and a path taken from a removed row", async () => {
@@ -227,12 +232,7 @@ describe("index store", () => {
         expect(hit).toMatchObject({ id: ids[i]!, path: target(i) });
       }
     };
-    await check(store);
-    await store.close();
-    const reopened = await IndexStore.open(dir, { readOnly: true });
-    expect(reopened.recovery).toBe("none");
-    await check(reopened);
-    await reopened.close();
+    await checkThenReopened(store, dir, check);
   });
 
   test("a move onto a path another row keeps fails whole: no row changes and the version stays", async () => {
