@@ -1,7 +1,6 @@
 // The HTTP surface of imgd as one Hono app: middleware composed in front, one small route module per resource.
 // createApp is pure wiring, so tests can call `app.request()` or serve it for real with startServer.
 import { Hono } from "hono";
-import { bearerAuth } from "hono/bearer-auth";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import pkg from "../../package.json" with { type: "json" };
@@ -10,6 +9,7 @@ import type { AppEnv } from "./app-env.ts";
 import { toErrorResponse } from "./http-error.ts";
 import { MetricsRegistry } from "./metrics-registry.ts";
 import { accessLog } from "./middleware/access-log.ts";
+import { apiToken } from "./middleware/api-token.ts";
 import { BodyBudget, bufferedBody } from "./middleware/buffered-body.ts";
 import { concurrencyLimit } from "./middleware/concurrency-limit.ts";
 import { headLength } from "./middleware/head-length.ts";
@@ -52,13 +52,7 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
 
   if (deps.cors) app.use("/api/*", cors({ origin: deps.cors, allowHeaders: ["Authorization", "Content-Type", "X-Request-Id"], exposeHeaders: ["X-Request-Id", "Retry-After", "ETag"] }));
   app.use("/api/*", sameOrigin(deps.cors));
-  if (deps.token) {
-    const error = { error: "missing or wrong bearer token" };
-    const unauthorized = { message: error };
-    // A bare token or another scheme (Basic) is no bearer credential at all: 401 and the challenge, not hono's 400.
-    const notBearer = { message: () => Response.json(error, { status: 401 }) };
-    app.use("/api/*", bearerAuth({ token: deps.token, noAuthenticationHeader: unauthorized, invalidAuthenticationHeader: notBearer, invalidToken: unauthorized }));
-  }
+  if (deps.token) app.use("/api/*", apiToken(deps.token));
   // Uploads are read before admission (see buffered-body.ts), by authenticated clients only.
   const bodies = new BodyBudget(deps.limits.maxBufferedBytes);
   const pace = { bytesPerSecond: deps.limits.minUploadBytesPerSecond, graceMs: deps.limits.uploadGraceMs };

@@ -3,9 +3,9 @@ import { createElement } from "react";
 import { DEFAULT_BATCH_FILES, DEFAULT_MIN_FREE_BYTES } from "../../cluster-net/coordinator.ts";
 import { startCoordinator, type RunningCoordinator } from "../../cluster-net/coordinator-server.ts";
 import { mergedIndexDir } from "../../cluster-net/storage-layout.ts";
-import { openServer, type OpenedServer } from "../../server/server.ts";
+import { deferredServer } from "../../server/deferred-server.ts";
 import { formatStatusLine } from "../../cluster-net/coordinator-plain.ts";
-import { bearerOf, MIN_TOKEN_LENGTH, resolveToken, sameToken } from "../../cluster-net/mesh-token.ts";
+import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
 import { DEFAULT_MODEL, intFlag, parse, portFlag } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 import { UsageError } from "../usage.ts";
@@ -113,54 +113,23 @@ export async function run(argv: string[]): Promise<number> {
 }
 
 /**
- * `--serve`: imgd serve's API and search page on the coordinator's port, over the merged index once there is one
- * (503 with the job's progress until then), behind the mesh token, since the coordinator listens on every interface.
+ * `--serve`: imgd serve's API and search page on the coordinator's port over the merged index once there is one,
+ * behind the mesh token, since the coordinator listens on every interface.
  */
 function serveMergedIndex(running: RunningCoordinator, token: string, modelsDir: string | undefined, onEvent: (line: string) => void) {
   const { coordinator } = running;
-  let opened: OpenedServer | null = null;
-  let failed: string | null = null;
-  let closed = false;
-  running.serveOthers(async (req) => {
-    if (opened) return opened.fetch(req);
-    // The API's token check, before it exists: a wrong token is told so now, not as "not merged yet" to wait out.
-    if (new URL(req.url).pathname.startsWith("/api/") && !sameToken(bearerOf(req), token)) {
-      return Response.json({ error: "missing or wrong bearer token" }, { status: 401 });
-    }
-    if (failed) return Response.json({ error: `the merged index cannot be served: ${failed}` }, { status: 503 });
-    const s = await coordinator.status();
-    return Response.json(
-      { error: `the index is not merged yet (${s.done}/${s.total} files, ${s.phase}); the API answers once it is` },
-      { status: 503, headers: { "retry-after": "5" } },
-    );
-  });
-  // Started only once merged: a coordinator stopped before that has nothing to wait for.
-  let opening: Promise<void> | null = null;
-  void coordinator.merged.then(() => {
-    if (closed) return;
-    opening = (async () => {
-      const { storage, stages } = coordinator.opts;
-      // Ingested images get the job's stages, as the workers' did.
-      const server = await openServer({ indexDir: mergedIndexDir(storage), stages, modelsDir, token });
-      try {
-        await server.ready;
-      } catch (err) {
-        await server.close();
-        throw err;
-      }
-      if (closed) return server.close();
-      opened = server;
-      onEvent(`serving the search API and page over the merged index at ${running.url}/ (mesh token as bearer)`);
-    })().catch((err) => {
-      failed = err instanceof Error ? err.message : String(err);
-      onEvent(`cannot serve the merged index: ${failed}`);
-    });
-  });
-  return {
-    async close() {
-      closed = true;
-      await opening;
-      await opened?.close();
+  const { storage, stages } = coordinator.opts;
+  const api = deferredServer({
+    when: coordinator.merged,
+    // Ingested images get the job's stages, as the workers' did.
+    serve: { indexDir: mergedIndexDir(storage), stages, modelsDir, token },
+    waitingFor: async () => {
+      const s = await coordinator.status();
+      return `the index is not merged yet (${s.done}/${s.total} files, ${s.phase})`;
     },
-  };
+    onOpen: () => onEvent(`serving the search API and page over the merged index at ${running.url}/ (mesh token as bearer)`),
+    onEvent,
+  });
+  running.serveOthers(api.fetch);
+  return api;
 }
