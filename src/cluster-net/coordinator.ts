@@ -114,10 +114,10 @@ export class Coordinator {
     try {
       let existing = await ledger.job();
       if (existing) {
+        // A stage given without model flags keeps the job's models (the shards so far were analysed with them).
+        const stages = withJobModels(opts.stages ?? [], existing.stages);
         const same =
-          existing.model === opts.model &&
-          sameRoots(existing.roots, opts.roots) &&
-          JSON.stringify(existing.stages) === JSON.stringify(opts.stages ?? []);
+          existing.model === opts.model && sameRoots(existing.roots, opts.roots) && sameStages(existing.stages, stages);
         if (!same) {
           throw new Error(
             `${opts.storage} holds a job for ${existing.roots.join(", ")} (model ${existing.model}` +
@@ -141,7 +141,11 @@ export class Coordinator {
           );
         }
         commitFile(jobMarkerPath(opts.storage), existing.id);
-        const coordinator = new Coordinator(opts, ledger, existing, { done: counts.filesDone });
+        if (JSON.stringify(stages) !== JSON.stringify(opts.stages ?? [])) {
+          opts.onEvent?.(`stages keep the job's models: ${stages.map((st) => `${st.name} ${Object.values(st.models ?? {}).join(" + ")}`.trim()).join(", ")}`);
+        }
+        // The job's stages, models and all: the model files served to workers are those of opts.stages.
+        const coordinator = new Coordinator({ ...opts, stages: existing.stages }, ledger, existing, { done: counts.filesDone });
         for (const w of await ledger.workers()) coordinator.known.set(w.id, { drain: w.drain, state: w.state });
         return coordinator;
       }
@@ -538,4 +542,19 @@ function sameRoots(a: string[], b: string[]): boolean {
   const x = [...a].sort();
   const y = [...b].sort();
   return x.length === y.length && x.every((v, i) => v === y[i]);
+}
+
+/** The stages given, each role the flags left out taking the model the job's same stage was started with. */
+function withJobModels(given: StageSpec[], job: StageSpec[]): StageSpec[] {
+  return given.map((spec) => {
+    const own = job.find((j) => j.name === spec.name)?.models;
+    return own ? { ...spec, models: { ...own, ...spec.models } } : spec;
+  });
+}
+
+/** Same stages, models and all, whatever the order of their roles (`models: {}` and none are the same). */
+function sameStages(a: StageSpec[], b: StageSpec[]): boolean {
+  const canonical = (specs: StageSpec[]) =>
+    JSON.stringify(specs.map((s) => [s.name, Object.entries(s.models ?? {}).sort(([x], [y]) => (x < y ? -1 : x > y ? 1 : 0))]));
+  return canonical(a) === canonical(b);
 }

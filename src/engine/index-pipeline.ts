@@ -119,7 +119,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
   try {
     // An explicit batch only needs its own rows; a full scan needs every row to find moves and deletions.
     const knownBefore = await store.knownFiles(opts.files ? opts.files.map((f) => f.path) : undefined);
-    for (const stage of stages) await store.ensureTables(stage.ddl);
+    await store.prepareStages(stages);
     const runs = stages.length > 0 ? await store.analysisRuns() : new Map<number, Map<string, string>>();
     const pending = (id: number) => stagesToRun(stages, runs.get(id));
     const plan = planIndexWork(scan.files, knownBefore, {

@@ -110,7 +110,7 @@ export class Ingestor {
     };
     const stages = this.opts.stages ?? [];
     if (stages.length > 0 && !this.stageTablesReady) {
-      for (const stage of stages) await store.ensureTables(stage.ddl);
+      await store.prepareStages(stages);
       this.stageTablesReady = true;
     }
 

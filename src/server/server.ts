@@ -9,7 +9,14 @@ import { DEFAULT_MEMORY_TARGET_BYTES, governMemory, type MemoryGovernor } from "
 import { trimFreedMemory } from "../engine/native-memory.ts";
 import type { SessionOptions } from "../engine/onnx-session.ts";
 import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
-import { closeStages, findStageModels, openStages, type StageSpec } from "../engine/analysis/open-stages.ts";
+import {
+  chooseStageModels,
+  closeStages,
+  describeStageModels,
+  findStageModels,
+  openStages,
+  type StageSpec,
+} from "../engine/analysis/open-stages.ts";
 import { Ingestor } from "../engine/ingest.ts";
 import { modelSearchDirs, resolveModel, type ResolvedModel } from "../engine/models.ts";
 import { QueryEmbeddings } from "../engine/query-embeddings.ts";
@@ -74,6 +81,8 @@ export interface OpenedServer {
   maxRequestBodySize: number;
   /** Resolves once models are warm (the moment /ready turns 200). */
   ready: Promise<void>;
+  /** The stages run on ingested images and their models, as `describeStageModels` says them; "" without stages. */
+  stageModels: string;
   /**
    * For the listener's `error`: what fails after a route returned (a body that cannot be streamed) would otherwise
    * get Bun's development error page, HTML with the server's working directory and the error, not the API's JSON.
@@ -88,6 +97,7 @@ export interface RunningServer {
   deps: AppDeps;
   /** Resolves once models are warm (the moment /ready turns 200). */
   ready: Promise<void>;
+  stageModels: string;
   stop(): Promise<void>;
 }
 
@@ -123,6 +133,7 @@ export async function startServer(opts: ServeOptions): Promise<RunningServer> {
     port: server.port!,
     deps: opened.deps,
     ready,
+    stageModels: opened.stageModels,
     stop: async () => {
       await ready.catch(() => {});
       await stopServing(server);
@@ -144,8 +155,11 @@ export async function openServer(opts: Omit<ServeOptions, "port">): Promise<Open
   const closers: (() => Promise<unknown> | unknown)[] = [() => store.close()];
   try {
     const model = await resolveModel(store.manifest.model.name, modelSearchDirs(opts.modelsDir));
+    // A stage without model flags keeps the models the index last ran it with, as `imgd index` does.
+    const chosenStages = await chooseStageModels(opts.stages ?? [], store.manifest.stages);
     // The stages open on the first ingest; a missing model fails here instead of every ingest failing later.
-    await findStageModels(opts.stages ?? [], { modelDirs: modelSearchDirs(opts.modelsDir) });
+    await findStageModels(chosenStages, { modelDirs: modelSearchDirs(opts.modelsDir) });
+    const stageModels = describeStageModels(chosenStages);
     const threads = opts.threads ?? Math.min(4, availableParallelism());
     // No activation arena: each run's activations go back to the system after it (see openOnnxSession). glibc's
     // mmap threshold is left to adapt (returnLargeBlocks would mmap every activation: 1.6-2x slower text batches).
@@ -183,7 +197,7 @@ export async function openServer(opts: Omit<ServeOptions, "port">): Promise<Open
     const log = new JsonLog(opts.logFile ?? null);
     closers.push(() => log.close());
 
-    const stages = new OnDemand(() => openStages(opts.stages ?? [], { modelDirs: modelSearchDirs(opts.modelsDir), threads }));
+    const stages = new OnDemand(() => openStages(chosenStages, { modelDirs: modelSearchDirs(opts.modelsDir), threads }));
     closers.push(() => stages.close(closeStages));
     const ingestor = new OnDemand(
       async () =>
@@ -234,7 +248,7 @@ export async function openServer(opts: Omit<ServeOptions, "port">): Promise<Open
       const target = opts.memoryTargetBytes ?? DEFAULT_MEMORY_TARGET_BYTES;
       if (target > 0) governor = governMemory(target);
       ready = true;
-      log.write({ event: "ready", index: indexDir, model: model.manifest.name, roots: roots.roots });
+      log.write({ event: "ready", index: indexDir, model: model.manifest.name, stages: stageModels, roots: roots.roots });
     });
 
     return {
@@ -243,6 +257,7 @@ export async function openServer(opts: Omit<ServeOptions, "port">): Promise<Open
       // Above the app's own limits, so oversized bodies get the app's JSON 413 rather than a dropped connection.
       maxRequestBodySize: limits.maxIngestBytes + 2 ** 20,
       ready: warm,
+      stageModels,
       onError: (err) => {
         log.write({ level: "error", error: err.stack ?? String(err) });
         return Response.json({ error: "internal error" }, { status: 500 });

@@ -22,6 +22,7 @@ function meanColourStage(version = "1", opts: { failOn?: string } = {}): Analysi
   return {
     name: "colour",
     version,
+    models: {},
     minShortSide: 300,
     ddl: ["CREATE TABLE IF NOT EXISTS colours (image_id BIGINT NOT NULL, r DOUBLE, g DOUBLE, b DOUBLE, short_side INT)"],
     seen,

@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { closeStages, openStages } from "../../engine/analysis/open-stages.ts";
+import { chooseStageModels, closeStages, describeStageModels, openStages } from "../../engine/analysis/open-stages.ts";
 import { runIndex, type IndexReport } from "../../engine/index-pipeline.ts";
 import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
 import { readManifest } from "../../engine/store/index-manifest.ts";
@@ -36,8 +36,11 @@ export async function run(argv: string[]): Promise<number> {
   if (dtype !== undefined && !DTYPES.includes(dtype)) throw new UsageError(`--dtype must be one of ${DTYPES.join(", ")}`);
 
   const indexDir = resolve(values.index ?? DEFAULT_INDEX);
-  // An existing index is updated with the model it was built with unless --model says otherwise (then it refuses).
-  const modelName = values.model ?? readManifest(indexDir)?.model.name ?? DEFAULT_MODEL;
+  // An existing index is updated with the model it was built with unless --model says otherwise (then it refuses),
+  // and its stages with the models they last ran with unless a model flag says otherwise (then they run again).
+  const manifest = readManifest(indexDir);
+  const modelName = values.model ?? manifest?.model.name ?? DEFAULT_MODEL;
+  const chosen = await chooseStageModels(stageSpecs(values), manifest?.stages);
   const model = await resolveModel(modelName, modelSearchDirs(values.models));
   const controller = new AbortController();
   const onSigint = () => {
@@ -49,7 +52,9 @@ export async function run(argv: string[]): Promise<number> {
   process.on("SIGTERM", onSigint);
 
   const threads = intFlag(values.threads, "threads", defaultThreads());
-  const stages = await openStages(stageSpecs(values), { modelDirs: modelSearchDirs(values.models), threads });
+  // Said before the models load, so a missing one's error comes after the choice that asked for it.
+  if (chosen.length > 0 && !values.json && !values.quiet) process.stderr.write(`[index] stages: ${describeStageModels(chosen)}\n`);
+  const stages = await openStages(chosen, { modelDirs: modelSearchDirs(values.models), threads });
   const profile = values.profile ? await RunProfile.start(resolve(values.profile)) : undefined;
   const progress = progressReporter("index", { quiet: values.json || values.quiet });
   const report = await runIndex({
@@ -79,7 +84,8 @@ export async function run(argv: string[]): Promise<number> {
   const profiled = await profile?.stop();
 
   if (values.json) {
-    process.stdout.write(`${JSON.stringify({ index: indexDir, ...report, profile: profiled ?? null })}\n`);
+    const stageModels = Object.fromEntries(chosen.map((c) => [c.name, c.models]));
+    process.stdout.write(`${JSON.stringify({ index: indexDir, ...report, stageModels, profile: profiled ?? null })}\n`);
   } else {
     const out = [
       `indexed ${report.embedded}, unchanged ${report.unchanged}, moved ${report.moved}, touched ${report.touched}, removed ${report.removed}, failed ${report.failed}` +
@@ -89,7 +95,7 @@ export async function run(argv: string[]): Promise<number> {
     ];
     if (stages.length > 0) {
       const found = Object.entries(report.found).map(([what, n]) => `${what} ${n}`).join(", ") || "nothing";
-      out.splice(1, 0, `${stages.map((s) => s.name).join(" + ")}: ${report.analysed} unchanged images analysed; found ${found}`);
+      out.splice(1, 0, `${describeStageModels(chosen)}: ${report.analysed} unchanged images analysed; found ${found}`);
     }
     if (report.failed > 0) out.push(`${report.failed} files could not be indexed: imgd info --errors --index ${indexDir}`);
     if (report.changing > 0) {

@@ -59,6 +59,7 @@ export async function run(argv: string[]): Promise<number> {
     process.once("SIGTERM", stop);
   });
   process.stderr.write(`imgd: serving ${server.url} (warming up models; GET /ready turns 200 when done)\n`);
+  if (server.stageModels) process.stderr.write(`imgd: stages on ingested images: ${server.stageModels}\n`);
   if ((await Promise.race([server.ready, stopped])) !== "stop") {
     process.stderr.write(`imgd: ready\n`);
     await stopped;

@@ -1,5 +1,6 @@
 // The analysis stages imgd knows, by name, and how to open them from a plain spec (CLI flags, a coordinator's job,
 // `imgd serve` settings all come down to the same spec).
+import type { StageModels } from "../store/index-manifest.ts";
 import type { AnalysisStage } from "./stage.ts";
 
 export const STAGE_NAMES = ["faces", "objects", "ocr"] as const;
@@ -22,12 +23,18 @@ export function isStageName(name: string): name is StageName {
 
 /** How one stage finds its model files (without loading them) and opens itself; modules load on first use. */
 interface StageKind {
+  /** Model names by role when neither a flag nor the index names one. */
+  defaults(): Promise<Record<string, string>>;
   find(models: Record<string, string>, env: StageEnvironment): Promise<void>;
   open(models: Record<string, string>, env: StageEnvironment): Promise<AnalysisStage>;
 }
 
 const STAGE_KINDS: Record<StageName, StageKind> = {
   faces: {
+    async defaults() {
+      const faces = await import("../faces/face-models.ts");
+      return { detector: faces.DEFAULT_FACE_DETECTOR, embedder: faces.DEFAULT_FACE_EMBEDDER };
+    },
     async find(models, env) {
       const faces = await import("../faces/face-models.ts");
       faces.resolveFaceDetector(models.detector ?? faces.DEFAULT_FACE_DETECTOR, env.modelDirs);
@@ -47,6 +54,10 @@ const STAGE_KINDS: Record<StageName, StageKind> = {
     },
   },
   objects: {
+    async defaults() {
+      const { DEFAULT_OBJECT_MODEL } = await import("../objects/yolo-model.ts");
+      return { model: DEFAULT_OBJECT_MODEL };
+    },
     async find(models, env) {
       const { DEFAULT_OBJECT_MODEL, resolveObjectModel } = await import("../objects/yolo-model.ts");
       resolveObjectModel(models.model ?? DEFAULT_OBJECT_MODEL, env.modelDirs);
@@ -57,6 +68,9 @@ const STAGE_KINDS: Record<StageName, StageKind> = {
     },
   },
   ocr: {
+    async defaults() {
+      return {};
+    },
     async find(_models, env) {
       const { resolveOcrModel } = await import("../ocr/ocr-model.ts");
       await resolveOcrModel(env.modelDirs);
@@ -67,6 +81,56 @@ const STAGE_KINDS: Record<StageName, StageKind> = {
     },
   },
 };
+
+/** Where a stage's model for one role came from. */
+export type ModelSource = "flag" | "index" | "default";
+
+export interface ChosenStage extends StageSpec {
+  /** Every role's model name. */
+  models: Record<string, string>;
+  from: Record<string, ModelSource>;
+}
+
+/**
+ * Each role's model: the one asked for, else the one the index last ran the stage with (`recorded`, from its
+ * manifest), else the default. Keeping the index's models matters: others would analyse every image again, and
+ * face embeddings of two models cannot be compared.
+ */
+export async function chooseStageModels(specs: StageSpec[], recorded: StageModels | undefined): Promise<ChosenStage[]> {
+  const out: ChosenStage[] = [];
+  for (const spec of specs) {
+    const defaults = await STAGE_KINDS[spec.name].defaults();
+    const own = recorded?.[spec.name] ?? {};
+    const models: Record<string, string> = {};
+    const from: Record<string, ModelSource> = {};
+    for (const role of Object.keys(defaults)) {
+      const given = spec.models?.[role];
+      const kept = own[role];
+      models[role] = given ?? kept ?? defaults[role]!;
+      from[role] = given !== undefined ? "flag" : kept !== undefined ? "index" : "default";
+    }
+    out.push({ name: spec.name, models, from });
+  }
+  return out;
+}
+
+const SOURCE_WORDS: Record<ModelSource, string> = { flag: "as asked", index: "as the index last ran it", default: "default" };
+
+/** `faces test-scrfd + test-arcface (as the index last ran it), objects yolov8n (default), ocr`, for run output. */
+export function describeStageModels(chosen: readonly ChosenStage[]): string {
+  return chosen
+    .map((c) => {
+      const roles = Object.keys(c.models);
+      if (roles.length === 0) return c.name;
+      const sources = new Set(roles.map((r) => c.from[r]!));
+      const why =
+        sources.size === 1
+          ? SOURCE_WORDS[c.from[roles[0]!]!]
+          : roles.map((r) => `${r} ${SOURCE_WORDS[c.from[r]!]}`).join(", ");
+      return `${c.name} ${roles.map((r) => c.models[r]).join(" + ")} (${why})`;
+    })
+    .join(", ");
+}
 
 /** Opens every stage or none: a model missing for the third stage closes the first two. */
 export async function openStages(specs: StageSpec[], env: StageEnvironment): Promise<AnalysisStage[]> {

@@ -11,6 +11,8 @@ export interface AnalysisStage<R = unknown> {
   readonly name: string;
   /** Models and settings that shape the results; an image analysed under another version is analysed again. */
   readonly version: string;
+  /** Model names by role, defaults filled in; recorded in the index so a run without model flags keeps them. */
+  readonly models: Readonly<Record<string, string>>;
   /**
    * The decoded image's short side must be at least this many pixels (shrink-on-load stops there).
    * Results are in source pixels: scale by image.sourceWidth / image.width when mapping boxes back.

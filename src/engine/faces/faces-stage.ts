@@ -73,6 +73,7 @@ export async function createFacesStage(opts: FacesStageOptions): Promise<Analysi
   return {
     name: "faces",
     version,
+    models: { detector: detectorModel.manifest.name, embedder: embedderModel.manifest.name },
     // The detector fits the long side to its input; a square photo's long side is its short side.
     minShortSide: Math.max(detector.inputWidth, detector.inputHeight),
     ddl: FACES_DDL,

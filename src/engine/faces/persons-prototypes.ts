@@ -4,7 +4,12 @@
 import type { DuckDBConnection } from "@duckdb/node-api";
 import { mulberry32 } from "../seeded-random.ts";
 import { dot } from "../vector-math.ts";
-import { blobToFloats, bumpGeneration, floatsAsBytes, idList, readerOf } from "./persons-table.ts";
+import { blobToFloats, bumpGeneration, floatsAsBytes, idList, PersonsError, readerOf } from "./persons-table.ts";
+
+interface PersonFace {
+  id: number;
+  embedding: Float32Array;
+}
 
 export const MAX_PROTOTYPES = 5;
 /** One more prototype per this many faces, up to MAX_PROTOTYPES: few faces cannot support many looks. */
@@ -89,14 +94,28 @@ export async function refreshPersons(conn: DuckDBConnection, personIds: Iterable
   const read = readerOf(conn);
   const list = idList(ids);
   const rows = await read(
-    `SELECT person_id, embedding, assigned_by = 'auto' FROM faces WHERE person_id IN (${list}) ORDER BY person_id, id`,
+    `SELECT person_id, embedding, assigned_by = 'auto', id FROM faces WHERE person_id IN (${list}) ORDER BY person_id, id`,
   );
-  const byPerson = new Map<number, { own: Float32Array[]; auto: Float32Array[] }>();
-  for (const [p, e, auto] of rows) {
+  const byPerson = new Map<number, { own: PersonFace[]; auto: PersonFace[] }>();
+  for (const [p, e, auto, faceId] of rows) {
     const id = Number(p);
     const entry = byPerson.get(id) ?? { own: [], auto: [] };
-    (auto ? entry.auto : entry.own).push(blobToFloats(e!));
+    (auto ? entry.auto : entry.own).push({ id: Number(faceId), embedding: blobToFloats(e!) });
     byPerson.set(id, entry);
+  }
+  // Faces found with two face models (part of the index analysed with another embedder) cannot share a centroid:
+  // copied into one matrix, the shorter ones would leave zeros and the longer ones spill into their neighbours.
+  for (const [id, entry] of byPerson) {
+    const faces = entry.own.length > 0 ? entry.own : entry.auto;
+    const odd = faces.find((f) => f.embedding.length !== faces[0]!.embedding.length);
+    if (odd) {
+      throw new PersonsError(
+        "conflict",
+        `face ${odd.id} has a ${odd.embedding.length}-d embedding; person ${id}'s face ${faces[0]!.id} has a ` +
+          `${faces[0]!.embedding.length}-d one (found with another face model): analyse the index's faces again with ` +
+          "one model (imgd index --faces --face-embedder NAME) first",
+      );
+    }
   }
   await conn.run(`DELETE FROM person_prototypes WHERE person_id IN (${list})`);
   await conn.run("CREATE OR REPLACE TEMP TABLE person_centroid_updates (id BIGINT, centroid BLOB)");
@@ -112,9 +131,9 @@ export async function refreshPersons(conn: DuckDBConnection, personIds: Iterable
       centroids.endRow();
       continue;
     }
-    const dims = faces[0]!.length;
+    const dims = faces[0]!.embedding.length;
     const matrix = new Float32Array(faces.length * dims);
-    faces.forEach((f, i) => matrix.set(f, i * dims));
+    faces.forEach((f, i) => matrix.set(f.embedding, i * dims));
     const model = personModel(matrix, faces.length, dims);
     centroids.appendBlob(floatsAsBytes(model.centroid));
     centroids.endRow();

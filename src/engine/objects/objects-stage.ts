@@ -33,6 +33,7 @@ export async function createObjectsStage(opts: ObjectsStageOptions): Promise<Ana
     name: "objects",
     version: `${PIPELINE_VERSION} ${model.manifest.name}@${digest} conf=${detector.conf} iou=${detector.iou}`,
     // Letterboxing scales the long side to the input size; a square photo's long side is its short side.
+    models: { model: model.manifest.name },
     minShortSide: detector.size,
     ddl: OBJECTS_DDL,
     analyze: (image) => detector.detect(image),

@@ -52,6 +52,8 @@ export async function createOcrStage(opts: OcrStageOptions = {}): Promise<Analys
   return {
     name: "ocr",
     version,
+    // One model, no choice: nothing to keep.
+    models: {},
     // A 3:2 photo decoded with this short side has a long side at the detector's limit, so text is found at the
     // detector's full resolution and cropped from pixels at least that sharp.
     minShortSide: Math.round((params.detLimitSideLen * 2) / 3),

@@ -24,9 +24,17 @@ export interface VectorOptions {
   expansionSearch: number;
 }
 
+/** Stage name -> model name by role ("detector", "embedder", "model"): what each analysis stage last ran with. */
+export type StageModels = Record<string, Record<string, string>>;
+
 export interface IndexManifest {
   format: number;
   model: IndexModel;
+  /**
+   * Absent in indexes from before it was recorded (their stages then take the defaults). A run without model flags
+   * keeps these, as it keeps `model`: other models would analyse every image again.
+   */
+  stages?: StageModels;
   vectors: VectorOptions & {
     metric: "cos";
     /** Vectors in the committed vectors file. */

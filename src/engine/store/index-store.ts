@@ -12,6 +12,7 @@ import {
   writeManifest,
   type IndexManifest,
   type IndexModel,
+  type StageModels,
   type VectorDType,
   type VectorOptions,
 } from "./index-manifest.ts";
@@ -21,7 +22,7 @@ import { storeVersions } from "./versions.ts";
 import { fileDigest, fileSize, VECTORS_FILE, VectorIndex, type VectorMatch } from "./vectors.ts";
 
 export type { FileMove, ImageRecord, KnownFile, NewImage } from "./catalog.ts";
-export type { IndexManifest, IndexModel, VectorDType } from "./index-manifest.ts";
+export type { IndexManifest, IndexModel, StageModels, VectorDType } from "./index-manifest.ts";
 
 export interface IndexStoreInit {
   model: IndexModel;
@@ -214,6 +215,26 @@ export class IndexStore {
   ensureTables(ddl: readonly string[]): Promise<void> {
     this.assertWritable();
     return this.catalog.ensureTables(ddl);
+  }
+
+  /**
+   * Before a run's stages write anything: creates their tables and records the models they run with, committed at
+   * once (a run stopped half way leaves images analysed by these models, which the next run should keep).
+   */
+  async prepareStages(stages: readonly { name: string; ddl: readonly string[]; models: Readonly<Record<string, string>> }[]): Promise<void> {
+    for (const stage of stages) await this.ensureTables(stage.ddl);
+    this.recordStageModels(Object.fromEntries(stages.map((s) => [s.name, { ...s.models }])));
+  }
+
+  /** Records what stages ran with (merged over what the index had for other stages) in the manifest, now. */
+  recordStageModels(models: StageModels): void {
+    this.assertWritable();
+    const stages = { ...this.currentManifest.stages, ...models };
+    if (JSON.stringify(stages) === JSON.stringify(this.currentManifest.stages ?? {})) return;
+    // The current manifest names the committed vectors file, so rewriting it with only `stages` changed is safe.
+    const manifest: IndexManifest = { ...this.currentManifest, stages };
+    writeManifest(this.dir, manifest);
+    this.currentManifest = manifest;
   }
 
   /**

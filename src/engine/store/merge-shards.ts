@@ -40,6 +40,9 @@ export async function mergeShards(shards: ShardSource[], outDir: string): Promis
   const building = `${outDir}.merging-${process.pid}`;
   rmSync(building, { recursive: true, force: true });
   const store = await IndexStore.open(building, { model: first.model, vectors: first.vectors });
+  // The shards' stage models (one job's, so the same), kept so a later run on the merged index keeps them too.
+  const stageModels = Object.assign({}, ...manifests.map((m) => m?.stages ?? {}));
+  if (Object.keys(stageModels).length > 0) store.recordStageModels(stageModels);
   const report: MergeReport = { rows: 0, indexed: 0, failed: 0, duplicates: 0, perShard: [], wallMs: 0 };
   const seen = new Set<string>();
   try {
