@@ -346,6 +346,31 @@ describe("editing persons", () => {
     await expect(db.write((conn) => assignFaces(conn, [999_999], a))).rejects.toThrow(/no face 999999/);
   });
 
+  test("faces of another face model (another embedding size) are refused by assign and merge, and nothing changes", async () => {
+    await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const [a, b] = (await listPersons(db.read)).persons.map((p) => p.id);
+    db.close();
+    // Part of the index analysed with another embedder: 128-d faces beside the 512-d ones, one already in person b.
+    const small = unitVectors(2, 128, 5);
+    const [loose, placed] = await insertFaces(catalogPath, [
+      { imageId: 30, embedding: row(small, 0, 128) },
+      { imageId: 31, embedding: row(small, 1, 128), personId: b!, assignedBy: "user" },
+    ]);
+    await open();
+    const before = await db.read("SELECT id, person_id FROM faces ORDER BY id");
+    const centroids = await db.read("SELECT id, centroid FROM persons ORDER BY id");
+
+    const assign = db.write((conn) => assignFaces(conn, [loose!], a!));
+    await expect(assign).rejects.toThrow(new RegExp(`face ${loose} has a 128-d embedding; person ${a}'s face \\d+ has a 512-d one`));
+    await expect(assign).rejects.toBeInstanceOf(PersonsError);
+    await expect(db.write((conn) => mergePersons(conn, a!, [b!]))).rejects.toThrow(/-d embedding.*another face model/);
+    expect(await db.read("SELECT id, person_id FROM faces ORDER BY id")).toEqual(before);
+    expect(await db.read("SELECT id, centroid FROM persons ORDER BY id")).toEqual(centroids);
+    expect(await personOfFaces([loose!, placed!])).toEqual([null, b!]);
+  });
+
   test("a failed edit leaves the catalog as it was", async () => {
     await seedFaces();
     await open();

@@ -33,4 +33,25 @@ describe("analysis stage models when serving", () => {
     expect(((await res.json()) as any).error).toStartWith("cannot open the analysis models: ");
     expect((await fetch(`${server.url}/api/search?q=orange&k=1`)).status).toBe(200);
   });
+
+  test("--faces without model flags keeps the models the index last ran faces with, and ingests with them", async () => {
+    const own = await indexedPhotos("stage-models-own", ["orange.jpg"]);
+    const first = await serve(own, { stages: [{ name: "faces", models: { detector: "test-scrfd", embedder: "test-arcface" } }] });
+    try {
+      const res = await fetch(`${first.url}/api/ingest`, { method: "POST", body: form([["apple.jpg", photo("apple.jpg")]]) });
+      expect(res.status).toBe(200);
+    } finally {
+      await first.stop();
+    }
+    // The models dir has no scrfd-10g: a fall back to the defaults would stop start-up.
+    const again = await serve(own, { stages: [{ name: "faces" }] });
+    try {
+      expect(again.stageModels).toBe("faces test-scrfd + test-arcface (as the index last ran it)");
+      const res = await fetch(`${again.url}/api/ingest`, { method: "POST", body: form([["coffee.png", photo("coffee.png")]]) });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as any).errors).toEqual([]);
+    } finally {
+      await again.stop();
+    }
+  }, 120_000);
 });

@@ -1,0 +1,32 @@
+// A coordinator restarted on a job with stages: `--faces` without model flags resumes the job with its models (the
+// workers get them, and the model files served are theirs); another model is still refused, as another CLIP model is.
+import { expect, test } from "bun:test";
+import { join } from "node:path";
+import { Coordinator } from "../../src/cluster-net/coordinator.ts";
+import { PROTOCOL_VERSION } from "../../src/cluster-net/protocol.ts";
+import { makePhotos, tempDir } from "./cluster-harness.ts";
+
+const worker = { host: "h", pid: 1, cores: 2, memoryBytes: 1e9, threads: 1, version: "0.1.0", models: ["test-clip"], pathMap: [] };
+const faces = { name: "faces" as const, models: { detector: "test-scrfd", embedder: "test-arcface" } };
+
+test("a resumed job's stages keep their models when no model flag is given; another model is refused", async () => {
+  const root = tempDir("coord-stages");
+  await makePhotos(join(root, "photos"), 3);
+  const opts = { roots: [join(root, "photos")], storage: join(root, "storage"), model: "test-clip", leaseTtlMs: 60_000 };
+  await (await Coordinator.open({ ...opts, stages: [faces] })).close();
+
+  const events: string[] = [];
+  const resumed = await Coordinator.open({ ...opts, stages: [{ name: "faces", models: {} }], onEvent: (e) => events.push(e) });
+  try {
+    expect(resumed.opts.stages).toEqual([faces]);
+    expect(events).toContain("stages keep the job's models: faces test-scrfd + test-arcface");
+    const reg = await resumed.register({ protocol: PROTOCOL_VERSION, worker });
+    expect(reg.job.stages).toEqual([faces]);
+  } finally {
+    await resumed.close();
+  }
+
+  const other = Coordinator.open({ ...opts, stages: [{ name: "faces", models: { detector: "scrfd-500m" } }] });
+  await expect(other).rejects.toThrow(/holds a job for .*stages faces/);
+  await expect(Coordinator.open({ ...opts, stages: [] })).rejects.toThrow(/holds a job for/);
+});
