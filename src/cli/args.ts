@@ -47,4 +47,4 @@ export function defaultThreads(): number {
 }
 
 export const DEFAULT_INDEX = ".imgd";
-export const DEFAULT_MODEL = "clip-vit-b32";
+export { DEFAULT_MODEL } from "../engine/models.ts";

@@ -36,7 +36,7 @@ usage:
                     [--duration S] [--token T] [--json]
   imgd version   (or imgd --version; imgd help COMMAND or imgd COMMAND --help for one command)
 
-defaults: --index ./.imgd   --model clip-vit-b32 (an existing index: its own)   --batch 32 (worker: 8; coordinator: 64 files per lease)   --threads = cores   --dtype i8
+defaults: --index ./.imgd   --model clip-vit-b32 (an existing index or job: its own)   --batch 32 (worker: 8; coordinator: 64 files per lease)   --threads = cores   --dtype i8
           --face-detector scrfd-10g   --face-embedder arcface-r50   --object-model yolov8n (an existing index or job: the ones its stage last ran)
 models are looked up in --models, $IMGD_MODELS, ./models, ~/.cache/imgd/models
 `;

@@ -24,12 +24,14 @@ import {
   type WorkerRow,
   type WorkerStats,
 } from "./protocol.ts";
+import { DEFAULT_MODEL } from "../engine/models.ts";
 import { jobMarkerPath, shardDir, SHARDS_DIR, ledgerPath, mergedIndexDir, staleMergeDirs } from "./storage-layout.ts";
 
 export interface CoordinatorOptions {
   roots: string[];
   storage: string;
-  model: string;
+  /** The CLIP model; left out, a resumed job keeps its own and a new one takes the default. */
+  model?: string;
   /** Analysis stages every worker runs beside the embedding. */
   stages?: StageSpec[];
   /** Files per lease (default 64); given to a resumed job, it re-splits the batches not yet leased. */
@@ -88,7 +90,8 @@ export class Coordinator {
   private resolveMerged!: () => void;
 
   private constructor(
-    readonly opts: CoordinatorOptions,
+    /** As given, with the job's own model and stages (a resumed job keeps those). */
+    readonly opts: CoordinatorOptions & { model: string },
     readonly ledger: JobLedger,
     private job: JobRecord,
     readonly resumed: { done: number } | null,
@@ -117,7 +120,7 @@ export class Coordinator {
         // A stage given without model flags keeps the job's models (the shards so far were analysed with them).
         const stages = withJobModels(opts.stages ?? [], existing.stages);
         const same =
-          existing.model === opts.model && sameRoots(existing.roots, opts.roots) && sameStages(existing.stages, stages);
+          existing.model === (opts.model ?? existing.model) && sameRoots(existing.roots, opts.roots) && sameStages(existing.stages, stages);
         if (!same) {
           throw new Error(
             `${opts.storage} holds a job for ${existing.roots.join(", ")} (model ${existing.model}` +
@@ -145,17 +148,18 @@ export class Coordinator {
           opts.onEvent?.(`stages keep the job's models: ${stages.map((st) => `${st.name} ${Object.values(st.models ?? {}).join(" + ")}`.trim()).join(", ")}`);
         }
         // The job's stages, models and all: the model files served to workers are those of opts.stages.
-        const coordinator = new Coordinator({ ...opts, stages: existing.stages }, ledger, existing, { done: counts.filesDone });
+        const coordinator = new Coordinator({ ...opts, model: existing.model, stages: existing.stages }, ledger, existing, { done: counts.filesDone });
         for (const w of await ledger.workers()) coordinator.known.set(w.id, { drain: w.drain, state: w.state });
         return coordinator;
       }
       const scan = scanned ?? withImages(await scanRoots(opts.roots), opts);
       const files = [...scan.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       const batchFiles = opts.batchFiles ?? DEFAULT_BATCH_FILES;
-      const job = await ledger.createJob(opts.roots, opts.model, files, batchFiles, opts.stages ?? []);
+      const model = opts.model ?? DEFAULT_MODEL;
+      const job = await ledger.createJob(opts.roots, model, files, batchFiles, opts.stages ?? []);
       commitFile(jobMarkerPath(opts.storage), job.id);
       opts.onEvent?.(`new job ${job.id}: ${files.length} files in ${Math.ceil(files.length / batchFiles)} batches`);
-      return new Coordinator(opts, ledger, job, null);
+      return new Coordinator({ ...opts, model }, ledger, job, null);
     } catch (error) {
       await ledger.close();
       throw error;

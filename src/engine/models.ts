@@ -8,6 +8,9 @@ import { sha256File } from "./identity.ts";
 
 export { BUILT_IN_MANIFESTS, ManifestError, parseManifest, type ModelManifest, type TowerFile } from "./model-manifest.ts";
 
+/** The CLIP model a new index or job uses when none is named. */
+export const DEFAULT_MODEL = "clip-vit-b32";
+
 export interface ResolvedModel {
   manifest: ModelManifest;
   /** `<models dir>/<name>`: the folder both tower files were found in. */

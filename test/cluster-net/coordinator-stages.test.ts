@@ -30,3 +30,22 @@ test("a resumed job's stages keep their models when no model flag is given; anot
   await expect(other).rejects.toThrow(/holds a job for .*stages faces/);
   await expect(Coordinator.open({ ...opts, stages: [] })).rejects.toThrow(/holds a job for/);
 });
+
+test("a resumed job keeps its CLIP model when none is named, a new job takes the default, and another model is refused", async () => {
+  const root = tempDir("coord-model");
+  await makePhotos(join(root, "photos"), 3);
+  const opts = { roots: [join(root, "photos")], storage: join(root, "storage"), leaseTtlMs: 60_000 };
+  const fresh = await Coordinator.open({ ...opts, storage: join(root, "other-storage") });
+  expect(fresh.opts.model).toBe("clip-vit-b32");
+  await fresh.close();
+
+  await (await Coordinator.open({ ...opts, model: "test-clip" })).close();
+  const resumed = await Coordinator.open(opts);
+  try {
+    expect(resumed.opts.model).toBe("test-clip");
+    expect((await resumed.register({ protocol: PROTOCOL_VERSION, worker })).job.model).toBe("test-clip");
+  } finally {
+    await resumed.close();
+  }
+  await expect(Coordinator.open({ ...opts, model: "clip-vit-b32" })).rejects.toThrow(/holds a job for .*\(model test-clip/);
+});

@@ -6,7 +6,7 @@ import { mergedIndexDir } from "../../cluster-net/storage-layout.ts";
 import { deferredServer } from "../../server/deferred-server.ts";
 import { formatStatusLine } from "../../cluster-net/coordinator-plain.ts";
 import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
-import { DEFAULT_MODEL, intFlag, parse, portFlag } from "../args.ts";
+import { intFlag, parse, portFlag } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 import { UsageError } from "../usage.ts";
 
@@ -46,7 +46,8 @@ export async function run(argv: string[]): Promise<number> {
   const running = await startCoordinator({
     roots: positionals.map((p) => resolve(p)),
     storage: resolve(values.storage),
-    model: values.model ?? DEFAULT_MODEL,
+    // Left out, a resumed job keeps its own model (as imgd index keeps an index's).
+    model: values.model,
     stages: stageSpecs(values),
     modelsDir: values.models,
     // Left out, a resumed job keeps the batch size it was started with.
