@@ -2,11 +2,9 @@
 // it is a file rather than compiled in) and each analysis stage's ONNX files, with sizes and sha256 so a worker can
 // fetch what it lacks and check what it got. Only files on this list are ever served.
 import { statSync } from "node:fs";
-import type { StageSpec } from "../engine/analysis/open-stages.ts";
+import { chooseStageModels, type StageSpec } from "../engine/analysis/open-stages.ts";
 import { resolveStageModel } from "../engine/analysis/stage-model.ts";
-import { DEFAULT_FACE_DETECTOR, DEFAULT_FACE_EMBEDDER } from "../engine/faces/face-models.ts";
 import { listModels, resolveModel } from "../engine/models.ts";
-import { DEFAULT_OBJECT_MODEL } from "../engine/objects/yolo-model.ts";
 import { FileDigests } from "./file-digests.ts";
 import type { ModelFile, ModelFilesReply } from "./protocol.ts";
 
@@ -32,7 +30,7 @@ export class JobModelFiles {
     const unavailable: ModelFilesReply["unavailable"] = [];
     const wanted: [string, () => Promise<Found[]> | Found[]][] = [
       [this.model, () => clipFiles(this.model, this.dirs)],
-      ...stageModelNames(this.stages).map((name): [string, () => Found[]] => [name, () => stageFiles(name, this.dirs)]),
+      ...(await stageModelNames(this.stages)).map((name): [string, () => Found[]] => [name, () => stageFiles(name, this.dirs)]),
     ];
     for (const [name, files] of wanted) {
       try {
@@ -74,20 +72,10 @@ async function clipFiles(name: string, dirs: string[]): Promise<Found[]> {
   ];
 }
 
-/** The stage models a job's stages load, with each stage's defaults. OCR's models are bundled in the binary. */
-export function stageModelNames(stages: StageSpec[]): string[] {
-  const names = stages.flatMap((s) => {
-    const models = s.models ?? {};
-    switch (s.name) {
-      case "faces":
-        return [models.detector ?? DEFAULT_FACE_DETECTOR, models.embedder ?? DEFAULT_FACE_EMBEDDER];
-      case "objects":
-        return [models.model ?? DEFAULT_OBJECT_MODEL];
-      case "ocr":
-        return [];
-    }
-  });
-  return [...new Set(names)];
+/** The stage models a job's stages load, defaults filled in as the workers fill them. OCR's are bundled in the binary. */
+async function stageModelNames(stages: StageSpec[]): Promise<string[]> {
+  const chosen = await chooseStageModels(stages, undefined);
+  return [...new Set(chosen.flatMap((c) => Object.values(c.models)))];
 }
 
 function stageFiles(name: string, dirs: string[]): Found[] {
