@@ -15,7 +15,8 @@ export function parse<const O extends Options>(argv: string[], options: O) {
 /** `name` is a flag's long name ("batch"), its one letter ("k"), or what a positional argument is ("face id"). */
 export function intFlag(value: unknown, name: string, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;
-  const n = Number(value);
+  // Decimal digits only: Number() also reads "0x10" as 16, "1e3" as 1000 and "" as 0.
+  const n = typeof value === "string" && !/^\d+$/.test(value) ? NaN : Number(value);
   if (!Number.isInteger(n) || n < min || n > max) {
     const range = max === Number.MAX_SAFE_INTEGER ? `>= ${min}` : `from ${min} to ${max}`;
     throw new UsageError(`${asWritten(name)} takes a whole number ${range}, got "${value}"`);

@@ -21,6 +21,11 @@ describe("imgd from the README", () => {
     expect(batch.stderr.split("\n")[0]).toBe('imgd: --batch takes a whole number >= 1, got "x"');
     const face = await imgd(["persons", "split", "1", "abc", "--index", fx.index]);
     expect(face.stderr.split("\n")[0]).toBe('imgd: face id takes a whole number >= 1, got "abc"');
+    // Decimal digits only, as the API takes them: Number() read "0x10" as 16 and "1e3" as 1000.
+    for (const n of ["0x10", "1e3", "1.0", " 5"]) {
+      const odd = await imgd(["query", "red", "--index", fx.index, "-k", n]);
+      expect([n, odd.code, odd.stderr.split("\n")[0]]).toEqual([n, 2, `imgd: -k takes a whole number >= 1, got "${n}"`]);
+    }
   });
 
   test("persons name with an unquoted name of two words says to quote it", async () => {
