@@ -305,6 +305,20 @@ describe("suggestions", () => {
     expect(third.suggested).toBe(0);
     expect((await personSuggestions(db.read, alice!)).map((s) => s.faceId)).toEqual([laterIds[2]!]);
   });
+
+  test("a face rejected for a person before any pass suggested it is never suggested for that person", async () => {
+    const { alice } = await clusteredWithAliceNamed();
+    const later = [0, 0, 0];
+    const vectors = facesOf(identities, later, 0.8, 321);
+    const laterIds = await insertFaces(catalogPath, later.map((_, i) => ({ imageId: 60 + i, embedding: row(vectors, i) })));
+    await open();
+    expect(await db.write((conn) => rejectSuggestions(conn, alice!, [laterIds[0]!]))).toBe(1);
+    // Said twice, it is one rejection.
+    expect(await db.write((conn) => rejectSuggestions(conn, alice!, [laterIds[0]!]))).toBe(0);
+    const pass = await db.write((conn) => computeSuggestions(conn));
+    expect(pass.suggested).toBe(2);
+    expect((await personSuggestions(db.read, alice!)).map((s) => s.faceId).sort()).toEqual(laterIds.slice(1).sort());
+  });
 });
 
 describe("editing persons", () => {

@@ -183,5 +183,16 @@ export async function rejectSuggestions(conn: DuckDBConnection, personId: number
      AND face_id IN (${idList(ids)}) RETURNING face_id`,
     [personId],
   );
-  return rows.length;
+  // A face never suggested for this person, and not theirs (that takes an unassign), is rejected ahead of time ("not
+  // this person"): recorded as any rejection is, so no later pass proposes it. Nothing reads a rejection's score.
+  const { generation } = await readSettings(read);
+  const ahead = await read(
+    `INSERT INTO face_suggestions (face_id, image_id, person_id, score, status, generation)
+     SELECT f.id, f.image_id, $1, 0, 'rejected', $2 FROM faces f
+     WHERE f.id IN (${idList(ids)}) AND f.person_id IS DISTINCT FROM $1 AND NOT EXISTS (
+       SELECT 1 FROM face_suggestions s WHERE s.face_id = f.id AND s.person_id = $1 AND s.status = 'rejected')
+     RETURNING face_id`,
+    [personId, generation],
+  );
+  return rows.length + ahead.length;
 }
