@@ -52,7 +52,7 @@ export function personsOpenApiPaths(h: OpenApiHelpers) {
     "/api/persons/{id}/merge": edit("Move every face of `sources` to this person and delete them", MergeBody, Person, { "409": h.error("Two different names would meet in an unnamed person; name it first.") }),
     "/api/persons/{id}/split": edit("Move some of this person's faces to a new person", SplitBody, SplitResponse),
     "/api/persons/{id}/assign": edit("These faces are this person (accepts their suggestions)", FaceIdsBody, AssignResponse),
-    "/api/persons/{id}/reject": edit("These suggested faces are not this person; never suggest them for this person again", FaceIdsBody, RejectResponse),
+    "/api/persons/{id}/reject": edit("These faces are not this person (suggested or not yet): never suggest them for this person again", FaceIdsBody, RejectResponse),
     "/api/persons/{id}/suggestions": {
       get: { summary: "Unassigned faces the last suggestion pass found close to this person, best first", parameters: [h.idParam, ...h.queryParameters(PersonFacesQuery)], responses: { "200": h.ok(SuggestionsResponse), ...h.apiErrors, ...notFound } },
     },
