@@ -45,6 +45,7 @@ const mib = (bytes: number) => `${+(bytes / 2 ** 20).toFixed(1)} MiB`;
 export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS) {
   const perImage = `${mib(limits.maxImageBytes)} per image`;
   const uploadsBusy = `Uploads being received hold ${mib(limits.maxBufferedBytes)} together, the most the server takes; retry after Retry-After.`;
+  const unsupportedType = error("Unsupported content type: send multipart/form-data or application/json.");
   const tooSlow = `The body arrived slower than ${Math.round(limits.minUploadBytesPerSecond / 1024)} KiB/s on average after its first ${limits.uploadGraceMs / 1000} s.`;
   return {
     openapi: "3.1.0",
@@ -92,7 +93,7 @@ export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS
               "application/json": { schema: json(SimilarSearchBody) },
             },
           },
-          responses: { "200": ok(SearchResponse), ...apiErrors, "404": error("image_id is not in the index."), "413": error(`The image is over the limit of ${perImage}.`), "408": error(tooSlow), "415": error("Unsupported content type."), "503": error(uploadsBusy) },
+          responses: { "200": ok(SearchResponse), ...apiErrors, "404": error("image_id is not in the index."), "413": error(`The image is over the limit of ${perImage}.`), "408": error(tooSlow), "415": unsupportedType, "503": error(uploadsBusy) },
         },
       },
       "/api/images/{id}": {
@@ -142,6 +143,7 @@ export function openApiDocument(version: string, limits: Limits = DEFAULT_LIMITS
             ...apiErrors,
             "408": error(tooSlow),
             "413": error(`Over ${mib(limits.maxIngestBytes)} or ${limits.maxIngestFiles} images in the request.`),
+            "415": unsupportedType,
             "422": ok(IngestResponse, "No image could be indexed; `error` says so and `errors` why, per image."),
             "503": error(`The analysis stages' models could not be opened (\`error\` says why), or: ${uploadsBusy}`),
           },

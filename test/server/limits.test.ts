@@ -119,6 +119,12 @@ describe("bad input gets a 4xx with a reason and the server keeps serving", () =
     }
     const ingest = await fetch(`${server.url}/api/ingest`, { method: "POST", body: JSON.stringify({ paths: [] }), headers: { "content-type": "application/json" } });
     expect(ingest.status).toBe(400);
+    // Ingest refuses a body that is neither multipart nor JSON as search does, and says so in /openapi.json.
+    const plain = await fetch(`${server.url}/api/ingest`, { method: "POST", body: "hello", headers: { "content-type": "text/plain" } });
+    expect(plain.status).toBe(415);
+    expect(((await plain.json()) as any).error).toContain("multipart/form-data");
+    const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as any;
+    for (const path of ["/api/search", "/api/ingest"]) expect(Object.keys(doc.paths[path].post.responses)).toContain("415");
   });
 
   test("after all of that the server still answers a normal query", async () => {
