@@ -1,6 +1,6 @@
 // The API over an index that does not exist yet: `imgd coordinator --serve` answers on its port from the start, but
-// the merged index appears only when the job is done. Until then every request gets 503 with what it waits for
-// (a wrong token gets the API's 401 at once, not a wait), then the real app answers.
+// the merged index appears only when the job is done. Until then every request but /health (alive: 200) gets 503 with
+// what it waits for (a wrong token gets the API's 401 at once, not a wait), then the real app answers.
 import { Hono } from "hono";
 import { apiToken } from "./middleware/api-token.ts";
 import { openServer, type OpenedServer, type ServeOptions } from "./server.ts";
@@ -45,12 +45,15 @@ export function deferredServer(opts: DeferredServerOptions): DeferredServer {
     });
   });
   // Until it opens: the token first, as the API checks it, then why there is nothing to answer yet.
+  const whyNot = async () => (failed ? `the index cannot be served: ${failed}` : `${await opts.waitingFor()}; the API answers once it is there`);
   const waiting = new Hono();
   if (opts.serve.token) waiting.use("/api/*", apiToken(opts.serve.token));
+  // The process is alive while it waits (a liveness probe must not restart a coordinator mid-job); it is not ready.
+  waiting.get("/health", (c) => c.json({ status: "ok" }));
+  waiting.get("/ready", async (c) => c.json({ status: "warming up", error: await whyNot() }, 503));
   waiting.all("*", async (c) => {
-    if (failed) return c.json({ error: `the index cannot be served: ${failed}` }, 503);
-    c.header("Retry-After", "5");
-    return c.json({ error: `${await opts.waitingFor()}; the API answers once it is there` }, 503);
+    if (!failed) c.header("Retry-After", "5");
+    return c.json({ error: await whyNot() }, 503);
   });
   return {
     async fetch(req) {

@@ -18,6 +18,13 @@ test("the coordinator with --serve answers 503 before the merge, then searches t
   expect(early.status).toBe(503);
   expect(early.headers.get("retry-after")).toBe("5");
   expect(((await early.json()) as { error: string }).error).toMatch(/^the index is not merged yet \(0\/8 files, indexing\)/);
+  // Alive but not ready: /health is 200 as imgd serve's (a liveness probe must not restart it mid-job), /ready a 503
+  // in the shape /openapi.json gives it.
+  const health = await fetch(`${url}/health`);
+  expect([health.status, await health.json()]).toEqual([200, { status: "ok" }]);
+  const notReady = await fetch(`${url}/ready`);
+  expect(notReady.status).toBe(503);
+  expect(await notReady.json()).toEqual({ status: "warming up", error: expect.stringMatching(/^the index is not merged yet \(0\/8 files, indexing\)/) });
   // A wrong or missing token is refused as the API will refuse it, not told to wait for the merge.
   for (const headers of [{}, { authorization: "Bearer wrong-token-0123456789" }] as Record<string, string>[]) {
     const refused = await fetch(`${url}/api/search?q=cat`, { headers });
