@@ -433,4 +433,26 @@ describe("the faces index", () => {
     expect(rebuilt.index.size).toBe(ids.length + 1);
     await expect(similarFaceIds(db.read, rebuilt.index, 999_999, 3)).rejects.toThrow(/no face 999999/);
   });
+
+  test("300 faces of one photo copied into 300 folders hide no other face, and survive reopening and removal", async () => {
+    const { ids } = await seedFaces();
+    const copy = facesOf(identities, [IDENTITIES], 0.8, 5);
+    const copies = await insertFaces(catalogPath, Array.from({ length: 300 }, (_, i) => ({ imageId: 100 + i, embedding: copy })));
+    const others = unitVectors(1500, FACE_DIMS, 19);
+    const distinct = await insertFaces(catalogPath, Array.from({ length: 1500 }, (_, i) => ({ imageId: 500 + i, embedding: row(others, i) })));
+    await open();
+    const { index } = await FacesIndex.open(db.read, dir);
+    expect(index.size).toBe(ids.length + 300 + 1500);
+    const found = index.search(others, 1500, 2).filter((matches, i) => matches[0]?.faceId === distinct[i]).length;
+    expect(found).toBe(1500);
+    const alike = await similarFaceIds(db.read, index, copies[0]!, 299);
+    expect(alike.map((m) => m.faceId).sort((a, b) => a - b)).toEqual(copies.slice(1));
+
+    await db.write(async (conn) => void (await conn.run(`DELETE FROM faces WHERE id IN (${copies[0]}, ${copies[1]})`)));
+    const reopened = await FacesIndex.open(db.read, dir);
+    expect(reopened.recovery).toBe("repaired");
+    expect(reopened.index.size).toBe(ids.length + 298 + 1500);
+    expect((await similarFaceIds(db.read, reopened.index, copies[2]!, 400)).filter((m) => copies.includes(m.faceId))).toHaveLength(297);
+    expect((await FacesIndex.open(db.read, dir)).recovery).toBe("none");
+  }, 60_000);
 });

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import type { Index } from "usearch";
 import { loadUSearch } from "../native.ts";
 import { commitFile, commitFileWith } from "../store/atomic-file.ts";
+import { TwinGraph, TwinIds } from "../store/twin-graph.ts";
 import { fileDigest, fileSize } from "../store/vectors.ts";
 import { blobToFloats, hasTable, idList, PersonsError, type RowReader } from "./persons-table.ts";
 
@@ -25,6 +26,8 @@ interface Stamp {
 interface SavedStamp extends Stamp {
   sha256: string;
   bytes: number;
+  /** Face ids sharing a node with an identical embedding (the same photo twice); absent before twins: rebuilt. */
+  twins?: number[][];
 }
 
 export interface FaceMatch {
@@ -37,7 +40,7 @@ export type FacesIndexRecovery = "none" | "repaired" | "rebuilt" | "created";
 
 export class FacesIndex {
   private constructor(
-    private readonly index: Index,
+    private readonly graph: TwinGraph,
     readonly dims: number,
     private stamp: Stamp,
   ) {}
@@ -51,11 +54,12 @@ export class FacesIndex {
     const saved = dir ? readStamp(dir) : null;
     let index: FacesIndex | null = null;
     let recovery: FacesIndexRecovery = "none";
-    if (dir && saved && saved.dims === current.dims && intact(join(dir, FACES_INDEX_FILE), saved)) {
+    if (dir && saved?.twins && saved.dims === current.dims && intact(join(dir, FACES_INDEX_FILE), saved)) {
       try {
         const loaded = newIndex(saved.dims);
         loaded.load(join(dir, FACES_INDEX_FILE));
-        index = new FacesIndex(loaded, saved.dims, { count: saved.count, maxId: saved.maxId, idSum: saved.idSum, dims: saved.dims });
+        const graph = new TwinGraph(loaded, saved.dims, TwinIds.fromJSON(saved.twins));
+        index = new FacesIndex(graph, saved.dims, { count: saved.count, maxId: saved.maxId, idSum: saved.idSum, dims: saved.dims });
       } catch {
         index = null;
       }
@@ -65,7 +69,7 @@ export class FacesIndex {
       recovery = "repaired";
     }
     if (!index) {
-      index = new FacesIndex(newIndex(current.dims), current.dims, current);
+      index = new FacesIndex(new TwinGraph(newIndex(current.dims), current.dims), current.dims, current);
       // An index built without --faces has no faces table to read.
       if (current.count > 0) await index.addWhere(read, "TRUE");
       recovery = saved ? "rebuilt" : "created";
@@ -76,7 +80,7 @@ export class FacesIndex {
   }
 
   get size(): number {
-    return this.index.size();
+    return this.graph.size;
   }
 
   /**
@@ -95,41 +99,26 @@ export class FacesIndex {
 
   /** Nearest faces to each of the n queries (row-major), best first; one batched native call. */
   search(queries: Float32Array, n: number, k: number): FaceMatch[][] {
-    if (n === 0) return [];
-    if (this.size === 0 || k <= 0) return Array.from({ length: n }, () => []);
-    const kk = Math.min(k, this.size);
     // One thread: a multi-threaded batch search needs capacity reserved per thread ahead of time.
-    const result = this.index.search(queries, kk, 1) as { keys: BigUint64Array; distances: Float32Array; counts?: BigUint64Array };
-    const counts = result.counts ?? [BigInt(result.keys.length)];
-    return Array.from({ length: n }, (_, q) =>
-      Array.from({ length: Number(counts[q]) }, (_, j) => ({
-        faceId: Number(result.keys[q * kk + j]),
-        score: 1 - result.distances[q * kk + j]!,
-      })),
-    );
+    return this.graph.search(queries, n, k, 1).map((matches) => matches.map((m) => ({ faceId: m.id, score: 1 - m.distance })));
   }
 
   commit(dir: string): void {
     const path = join(dir, FACES_INDEX_FILE);
-    commitFileWith(path, (tmp) => this.index.save(tmp));
+    commitFileWith(path, (tmp) => this.graph.index.save(tmp));
     // The stamp follows the file: a crash between the two leaves a stamp whose digest fails, so the next open rebuilds.
-    const saved: SavedStamp = { ...this.stamp, ...fileDigest(path) };
+    const saved: SavedStamp = { ...this.stamp, ...fileDigest(path), twins: this.graph.twins.toJSON() };
     commitFile(join(dir, STAMP_FILE), JSON.stringify(saved));
   }
 
   private async repair(read: RowReader, current: Stamp): Promise<void> {
     const ids = (await read("SELECT id FROM faces")).map((r) => Number(r[0]));
     const inTable = new Set(ids);
-    const gone: bigint[] = [];
-    for (let id = 1; id <= Math.max(this.stamp.maxId, current.maxId); id++) if (!inTable.has(id)) gone.push(BigInt(id));
-    if (gone.length > 0) {
-      const keys = BigUint64Array.from(gone);
-      const present = this.index.contains(keys) as boolean[];
-      const remove = keys.filter((_, i) => present[i]);
-      if (remove.length > 0) this.index.remove(remove);
-    }
+    const gone: number[] = [];
+    for (let id = 1; id <= Math.max(this.stamp.maxId, current.maxId); id++) if (!inTable.has(id)) gone.push(id);
+    this.graph.remove(gone);
     if (ids.length === 0) return;
-    const has = this.index.contains(BigUint64Array.from(ids, BigInt)) as boolean[];
+    const has = this.graph.contains(ids);
     const missing = ids.filter((_, i) => !has[i]);
     for (let i = 0; i < missing.length; i += PAGE) await this.addWhere(read, `id IN (${idList(missing.slice(i, i + PAGE))})`);
   }
@@ -140,8 +129,7 @@ export class FacesIndex {
       if (rows.length === 0) return;
       const vectors = new Float32Array(rows.length * this.dims);
       rows.forEach((r, i) => vectors.set(blobToFloats(r[1]!), i * this.dims));
-      // One thread: concurrent HNSW inserts in usearch 2.25's JS binding can orphan nodes (see store/vectors.ts).
-      this.index.add(BigUint64Array.from(rows, (r) => BigInt(r[0] as bigint)), vectors, 1);
+      this.graph.add(rows.map((r) => Number(r[0])), vectors);
       after = Number(rows[rows.length - 1]![0]);
     }
   }

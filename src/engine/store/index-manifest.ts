@@ -42,6 +42,11 @@ export interface IndexManifest {
     /** sha256 and size of the committed vectors file; null before the first checkpoint. */
     sha256: string | null;
     bytes: number;
+    /**
+     * sha256 and size of the twins file committed with it (store/twin-ids.ts), null when it has none; absent in
+     * indexes from before twins, whose graph may hold identical vectors as separate nodes.
+     */
+    twins?: { sha256: string; bytes: number } | null;
     /** Catalog write version the vectors file reflects; any other value means it is stale. */
     catalogVersion: number;
   };
@@ -73,7 +78,7 @@ export function newManifest(model: IndexModel, vectors: VectorOptions): IndexMan
   return {
     format: MANIFEST_FORMAT,
     model,
-    vectors: { metric: "cos", ...vectors, count: 0, sha256: null, bytes: 0, catalogVersion: 0 },
+    vectors: { metric: "cos", ...vectors, count: 0, sha256: null, bytes: 0, twins: null, catalogVersion: 0 },
     versions: storeVersions() as IndexManifest["versions"],
     createdAt: now,
     updatedAt: now,

@@ -19,7 +19,7 @@ import {
 import { dot } from "../vector-math.ts";
 import { EXACT_FILE, ExactRows } from "./exact-rows.ts";
 import { storeVersions } from "./versions.ts";
-import { fileDigest, fileSize, VECTORS_FILE, VectorIndex, type VectorMatch } from "./vectors.ts";
+import { fileDigest, fileSize, TWINS_FILE, VECTORS_FILE, VectorIndex, type VectorMatch } from "./vectors.ts";
 
 export type { FileMove, ImageRecord, KnownFile, NewImage } from "./catalog.ts";
 export type { IndexManifest, IndexModel, StageModels, VectorDType } from "./index-manifest.ts";
@@ -456,12 +456,17 @@ async function loadVectors(
   const m = manifest.vectors;
   const dims = manifest.model.dims;
   const [state, counts] = await Promise.all([catalog.state(), catalog.counts()]);
+  const twinsPath = m.twins ? join(dir, TWINS_FILE) : null;
+  const committed = (file: string, want: { sha256: string; bytes: number }) =>
+    fileSize(file) === want.bytes && (!verify || fileDigest(file).sha256 === want.sha256);
   const intact =
-    m.sha256 !== null && fileSize(path) === m.bytes && (!verify || fileDigest(path).sha256 === m.sha256);
+    m.sha256 !== null && committed(path, { sha256: m.sha256, bytes: m.bytes }) && (!m.twins || committed(twinsPath!, m.twins));
+  // A graph from before twins may hold many identical vectors as nodes of their own: rebuilt once, when writable.
+  const beforeTwins = m.twins === undefined && !readOnly;
   let vectors: VectorIndex | null = null;
-  if (intact) {
+  if (intact && !beforeTwins) {
     try {
-      vectors = VectorIndex.open(path, dims, m, readOnly);
+      vectors = VectorIndex.open(path, dims, m, readOnly, twinsPath);
     } catch {
       vectors = null;
     }

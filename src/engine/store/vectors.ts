@@ -1,12 +1,16 @@
 // vectors.usearch: the HNSW index over image embeddings. Derived from the catalog, so it can always be rebuilt.
 import { createHash } from "node:crypto";
-import { closeSync, openSync, readSync, statSync } from "node:fs";
+import { closeSync, openSync, readFileSync, readSync, rmSync, statSync } from "node:fs";
 import type { Index } from "usearch";
 import { loadUSearch } from "../native.ts";
-import { commitFileWith } from "./atomic-file.ts";
+import { dirname, join } from "node:path";
+import { commitFile, commitFileWith } from "./atomic-file.ts";
 import type { VectorOptions } from "./index-manifest.ts";
+import { TwinGraph, TwinIds } from "./twin-graph.ts";
 
 export const VECTORS_FILE = "vectors.usearch";
+/** Beside the vectors file: the ids that share a node with an identical vector (twin-ids.ts). */
+export const TWINS_FILE = "vectors.twins.json";
 
 export interface VectorMatch {
   id: number;
@@ -17,82 +21,90 @@ export interface VectorMatch {
 export interface CommittedVectors {
   sha256: string;
   bytes: number;
+  /** Ids with a vector (more than the graph's nodes when some share one). */
   count: number;
+  /** The twins file committed with it; null when no ids share a node. */
+  twins: { sha256: string; bytes: number } | null;
 }
 
 export class VectorIndex {
   private constructor(
-    private index: Index,
+    private graph: TwinGraph,
     /** A memory-mapped view is immutable; the first write swaps it for an in-memory copy. */
     private viewedFrom: string | null,
-    private readonly dims: number,
     private readonly options: VectorOptions,
   ) {}
 
   static create(dims: number, options: VectorOptions): VectorIndex {
-    return new VectorIndex(newUSearchIndex(dims, options), null, dims, options);
+    return new VectorIndex(new TwinGraph(newUSearchIndex(dims, options), dims), null, options);
   }
 
-  /** `mapped` memory-maps the file (fast start, read-only until the first write); otherwise it is read into memory. */
-  static open(path: string, dims: number, options: VectorOptions, mapped: boolean): VectorIndex {
+  /**
+   * `mapped` memory-maps the file (fast start, read-only until the first write); otherwise it is read into memory.
+   * `twinsPath` is the twins file committed with it, if any.
+   */
+  static open(path: string, dims: number, options: VectorOptions, mapped: boolean, twinsPath: string | null): VectorIndex {
+    const twins = twinsPath === null ? new TwinIds() : TwinIds.fromJSON(JSON.parse(readFileSync(twinsPath, "utf8")));
     const index = newUSearchIndex(dims, options);
     if (mapped) index.view(path);
     else index.load(path);
     if (index.dimensions() !== dims) throw new Error(`${path} holds ${index.dimensions()}-d vectors, expected ${dims}`);
-    return new VectorIndex(index, mapped ? path : null, dims, options);
+    return new VectorIndex(new TwinGraph(index, dims, twins), mapped ? path : null, options);
   }
 
+  /** Ids with a vector. */
   get size(): number {
-    return this.index.size();
+    return this.graph.size;
   }
 
   contains(ids: number[]): boolean[] {
-    if (ids.length === 0) return [];
-    return this.index.contains(toKeys(ids)) as boolean[];
+    return this.graph.contains(ids);
   }
 
   /** `vectors` holds one row of `dims` floats per id. Existing ids are replaced. */
   add(ids: number[], vectors: Float32Array): void {
     if (ids.length === 0) return;
-    if (vectors.length !== ids.length * this.dims) {
-      throw new Error(`expected ${ids.length} vectors of ${this.dims} floats, got ${vectors.length} floats`);
+    if (vectors.length !== ids.length * this.graph.dims) {
+      throw new Error(`expected ${ids.length} vectors of ${this.graph.dims} floats, got ${vectors.length} floats`);
     }
     this.remove(ids);
     this.makeWritable();
-    // One thread: with usearch 2.25's JS binding, concurrent inserts sometimes leave a node that no search reaches
-    // (5-7 of 20 builds of 40 real embeddings lost one; never single-threaded). test/engine/store.test.ts checks it.
-    this.index.add(toKeys(ids), vectors, 1);
+    this.graph.add(ids, vectors);
   }
 
   /** Ids without a vector are ignored. */
   remove(ids: number[]): void {
-    const present = this.contains(ids);
-    const keys = ids.filter((_, i) => present[i]);
-    if (keys.length === 0) return;
+    if (!this.contains(ids).includes(true)) return;
     this.makeWritable();
-    this.index.remove(toKeys(keys));
+    this.graph.remove(ids);
   }
 
   search(query: Float32Array, k: number): VectorMatch[] {
-    if (k <= 0 || this.size === 0) return [];
-    const { keys, distances } = this.index.search(query, k, 0);
-    const out: VectorMatch[] = [];
-    for (let i = 0; i < keys.length; i++) out.push({ id: Number(keys[i]), score: 1 - distances[i]! });
-    return out;
+    return this.graph.search(query, 1, k, 0)[0]!.map((m) => ({ id: m.id, score: 1 - m.distance }));
   }
 
-  /** Saves to `path` via commitFile and returns what the manifest records about it. */
+  /**
+   * Saves to `path` and the twins beside it (TWINS_FILE), each via commitFile, and returns what the manifest
+   * records about them: the manifest, written after, is what makes the pair current.
+   */
   commit(path: string): CommittedVectors {
-    commitFileWith(path, (tmp) => this.index.save(tmp));
+    commitFileWith(path, (tmp) => this.graph.index.save(tmp));
     const { sha256, bytes } = fileDigest(path);
-    return { sha256, bytes, count: this.size };
+    const twinsPath = join(dirname(path), TWINS_FILE);
+    let twins: CommittedVectors["twins"] = null;
+    if (this.graph.twins.isEmpty) rmSync(twinsPath, { force: true });
+    else {
+      commitFile(twinsPath, JSON.stringify(this.graph.twins));
+      twins = fileDigest(twinsPath);
+    }
+    return { sha256, bytes, count: this.size, twins };
   }
 
   private makeWritable(): void {
     if (this.viewedFrom === null) return;
-    const loaded = newUSearchIndex(this.dims, this.options);
+    const loaded = newUSearchIndex(this.graph.dims, this.options);
     loaded.load(this.viewedFrom);
-    this.index = loaded;
+    this.graph = new TwinGraph(loaded, this.graph.dims, this.graph.twins);
     this.viewedFrom = null;
   }
 }
@@ -130,10 +142,4 @@ function newUSearchIndex(dims: number, o: VectorOptions): Index {
     expansion_search: o.expansionSearch,
     multi: false,
   });
-}
-
-function toKeys(ids: number[]): BigUint64Array {
-  const keys = new BigUint64Array(ids.length);
-  for (let i = 0; i < ids.length; i++) keys[i] = BigInt(ids[i]!);
-  return keys;
 }
