@@ -61,6 +61,8 @@ export interface IndexReport {
   failed: number;
   /** Files that failed while they were being changed, replaced or removed: left as they were, for the next run. */
   changing: number;
+  /** Indexed files that could not be read this time (permissions, I/O): kept as indexed, tried again next run. */
+  unreadableKept: { path: string; error: string }[];
   scanSkipped: { path: string; reason: string }[];
   interrupted: boolean;
   wallMs: number;
@@ -79,7 +81,9 @@ type Prepared =
   | { kind: "touch"; file: ScannedFile; id: number }
   | { kind: "move"; file: ScannedFile; id: number }
   /** Could not be indexed, and has changed or gone since the scan: nothing is written, the next run sees it anew. */
-  | { kind: "changing"; file: ScannedFile };
+  | { kind: "changing"; file: ScannedFile }
+  /** An indexed file that could not be read now: its row stays as it is, and the next run reads it again. */
+  | { kind: "unreadable"; file: ScannedFile; error: ImageError };
 
 /**
  * Files up to this size are read whole, once, for both the hash and the decode. Camera files are far smaller; above
@@ -226,6 +230,11 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
         // the next run: a failure recorded now would replace its indexed row, and with it its faces and persons.
         // A worker's batch records it: its coordinator counts on a row for every file it leased.
         if (!opts.files && (await changedSince(file))) return { kind: "changing", file };
+        // Not being able to read a file (a chmod, an I/O error) says nothing about its content: a failed row would
+        // replace the indexed one, and with it its vector, faces and persons, until it is readable again.
+        if (!opts.files && error.reason === "unreadable" && known.get(file.path)?.status === "indexed") {
+          return { kind: "unreadable", file, error };
+        }
         return { kind: "failed", file, hash, error };
       }
     };
@@ -240,7 +249,8 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const producers = Array.from({ length: Math.max(1, opts.prefetch ?? threads + 2) }, producer);
     const allProduced = Promise.all(producers).then(() => queue.close());
 
-    const counts = { embed: 0, analyze: 0, failed: 0, touch: 0, move: movePlan.moves.length, changing: 0 };
+    const counts = { embed: 0, analyze: 0, failed: 0, touch: 0, move: movePlan.moves.length, changing: 0, unreadable: 0 };
+    const unreadableKept: IndexReport["unreadableKept"] = [];
     const found: StageCounts = {};
     let lastCheckpoint = performance.now();
     let lastCheckpointMs = 0;
@@ -285,6 +295,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
         lastCheckpointMs = lastCheckpoint - c0;
       }
       for (const p of items) counts[p.kind]++;
+      for (const p of items) if (p.kind === "unreadable") unreadableKept.push({ path: p.file.path, error: p.error.message });
       progress.advance(items.length, items.filter((p) => p.kind === "failed").length);
       opts.onProgress?.(progress.snapshot());
     };
@@ -348,6 +359,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       removed,
       failed: counts.failed,
       changing: counts.changing,
+      unreadableKept,
       scanSkipped: scan.skipped,
       interrupted,
       wallMs,
@@ -365,6 +377,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       threads,
       ...report,
       scanSkipped: report.scanSkipped.length,
+      unreadableKept: report.unreadableKept.length,
     });
     return report;
   } finally {

@@ -1,7 +1,8 @@
 import { expect, test } from "bun:test";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { chmodSync, chownSync, copyFileSync, mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { loadSharp } from "../../src/engine/native.ts";
+import { IndexStore } from "../../src/engine/store/index-store.ts";
 import { copyPhotos, imgd, imgdJson, MODELS, PHOTOS, REPO, tempDir } from "./cli-harness.ts";
 
 test("photos whose EXIF date the calendar does not have (Feb 31, Apr 31) are indexed without a date", async () => {
@@ -43,3 +44,49 @@ test("a run whose catalog cannot be written exits with the error instead of hang
   expect(code).toBe(1);
   expect(await new Response(proc.stderr).text()).toContain("File too large");
 }, 30_000);
+
+test("an indexed photo that cannot be read for a while (chmod 000) keeps its row and vector, and is read again later", async () => {
+  const root = tempDir("unreadable-indexed");
+  const photos = join(root, "photos");
+  const index = join(root, "index");
+  mkdirSync(photos, { recursive: true });
+  copyPhotos(["orange.jpg", "apple.jpg"], photos);
+  const locked = join(photos, "orange.jpg");
+  // Root reads any file whatever its mode: as root, the runs are made as nobody, for whom the mode counts.
+  const asRoot = process.getuid?.() === 0;
+  if (asRoot) chownSync(root, 65534, 65534), chownSync(photos, 65534, 65534);
+  const run = async () => {
+    const args = [process.execPath, join(REPO, "src/cli/main.ts"), "index", photos, "--index", index, "--model", "test-clip", "--json"];
+    const proc = Bun.spawn(asRoot ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...args] : args, {
+      env: { ...process.env, IMGD_MODELS: MODELS, CI: "true", HOME: root },
+      stdout: "pipe",
+      stderr: "pipe",
+    });
+    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+    if (code !== 0) throw new Error(`imgd index exited ${code}: ${err}`);
+    return JSON.parse(out);
+  };
+  const rows = async () => {
+    const store = await IndexStore.open(index, { readOnly: true });
+    try {
+      const f = (await store.knownFiles()).get(locked)!;
+      return { id: f.id, status: f.status, embedded: (await store.getEmbedding(f.id)) !== null };
+    } finally {
+      await store.close();
+    }
+  };
+  expect((await run()).embedded).toBe(2);
+  const before = await rows();
+  expect(before).toEqual({ id: before.id, status: "indexed", embedded: true });
+
+  chmodSync(locked, 0o000);
+  const lockedRun = await run();
+  expect([lockedRun.failed, lockedRun.embedded, lockedRun.unchanged]).toEqual([0, 0, 1]);
+  expect(lockedRun.unreadableKept).toEqual([{ path: locked, error: expect.stringContaining("EACCES") }]);
+  expect(await rows()).toEqual(before);
+
+  chmodSync(locked, 0o644);
+  const readable = await run();
+  expect([readable.touched, readable.embedded, readable.failed]).toEqual([1, 0, 0]);
+  expect(await rows()).toEqual(before);
+}, 60_000);

@@ -7,6 +7,7 @@ import { isReadFailure } from "../../engine/scan.ts";
 import { RunProfile } from "../../engine/run-profile.ts";
 import { formatStageTable } from "../../engine/stage-timings.ts";
 import { DEFAULT_INDEX, DEFAULT_MODEL, defaultThreads, intFlag, parse } from "../args.ts";
+import { printable } from "../printable.ts";
 import { progressReporter } from "../progress-output.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 import { UsageError } from "../usage.ts";
@@ -100,6 +101,12 @@ export async function run(argv: string[]): Promise<number> {
     if (report.failed > 0) out.push(`${report.failed} files could not be indexed: imgd info --errors --index ${indexDir}`);
     if (report.changing > 0) {
       out.push(`${report.changing} files changed or disappeared while being read: left as they were, for the next run`);
+    }
+    const kept = report.unreadableKept;
+    if (kept.length > 0) {
+      out.push(`could not read ${kept.length} indexed files (kept as indexed; the next run reads them again):`);
+      for (const k of kept.slice(0, 10)) out.push(`  ${printable(k.error.includes(k.path) ? k.error : `${k.path}: ${k.error}`)}`);
+      if (kept.length > 10) out.push(`  ... and ${kept.length - 10} more (--json lists them all)`);
     }
     out.push(...scanNotes(report));
     if (profiled) out.push(`profile: ${profiled.cpuProfile}, ${profiled.system}`);
