@@ -127,8 +127,8 @@ async function fileSize(path: string): Promise<number> {
   throw new ImageError("unreadable", `${path}: cannot read the file (${cause})`);
 }
 
-/** The first and last few KiB of a file: enough for `endsEarly` to tell a truncated JPEG or PNG. */
-async function edgesOf(path: string): Promise<Uint8Array> {
+/** The first and last few KiB of a file: enough for `asImageError` to tell a truncated JPEG or PNG. */
+export async function edgesOf(path: string): Promise<Uint8Array> {
   const handle = await open(path, "r").catch(() => null);
   if (!handle) return new Uint8Array(0);
   try {

@@ -9,7 +9,7 @@ import { readdir, readFile, stat, unlink } from "node:fs/promises";
 import { join } from "node:path";
 import { LruCache } from "./lru-cache.ts";
 import { loadSharp } from "./native.ts";
-import { asImageError, DEFAULT_MAX_PIXELS } from "./decode.ts";
+import { asImageError, DEFAULT_MAX_PIXELS, edgesOf } from "./decode.ts";
 import { ImageError } from "./types.ts";
 
 /** Requested sizes snap up to one of these, so a client cannot fill the caches with one entry per pixel count. */
@@ -30,8 +30,9 @@ export async function renderThumbnail(source: string | Uint8Array, size: number)
       .toBuffer();
     return new Uint8Array(out.buffer, out.byteOffset, out.byteLength);
   } catch (err) {
-    // Read only now, to tell a truncated file from a corrupt one: the render itself leaves the file to libvips.
-    const bytes = typeof source === "string" ? await readFile(source).catch(() => new Uint8Array()) : source;
+    // Its ends read only now, to tell a truncated file from a corrupt one: the render itself leaves the file to
+    // libvips, and the file may now be of any size.
+    const bytes = typeof source === "string" ? await edgesOf(source) : source;
     throw asImageError(err, typeof source === "string" ? source : "image", bytes);
   }
 }

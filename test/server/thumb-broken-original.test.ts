@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { writeFileSync } from "node:fs";
+import { truncateSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import type { RunningServer } from "../../src/server/server.ts";
 import { indexedPhotos, photo, serve, type Fixture } from "./server-harness.ts";
@@ -13,7 +13,7 @@ describe("a thumbnail of an original that changed on disk since it was indexed",
   };
 
   beforeAll(async () => {
-    fx = await indexedPhotos("thumb-broken", ["orange.jpg", "apple.jpg", "fruits.jpg"]);
+    fx = await indexedPhotos("thumb-broken", ["orange.jpg", "apple.jpg", "fruits.jpg", "rocket.jpg"]);
     server = await serve(fx);
   });
   afterAll(() => server?.stop());
@@ -33,5 +33,17 @@ describe("a thumbnail of an original that changed on disk since it was indexed",
       expect(body.error).toContain(`image ${id} no longer reads as an image`);
       expect(body.error).toMatch(why);
     }
+  });
+
+  test("of a file now gigabytes long, reads only its ends to say why, never the whole file", async () => {
+    const id = await idOf("rocket.jpg");
+    // Sparse: a video or a disk image in the photo's place, 1 GiB that libvips refuses from its first bytes.
+    writeFileSync(join(fx.photos, "rocket.jpg"), "not a photo at all");
+    truncateSync(join(fx.photos, "rocket.jpg"), 2 ** 30);
+    const peakBefore = process.resourceUsage().maxRSS * 1024;
+    const res = await fetch(`${server.url}/api/images/${id}/thumb?size=512`);
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as any).error).toMatch(/not an image/);
+    expect(process.resourceUsage().maxRSS * 1024 - peakBefore).toBeLessThan(256 * 2 ** 20);
   });
 });
