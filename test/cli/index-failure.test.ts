@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { chmodSync, chownSync, copyFileSync, mkdirSync } from "node:fs";
+import { chmodSync, copyFileSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { loadSharp } from "../../src/engine/native.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
@@ -45,6 +45,26 @@ test("a run whose catalog cannot be written exits with the error instead of hang
   expect(await new Response(proc.stderr).text()).toContain("File too large");
 }, 30_000);
 
+
+/**
+ * `imgd args` as a user for whom file modes count: as root (who reads any file whatever its mode) the run is made as
+ * nobody, with `root` (a temp dir, handed over to nobody on the first call) as its home. Its stdout.
+ */
+async function imgdUnprivileged(root: string, args: string[]): Promise<string> {
+  const asRoot = process.getuid?.() === 0;
+  // Once: a chown changes the files' ctimes, which a later run would take for touches.
+  if (asRoot && statSync(root).uid !== 65534) Bun.spawnSync(["chown", "-R", "65534:65534", root]);
+  const cmd = [process.execPath, join(REPO, "src/cli/main.ts"), ...args];
+  const proc = Bun.spawn(asRoot ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...cmd] : cmd, {
+    env: { ...process.env, IMGD_MODELS: MODELS, CI: "true", HOME: root },
+    stdout: "pipe",
+    stderr: "pipe",
+  });
+  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  if (code !== 0) throw new Error(`imgd ${args.join(" ")} exited ${code}: ${err}`);
+  return out;
+}
+
 test("an indexed photo that cannot be read for a while (chmod 000) keeps its row and vector, and is read again later", async () => {
   const root = tempDir("unreadable-indexed");
   const photos = join(root, "photos");
@@ -52,20 +72,7 @@ test("an indexed photo that cannot be read for a while (chmod 000) keeps its row
   mkdirSync(photos, { recursive: true });
   copyPhotos(["orange.jpg", "apple.jpg"], photos);
   const locked = join(photos, "orange.jpg");
-  // Root reads any file whatever its mode: as root, the runs are made as nobody, for whom the mode counts.
-  const asRoot = process.getuid?.() === 0;
-  if (asRoot) chownSync(root, 65534, 65534), chownSync(photos, 65534, 65534);
-  const run = async () => {
-    const args = [process.execPath, join(REPO, "src/cli/main.ts"), "index", photos, "--index", index, "--model", "test-clip", "--json"];
-    const proc = Bun.spawn(asRoot ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", ...args] : args, {
-      env: { ...process.env, IMGD_MODELS: MODELS, CI: "true", HOME: root },
-      stdout: "pipe",
-      stderr: "pipe",
-    });
-    const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-    if (code !== 0) throw new Error(`imgd index exited ${code}: ${err}`);
-    return JSON.parse(out);
-  };
+  const run = async () => JSON.parse(await imgdUnprivileged(root, ["index", photos, "--index", index, "--model", "test-clip", "--json"]));
   const rows = async () => {
     const store = await IndexStore.open(index, { readOnly: true });
     try {
@@ -89,4 +96,19 @@ test("an indexed photo that cannot be read for a while (chmod 000) keeps its row
   const readable = await run();
   expect([readable.touched, readable.embedded, readable.failed]).toEqual([1, 0, 0]);
   expect(await rows()).toEqual(before);
+}, 60_000);
+
+test("a folder the scan cannot read is listed on one line, whatever its name holds", async () => {
+  const root = tempDir("unreadable-folder");
+  const photos = join(root, "photos");
+  const locked = join(photos, "trip\nday 2");
+  mkdirSync(locked, { recursive: true });
+  copyPhotos(["orange.jpg"], photos);
+  copyPhotos(["apple.jpg"], locked);
+  await imgdUnprivileged(root, ["index", photos, "--index", join(root, "index"), "--model", "test-clip", "-q"]);
+  chmodSync(locked, 0o000);
+  const out = await imgdUnprivileged(root, ["index", photos, "--index", join(root, "index"), "--model", "test-clip", "-q"]);
+  const lines = out.split("\n");
+  const at = lines.findIndex((l) => l.startsWith("could not read 1 paths"));
+  expect(lines[at + 1]).toBe(`  EACCES ${JSON.stringify(locked)}`);
 }, 60_000);

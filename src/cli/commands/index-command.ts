@@ -128,7 +128,7 @@ function scanNotes(report: IndexReport): string[] {
   const links = report.scanSkipped.filter((s) => s.reason === "symlink").length;
   if (unreadable.length > 0) {
     out.push(`could not read ${unreadable.length} paths (what the index holds under them is kept):`);
-    for (const s of unreadable.slice(0, 10)) out.push(`  ${s.reason} ${s.path}`);
+    for (const s of unreadable.slice(0, 10)) out.push(`  ${s.reason} ${printable(s.path)}`);
     if (unreadable.length > 10) out.push(`  ... and ${unreadable.length - 10} more (--json lists them all)`);
   }
   if (links > 0) out.push(`skipped ${links} symlinks (--follow-symlinks follows them)`);
