@@ -127,19 +127,38 @@ async function fileSize(path: string): Promise<number> {
   throw new ImageError("unreadable", `${path}: cannot read the file (${cause})`);
 }
 
-/** The first and last few KiB of a file: enough for `asImageError` to tell a truncated JPEG or PNG. */
-export async function edgesOf(path: string): Promise<Uint8Array> {
+/**
+ * A file's first and last bytes and its size: what `asImageError` needs to tell a file that stops before its own
+ * structure says it should (an interrupted copy) from one that is damaged or no image.
+ */
+export interface FileEdges {
+  head: Uint8Array;
+  tail: Uint8Array;
+  size: number;
+}
+
+// The head holds a HEIF's boxes up to its media data; the tail a JPEG's end marker or a PNG's IEND chunk.
+const HEAD_BYTES = 64 * 1024;
+const TAIL_BYTES = 4096;
+
+export function edgesOfBytes(bytes: Uint8Array): FileEdges {
+  return { head: bytes.subarray(0, HEAD_BYTES), tail: bytes.subarray(Math.max(0, bytes.length - TAIL_BYTES)), size: bytes.length };
+}
+
+/** The edges of the file at `path`, read without reading the rest (it may be gigabytes long). */
+export async function edgesOf(path: string): Promise<FileEdges> {
+  const none = { head: new Uint8Array(0), tail: new Uint8Array(0), size: 0 };
   const handle = await open(path, "r").catch(() => null);
-  if (!handle) return new Uint8Array(0);
+  if (!handle) return none;
   try {
     const size = (await handle.stat()).size;
-    const head = Buffer.alloc(Math.min(size, 8));
-    const tail = Buffer.alloc(Math.min(Math.max(size - head.length, 0), 4096));
+    const head = Buffer.alloc(Math.min(size, HEAD_BYTES));
+    const tail = Buffer.alloc(Math.min(size, TAIL_BYTES));
     await handle.read(head, 0, head.length, 0);
     await handle.read(tail, 0, tail.length, size - tail.length);
-    return Buffer.concat([head, tail]);
+    return { head, tail, size };
   } catch {
-    return new Uint8Array(0);
+    return none;
   } finally {
     await handle.close();
   }
@@ -152,12 +171,17 @@ const REASONS: [RegExp, FailureReason][] = [
   [/premature end|truncated|unexpected end|end of (file|stream|data)|not enough data|read error|short read/i, "truncated"],
 ];
 
-export function asImageError(err: unknown, label: string, bytes: Uint8Array): ImageError {
+export function asImageError(err: unknown, label: string, file: Uint8Array | FileEdges): ImageError {
   if (err instanceof ImageError) return err;
   const cause = ownMessage(err instanceof Error ? err.message : String(err));
   // libvips keeps one error buffer for all threads: the text can be empty ("Unknown error") or carry another
-  // image's failure, so a file that visibly stops early is called truncated from its bytes, not from the text.
-  const reason = endsEarly(bytes) ? "truncated" : (REASONS.find(([re]) => re.test(cause))?.[1] ?? "corrupt");
+  // image's failure, so whether a file stops early is read from its bytes where its format records that, and from
+  // the text only where it does not.
+  const early = endsEarly(file instanceof Uint8Array ? edgesOfBytes(file) : file);
+  const reason =
+    early === true
+      ? "truncated"
+      : (REASONS.find(([re, why]) => !(early === false && why === "truncated") && re.test(cause))?.[1] ?? "corrupt");
   const what: Record<FailureReason, string> = {
     "empty-file": "the file is empty",
     "not-an-image": "not an image in a format we can read",
@@ -176,11 +200,79 @@ function ownMessage(text: string): string {
   return once.length > 200 ? `${once.slice(0, 200)}...` : once;
 }
 
-/** A JPEG without its end-of-image marker or a PNG without its IEND chunk near the end of the file. */
-function endsEarly(bytes: Uint8Array): boolean {
-  const tail = bytes.subarray(Math.max(0, bytes.length - 4096));
-  const has = (...seq: number[]) => tail.some((_, i) => seq.every((b, k) => tail[i + k] === b));
-  if (bytes[0] === 0xff && bytes[1] === 0xd8) return !has(0xff, 0xd9);
-  if (bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return !has(0x49, 0x45, 0x4e, 0x44);
-  return false;
+/**
+ * Whether the file ends before its format's own record of its end: a JPEG without its end-of-image marker or a PNG
+ * without its IEND chunk near the end, a WebP shorter than its RIFF header says, a TIFF whose first directory runs
+ * past the end (libtiff writes it after the pixels), a HEIF/AVIF box running past the end. False when that record
+ * shows the file whole, null for a format that keeps none (or not within the edges).
+ */
+function endsEarly({ head, tail, size }: FileEdges): boolean | null {
+  const at = (i: number, text: string) => [...text].every((c, k) => head[i + k] === c.charCodeAt(0));
+  const view = new DataView(head.buffer, head.byteOffset, head.byteLength);
+  const inTail = (...seq: number[]) => tail.some((_, i) => seq.every((b, k) => tail[i + k] === b));
+  if (head[0] === 0xff && head[1] === 0xd8) return !inTail(0xff, 0xd9);
+  if (at(0, "\x89PNG")) return !inTail(0x49, 0x45, 0x4e, 0x44);
+  if (head.length >= 12 && at(0, "RIFF") && at(8, "WEBP")) return size < view.getUint32(4, true) + 8;
+  if (head.length >= 8 && (at(0, "II*\0") || at(0, "MM\0*"))) return tiffDirectoryPastEnd({ head, tail, size }) || null;
+  if (head.length >= 12 && at(4, "ftyp") && /^(avi[fs]|hei[cxms]|hev[cx]|mif1|msf1)$/.test(String.fromCharCode(...head.subarray(8, 12)))) {
+    return boxesRunPastEnd(view, size);
+  }
+  return null;
+}
+
+// Bytes per value of each TIFF field type (1 BYTE ... 12 DOUBLE, 13 IFD).
+const TIFF_TYPE_BYTES = [0, 1, 1, 2, 4, 8, 1, 1, 2, 4, 8, 4, 8, 4];
+// StripOffsets/StripByteCounts and TileOffsets/TileByteCounts: where the pixels lie.
+const TIFF_PIXEL_RUNS: [number, number][] = [[273, 279], [324, 325]];
+
+/**
+ * Whether a TIFF's first directory, a value it points to or the pixels it lists run past the end, as far as the
+ * edges hold them. False says only that nothing seen runs past the end.
+ */
+function tiffDirectoryPastEnd({ head, tail, size }: FileEdges): boolean {
+  const little = head[0] === 0x49;
+  const tailStart = size - tail.length;
+  // A reader of `length` bytes at file offset `at`, from whichever edge holds them all.
+  const bytesAt = (at: number, length: number): DataView | null => {
+    const [bytes, i] = at + length <= head.length ? [head, at] : at >= tailStart && at + length <= size ? [tail, at - tailStart] : [null, 0];
+    return bytes && new DataView(bytes.buffer, bytes.byteOffset + i, length);
+  };
+  const offset = bytesAt(4, 4)!.getUint32(0, little);
+  if (offset + 2 > size) return true;
+  const count = bytesAt(offset, 2)?.getUint16(0, little);
+  if (count === undefined) return false;
+  if (offset + 2 + 12 * count + 4 > size) return true;
+  const entries = bytesAt(offset + 2, 12 * count);
+  if (!entries) return false;
+  const values = new Map<number, number[] | null>();
+  for (let e = 0; e < count * 12; e += 12) {
+    const [tag, type, n] = [entries.getUint16(e, little), entries.getUint16(e + 2, little), entries.getUint32(e + 4, little)];
+    const length = n * (TIFF_TYPE_BYTES[type] ?? 1);
+    const inline = length <= 4;
+    const at = inline ? offset + 2 + e + 8 : entries.getUint32(e + 8, little);
+    if (at + length > size) return true;
+    // Offsets and byte counts of the pixel runs are SHORT or LONG.
+    if (TIFF_PIXEL_RUNS.some((pair) => pair.includes(tag)) && (type === 3 || type === 4)) {
+      const data = bytesAt(at, length);
+      values.set(tag, data && Array.from({ length: n }, (_, k) => (type === 3 ? data.getUint16(2 * k, little) : data.getUint32(4 * k, little))));
+    }
+  }
+  return TIFF_PIXEL_RUNS.some(([offsets, lengths]) => {
+    const [o, l] = [values.get(offsets), values.get(lengths)];
+    return !!o && !!l && o.some((start, k) => start + (l[k] ?? 0) > size);
+  });
+}
+
+/** Whether one of an ISO media file's top-level boxes, walked from the start within `head`, ends past `size`. */
+function boxesRunPastEnd(head: DataView, size: number): boolean | null {
+  for (let at = 0; at + 16 <= head.byteLength; ) {
+    const declared = head.getUint32(at);
+    // 1: a 64-bit size follows the type; 0: the box runs to the end of the file, wherever that is.
+    const length = declared === 1 ? Number(head.getBigUint64(at + 8)) : declared;
+    if (declared === 0 || length < 8) return null;
+    if (at + length > size) return true;
+    if (at + length === size) return false;
+    at += length;
+  }
+  return null;
 }

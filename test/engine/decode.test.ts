@@ -194,6 +194,35 @@ describe("decodeImage failures", () => {
     await expectReason(png.subarray(0, png.length >> 1), ["truncated"]);
   });
 
+  test("a TIFF, WebP or AVIF cut short is truncated, not a format imgd cannot read, as bytes or as a file", async () => {
+    const photo = sharp(join(PHOTOS, "orange.jpg"));
+    const encoded: Record<string, Buffer> = {
+      tiff: await photo.clone().tiff().toBuffer(),
+      "deflate.tiff": await photo.clone().tiff({ compression: "deflate" }).toBuffer(),
+      webp: await photo.clone().webp().toBuffer(),
+      avif: await photo.clone().avif().toBuffer(),
+    };
+    for (const [name, full] of Object.entries(encoded)) {
+      for (const cut of [full.subarray(0, full.length >> 1), full.subarray(0, full.length - 100)]) {
+        const path = join(dir, `cut.${name}`);
+        writeFileSync(path, cut);
+        for (const input of [new Uint8Array(cut), path]) {
+          const err = await failure(input, { targetShortSide: 224 });
+          expect(`${name} ${cut.length}/${full.length}: ${err.reason}`).toBe(`${name} ${cut.length}/${full.length}: truncated`);
+        }
+      }
+    }
+  });
+
+  test("a PNG whole to its end with a damaged byte inside is corrupt, not truncated", async () => {
+    const png = new Uint8Array(readFileSync(join(PHOTOS, "coffee.png")));
+    for (const at of [200, 5000, png.length >> 1]) {
+      const damaged = png.slice();
+      damaged[at]! ^= 0xff;
+      expect((await failure(damaged, { targetShortSide: 224 })).reason).toBe("corrupt");
+    }
+  });
+
   test("bad files decoded at the same time each get their own reason, and no other file's error text", async () => {
     const cut = bigJpeg.subarray(0, 5000);
     const text = new TextEncoder().encode("not an image at all\n".repeat(50));
