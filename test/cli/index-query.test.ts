@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadSharp } from "../../src/engine/native.ts";
 import { copyPhotos, imgd, imgdJson, PHOTOS, tempDir } from "./cli-harness.ts";
@@ -142,6 +142,23 @@ describe("clear errors", () => {
       expect(r.stdout).toContain(line!);
       expect(r.stdout).not.toContain("imgd serve");
     }
+  });
+
+  test("paths named on the command line or in --list that are no image file are each listed, not dropped in silence", async () => {
+    const dir = tempDir("named-paths");
+    copyPhotos(["orange.jpg"], dir);
+    writeFileSync(join(dir, "notes.txt"), "not a photo\n");
+    mkdirSync(join(dir, "album.jpg"));
+    const list = join(dir, "list.txt");
+    writeFileSync(list, ["orange.jpg", "gone.jpg", "album.jpg", "notes.txt"].join("\n"));
+    const fromList = await imgd(["index", "--list", list, "--index", join(dir, "i1"), "--model", "test-clip"]);
+    expect(fromList.code).toBe(0);
+    expect(fromList.stdout).toContain("indexed 1,");
+    expect(fromList.stdout).toContain(
+      ["skipped 3 paths given that name no image file:", `  not-a-file ${join(dir, "album.jpg")}`, `  missing ${join(dir, "gone.jpg")}`, `  not-an-image-extension ${join(dir, "notes.txt")}`].join("\n"),
+    );
+    const named = await imgd(["index", join(dir, "notes.txt"), "--index", join(dir, "i2"), "--model", "test-clip"]);
+    expect(named.stdout).toContain(`skipped 1 paths given that name no image file:\n  not-an-image-extension ${join(dir, "notes.txt")}`);
   });
 
   test("a folder that does not exist is named in the error", async () => {

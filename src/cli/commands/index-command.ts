@@ -115,6 +115,8 @@ export async function run(argv: string[]): Promise<number> {
   return report.interrupted ? 130 : 0;
 }
 
+const NAMED_PATH_SKIPS: ReadonlySet<string> = new Set(["missing", "not-a-file", "not-an-image-extension"]);
+
 /** What the scan passed over that the user may not expect, and roots kept because they came back empty. */
 function scanNotes(report: IndexReport): string[] {
   const out: string[] = [];
@@ -132,6 +134,13 @@ function scanNotes(report: IndexReport): string[] {
     if (unreadable.length > 10) out.push(`  ... and ${unreadable.length - 10} more (--json lists them all)`);
   }
   if (links > 0) out.push(`skipped ${links} symlinks (--follow-symlinks follows them)`);
+  // A folder's walk passes over what is not an image without a word; these are paths the user named (or the list did).
+  const named = report.scanSkipped.filter((s) => NAMED_PATH_SKIPS.has(s.reason));
+  if (named.length > 0) {
+    out.push(`skipped ${named.length} paths given that name no image file:`);
+    for (const s of named.slice(0, 10)) out.push(`  ${s.reason} ${printable(s.path)}`);
+    if (named.length > 10) out.push(`  ... and ${named.length - 10} more (--json lists them all)`);
+  }
   const undecodable = report.scanSkipped.filter((s) => s.reason === "name-not-utf8");
   if (undecodable.length > 0) {
     out.push(`skipped ${undecodable.length} paths whose names are not valid UTF-8 (rename them to index them):`);
