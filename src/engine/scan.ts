@@ -198,7 +198,11 @@ async function statRoot(root: string, path: string): Promise<{ stats?: Stats; er
     return { stats: await stat(path) };
   } catch (error) {
     const code = errorCode(error);
-    if (code === "ENOENT" || code === "ENOTDIR") throw new Error(`no such file or directory: ${root}`);
+    if (code === "ENOENT" || code === "ENOTDIR") {
+      // Bytes that are not UTF-8 reach us as U+FFFD, and that text names no file: the folder may well be there.
+      if (root.includes("\uFFFD")) throw new Error(`cannot open ${root}: its name is not valid UTF-8 (rename it to index it), or it does not exist`);
+      throw new Error(`no such file or directory: ${root}`);
+    }
     return { error };
   }
 }

@@ -2,7 +2,7 @@ import { beforeAll, describe, expect, test } from "bun:test";
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadSharp } from "../../src/engine/native.ts";
-import { copyPhotos, imgd, imgdJson, PHOTOS, tempDir } from "./cli-harness.ts";
+import { copyPhotos, imgd, imgdJson, MODELS, PHOTOS, REPO, tempDir } from "./cli-harness.ts";
 
 // Real photos plus one planted picture whose colour the test model knows for certain.
 const PHOTO_NAMES = ["orange.jpg", "apple.jpg", "chelsea.png", "fruits.jpg", "rocket.jpg", "smarties.png", "yellow.png"];
@@ -159,6 +159,19 @@ describe("clear errors", () => {
     );
     const named = await imgd(["index", join(dir, "notes.txt"), "--index", join(dir, "i2"), "--model", "test-clip"]);
     expect(named.stdout).toContain(`skipped 1 paths given that name no image file:\n  not-an-image-extension ${join(dir, "notes.txt")}`);
+  });
+
+  test("a folder whose name is not valid UTF-8 is not called missing: the error says why it cannot be opened", async () => {
+    const dir = tempDir("non-utf8-root");
+    const raw = Buffer.concat([Buffer.from(`${dir}/trip-`), Buffer.from([0xff]), Buffer.from("-2024")]);
+    mkdirSync(raw as unknown as string);
+    const main = join(REPO, "src/cli/main.ts");
+    // The name is handed over as the shell gets it from a listing: raw bytes, which no JS string holds.
+    const r = Bun.spawnSync(["sh", "-c", `exec "$0" "$1" index "$(printf '%s\\377-2024' "$2")" --index "$3" --model test-clip`, process.execPath, main, `${dir}/trip-`, join(dir, "i")], {
+      env: { ...process.env, IMGD_MODELS: MODELS, CI: "true" },
+    });
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr.toString()).toContain("not valid UTF-8");
   });
 
   test("a folder that does not exist is named in the error", async () => {
