@@ -97,7 +97,16 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
     data = new Uint8Array(result.data.buffer, result.data.byteOffset, result.data.byteLength);
     info = result.info;
   } catch (err) {
-    throw await failure(err);
+    const error = await failure(err);
+    // sharp's libvips decodes AVIF but has no HEVC decoder (a patent matter): a camera's HEIC is whole, just not
+    // decodable here, and libvips' text for that is lost behind its sniffing noise.
+    if (meta.compression === "hevc" && error.reason !== "truncated") {
+      throw new ImageError(
+        "not-an-image",
+        `${label}: HEIC coded with HEVC, which imgd cannot decode (its image library has no HEVC decoder): convert it to JPEG or AVIF to index it`,
+      );
+    }
+    throw error;
   }
   if (info.channels !== 3) {
     throw new ImageError("corrupt", `${label}: decoded to ${info.channels} channels, expected RGB`);

@@ -214,6 +214,36 @@ describe("decodeImage failures", () => {
     }
   });
 
+  test("a whole HEIC coded with HEVC (an iPhone's) says that imgd cannot decode HEVC, not that the file is broken", async () => {
+    // Built box by box: one 640x480 hvc1 item. No HEVC encoder is at hand, and the decoder never reads its bytes.
+    const u32 = (n: number) => Buffer.from([n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255]);
+    const u16 = (n: number) => Buffer.from([n >> 8, n & 255]);
+    const box = (type: string, ...body: Buffer[]) => Buffer.concat([u32(8 + Buffer.concat(body).length), Buffer.from(type), ...body]);
+    const fullBox = (type: string, version: number, ...body: Buffer[]) => box(type, Buffer.from([version, 0, 0, 0]), ...body);
+    const pixels = Buffer.alloc(2000, 0x55);
+    const meta = (mdatAt: number) =>
+      fullBox("meta", 0,
+        fullBox("hdlr", 0, u32(0), Buffer.from("pict"), Buffer.alloc(13)),
+        fullBox("pitm", 0, u16(1)),
+        fullBox("iloc", 0, Buffer.from([0x44, 0]), u16(1), u16(1), u16(0), u16(1), u32(mdatAt), u32(pixels.length)),
+        fullBox("iinf", 0, u16(1), fullBox("infe", 2, u16(1), u16(0), Buffer.from("hvc1\0"))),
+        box("iprp",
+          box("ipco",
+            box("hvcC", Buffer.from([1, 1, 0x60, 0, 0, 0, 0x90, 0, 0, 0, 0, 0, 90, 0xf0, 0, 0xfc, 0xfd, 0xf8, 0xf8, 0, 0, 0x0f, 0])),
+            fullBox("ispe", 0, u32(640), u32(480))),
+          fullBox("ipma", 0, u32(1), u16(1), Buffer.from([2, 0x81, 0x02]))));
+    const ftyp = box("ftyp", Buffer.from("heic"), u32(0), Buffer.from("mif1heic"));
+    const heic = Buffer.concat([ftyp, meta(ftyp.length + meta(0).length + 8), box("mdat", pixels)]);
+    expect(await sharp(heic).metadata()).toMatchObject({ format: "heif", compression: "hevc", width: 640 });
+    const path = join(dir, "IMG_0001.HEIC");
+    writeFileSync(path, heic);
+    for (const input of [new Uint8Array(heic), path]) {
+      const err = await failure(input, { targetShortSide: 224 });
+      expect(err.reason).toBe("not-an-image");
+      expect(err.message).toContain("HEVC");
+    }
+  });
+
   test("a PNG whole to its end with a damaged byte inside is corrupt, not truncated", async () => {
     const png = new Uint8Array(readFileSync(join(PHOTOS, "coffee.png")));
     for (const at of [200, 5000, png.length >> 1]) {
