@@ -1,6 +1,7 @@
 // `imgd index` as one pipeline: scan -> plan -> (read, hash, decode, preprocess) x N in flight -> batch -> infer
 // -> write. Decoding of the next batch overlaps inference of the current one; a bounded queue keeps memory flat.
 import { readFile, stat } from "node:fs/promises";
+import { join } from "node:path";
 import { analyzeImage, addCounts, decodeShortSide, stagesToRun, writeStageOutcomes, type StageOutcome } from "./analysis/stage-runner.ts";
 import type { AnalysisStage, StageCounts } from "./analysis/stage.ts";
 import { BoundedQueue } from "./async-queue.ts";
@@ -14,6 +15,7 @@ import { preprocessInto } from "./preprocess.ts";
 import { ProgressModel, type ProgressSnapshot } from "./progress.ts";
 import { readPathList, scanRoots } from "./scan.ts";
 import { ThreadedImageEmbedder } from "./threaded-image-embedder.ts";
+import { THUMBNAIL_DIR } from "./thumbnail.ts";
 import { StageTimings, type StageRow } from "./stage-timings.ts";
 import { appendJobLog } from "./store/job-log.ts";
 import { IndexStore, type FileMove, type KnownFile, type NewImage } from "./store/index-store.ts";
@@ -106,7 +108,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       ? { files: opts.files, skipped: [], scope: undefined }
       : opts.listFile
         ? readPathList(opts.listFile)
-        : scanRoots(opts.roots, { followSymlinks: opts.followSymlinks }),
+        : scanRoots(opts.roots, { followSymlinks: opts.followSymlinks, exclude: [join(opts.indexDir, THUMBNAIL_DIR)] }),
   );
   const ownStore = !opts.store;
   const store = opts.store ?? await IndexStore.open(opts.indexDir, {

@@ -29,6 +29,8 @@ export interface ScanOptions {
   followSymlinks?: boolean;
   /** Descend into and pick up names starting with '.' (default false). */
   includeHidden?: boolean;
+  /** Directories not walked: what imgd itself keeps there (an index's thumbnail cache) is no photo of the user's. */
+  exclude?: string[];
 }
 
 export interface ScanSkip {
@@ -80,6 +82,7 @@ const STAT_CONCURRENCY = 64;
 export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promise<ScanResult> {
   const follow = opts.followSymlinks ?? false;
   const includeHidden = opts.includeHidden ?? false;
+  const excluded = new Set((opts.exclude ?? []).map((p) => resolve(p)));
   const skipped: ScanSkip[] = [];
   const candidates = new Set<string>();
   const rootDirs: string[] = [];
@@ -127,7 +130,9 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
         skipped.push({ path, reason: "name-not-utf8" });
         continue;
       }
-      if (kind === "dir") subdirs.push({ path, ancestors });
+      if (kind === "dir") {
+        if (!excluded.has(path)) subdirs.push({ path, ancestors });
+      }
       else if (kind === "file") {
         if (hasImageExtension(name)) candidates.add(path);
       } else if (kind === "symlink") {

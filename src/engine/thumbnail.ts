@@ -12,6 +12,9 @@ import { loadSharp } from "./native.ts";
 import { asImageError, DEFAULT_MAX_PIXELS, edgesOf } from "./decode.ts";
 import { ImageError } from "./types.ts";
 
+/** The thumbnail cache's folder under an index directory; an index scan never walks it. */
+export const THUMBNAIL_DIR = "thumbs";
+
 /** Requested sizes snap up to one of these, so a client cannot fill the caches with one entry per pixel count. */
 export const THUMBNAIL_SIZES = [128, 256, 512, 1024] as const;
 

@@ -24,7 +24,7 @@ import { IndexStore } from "../engine/store/index-store.ts";
 import { MetadataCache } from "../engine/store/metadata-cache.ts";
 import { TextBatcher, type TextEmbedding } from "../engine/text-batcher.ts";
 import { ThreadedTextEmbedder } from "../engine/threaded-text-embedder.ts";
-import { ThumbnailCache } from "../engine/thumbnail.ts";
+import { THUMBNAIL_DIR, ThumbnailCache } from "../engine/thumbnail.ts";
 import { publishServerAddress } from "./server-address.ts";
 import { DEFAULT_LIMITS, type AppDeps, type Limits } from "./app-deps.ts";
 import { createApp } from "./app.ts";
@@ -220,7 +220,7 @@ export async function openServer(opts: Omit<ServeOptions, "port">): Promise<Open
       textBatcher,
       images,
       ingestor,
-      thumbnails: new ThumbnailCache(join(indexDir, "thumbs")),
+      thumbnails: new ThumbnailCache(join(indexDir, THUMBNAIL_DIR)),
       roots,
       gates: {
         search: new ConcurrencyGate({ ...admission, targetMs: opts.targetLatencyMs ?? DEFAULT_TARGET_LATENCY_MS }),

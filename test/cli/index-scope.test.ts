@@ -1,7 +1,8 @@
 // An index holds many folders; a run over some of them must not touch what it did not scan.
 import { beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, mkdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, readdirSync, renameSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { THUMBNAIL_DIR, ThumbnailCache } from "../../src/engine/thumbnail.ts";
 import { imgdJson, PHOTOS, tempDir } from "./cli-harness.ts";
 
 describe("imgd index over part of a library", () => {
@@ -70,3 +71,17 @@ test("a folder indexed by a relative path, then renamed and indexed under its ne
   expect([info.indexed, info.failed]).toEqual([2, 2]);
   expect(info.failures.map((f: any) => f.path).sort()).toEqual([join(root, "new", "empty.jpg"), join(root, "new", "notes.jpg")]);
 });
+
+test("an index kept inside the folder it indexes does not index its own cached thumbnails", async () => {
+  const root = tempDir("index-inside");
+  const index = join(root, "imgd-index");
+  for (const n of ["orange.jpg", "apple.jpg"]) cpSync(join(PHOTOS, n), join(root, n));
+  const run = () => imgdJson(["index", root, "--index", index, "--model", "test-clip"]);
+  expect((await run()).embedded).toBe(2);
+  // What imgd serve leaves there once a result page was shown.
+  const thumbs = new ThumbnailCache(join(index, THUMBNAIL_DIR));
+  await thumbs.get("any", 256, join(root, "orange.jpg"));
+  expect(readdirSync(join(index, THUMBNAIL_DIR), { recursive: true }).some((f) => String(f).endsWith(".jpg"))).toBe(true);
+  const again = await run();
+  expect([again.unchanged, again.embedded, again.scanned]).toEqual([2, 0, 2]);
+}, 30_000);
