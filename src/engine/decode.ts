@@ -123,12 +123,18 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
   };
 }
 
-/** The size of the regular file at `path`; anything else (missing, a folder, a pipe) cannot be read as an image. */
+/**
+ * The size of the regular file at `path`; anything else (missing, a folder, a pipe) cannot be read as an image, nor
+ * can a file that this process may not open (libvips would call it an unsupported format).
+ */
 async function fileSize(path: string): Promise<number> {
   let cause: string;
   try {
     const s = await stat(path);
-    if (s.isFile()) return s.size;
+    if (s.isFile()) {
+      await (await open(path, "r")).close();
+      return s.size;
+    }
     cause = s.isDirectory() ? "it is a directory" : "it is not a regular file";
   } catch (err) {
     cause = err instanceof Error ? err.message : String(err);

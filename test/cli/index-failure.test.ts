@@ -3,7 +3,7 @@ import { chmodSync, copyFileSync, mkdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { loadSharp } from "../../src/engine/native.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
-import { copyPhotos, imgd, imgdJson, MODELS, PHOTOS, REPO, tempDir } from "./cli-harness.ts";
+import { copyPhotos, imgd, imgdJson, MODELS, PHOTOS, REPO, tempDir, type CliResult } from "./cli-harness.ts";
 
 test("photos whose EXIF date the calendar does not have (Feb 31, Apr 31) are indexed without a date", async () => {
   const root = tempDir("bad-dates");
@@ -48,9 +48,9 @@ test("a run whose catalog cannot be written exits with the error instead of hang
 
 /**
  * `imgd args` as a user for whom file modes count: as root (who reads any file whatever its mode) the run is made as
- * nobody, with `root` (a temp dir, handed over to nobody on the first call) as its home. Its stdout.
+ * nobody, with `root` (a temp dir, handed over to nobody on the first call) as its home.
  */
-async function imgdUnprivileged(root: string, args: string[]): Promise<string> {
+async function imgdUnprivileged(root: string, args: string[]): Promise<CliResult> {
   const asRoot = process.getuid?.() === 0;
   // Once: a chown changes the files' ctimes, which a later run would take for touches.
   if (asRoot && statSync(root).uid !== 65534) Bun.spawnSync(["chown", "-R", "65534:65534", root]);
@@ -60,9 +60,15 @@ async function imgdUnprivileged(root: string, args: string[]): Promise<string> {
     stdout: "pipe",
     stderr: "pipe",
   });
-  const [out, err, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
-  if (code !== 0) throw new Error(`imgd ${args.join(" ")} exited ${code}: ${err}`);
-  return out;
+  const [stdout, stderr, code] = await Promise.all([new Response(proc.stdout).text(), new Response(proc.stderr).text(), proc.exited]);
+  return { code, stdout, stderr };
+}
+
+/** `imgdUnprivileged`'s stdout, for a run that must succeed. */
+async function imgdUnprivilegedOk(root: string, args: string[]): Promise<string> {
+  const r = await imgdUnprivileged(root, args);
+  if (r.code !== 0) throw new Error(`imgd ${args.join(" ")} exited ${r.code}: ${r.stderr}`);
+  return r.stdout;
 }
 
 test("an indexed photo that cannot be read for a while (chmod 000) keeps its row and vector, and is read again later", async () => {
@@ -72,7 +78,7 @@ test("an indexed photo that cannot be read for a while (chmod 000) keeps its row
   mkdirSync(photos, { recursive: true });
   copyPhotos(["orange.jpg", "apple.jpg"], photos);
   const locked = join(photos, "orange.jpg");
-  const run = async () => JSON.parse(await imgdUnprivileged(root, ["index", photos, "--index", index, "--model", "test-clip", "--json"]));
+  const run = async () => JSON.parse(await imgdUnprivilegedOk(root, ["index", photos, "--index", index, "--model", "test-clip", "--json"]));
   const rows = async () => {
     const store = await IndexStore.open(index, { readOnly: true });
     try {
@@ -105,10 +111,23 @@ test("a folder the scan cannot read is listed on one line, whatever its name hol
   mkdirSync(locked, { recursive: true });
   copyPhotos(["orange.jpg"], photos);
   copyPhotos(["apple.jpg"], locked);
-  await imgdUnprivileged(root, ["index", photos, "--index", join(root, "index"), "--model", "test-clip", "-q"]);
+  await imgdUnprivilegedOk(root, ["index", photos, "--index", join(root, "index"), "--model", "test-clip", "-q"]);
   chmodSync(locked, 0o000);
-  const out = await imgdUnprivileged(root, ["index", photos, "--index", join(root, "index"), "--model", "test-clip", "-q"]);
+  const out = await imgdUnprivilegedOk(root, ["index", photos, "--index", join(root, "index"), "--model", "test-clip", "-q"]);
   const lines = out.split("\n");
   const at = lines.findIndex((l) => l.startsWith("could not read 1 paths"));
   expect(lines[at + 1]).toBe(`  EACCES ${JSON.stringify(locked)}`);
+}, 60_000);
+
+test("a photo given to query --image that cannot be read says so, not that it is no image", async () => {
+  const root = tempDir("unreadable-query");
+  const photos = join(root, "photos");
+  mkdirSync(photos, { recursive: true });
+  copyPhotos(["orange.jpg", "apple.jpg"], photos);
+  await imgdUnprivilegedOk(root, ["index", photos, "--index", join(root, "index"), "--model", "test-clip", "-q"]);
+  const locked = join(photos, "apple.jpg");
+  chmodSync(locked, 0o000);
+  const r = await imgdUnprivileged(root, ["query", "--image", locked, "--index", join(root, "index")]);
+  expect(r.code).toBe(1);
+  expect(r.stderr).toContain(`${locked}: cannot read the file (EACCES`);
 }, 60_000);
