@@ -4,6 +4,7 @@ import { Hono } from "hono";
 import { cors } from "hono/cors";
 import { requestId } from "hono/request-id";
 import pkg from "../../package.json" with { type: "json" };
+import { allowedMethods } from "./allowed-methods.ts";
 import type { AppDeps } from "./app-deps.ts";
 import type { AppEnv } from "./app-env.ts";
 import { toErrorResponse } from "./http-error.ts";
@@ -41,7 +42,14 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
     if (res.status >= 500) deps.log.write({ level: "error", request_id: c.get("requestId"), error: err.stack ?? String(err) });
     return res;
   });
-  app.notFound((c) => c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404));
+  app.notFound((c) => {
+    const allowed = allowedMethods(app, c.req.path);
+    if (allowed.length === 0) return c.json({ error: `no route for ${c.req.method} ${c.req.path}` }, 404);
+    c.header("Allow", [...allowed, "OPTIONS"].join(", "));
+    // Without --cors (whose middleware answers preflights first), OPTIONS says what the path takes.
+    if (c.req.method === "OPTIONS") return c.body(null, 204);
+    return c.json({ error: `${c.req.method} is not allowed on ${c.req.path}; it takes ${allowed.join(", ")}` }, 405);
+  });
 
   // Open to anyone who can reach the port: probes, scrapers, the page itself (it sends the token on its own calls).
   app.route("/", healthRoutes(deps));

@@ -185,6 +185,35 @@ describe("the search API over a real index", () => {
     expect(changed.headers.get("etag")).not.toBe(etag);
   });
 
+  test("a method a served path does not take is a 405 with Allow, not a 404 that reads as a missing resource", async () => {
+    const id = await idOf("orange.jpg");
+    const cases: [string, string, string][] = [
+      ["DELETE", `/api/images/${id}`, "GET, HEAD, OPTIONS"],
+      ["PUT", "/api/search", "GET, HEAD, POST, OPTIONS"],
+      ["GET", "/api/ingest", "POST, OPTIONS"],
+      ["HEAD", "/api/ingest", "POST, OPTIONS"],
+      ["POST", "/health", "GET, HEAD, OPTIONS"],
+      ["PATCH", `/api/images/${id}/file`, "GET, HEAD, OPTIONS"],
+    ];
+    for (const [method, path, allow] of cases) {
+      const res = await get(path, { method });
+      const body = method === "HEAD" ? null : ((await res.json()) as any).error;
+      expect([method, path, res.status, res.headers.get("allow")]).toEqual([method, path, 405, allow]);
+      if (body) expect(body).toBe(`${method} is not allowed on ${path}; it takes ${allow.replace(", OPTIONS", "")}`);
+    }
+    // Without --cors, OPTIONS says what the path takes.
+    const options = await get(`/api/images/${id}/thumb`, { method: "OPTIONS" });
+    expect([options.status, options.headers.get("allow")]).toEqual([204, "GET, HEAD, OPTIONS"]);
+    // A path nothing serves is still a 404, with no Allow.
+    const nowhere = await get(`/api/images/${id}/nothing`, { method: "DELETE" });
+    expect([nowhere.status, nowhere.headers.get("allow")]).toEqual([404, null]);
+    await nowhere.arrayBuffer();
+    // Counted without a series per path: outside /api, under "unmatched" as 404s are.
+    const text = await (await get("/metrics")).text();
+    expect(text).toMatch(/imgd_http_requests_total\{route="unmatched",method="POST",status="405"\} \d+/);
+    expect(text).not.toContain('route="/*"');
+  });
+
   test("HEAD on the metadata and the thumbnail states the length the GET sends", async () => {
     const id = await idOf("rocket.jpg");
     for (const path of [`/api/images/${id}`, `/api/images/${id}/thumb?size=128`]) {

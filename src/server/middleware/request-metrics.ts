@@ -14,7 +14,8 @@ export function requestMetrics(registry: MetricsRegistry): MiddlewareHandler {
   return async (c, next) => {
     const t0 = performance.now();
     await next();
-    const route = c.res.status === 404 && routePath(c, -1) === "/*" ? "unmatched" : routePath(c, -1);
+    // Only the app-wide middleware matched: no route answered (a 404, a 405, a Host refused).
+    const route = routePath(c, -1) === "/*" ? "unmatched" : routePath(c, -1);
     requests.inc({ route, method: c.req.method, status: String(c.res.status) });
     latency.observe({ route }, (performance.now() - t0) / 1000);
   };
