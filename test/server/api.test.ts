@@ -185,6 +185,22 @@ describe("the search API over a real index", () => {
     expect(changed.headers.get("etag")).not.toBe(etag);
   });
 
+  test("the original answers If-Modified-Since (curl -z, wget -N) with 304 until it changes; If-None-Match takes precedence", async () => {
+    const id = await idOf("orange.jpg");
+    const file = `/api/images/${id}/file`;
+    const first = await get(file);
+    await first.arrayBuffer();
+    const lastModified = first.headers.get("last-modified")!;
+    const since = (headers: Record<string, string>) => get(file, { headers }).then(async (r) => [r.status, (await r.arrayBuffer()).byteLength]);
+    expect(await since({ "if-modified-since": lastModified })).toEqual([304, 0]);
+    expect(await since({ "if-modified-since": new Date(Date.parse(lastModified) + 3_600_000).toUTCString() })).toEqual([304, 0]);
+    const n = photo("orange.jpg").length;
+    expect(await since({ "if-modified-since": new Date(Date.parse(lastModified) - 1_000).toUTCString() })).toEqual([200, n]);
+    expect(await since({ "if-modified-since": "not a date" })).toEqual([200, n]);
+    // RFC 9110 13.1.3: with If-None-Match, If-Modified-Since is ignored.
+    expect(await since({ "if-modified-since": lastModified, "if-none-match": '"other"' })).toEqual([200, n]);
+  });
+
   test("a method a served path does not take is a 405 with Allow, not a 404 that reads as a missing resource", async () => {
     const id = await idOf("orange.jpg");
     const cases: [string, string, string][] = [

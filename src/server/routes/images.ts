@@ -62,7 +62,11 @@ export function imageRoutes(deps: AppDeps) {
       c.header("Last-Modified", lastModified);
       c.header("Cache-Control", "private, no-cache");
       c.header("Accept-Ranges", "bytes");
-      if (ifNoneMatch(c.req.header("if-none-match"), etag)) return c.body(null, 304);
+      const ifNone = c.req.header("if-none-match");
+      // If-Modified-Since counts only without If-None-Match (RFC 9110 13.1.3): `curl -z`, `wget -N`, caches.
+      if (ifNone !== undefined ? ifNoneMatch(ifNone, etag) : notModifiedSince(c.req.header("if-modified-since"), file.lastModified)) {
+        return c.body(null, 304);
+      }
       // An original is shown, never run: no sniffing it into HTML, and no script or request from it if a browser
       // renders it.
       c.header("X-Content-Type-Options", "nosniff");
@@ -88,4 +92,10 @@ function ifNoneMatch(header: string | undefined, etag: string): boolean {
   if (!header) return false;
   const opaque = (tag: string) => tag.trim().replace(/^W\//, "");
   return header.split(",").some((t) => t.trim() === "*" || opaque(t) === opaque(etag));
+}
+
+/** Whether a file last modified at `mtimeMs` is unchanged since an If-Modified-Since date (HTTP dates are whole seconds). */
+function notModifiedSince(header: string | undefined, mtimeMs: number): boolean {
+  const since = header === undefined ? NaN : Date.parse(header);
+  return !Number.isNaN(since) && Math.trunc(mtimeMs / 1000) * 1000 <= since;
 }
