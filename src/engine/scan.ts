@@ -132,8 +132,7 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
       }
       if (kind === "dir") {
         if (!excluded.has(path)) subdirs.push({ path, ancestors });
-      }
-      else if (kind === "file") {
+      } else if (kind === "file") {
         if (hasImageExtension(name)) candidates.add(path);
       } else if (kind === "symlink") {
         const target = await stat(path).catch(() => null);
