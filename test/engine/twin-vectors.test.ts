@@ -50,7 +50,7 @@ async function libraryWithCopies(dtype: VectorDType, distinct: number, copies: n
   const copy = unitRows(1, 99);
   const repeated = new Float32Array(copies * DIMS);
   for (let i = 0; i < copies; i++) repeated.set(copy, i * DIMS);
-  const copyIds = await store.addBatch(images(copies, 0), repeated);
+  const copyIds = await store.addBatch(images(copies, 0).map((image) => ({ ...image, imohash: "copy" })), repeated);
   const vectors = unitRows(distinct, 7);
   const distinctIds = await store.addBatch(images(distinct, copies), vectors);
   return { dir, store, copy, copyIds, vectors, distinctIds };
@@ -120,7 +120,7 @@ describe("identical vectors", () => {
     await reopened.close();
   });
 
-  test("an index written before twins is rebuilt on its first writable open, so its copies share a node", async () => {
+  test("an index written before twins is rebuilt on its first writable open when it holds copies, so they share a node", async () => {
     const { dir, store, copy, copyIds } = await libraryWithCopies("f32", 20, 6);
     await store.checkpoint();
     await store.close();
@@ -134,5 +134,20 @@ describe("identical vectors", () => {
     expect((await writable.search(copy, 6)).map((h) => h.id).sort((a, b) => a - b)).toEqual(copyIds);
     await writable.close();
     expect(JSON.parse(readFileSync(manifestPath, "utf8")).vectors.twins.bytes).toBeGreaterThan(0);
+  });
+
+  test("an index written before twins without copies opens as it is: no rebuild", async () => {
+    const dir = join(mkdtempSync(join(tmpdir(), "imgd-twins-")), "index");
+    const store = await IndexStore.open(dir, { model: MODEL, vectors: { dtype: "f32" } });
+    await store.addBatch(images(30, 0), unitRows(30, 3));
+    await store.close();
+    const manifestPath = join(dir, "manifest.json");
+    const manifest = JSON.parse(readFileSync(manifestPath, "utf8"));
+    delete manifest.vectors.twins;
+    writeFileSync(manifestPath, JSON.stringify(manifest));
+    const writable = await IndexStore.open(dir);
+    expect(writable.recovery).toBe("none");
+    expect(writable.vectorCount).toBe(30);
+    await writable.close();
   });
 });

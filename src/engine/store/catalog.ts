@@ -125,6 +125,12 @@ export class Catalog {
     return new Set(rows.map((r) => r[0] as string));
   }
 
+  /** Whether two indexed images have the same content hash (and so, as a rule, the same embedding). */
+  async hasRepeatedContent(): Promise<boolean> {
+    const rows = await this.rows("SELECT 1 FROM images WHERE status = 'indexed' GROUP BY imohash HAVING count(*) > 1 LIMIT 1");
+    return rows.length > 0;
+  }
+
   /** The directories holding catalogued files, each once (as path.dirname names them; paths are absolute). */
   async folders(): Promise<string[]> {
     const rows = await this.rows("SELECT DISTINCT parse_dirpath(path, '/') FROM images");

@@ -461,8 +461,9 @@ async function loadVectors(
     fileSize(file) === want.bytes && (!verify || fileDigest(file).sha256 === want.sha256);
   const intact =
     m.sha256 !== null && committed(path, { sha256: m.sha256, bytes: m.bytes }) && (!m.twins || committed(twinsPath!, m.twins));
-  // A graph from before twins may hold many identical vectors as nodes of their own: rebuilt once, when writable.
-  const beforeTwins = m.twins === undefined && !readOnly;
+  // A graph from before twins holds each copy of a photo as a node of its own: one with copies is rebuilt once,
+  // when writable (2 min at 100K on 2 busy cores, hence not for every old index).
+  const beforeTwins = m.twins === undefined && !readOnly && (await catalog.hasRepeatedContent());
   let vectors: VectorIndex | null = null;
   if (intact && !beforeTwins) {
     try {
