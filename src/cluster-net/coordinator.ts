@@ -128,10 +128,9 @@ export class Coordinator {
               "give another --storage, or remove its coordinator/ and shards/ directories to start over (a shard left there keeps its model)",
           );
         }
-        if (existing.phase !== "merged") {
-          await rescanRoots(ledger, existing, opts);
-          existing = (await ledger.job())!;
-        }
+        // A merged job too: run again, it leases only what changed since and merges again without what is gone.
+        await rescanRoots(ledger, existing, opts);
+        existing = (await ledger.job())!;
         // Workers need a moment to notice the restart and reconnect before their leases may expire.
         await ledger.extendAllLeases(Date.now() + opts.leaseTtlMs);
         const counts = await ledger.counts();
@@ -497,8 +496,8 @@ export function versionText(theirs: number): string {
 }
 
 /**
- * A job resumed before its merge takes its roots as they are now: files added meanwhile join it, and files deleted
- * leave it rather than be merged as "cannot read the file" (see JobLedger.reconcileFiles). As `imgd index` does, a
+ * A job resumed takes its roots as they are now: files added meanwhile join it, and files deleted leave it rather than
+ * be merged as "cannot read the file" (see JobLedger.reconcileFiles); a merged job is merged again. As `imgd index` does, a
  * root with no image at all now keeps its files (a share not mounted, most likely), as does a folder the scan could
  * not read; a scan that fails resumes the job as it was.
  */

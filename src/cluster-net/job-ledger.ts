@@ -156,7 +156,7 @@ export class JobLedger {
   }
 
   /**
-   * Brings the job's files in line with a new scan of its roots, for a coordinator restarted mid-job: files not
+   * Brings the job's files in line with a new scan of its roots, for a coordinator restarted mid-job or run again: files not
    * scanned leave their batches (those `gone` returns, of the ones passed: the rest may still be there), a file
    * whose size or mtime changed leaves its batch and comes back as a new file, and new files are added in new
    * batches of `batchFiles`. A committed batch loses its dropped files too (the merge takes rows by the ledger's
@@ -213,7 +213,9 @@ export class JobLedger {
           await this.conn.run(`DELETE FROM batches WHERE id IN (${ids}) AND state = 'queued' AND attempts = 0 AND file_count = 0`);
         }
         await this.conn.run("UPDATE job SET total = (SELECT count(*) FROM files)");
-        if (added.length > 0) await this.conn.run("UPDATE job SET phase = 'indexing' WHERE phase = 'merging'");
+        // New files wait for a worker; a merged job that only lost files is merged again without them.
+        if (added.length > 0) await this.conn.run("UPDATE job SET phase = 'indexing' WHERE phase <> 'indexing'");
+        else if (dropped.length > 0) await this.conn.run("UPDATE job SET phase = 'merging' WHERE phase = 'merged'");
         await this.conn.run("DROP TABLE rescan");
         await this.conn.run("DROP TABLE leaving");
         out.added = added.length - changed.length;
