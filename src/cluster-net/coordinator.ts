@@ -71,8 +71,9 @@ export class Coordinator {
   /**
    * Images per second of each worker's last committed batch, as the worker timed it. Timing commits here instead
    * read wrong after a restart: the batches finished while the coordinator was down all land in its first second.
+   * With when that commit arrived: about when the worker started on the batch it holds now.
    */
-  private readonly batchRates = new Map<string, number>();
+  private readonly batchRates = new Map<string, { rate: number; atMs: number }>();
   /** The tick in progress, which close() waits for before closing the ledger under it. */
   private ticking: Promise<void> | null = null;
   private closed = false;
@@ -252,7 +253,7 @@ export class Coordinator {
     await this.knownWorker(req.workerId);
     const result = await this.ledger.commitBatch(req);
     if (!result.committed) throw new CoordinatorError(409, `batch ${req.batchId} was never leased to ${req.workerId} under that lease`);
-    if (req.batchMs > 0) this.batchRates.set(req.workerId, ((req.indexed + req.failed) * 1000) / req.batchMs);
+    if (req.batchMs > 0) this.batchRates.set(req.workerId, { rate: ((req.indexed + req.failed) * 1000) / req.batchMs, atMs: Date.now() });
     if (!result.duplicate) {
       // A batch leased before this process opened was indexed (mostly) while the coordinator was down; those commits
       // all land in its first moments and, counted as progress, read as hundreds of img/s. Left out of the rate,
@@ -449,7 +450,7 @@ export class Coordinator {
         threads: w.info.threads,
         state: w.state,
         // Until this process sees a commit, the rate the worker last reported in a heartbeat (kept in the ledger).
-        rateNow: active ? (this.batchRates.get(w.id) ?? w.stats?.rateNow ?? 0) : 0,
+        rateNow: active ? (this.batchRates.get(w.id)?.rate ?? w.stats?.rateNow ?? 0) : 0,
         rateAverage: w.busyMs > 0 ? (w.done * 1000) / w.busyMs : 0,
         done: w.done,
         inFlight: inFlight.get(w.id) ?? 0,
@@ -472,9 +473,25 @@ export class Coordinator {
       rate: p.rate,
       averageRate: p.averageRate,
       elapsedMs: p.elapsedMs,
-      etaMs: p.etaMs,
+      etaMs: p.etaMs === null ? null : Math.max(p.etaMs, this.slowestHolderMs(rows, now)),
       workers: rows,
     };
+  }
+
+  /**
+   * How long the worker slowest to get through the files it holds still needs, at its own rate: the job ends no
+   * sooner. The cluster's rate spreads those files over every worker, which read 0:00 for as long as a slow host
+   * worked through its last batches while the fast ones stood idle.
+   */
+  private slowestHolderMs(rows: WorkerRow[], now: number): number {
+    let slowest = 0;
+    for (const w of rows) {
+      if (w.inFlight === 0 || w.rateNow <= 0 || w.state === "lost" || w.state === "gone") continue;
+      // Its last commit went out as it started on the batch in hand, of which that much is done.
+      const intoBatchMs = now - (this.batchRates.get(w.id)?.atMs ?? now);
+      slowest = Math.max(slowest, (w.inFlight * 1000) / w.rateNow - intoBatchMs);
+    }
+    return slowest;
   }
 
   async close(): Promise<void> {

@@ -246,11 +246,13 @@ export class JobLedger {
            WHERE id = (SELECT min(id) FROM batches WHERE state = 'queued') RETURNING id`,
           [leaseId, workerId, expiresAtMs],
         );
-        await this.conn.run("UPDATE workers SET last_seen_ms = $1, state = $2 WHERE id = $3", [
-          nowMs,
-          leased.length > 0 ? "working" : "idle",
-          workerId,
-        ]);
+        // Idle only when it holds nothing: a worker asks for its next batch while it works on the one in hand.
+        await this.conn.run(
+          `UPDATE workers SET last_seen_ms = $1, state = CASE WHEN EXISTS
+             (SELECT 1 FROM batches WHERE state = 'leased' AND worker_id = $2) THEN 'working' ELSE 'idle' END
+           WHERE id = $2`,
+          [nowMs, workerId],
+        );
         if (leased.length === 0) return;
         const batchId = Number(leased[0]![0]);
         await this.conn.run("INSERT INTO leases VALUES ($1, $2, $3, $4)", [leaseId, batchId, workerId, nowMs]);

@@ -66,3 +66,28 @@ test("right after a restart, the batches finished while the coordinator was down
   expect(s.etaMs!).toBeCloseTo((15 / s.rate) * 1000, -1);
   await second.close();
 }, 30_000);
+
+test("with nothing left in the queue, the ETA is the slowest worker's time for the files it holds, and a worker holding a batch stays working", async () => {
+  const root = tempDir("tail-eta");
+  await makePhotos(join(root, "photos"), 20);
+  const opts = { roots: [join(root, "photos")], storage: join(root, "storage"), model: "test-clip", batchFiles: 5, leaseTtlMs: 60_000 };
+  const c = await Coordinator.open(opts);
+  const fast = (await c.register({ protocol: PROTOCOL_VERSION, worker })).workerId;
+  const slow = (await c.register({ protocol: PROTOCOL_VERSION, worker: { ...worker, pid: 2 } })).workerId;
+  const commit = (workerId: string, batch: { batchId: number; leaseId: string }, batchMs: number) =>
+    c.commit({ workerId, batchId: batch.batchId, leaseId: batch.leaseId, indexed: 5, failed: 0, batchMs });
+  await commit(fast, (await c.lease(fast)).batch!, 100); // 50 img/s
+  await commit(slow, (await c.lease(slow)).batch!, 2500); // 2 img/s
+  // The slow worker takes the last two batches (one in hand, one asked for ahead); the fast one finds none left.
+  expect((await c.lease(slow)).batch).not.toBeNull();
+  expect((await c.lease(slow)).batch).not.toBeNull();
+  expect((await c.lease(fast)).batch).toBeNull();
+  expect((await c.lease(slow)).batch).toBeNull();
+
+  const s = await c.status();
+  expect(s.workers.map((w) => [w.state, w.inFlight])).toEqual([["idle", 0], ["working", 10]]);
+  // 10 files at 2 img/s: about 5 s, not the 10 files at the cluster's rate of both.
+  expect(s.etaMs!).toBeGreaterThan(4000);
+  expect(s.etaMs!).toBeLessThanOrEqual(5000);
+  await c.close();
+}, 30_000);
