@@ -43,7 +43,10 @@ export function coordinatorApp(coordinator: Coordinator, token: string, query?: 
     if (protocol.data.protocol !== PROTOCOL_VERSION) return c.json({ error: versionText(protocol.data.protocol) }, 426);
     return c.json(await coordinator.register(parse(RegisterRequest, body)));
   });
-  app.post("/v1/lease", async (c) => c.json(await coordinator.lease(parse(LeaseRequest, await body(c)).workerId)));
+  app.post("/v1/lease", async (c) => {
+    const req = parse(LeaseRequest, await body(c));
+    return c.json(await coordinator.lease(req.workerId, req.ahead));
+  });
   app.post("/v1/heartbeat", async (c) => {
     const req = parse(HeartbeatRequest, await body(c));
     return c.json(await coordinator.heartbeat(req.workerId, req.stats));

@@ -204,7 +204,8 @@ export class Coordinator {
     };
   }
 
-  async lease(workerId: string): Promise<LeaseReply> {
+  /** `ahead`: asked for while the worker still works on a batch (see aheadIdlesOthers). */
+  async lease(workerId: string, ahead = false): Promise<LeaseReply> {
     const worker = await this.knownWorker(workerId);
     if (worker.drain || this.job.phase !== "indexing" || this.job.paused) await this.ledger.touchWorker(workerId, Date.now(), null);
     if (worker.drain) return { batch: null, done: true, reason: "drained by the coordinator", retryMs: 0 };
@@ -212,10 +213,37 @@ export class Coordinator {
     if (this.job.paused) return { batch: null, done: false, reason: "dispatch paused", retryMs: 500 };
     const full = this.spaceShortage();
     if (full) return { batch: null, done: false, reason: full, retryMs: 5000 };
+    if (ahead && (await this.aheadIdlesOthers(workerId))) {
+      return { batch: null, done: false, reason: "left for faster workers until this one is free", retryMs: 0 };
+    }
     const batch = await this.ledger.leaseBatch(workerId, Date.now() + this.opts.leaseTtlMs);
     if (batch) return { batch, done: false, retryMs: 0 };
     // Everything is leased: poll again soon, since a lease may expire and come back.
     return { batch: null, done: false, reason: "every batch is leased", retryMs: Math.min(1000, this.heartbeatMs) };
+  }
+
+  /**
+   * Whether a batch leased ahead to `workerId` would wait in its hands while another worker, idle by then, would have
+   * finished it: it starts on it only once it is through what it holds, and meanwhile the others empty the queue.
+   * Such a batch held the whole job up by a slow host's time for it while the fast ones stood idle. Refused, the
+   * worker asks again once it is free, and gets a batch if one is left.
+   */
+  private async aheadIdlesOthers(workerId: string): Promise<boolean> {
+    const now = Date.now();
+    const [counts, workers, inFlight] = await Promise.all([this.ledger.counts(), this.ledger.workers(), this.ledger.inFlight()]);
+    const own = workers.find((w) => w.id === workerId);
+    const ownRate = own ? this.rateOf(own) : 0;
+    if (ownRate <= 0) return false;
+    const others = workers
+      .filter((w) => w.id !== workerId && !w.drain && w.state !== "lost" && w.state !== "gone")
+      .map((w) => ({ rate: this.rateOf(w), freeInMs: this.holdingMs(w.id, inFlight.get(w.id) ?? 0, this.rateOf(w), now) }))
+      .filter((w) => w.rate > 0);
+    const batchFiles = this.job.batchFiles;
+    const freeInMs = this.holdingMs(workerId, inFlight.get(workerId) ?? 0, ownRate, now);
+    const doneByOthers = others.reduce((sum, w) => sum + (w.rate * freeInMs) / 1000, 0);
+    if ((counts.queued - 1) * batchFiles >= doneByOthers) return false;
+    const sooner = (w: { rate: number; freeInMs: number }) => w.freeInMs + (batchFiles * 1000) / w.rate;
+    return others.some((w) => sooner(w) < sooner({ rate: ownRate, freeInMs }));
   }
 
   /** Why no batch may be leased now for want of free space (said once as it starts and once as it ends), or null. */
@@ -449,8 +477,7 @@ export class Coordinator {
         pid: w.info.pid,
         threads: w.info.threads,
         state: w.state,
-        // Until this process sees a commit, the rate the worker last reported in a heartbeat (kept in the ledger).
-        rateNow: active ? (this.batchRates.get(w.id)?.rate ?? w.stats?.rateNow ?? 0) : 0,
+        rateNow: active ? this.rateOf(w) : 0,
         rateAverage: w.busyMs > 0 ? (w.done * 1000) / w.busyMs : 0,
         done: w.done,
         inFlight: inFlight.get(w.id) ?? 0,
@@ -486,12 +513,23 @@ export class Coordinator {
   private slowestHolderMs(rows: WorkerRow[], now: number): number {
     let slowest = 0;
     for (const w of rows) {
-      if (w.inFlight === 0 || w.rateNow <= 0 || w.state === "lost" || w.state === "gone") continue;
-      // Its last commit went out as it started on the batch in hand, of which that much is done.
-      const intoBatchMs = now - (this.batchRates.get(w.id)?.atMs ?? now);
-      slowest = Math.max(slowest, (w.inFlight * 1000) / w.rateNow - intoBatchMs);
+      if (w.state === "lost" || w.state === "gone") continue;
+      slowest = Math.max(slowest, this.holdingMs(w.id, w.inFlight, w.rateNow, now));
     }
     return slowest;
+  }
+
+  /** How long a worker needs for the `files` it holds at `rate`, less what it has done of the batch in hand. */
+  private holdingMs(workerId: string, files: number, rate: number, now: number): number {
+    if (files === 0 || rate <= 0) return 0;
+    // Its last commit went out as it started on the batch in hand.
+    const intoBatchMs = now - (this.batchRates.get(workerId)?.atMs ?? now);
+    return Math.max(0, (files * 1000) / rate - intoBatchMs);
+  }
+
+  /** A worker's img/s: its last batch's here, else (until this process sees a commit) its last heartbeat's. */
+  private rateOf(w: WorkerRecord): number {
+    return this.batchRates.get(w.id)?.rate ?? w.stats?.rateNow ?? 0;
   }
 
   async close(): Promise<void> {

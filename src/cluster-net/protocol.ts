@@ -59,7 +59,11 @@ export const RegisterReply = z.object({
 });
 export type RegisterReply = z.infer<typeof RegisterReply>;
 
-export const LeaseRequest = z.object({ workerId: z.string() });
+export const LeaseRequest = z.object({
+  workerId: z.string(),
+  /** Asked for while the worker still works on a batch: it starts on this one only once that is done. */
+  ahead: z.boolean().optional(),
+});
 
 export const LeasedBatch = z.object({
   batchId: z.number().int(),

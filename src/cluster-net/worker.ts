@@ -224,7 +224,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
   const heartbeat = setInterval(beat, reg.job.heartbeatMs);
 
   // The next lease is asked for while the current batch is indexed, so the worker never waits on the round trip.
-  const askLease = () => call(() => client.post("/v1/lease", { workerId }, LeaseReply));
+  const askLease = (ahead = false) => call(() => client.post("/v1/lease", { workerId, ahead }, LeaseReply));
   let prefetched: Promise<z.infer<typeof LeaseReply>> | null = null;
   let pendingCommit: Promise<void> = Promise.resolve();
   try {
@@ -246,7 +246,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
         continue;
       }
       const batch = lease.batch;
-      prefetched = askLease();
+      prefetched = askLease(true);
       prefetched.catch(() => {});
       const b0 = performance.now();
       inFlight = batch.files.length;

@@ -91,3 +91,28 @@ test("with nothing left in the queue, the ETA is the slowest worker's time for t
   expect(s.etaMs!).toBeLessThanOrEqual(5000);
   await c.close();
 }, 30_000);
+
+test("a batch asked for ahead is refused to a slow worker while faster ones would empty the queue before it is free, and given to a fast one", async () => {
+  const root = tempDir("ahead");
+  await makePhotos(join(root, "photos"), 40);
+  const opts = { roots: [join(root, "photos")], storage: join(root, "storage"), model: "test-clip", batchFiles: 5, leaseTtlMs: 60_000 };
+  const c = await Coordinator.open(opts);
+  const fast = (await c.register({ protocol: PROTOCOL_VERSION, worker })).workerId;
+  const slow = (await c.register({ protocol: PROTOCOL_VERSION, worker: { ...worker, pid: 2 } })).workerId;
+  const commit = (workerId: string, batch: { batchId: number; leaseId: string }, batchMs: number) =>
+    c.commit({ workerId, batchId: batch.batchId, leaseId: batch.leaseId, indexed: 5, failed: 0, batchMs });
+  await commit(fast, (await c.lease(fast)).batch!, 100); // 50 img/s
+  await commit(slow, (await c.lease(slow)).batch!, 2500); // 2 img/s
+
+  // Each starts on a batch; 5 stay queued. The slow one would start a second only in 2.5 s: the fast one does all 5 by then.
+  expect((await c.lease(slow)).batch).not.toBeNull();
+  expect((await c.lease(fast)).batch).not.toBeNull();
+  const refused = await c.lease(slow, true);
+  expect(refused).toMatchObject({ batch: null, done: false, retryMs: 0 });
+  expect(refused.reason).toContain("faster workers");
+  expect((await c.lease(fast, true)).batch).not.toBeNull();
+  // Asked for when free, a batch is given whatever the worker's speed.
+  expect((await c.lease(slow)).batch).not.toBeNull();
+  expect((await c.status()).batches).toEqual({ queued: 2, leased: 4, committed: 2 });
+  await c.close();
+}, 30_000);
