@@ -98,6 +98,8 @@ export async function run(argv: string[]): Promise<number> {
     );
     const code = await finished;
     app.unmount();
+    // The screen's last frame was drawn before the end: how the job ended (the merge and where its index is) goes below it.
+    process.stderr.write(`${formatStatusLine(await coordinator.status())}\n${events.at(-1) ?? ""}\n`);
     await api?.close();
     await running.stop();
     return code;
