@@ -117,6 +117,7 @@ export class JobLedger {
           rows.appendVarchar(f.path);
           rows.appendBigInt(BigInt(Math.round(f.size)));
           rows.appendDouble(f.mtimeMs);
+          rows.appendNull();
           rows.endRow();
         });
         rows.closeSync();
@@ -194,10 +195,16 @@ export class JobLedger {
            WHERE r.size <> f.size OR r.mtime_ms <> f.mtime_ms RETURNING path`,
         );
         const touched = (await this.query("SELECT DISTINCT batch_id FROM files WHERE path IN (SELECT path FROM leaving)")).map((r) => Number(r[0]));
+        // A failure that leaves its committed batch (deleted, or replaced and redone) is no longer the job's.
+        await this.conn.run(
+          `UPDATE batches SET failed = failed - n FROM (SELECT batch_id, count(*) AS n FROM files
+             WHERE failed AND path IN (SELECT path FROM leaving) GROUP BY batch_id) f
+           WHERE batches.id = f.batch_id AND batches.state = 'committed'`,
+        );
         await this.conn.run("DELETE FROM files WHERE path IN (SELECT path FROM leaving)");
         const [[last]] = (await this.query("SELECT coalesce(max(id), 0) FROM batches")) as [[number]];
         const added = await this.query(
-          `INSERT INTO files SELECT $1 + (row_number() OVER (ORDER BY path) - 1) // $2 + 1, path, size, mtime_ms
+          `INSERT INTO files (batch_id, path, size, mtime_ms) SELECT $1 + (row_number() OVER (ORDER BY path) - 1) // $2 + 1, path, size, mtime_ms
            FROM rescan WHERE path NOT IN (SELECT path FROM files) RETURNING path`,
           [last, batchFiles],
         );
@@ -316,6 +323,7 @@ export class JobLedger {
     leaseId: string;
     indexed: number;
     failed: number;
+    failedPaths?: string[];
     batchMs: number;
   }): Promise<{ committed: boolean; duplicate: boolean; files: number; leasedMs: number }> {
     return this.serialized(async () => {
@@ -340,6 +348,12 @@ export class JobLedger {
           "UPDATE workers SET done = done + $1, errors = errors + $2, busy_ms = busy_ms + $3, last_seen_ms = $4 WHERE id = $5",
           [files, c.failed, c.batchMs, Date.now(), c.workerId],
         );
+        if (c.failedPaths?.length) {
+          await this.conn.run(
+            `UPDATE files SET failed = true WHERE batch_id = $1 AND path IN (${c.failedPaths.map((_, i) => `$${i + 2}`).join(",")})`,
+            [c.batchId, ...c.failedPaths],
+          );
+        }
       });
       return { committed: true, duplicate: false, files, leasedMs };
     });
@@ -385,10 +399,11 @@ export class JobLedger {
     const only = batchIds ? ` AND id IN (${batchIds.map((id) => Math.trunc(id)).join(",")})` : "";
     const rows = await this.rows(
       `UPDATE batches SET state = 'queued', committed_by = NULL, indexed = NULL, failed = NULL, committed_ms = NULL
-       WHERE state = 'committed' AND committed_by = $1${only} RETURNING file_count`,
+       WHERE state = 'committed' AND committed_by = $1${only} RETURNING id, file_count`,
       [workerId],
     );
-    return rows.reduce((sum, r) => sum + Number(r[0]), 0);
+    if (rows.length > 0) await this.exec(`UPDATE files SET failed = NULL WHERE batch_id IN (${rows.map((r) => Number(r[0])).join(",")})`);
+    return rows.reduce((sum, r) => sum + Number(r[1]), 0);
   }
 
   /** Up to `perRoot` files under each of `roots`, spread evenly over its files in path order. */
@@ -497,6 +512,8 @@ export class JobLedger {
       lease_id VARCHAR, worker_id VARCHAR, expires_ms DOUBLE, committed_by VARCHAR, indexed INT, failed INT,
       committed_ms DOUBLE, attempts INT)`);
     await this.conn.run("CREATE TABLE IF NOT EXISTS files (batch_id INT, path VARCHAR, size BIGINT, mtime_ms DOUBLE)");
+    // Set at commit from the worker's shard; a ledger from before it has none, and its counts stay as they were.
+    await this.conn.run("ALTER TABLE files ADD COLUMN IF NOT EXISTS failed BOOLEAN");
     await this.conn.run(
       "CREATE TABLE IF NOT EXISTS leases (lease_id VARCHAR PRIMARY KEY, batch_id INT, worker_id VARCHAR, leased_ms DOUBLE)",
     );

@@ -108,6 +108,8 @@ export const CommitRequest = z.object({
   leaseId: z.string(),
   indexed: z.number().int().nonnegative(),
   failed: z.number().int().nonnegative(),
+  /** The batch's files (as leased) that its shard holds as failed: a later rescan that drops one uncounts it. */
+  failedPaths: z.array(z.string()).optional(),
   batchMs: z.number().nonnegative(),
 });
 export type CommitRequest = z.infer<typeof CommitRequest>;

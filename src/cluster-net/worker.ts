@@ -262,7 +262,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
       pendingCommit = call(() =>
         client.post(
           "/v1/commit",
-          { workerId, batchId: batch.batchId, leaseId: batch.leaseId, indexed: result.indexed, failed: result.failed, batchMs },
+          { workerId, batchId: batch.batchId, leaseId: batch.leaseId, indexed: result.indexed, failed: result.failedPaths.length, failedPaths: result.failedPaths, batchMs },
           CommitReply,
         ),
       ).then((reply) => {
@@ -295,7 +295,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
   return summary;
 
   /** Indexes the batch and checkpoints the shard; the batch is durable when this returns. */
-  async function indexBatch(batch: LeasedBatch): Promise<{ indexed: number; failed: number }> {
+  async function indexBatch(batch: LeasedBatch): Promise<{ indexed: number; failedPaths: string[] }> {
     const files = batch.files.map((f) => ({ ...f, path: toLocalPath(f.path, opts.pathMap ?? []) }));
     for (;;) {
       try {
@@ -317,7 +317,11 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
         const gone = report.failed === files.length ? photosProblem(reg.job, opts.pathMap ?? []) : null;
         if (gone) throw new Error(gone);
         errors += report.failed;
-        return { indexed: files.length - report.failed, failed: report.failed };
+        // As the shard holds them, which the merge takes: a file that failed when this shard first had it is
+        // skipped as unchanged, and not in report.failed, if the batch comes back here.
+        const rows = await store.knownFiles(files.map((f) => f.path));
+        const failedPaths = batch.files.filter((_, i) => rows.get(files[i]!.path)?.status === "failed").map((f) => f.path);
+        return { indexed: files.length - failedPaths.length, failedPaths };
       } catch (err) {
         if (!isOutOfMemory(err) || batchSize === 1) throw err;
         batchSize = Math.max(1, Math.floor(batchSize / 2));
