@@ -132,6 +132,13 @@ export class Coordinator {
         // A merged job too: run again, it leases only what changed since and merges again without what is gone.
         await rescanRoots(ledger, existing, opts);
         existing = (await ledger.job())!;
+        // A pause belongs to the process it was given to: kept, it held a job started again (--plain has no key to
+        // lift it) at 'PAUSED' for good.
+        if (existing.paused) {
+          await ledger.setPaused(false);
+          existing = { ...existing, paused: false };
+          opts.onEvent?.("dispatch was paused when the coordinator stopped: it resumes");
+        }
         // Workers need a moment to notice the restart and reconnect before their leases may expire.
         await ledger.extendAllLeases(Date.now() + opts.leaseTtlMs);
         const counts = await ledger.counts();

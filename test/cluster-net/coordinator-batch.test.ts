@@ -42,3 +42,21 @@ test("a restart with another --batch re-splits the batches never leased; leased 
   expect((await third.status()).done).toBe(23);
   await third.close();
 }, 30_000);
+
+test("a job paused when its coordinator stopped is dispatched again by the next one, which says so", async () => {
+  const root = tempDir("paused");
+  await makePhotos(join(root, "photos"), 6);
+  const opts = { roots: [join(root, "photos")], storage: join(root, "storage"), model: "test-clip", batchFiles: 3, leaseTtlMs: 60_000 };
+  const first = await Coordinator.open(opts);
+  const id = (await first.register({ protocol: PROTOCOL_VERSION, worker })).workerId;
+  await first.control("pause");
+  expect(await first.lease(id)).toMatchObject({ batch: null, reason: "dispatch paused" });
+  await first.close();
+
+  const events: string[] = [];
+  const second = await Coordinator.open({ ...opts, onEvent: (e) => events.push(e) });
+  expect(events).toContain("dispatch was paused when the coordinator stopped: it resumes");
+  expect((await second.status()).paused).toBe(false);
+  expect((await second.lease(id)).batch?.files).toHaveLength(3);
+  await second.close();
+}, 30_000);
