@@ -49,3 +49,27 @@ test("in a real terminal the coordinator draws its table, pauses on p and leaves
   await showing("EXITED 0");
   expect(await worker.exited).toBe(0);
 }, 90_000);
+
+test("in a real terminal the coordinator says how the job ended below its last frame: the final totals and the merge", async () => {
+  const root = tempDir("tui-end");
+  await makePhotos(join(root, "photos"), 12);
+  const storage = join(root, "storage");
+  const port = 20000 + ((process.pid + 1) % 20000);
+  const cmd = [
+    "env -u CI", `IMGD_MODELS=${MODELS}`, BUN, CLI, "coordinator", join(root, "photos"), "--storage", storage,
+    "--port", String(port), "--bind", "127.0.0.1", "--token", TOKEN, "--model", "test-clip", "--batch", "4",
+    `; echo EXITED $?; sleep 30`,
+  ].join(" ");
+  Bun.spawnSync(["tmux", "kill-session", "-t", session]);
+  expect(tmux("new-session", "-d", "-s", session, "-x", "160", "-y", "40", cmd).exitCode).toBe(0);
+  const url = `http://127.0.0.1:${port}`;
+  await until(() => fetchStatus(url), 20_000, "coordinator up");
+  const worker = startWorkerProc(url);
+  procs.push(worker);
+  await showing("EXITED 0", 30_000);
+  expect(await worker.exited).toBe(0);
+  // The table's last frame was drawn before the merge; what follows it says the job is done and where its index is.
+  const after = screen().split("q quit").at(-1)!;
+  expect(after).toContain("[cluster] 12/12 100.0%");
+  expect(after).toContain(`merged 1 shards into ${join(storage, "index")}: 12 indexed, 0 failed`);
+}, 60_000);
