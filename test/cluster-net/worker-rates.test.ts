@@ -67,9 +67,10 @@ test("right after a restart, the batches finished while the coordinator was down
   await second.close();
 }, 30_000);
 
-test("with nothing left in the queue, the ETA is the slowest worker's time for the files it holds, and a worker holding a batch stays working", async () => {
-  const root = tempDir("tail-eta");
-  await makePhotos(join(root, "photos"), 20);
+/** A coordinator over `photos` files in batches of 5 and two workers, each through one batch: fast at 50 img/s, slow at 2. */
+async function fastAndSlow(name: string, photos: number) {
+  const root = tempDir(name);
+  await makePhotos(join(root, "photos"), photos);
   const opts = { roots: [join(root, "photos")], storage: join(root, "storage"), model: "test-clip", batchFiles: 5, leaseTtlMs: 60_000 };
   const c = await Coordinator.open(opts);
   const fast = (await c.register({ protocol: PROTOCOL_VERSION, worker })).workerId;
@@ -78,6 +79,11 @@ test("with nothing left in the queue, the ETA is the slowest worker's time for t
     c.commit({ workerId, batchId: batch.batchId, leaseId: batch.leaseId, indexed: 5, failed: 0, batchMs });
   await commit(fast, (await c.lease(fast)).batch!, 100); // 50 img/s
   await commit(slow, (await c.lease(slow)).batch!, 2500); // 2 img/s
+  return { c, fast, slow };
+}
+
+test("with nothing left in the queue, the ETA is the slowest worker's time for the files it holds, and a worker holding a batch stays working", async () => {
+  const { c, fast, slow } = await fastAndSlow("tail-eta", 20);
   // The slow worker takes the last two batches (one in hand, one asked for ahead); the fast one finds none left.
   expect((await c.lease(slow)).batch).not.toBeNull();
   expect((await c.lease(slow)).batch).not.toBeNull();
@@ -93,16 +99,7 @@ test("with nothing left in the queue, the ETA is the slowest worker's time for t
 }, 30_000);
 
 test("a batch asked for ahead is refused to a slow worker while faster ones would empty the queue before it is free, and given to a fast one", async () => {
-  const root = tempDir("ahead");
-  await makePhotos(join(root, "photos"), 40);
-  const opts = { roots: [join(root, "photos")], storage: join(root, "storage"), model: "test-clip", batchFiles: 5, leaseTtlMs: 60_000 };
-  const c = await Coordinator.open(opts);
-  const fast = (await c.register({ protocol: PROTOCOL_VERSION, worker })).workerId;
-  const slow = (await c.register({ protocol: PROTOCOL_VERSION, worker: { ...worker, pid: 2 } })).workerId;
-  const commit = (workerId: string, batch: { batchId: number; leaseId: string }, batchMs: number) =>
-    c.commit({ workerId, batchId: batch.batchId, leaseId: batch.leaseId, indexed: 5, failed: 0, batchMs });
-  await commit(fast, (await c.lease(fast)).batch!, 100); // 50 img/s
-  await commit(slow, (await c.lease(slow)).batch!, 2500); // 2 img/s
+  const { c, fast, slow } = await fastAndSlow("ahead", 40);
 
   // Each starts on a batch; 5 stay queued. The slow one would start a second only in 2.5 s: the fast one does all 5 by then.
   expect((await c.lease(slow)).batch).not.toBeNull();

@@ -4,42 +4,13 @@ import { expect, test } from "bun:test";
 import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { mulberry32 } from "../../src/engine/seeded-random.ts";
-import { IndexStore, type NewImage } from "../../src/engine/store/index-store.ts";
+import { IndexStore } from "../../src/engine/store/index-store.ts";
+import { plainImages, randomUnitRows, unitModel } from "../fixtures/unit-index.ts";
 
 const DIMS = 32;
-const MODEL = {
-  name: "unit",
-  dims: DIMS,
-  preprocess: { size: 224, interpolation: "bicubic" as const, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] },
-};
-
-function unitVectors(n: number, seed: number): Float32Array {
-  const rand = mulberry32(seed);
-  const v = new Float32Array(n * DIMS);
-  for (let i = 0; i < n; i++) {
-    const row = v.subarray(i * DIMS, (i + 1) * DIMS);
-    for (let d = 0; d < DIMS; d++) row[d] = rand() - 0.5;
-    const norm = Math.hypot(...row);
-    for (let d = 0; d < DIMS; d++) row[d]! /= norm;
-  }
-  return v;
-}
-
-function rows(n: number): NewImage[] {
-  return Array.from({ length: n }, (_, i) => ({
-    path: `/photos/${String(i).padStart(5, "0")}.jpg`,
-    size: 1000 + i,
-    mtimeMs: 1_700_000_000_000 + i,
-    imohash: `hash${i}`,
-    width: 640,
-    height: 480,
-    takenAt: null,
-    cameraMake: null,
-    cameraModel: null,
-    status: "indexed" as const,
-  }));
-}
+const MODEL = unitModel(DIMS);
+const unitVectors = (n: number, seed: number) => randomUnitRows(n, DIMS, seed);
+const rows = (n: number) => plainImages(n);
 
 async function storeWithLabels(n: number, labelled: (i: number) => boolean) {
   const store = await IndexStore.open(join(mkdtempSync(join(tmpdir(), "imgd-filter-")), "index"), { model: MODEL });

@@ -4,44 +4,15 @@ import { describe, expect, test } from "bun:test";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { mulberry32 } from "../../src/engine/seeded-random.ts";
-import { IndexStore, type NewImage } from "../../src/engine/store/index-store.ts";
+import { IndexStore } from "../../src/engine/store/index-store.ts";
 import type { VectorDType } from "../../src/engine/store/index-manifest.ts";
 import { TWINS_FILE } from "../../src/engine/store/vectors.ts";
+import { plainImages, randomUnitRows, unitModel } from "../fixtures/unit-index.ts";
 
 const DIMS = 64;
-const MODEL = {
-  name: "unit",
-  dims: DIMS,
-  preprocess: { size: 224, interpolation: "bicubic" as const, mean: [0, 0, 0] as [number, number, number], std: [1, 1, 1] as [number, number, number] },
-};
-
-function unitRows(n: number, seed: number): Float32Array {
-  const random = mulberry32(seed);
-  const v = new Float32Array(n * DIMS);
-  for (let i = 0; i < n; i++) {
-    const row = v.subarray(i * DIMS, (i + 1) * DIMS);
-    for (let d = 0; d < DIMS; d++) row[d] = random() * 2 - 1;
-    const norm = Math.hypot(...row);
-    for (let d = 0; d < DIMS; d++) row[d]! /= norm;
-  }
-  return v;
-}
-
-function images(n: number, from: number): NewImage[] {
-  return Array.from({ length: n }, (_, i) => ({
-    path: `/photos/${String(from + i).padStart(5, "0")}.jpg`,
-    size: 1000,
-    mtimeMs: 1_700_000_000_000,
-    imohash: `hash${from + i}`,
-    width: 640,
-    height: 480,
-    takenAt: null,
-    cameraMake: null,
-    cameraModel: null,
-    status: "indexed" as const,
-  }));
-}
+const MODEL = unitModel(DIMS);
+const unitRows = (n: number, seed: number) => randomUnitRows(n, DIMS, seed);
+const images = plainImages;
 
 /** `distinct` random vectors and `copies` of one more, added copies first (the order that hurt most). */
 async function libraryWithCopies(dtype: VectorDType, distinct: number, copies: number) {
