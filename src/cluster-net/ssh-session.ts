@@ -1,8 +1,11 @@
 // One verified SSH connection (ssh2): key auth only, the host key checked against known_hosts before any
 // credential is sent. Offers what deploy needs: run a command, upload a file over SFTP.
 import { createReadStream, readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { addHostKey, checkHostKey } from "./known-hosts.ts";
+// Imported statically, so that `bun build --compile` bundles ssh2 (and its optional crypto addon) into dist/imgd; a
+// runtime require of a package name has no node_modules to resolve from in the binary.
+// @ts-expect-error ssh2 ships no types
+import ssh2Module from "ssh2";
 
 // ssh2 ships no types; these are the few calls used here.
 type SshClient = {
@@ -12,7 +15,7 @@ type SshClient = {
   sftp(cb: (err: Error | undefined, sftp: any) => void): void;
   end(): void;
 };
-const ssh2 = createRequire(import.meta.url)("ssh2") as {
+const ssh2 = ssh2Module as {
   Client: new () => SshClient;
   utils: { parseKey(data: Buffer | string): any };
 };

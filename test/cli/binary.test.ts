@@ -1,24 +1,38 @@
-import { expect, test } from "bun:test";
-import { copyFileSync, mkdirSync } from "node:fs";
+import { beforeAll, expect, test } from "bun:test";
+import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { copyPhotos, MODELS, REPO, tempDir } from "./cli-harness.ts";
+import { spawnCommand, until } from "../cluster-net/cluster-harness.ts";
+import { generateKeys, startSshd } from "../cluster-net/loopback-sshd.ts";
 
-test("dist/imgd runs alone from an empty directory: index then query, with neither Bun nor node_modules", async () => {
+let root: string;
+/** dist/imgd copied into an empty directory: it must not find the checkout's node_modules. */
+let bin: string;
+let photos: string;
+// A bare environment: no Bun on PATH, a fresh HOME (so the native cache is unpacked from scratch).
+let env: Record<string, string>;
+const run = (args: string[]) => Bun.spawnSync([bin, ...args], { cwd: join(root, "empty"), env, stdout: "pipe", stderr: "pipe" });
+/** As `run`, without blocking this process: the SSH server the command talks to runs in it. */
+const runAsync = async (args: string[]) => {
+  const p = spawnCommand([bin, ...args], env, join(root, "empty"));
+  const code = await p.exited;
+  return { code, stdout: p.stdout.join("\n"), stderr: p.stderr.join("\n") };
+};
+
+beforeAll(() => {
   const build = Bun.spawnSync([process.execPath, join(REPO, "build.ts")], { cwd: REPO, stdout: "pipe", stderr: "pipe" });
   expect(build.exitCode).toBe(0);
-
-  const root = tempDir("binary");
-  const bin = join(root, "empty", "imgd");
+  root = tempDir("binary");
+  bin = join(root, "empty", "imgd");
   mkdirSync(join(root, "empty"));
   copyFileSync(join(REPO, "dist/imgd"), bin);
-  const photos = join(root, "photos");
+  photos = join(root, "photos");
   mkdirSync(photos);
   copyPhotos(["orange.jpg", "chelsea.png", "rocket.jpg"], photos);
-  // A bare environment: no Bun on PATH, a fresh HOME (so the native cache is unpacked from scratch).
-  const env = { PATH: "/usr/bin:/bin", HOME: join(root, "home"), IMGD_MODELS: MODELS };
-  const run = (args: string[]) =>
-    Bun.spawnSync([bin, ...args], { cwd: join(root, "empty"), env, stdout: "pipe", stderr: "pipe" });
+  env = { PATH: "/usr/bin:/bin", HOME: join(root, "home"), IMGD_MODELS: MODELS };
+}, 180_000);
 
+test("dist/imgd runs alone from an empty directory: index then query, with neither Bun nor node_modules", () => {
   const indexed = run(["index", photos, "--index", join(root, "idx"), "--model", "test-clip", "--json"]);
   expect(indexed.stderr.toString()).toBe("");
   expect(JSON.parse(indexed.stdout.toString()).embedded).toBe(3);
@@ -26,4 +40,47 @@ test("dist/imgd runs alone from an empty directory: index then query, with neith
   const queried = run(["query", "an orange", "--index", join(root, "idx"), "-k", "1", "--json"]);
   expect(queried.exitCode).toBe(0);
   expect(JSON.parse(queried.stdout.toString()).hits[0].path).toBe(join(photos, "orange.jpg"));
+}, 120_000);
+
+test("dist/imgd deploys itself over SSH, and the worker it starts does the coordinator's job", async () => {
+  const token = "binary-test-token-0123";
+  const storage = join(root, "storage");
+  mkdirSync(storage);
+  const coordinator = spawnCommand(
+    [bin, "coordinator", photos, "--storage", storage, "--port", "0", "--bind", "127.0.0.1", "--token", token, "--model", "test-clip", "--serve", "--plain"],
+    env,
+    join(root, "empty"),
+  );
+  try {
+    const url = `http://127.0.0.1:${JSON.parse(await coordinator.waitFor(/"event":"listening"/)).port}`;
+    const hostKey = generateKeys();
+    const user = generateKeys();
+    const identity = join(root, "id_ed25519");
+    writeFileSync(identity, user.privateKey, { mode: 0o600 });
+    const home = join(root, "remote-home");
+    mkdirSync(home);
+    const sshd = await startSshd({ hostKey: hostKey.privateKey, userPublicKey: user.publicKey, home });
+    const hosts = join(root, "hosts");
+    writeFileSync(hosts, `remote imgd@127.0.0.1:${sshd.port} storage=${storage} threads=1\n`);
+    const ssh = ["--hosts", hosts, "-i", identity, "--known-hosts", join(root, "known_hosts")];
+    try {
+      // No --binary: the compiled imgd uploads itself.
+      const deployed = await runAsync(["deploy", ...ssh, "--accept-new", "--coordinator", url, "--token", token, "--wait-s", "60"]);
+      expect(deployed.stderr).toBe("");
+      expect(deployed.stdout).toMatch(/^remote\s+ok\s+writable\s+uploaded\s+started \(pid \d+\), registered as \S+/m);
+      expect(deployed.code).toBe(0);
+      await coordinator.waitFor(/merged 1 shards into/, 60_000);
+      const hits = await until(async () => {
+        const res = await fetch(`${url}/api/search?q=an%20orange&k=1`, { headers: { authorization: `Bearer ${token}` } });
+        return res.ok ? ((await res.json()) as { hits: { path: string }[] }).hits : null;
+      });
+      expect(hits[0]!.path).toBe(join(photos, "orange.jpg"));
+    } finally {
+      await runAsync(["deploy", "stop", ...ssh]);
+      await sshd.close();
+    }
+  } finally {
+    coordinator.proc.kill();
+    await coordinator.exited;
+  }
 }, 180_000);

@@ -45,7 +45,12 @@ export interface Proc {
 }
 
 export function spawnCli(args: string[], env: Record<string, string> = {}, cwd = REPO): Proc {
-  const proc = Bun.spawn([BUN, CLI, ...args], {
+  return spawnCommand([BUN, CLI, ...args], env, cwd);
+}
+
+/** Any command (the compiled dist/imgd too) with its output read line by line as it comes. */
+export function spawnCommand(argv: string[], env: Record<string, string> = {}, cwd = REPO): Proc {
+  const proc = Bun.spawn(argv, {
     cwd,
     env: { ...process.env, CI: "true", IMGD_MODELS: MODELS, ...env },
     stdin: "ignore",
