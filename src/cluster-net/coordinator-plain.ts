@@ -20,3 +20,25 @@ export function formatStatusLine(s: JobStatus): string {
   const waiting = waitingForWorkers(s) ? "waiting for workers" : "";
   return `${total}${s.paused ? " PAUSED" : ""} | ${[workers, waiting].filter(Boolean).join("; ") || "no workers"}`;
 }
+
+/**
+ * Which status lines a log gets: a line every tick while the job moves, one a minute while it only waits (no
+ * workers, a pause), and none once merged. `coordinator --serve` runs for days after its merge, and a line every
+ * 2 s that says the same thing buries the log.
+ */
+export function plainStatusLog(quietMs = 60_000) {
+  let last = "";
+  let lastAt = -Infinity;
+  let merged = false;
+  return (s: JobStatus, now = Date.now()): string | null => {
+    if (merged) return null;
+    const line = formatStatusLine(s);
+    // Elapsed time alone changes every tick; it does not make a line worth printing.
+    const gist = line.replace(/ elapsed \S+/, "");
+    if (s.phase !== "merged" && gist === last && now - lastAt < quietMs) return null;
+    merged = s.phase === "merged";
+    last = gist;
+    lastAt = now;
+    return line;
+  };
+}

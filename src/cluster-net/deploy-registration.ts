@@ -26,9 +26,12 @@ export async function awaitRegistration(rows: DeployRow[], coordinator: string, 
       return null;
     }
     for (const row of pending) {
-      const w = status.workers.find((w) => w.host === row.hostname && w.pid === row.pid && w.state !== "lost" && w.state !== "gone");
+      const w = status.workers.find((w) => w.host === row.hostname && w.pid === row.pid);
       if (!w) continue;
-      row.worker += `, registered as ${w.id}`;
+      // A worker may have registered, done the job and left between two polls (a small job, a fast host).
+      if (w.state === "gone") row.worker += `, registered as ${w.id}, since left after ${w.done} files`;
+      else if (w.state === "lost") fail(row, `registered as ${w.id}, then lost: see imgd deploy logs ${row.host}`);
+      else row.worker += `, registered as ${w.id}`;
       pending.delete(row);
     }
     if (pending.size === 0 || Date.now() >= deadline) break;

@@ -184,7 +184,8 @@ describe("deploy waits for its workers to register with the coordinator", () => 
     writeFileSync(wrapper, `#!/bin/sh\nexec ${BUN} ${CLI} "$@"\n`);
     chmodSync(wrapper, 0o755);
     const ok = await regDeploy("real", ["--coordinator", url, "--token", MESH_TOKEN, "--binary", wrapper, "--wait-s", "60"]);
-    expect(ok.out).toMatch(/^real\s+ok\s+writable\s+uploaded\s+started \(pid (\d+)\), registered as \S+$/m);
+    // Three photos: the worker may have done the job and left before deploy's first look.
+    expect(ok.out).toMatch(/^real\s+ok\s+writable\s+uploaded\s+started \(pid (\d+)\), registered as \S+(, since left after \d+ files)?$/m);
     expect(ok.code).toBe(0);
     const pid = Number(/started \(pid (\d+)\)/.exec(ok.out)![1]);
     expect((await fetchStatus(url)).workers.map((w) => w.pid)).toContain(pid);

@@ -3,7 +3,7 @@ import { render } from "ink";
 import { Writable } from "node:stream";
 import type { JobStatus } from "../../src/cluster-net/protocol.ts";
 import { CoordinatorView, type CoordinatorViewState } from "../../src/tui/coordinator-view.tsx";
-import { formatStatusLine } from "../../src/cluster-net/coordinator-plain.ts";
+import { formatStatusLine, plainStatusLog } from "../../src/cluster-net/coordinator-plain.ts";
 
 /** A real Writable that keeps what Ink last wrote, as a terminal of `columns` would show it. */
 class TerminalCapture extends Writable {
@@ -81,4 +81,19 @@ test("when every worker is lost or gone with work left, the view and the plain l
 test("the plain progress line carries the same totals and worker states", () => {
   const line = formatStatusLine(status);
   expect(line).toBe("[cluster] 250/1000 25.0% 42.5 img/s elapsed 1:01 eta 0:18 failed 3 | alpha-1 working 30.3/s, beta-2 lost 0.0/s");
+});
+
+test("the plain log prints a line per tick while the job moves, one a minute while it waits, none after the merge", () => {
+  const log = plainStatusLog(60_000);
+  const at = (s: JobStatus, now: number) => log({ ...s, elapsedMs: now }, now) !== null;
+  expect(at(status, 0)).toBe(true);
+  expect(at({ ...status, done: 260 }, 2_000)).toBe(true);
+  // Only the elapsed time moved: quiet until a minute has passed.
+  expect(at({ ...status, done: 260 }, 4_000)).toBe(false);
+  expect(at({ ...status, done: 260 }, 61_000)).toBe(false);
+  expect(at({ ...status, done: 260 }, 62_000)).toBe(true);
+  const merged = { ...status, phase: "merged" as const, done: 1000, rate: 0, etaMs: 0 };
+  expect(at(merged, 64_000)).toBe(true);
+  expect(at(merged, 66_000)).toBe(false);
+  expect(at(merged, 600_000)).toBe(false);
 });

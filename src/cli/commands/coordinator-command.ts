@@ -4,7 +4,7 @@ import { DEFAULT_BATCH_FILES, DEFAULT_MIN_FREE_BYTES } from "../../cluster-net/c
 import { startCoordinator, type RunningCoordinator } from "../../cluster-net/coordinator-server.ts";
 import { mergedIndexDir } from "../../cluster-net/storage-layout.ts";
 import { deferredServer } from "../../server/deferred-server.ts";
-import { formatStatusLine } from "../../cluster-net/coordinator-plain.ts";
+import { formatStatusLine, plainStatusLog } from "../../cluster-net/coordinator-plain.ts";
 import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
 import { intFlag, parse, portFlag } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
@@ -105,7 +105,11 @@ export async function run(argv: string[]): Promise<number> {
     return code;
   }
 
-  const timer = setInterval(async () => process.stderr.write(`${formatStatusLine(await coordinator.status())}\n`), 2000);
+  const statusLog = plainStatusLog();
+  const timer = setInterval(async () => {
+    const line = statusLog(await coordinator.status());
+    if (line !== null) process.stderr.write(`${line}\n`);
+  }, 2000);
   const code = await finished;
   clearInterval(timer);
   const status = await coordinator.status();
