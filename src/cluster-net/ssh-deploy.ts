@@ -148,8 +148,12 @@ export async function deployHost(host: DeployHost, opts: DeployOptions, localSha
       } finally {
         rmSync(tmp, { recursive: true, force: true });
       }
+      // The worker writes its own pid: `$!` is not it where the login shell (bash) runs the backgrounded list in a
+      // subshell that forks the command, and stop would then signal that subshell and leave the worker running.
+      const launch = sq(`echo $$ > ${r.pid} && exec ./imgd ${args}`);
       const start = await s.exec(
-        `cd ${r.dir} && printf '%s\\n' ${sq(args)} > ${r.args} && nohup setsid ./imgd ${args} > ${r.log} 2>&1 < /dev/null & echo $! > ${r.pid}; sleep 0.3; ${RUNNING(r.pid)}`,
+        `cd ${r.dir} && printf '%s\\n' ${sq(args)} > ${r.args} && rm -f ${r.pid} && { nohup setsid sh -c ${launch} > ${r.log} 2>&1 < /dev/null & } ; ` +
+          `i=0; while [ ! -s ${r.pid} ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done; sleep 0.3; ${RUNNING(r.pid)}`,
       );
       const pid = start.stdout.trim();
       if (!pid) {

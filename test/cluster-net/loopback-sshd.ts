@@ -1,5 +1,5 @@
 // A real SSH server for the deploy tests, on 127.0.0.1: public-key auth against one user key, `exec` runs the
-// command with sh (child_process), and SFTP serves the few file operations an upload needs.
+// command with bash (child_process), and SFTP serves the few file operations an upload needs.
 import { spawn } from "node:child_process";
 import { closeSync, fchmodSync, fstatSync, openSync, statSync, writeSync, type Stats } from "node:fs";
 import { createRequire } from "node:module";
@@ -50,7 +50,9 @@ export async function startSshd(opts: { hostKey: string; userPublicKey: string; 
         session.on("exec", (acceptExec: () => any, _reject: unknown, info: { command: string }) => {
           const stream = acceptExec();
           commands.push(info.command);
-          const child = spawn("sh", ["-c", info.command], { cwd: opts.home, env: { ...process.env, HOME: opts.home } });
+          // As OpenSSH runs it: `<login shell> -c`, and the usual login shell is bash, which forks where dash does not
+          // (a backgrounded `a && b` list runs in a subshell, so `$!` is not b's pid).
+          const child = spawn("bash", ["-c", info.command], { cwd: opts.home, env: { ...process.env, HOME: opts.home } });
           child.stdout.pipe(stream, { end: false });
           child.stderr.pipe(stream.stderr, { end: false });
           child.on("close", (code) => {
