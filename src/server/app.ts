@@ -58,7 +58,15 @@ export function createApp(deps: AppDeps): Hono<AppEnv> {
   app.get("/openapi.json", (c) => c.json((openApi ??= openApiDocument(pkg.version, deps.limits))));
   app.route("/", pageRoutes());
 
-  if (deps.cors) app.use("/api/*", cors({ origin: deps.cors, allowHeaders: ["Authorization", "Content-Type", "X-Request-Id"], exposeHeaders: ["X-Request-Id", "Retry-After", "ETag"] }));
+  if (deps.cors) {
+    // A preflight names the methods this path takes (as Allow does), not Hono's default list with PUT/DELETE/PATCH.
+    const allowMethods = (_origin: string, c: { req: { path: string } }) => {
+      const allowed = allowedMethods(app, c.req.path);
+      return allowed.length === 0 ? [] : [...allowed, "OPTIONS"];
+    };
+    const headers = { allowHeaders: ["Authorization", "Content-Type", "X-Request-Id"], exposeHeaders: ["X-Request-Id", "Retry-After", "ETag"] };
+    app.use("/api/*", cors({ origin: deps.cors, allowMethods, ...headers }));
+  }
   app.use("/api/*", sameOrigin(deps.cors));
   if (deps.token) app.use("/api/*", apiToken(deps.token));
   // Uploads are read before admission (see buffered-body.ts), by authenticated clients only.

@@ -193,6 +193,13 @@ describe("access control", () => {
       headers: { origin: "https://photos.example", "access-control-request-method": "POST" },
     });
     expect(preflight.status).toBe(204);
+    // The preflight advertises exactly what each path takes: no PUT/DELETE/PATCH, which no route answers.
+    const methods = async (path: string) =>
+      (await fetch(`${server.url}${path}`, { method: "OPTIONS", headers: { origin: "https://photos.example", "access-control-request-method": "GET" } }))
+        .headers.get("access-control-allow-methods");
+    expect(preflight.headers.get("access-control-allow-methods")).toBe("GET,HEAD,POST,OPTIONS");
+    expect(await methods("/api/images/1/thumb")).toBe("GET,HEAD,OPTIONS");
+    expect(await methods("/api/persons/1/merge")).toBe("POST,OPTIONS");
   });
 
   test("a symlink inside an allowed root that points outside it is refused for ingest", async () => {
