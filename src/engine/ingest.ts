@@ -1,6 +1,6 @@
 // Adding a handful of images to a live index (the server's POST /api/ingest), as opposed to `imgd index`, which
 // walks whole folders: hash -> skip exact duplicates -> decode + preprocess -> one embed batch -> store.
-// Uploaded bytes are kept under `<index>/uploads/<imohash>.<ext>` so the catalog path points at a real file.
+// Uploaded bytes are kept under `<index>/uploads/` (see upload-files.ts) so the catalog path points at a real file.
 import { createHash } from "node:crypto";
 import { existsSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
@@ -16,6 +16,7 @@ import { preprocessInto } from "./preprocess.ts";
 import { StageTimings } from "./stage-timings.ts";
 import type { IndexStore, NewImage } from "./store/index-store.ts";
 import { ImageError, type DecodedImage, type PreprocessSpec } from "./types.ts";
+import { uploadFileName } from "./upload-files.ts";
 
 export interface IngestItem {
   /** Shown in errors: the upload's file name or the path. */
@@ -220,10 +221,10 @@ export class Ingestor {
   private storeUpload(bytes: Uint8Array, hash: string, format: string): string {
     mkdirSync(this.opts.uploadsDir, { recursive: true });
     const ext = uploadExtension(format, bytes);
-    let path = join(this.opts.uploadsDir, `${hash}.${ext}`);
+    let path = join(this.opts.uploadsDir, uploadFileName(hash, ext));
     // Another content of the same imohash (a collision) keeps its file: this one is named by its sha256 too.
     if (existsSync(path) && !Buffer.from(bytes).equals(readFileSync(path))) {
-      path = join(this.opts.uploadsDir, `${hash}-${sha256Hex(bytes).slice(0, 16)}.${ext}`);
+      path = join(this.opts.uploadsDir, uploadFileName(hash, ext, sha256Hex(bytes)));
     }
     commitFile(path, bytes);
     return path;

@@ -18,6 +18,7 @@ import {
   type StageSpec,
 } from "../engine/analysis/open-stages.ts";
 import { Ingestor } from "../engine/ingest.ts";
+import { removeUncommittedUploads } from "../engine/upload-files.ts";
 import { modelSearchDirs, resolveModel, type ResolvedModel } from "../engine/models.ts";
 import { QueryEmbeddings } from "../engine/query-embeddings.ts";
 import { IndexStore } from "../engine/store/index-store.ts";
@@ -180,6 +181,8 @@ export async function openServer(opts: Omit<ServeOptions, "port">): Promise<Open
 
     const uploadsDir = join(indexDir, "uploads");
     mkdirSync(uploadsDir, { recursive: true });
+    // Before the ingestor exists, so no upload of this server is in flight.
+    const uncommitted = await removeUncommittedUploads(store, uploadsDir);
     const catalogRoots = opts.roots?.length ? [] : FileRoots.outermost(await store.folders());
     const roots = await FileRoots.of([...(opts.roots ?? []), ...catalogRoots, uploadsDir]);
     // Search hits come from memory: no DuckDB round trip (and no wait for its one connection) per request.
@@ -196,6 +199,7 @@ export async function openServer(opts: Omit<ServeOptions, "port">): Promise<Open
     const limits = { ...DEFAULT_LIMITS, ...opts.limits };
     const log = new JsonLog(opts.logFile ?? null);
     closers.push(() => log.close());
+    if (uncommitted.length > 0) log.write({ event: "uploads-removed", reason: "no catalog row (the server stopped before committing them)", files: uncommitted });
 
     const stages = new OnDemand(() => openStages(chosenStages, { modelDirs: modelSearchDirs(opts.modelsDir), threads }));
     closers.push(() => stages.close(closeStages));

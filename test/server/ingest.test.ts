@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { cpSync, existsSync, mkdirSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { imohashBytes } from "../../src/engine/identity.ts";
 import { loadSharp } from "../../src/engine/native.ts";
 import type { RunningServer } from "../../src/server/server.ts";
 import { form, indexedPhotos, photo, PHOTOS, serve, tempDir, type Fixture } from "./server-harness.ts";
@@ -147,5 +148,43 @@ describe("POST /api/ingest adds images to the live index", () => {
     const line = lines.find((l) => l.path === "/api/ingest" && l.status === 200)!;
     expect(Object.keys(line.timings)).toEqual(expect.arrayContaining(["upload", "hash", "decode", "infer", "write"]));
     expect(line.ingest).toMatchObject({ total: 5, processed: 2, duplicates: 2, errors: 1 });
+  });
+});
+
+describe("uploads the server stopped before committing", () => {
+  test("are removed at the next start; committed uploads and files imgd did not name stay", async () => {
+    const fx = await indexedPhotos("uploads-left", ["orange.jpg"]);
+    const uploads = join(fx.index, "uploads");
+    let server = await serve(fx);
+    let committed: string;
+    try {
+      const res = await fetch(`${server.url}/api/ingest`, { method: "POST", body: form([["cat.png", photo("chelsea.png")]]) });
+      const body = (await res.json()) as any;
+      expect(body).toMatchObject({ status: "ok", processed: 1 });
+      committed = ((await (await fetch(`${server.url}/api/images/${body.ids[0]}`)).json()) as any).path;
+    } finally {
+      await server.stop();
+    }
+    // What a kill between writing an upload and committing its row leaves: the file, or its temp file.
+    const hash = imohashBytes(photo("smarties.png"));
+    writeFileSync(join(uploads, `${hash}.png`), photo("smarties.png"));
+    writeFileSync(join(uploads, `.${hash}-0123456789abcdef.png.4242.tmp`), photo("smarties.png").subarray(0, 100));
+    writeFileSync(join(uploads, "notes.txt"), "mine");
+    writeFileSync(join(uploads, "holiday.png"), photo("smarties.png"));
+
+    server = await serve(fx);
+    try {
+      expect(readdirSync(uploads).sort()).toEqual([basename(committed), "holiday.png", "notes.txt"].sort());
+      const log = readFileSync(join(fx.root, "server.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      expect(log.find((l) => l.event === "uploads-removed")?.files.sort()).toEqual([`${hash}.png`, `.${hash}-0123456789abcdef.png.4242.tmp`].sort());
+      // The committed upload is still served; the removed one's content can be uploaded again.
+      const hits = ((await (await fetch(`${server.url}/api/search?q=cat&k=5`)).json()) as any).hits;
+      expect(hits.map((h: any) => h.path)).toContain(committed);
+      const again = await fetch(`${server.url}/api/ingest`, { method: "POST", body: form([["s.png", photo("smarties.png")]]) });
+      expect(((await again.json()) as any).processed).toBe(1);
+      expect(existsSync(join(uploads, `${hash}.png`))).toBe(true);
+    } finally {
+      await server.stop();
+    }
   });
 });
