@@ -1,8 +1,16 @@
 // The API over an index that does not exist yet: `imgd coordinator --serve` answers on its port from the start, but
-// the merged index appears only when the job is done. Until then every request but /health (alive: 200) gets 503 with
-// what it waits for (a wrong token gets the API's 401 at once, not a wait), then the real app answers.
+// the merged index appears only when the job is done. Until then /health (alive), /metrics (the HTTP layer's; a
+// scrape must not see the target down for the whole job) and /openapi.json answer 200; every other request gets 503
+// with what it waits for (a wrong token gets the API's 401 at once, not a wait), then the real app answers.
 import { Hono } from "hono";
+import { html } from "hono/html";
+import pkg from "../../package.json" with { type: "json" };
+import { DEFAULT_LIMITS } from "./app-deps.ts";
+import { MetricsRegistry } from "./metrics-registry.ts";
 import { apiToken } from "./middleware/api-token.ts";
+import { requestMetrics } from "./middleware/request-metrics.ts";
+import { openApiDocument } from "./openapi.ts";
+import { metricsRoutes } from "./routes/metrics.ts";
 import { openServer, type OpenedServer, type ServeOptions } from "./server.ts";
 
 export interface DeferredServer {
@@ -47,11 +55,25 @@ export function deferredServer(opts: DeferredServerOptions): DeferredServer {
   // Until it opens: the token first, as the API checks it, then why there is nothing to answer yet.
   const whyNot = async () => (failed ? `the index cannot be served: ${failed}` : `${await opts.waitingFor()}; the API answers once it is there`);
   const waiting = new Hono();
+  // No index gauges: there is no index to measure yet (the real app's registry starts afresh when it opens).
+  const metrics = new MetricsRegistry();
+  waiting.use(requestMetrics(metrics));
   if (opts.serve.token) waiting.use("/api/*", apiToken(opts.serve.token));
   // The process is alive while it waits (a liveness probe must not restart a coordinator mid-job); it is not ready.
   waiting.get("/health", (c) => c.json({ status: "ok" }));
   waiting.get("/ready", async (c) => c.json({ status: "warming up", error: await whyNot() }, 503));
-  waiting.all("*", async (c) => {
+  waiting.route("/", metricsRoutes(metrics));
+  // The API is known before its index is: the same document the app will serve.
+  waiting.get("/openapi.json", (c) => c.json(openApiDocument(pkg.version, { ...DEFAULT_LIMITS, ...opts.serve.limits })));
+  // A person who opens the page mid-job reads why there is no search yet, and the page reloads itself until there is.
+  waiting.get("/", async (c) => {
+    const why = await whyNot();
+    const refresh = failed ? "" : html`<meta http-equiv="refresh" content="5">`;
+    if (!failed) c.header("Retry-After", "5");
+    return c.html(html`<!doctype html><html><head><meta charset="utf-8">${refresh}<title>imgd: not ready yet</title></head><body><p>${why}.</p></body></html>`, 503);
+  });
+  // As notFound, not a catch-all route: the metrics then count /ready and / under their own route.
+  waiting.notFound(async (c) => {
     if (!failed) c.header("Retry-After", "5");
     return c.json({ error: await whyNot() }, 503);
   });

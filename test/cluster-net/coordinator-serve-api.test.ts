@@ -8,7 +8,7 @@ const procs: Proc[] = [];
 afterAll(() => procs.forEach((p) => p.proc.kill("SIGKILL")));
 const auth = { authorization: `Bearer ${TOKEN}` };
 
-test("the coordinator with --serve answers 503 before the merge, then searches the merged index, serves its files, and takes imgd query --server", async () => {
+test("the coordinator with --serve answers 503 before the merge (but /metrics and /openapi.json), then searches the merged index, serves its files, and takes imgd query --server", async () => {
   const root = tempDir("serve-api");
   const photos = await makePhotos(join(root, "photos"), 8);
   const { p: coordinator, url } = await startCoordinatorProc([join(root, "photos")], join(root, "storage"), ["--batch", "4", "--serve"]);
@@ -25,6 +25,23 @@ test("the coordinator with --serve answers 503 before the merge, then searches t
   const notReady = await fetch(`${url}/ready`);
   expect(notReady.status).toBe(503);
   expect(await notReady.json()).toEqual({ status: "warming up", error: expect.stringMatching(/^the index is not merged yet \(0\/8 files, indexing\)/) });
+  // A Prometheus scrape and the API description answer during the job: the target is up, with no index yet.
+  await (await fetch(`${url}/metrics`)).text();
+  const metrics = await fetch(`${url}/metrics`);
+  expect(metrics.status).toBe(200);
+  const scraped = await metrics.text();
+  expect(scraped).toMatch(/^imgd_http_requests_total\{route="\/metrics",method="GET",status="200"\} 1$/m);
+  expect(scraped).toMatch(/^imgd_http_requests_total\{route="\/ready",method="GET",status="503"\} 1$/m);
+  expect(scraped).not.toContain("imgd_index_images");
+  const openapi = await fetch(`${url}/openapi.json`);
+  expect(openapi.status).toBe(200);
+  expect(Object.keys(((await openapi.json()) as { paths: object }).paths)).toContain("/api/search");
+  // The page says why there is no search yet, and comes back by itself.
+  const page = await fetch(`${url}/`);
+  expect([page.status, page.headers.get("content-type"), page.headers.get("retry-after")]).toEqual([503, "text/html; charset=UTF-8", "5"]);
+  const text = await page.text();
+  expect(text).toContain("the index is not merged yet (0/8 files, indexing)");
+  expect(text).toContain('http-equiv="refresh"');
   // A wrong or missing token is refused as the API will refuse it, not told to wait for the merge.
   for (const headers of [{}, { authorization: "Bearer wrong-token-0123456789" }] as Record<string, string>[]) {
     const refused = await fetch(`${url}/api/search?q=cat`, { headers });
