@@ -154,16 +154,16 @@ function gaussian(rand: () => number): number {
   return s - 6;
 }
 
-function embedderGraph(): Graph {
+function embedderGraph(dims: number): Graph {
   const rand = mulberry32(EMBED_SEED);
   const features = 3 * EMBED_GRID * EMBED_GRID;
-  const projection = Float32Array.from({ length: features * EMBED_DIMS }, () => gaussian(rand) / Math.sqrt(features));
+  const projection = Float32Array.from({ length: features * dims }, () => gaussian(rand) / Math.sqrt(features));
   const cell = EMBED_SIZE / EMBED_GRID;
   return {
     name: "test_arcface",
     inputs: [{ name: "input.1", elemType: DataType.FLOAT, shape: ["batch", 3, EMBED_SIZE, EMBED_SIZE] }],
-    outputs: [{ name: "embedding", elemType: DataType.FLOAT, shape: ["batch", EMBED_DIMS] }],
-    initializers: [int64Tensor("flat_shape", [2], [-1, features]), floatTensor("projection", [features, EMBED_DIMS], projection)],
+    outputs: [{ name: "embedding", elemType: DataType.FLOAT, shape: ["batch", dims] }],
+    initializers: [int64Tensor("flat_shape", [2], [-1, features]), floatTensor("projection", [features, dims], projection)],
     nodes: [
       { opType: "AveragePool", inputs: ["input.1"], outputs: ["grid"], attributes: { kernel_shape: [cell, cell], strides: [cell, cell] } },
       // Without the per-channel mean, every skin-coloured face would share one large component and look alike.
@@ -181,8 +181,9 @@ export function buildTestScrfd(): Uint8Array {
   return encodeModel(detectorGraph(), { ...OPTIONS, docString: "test-scrfd: SCRFD det_10g signature; one box around the skin-coloured region" });
 }
 
-export function buildTestArcface(): Uint8Array {
-  return encodeModel(embedderGraph(), { ...OPTIONS, docString: "test-arcface: ArcFace signature; random projection of the pooled crop" });
+/** `dims` other than ArcFace's 512: a face embedder of another size, as switching `--face-embedder` may bring. */
+export function buildTestArcface(dims = EMBED_DIMS): Uint8Array {
+  return encodeModel(embedderGraph(dims), { ...OPTIONS, docString: "test-arcface: ArcFace signature; random projection of the pooled crop" });
 }
 
 /** Writes `<modelsDir>/test-scrfd/model.onnx` and `<modelsDir>/test-arcface/model.onnx` when their bytes change. */

@@ -158,8 +158,9 @@ export async function openServer(opts: Omit<ServeOptions, "port">): Promise<Open
     const model = await resolveModel(store.manifest.model.name, modelSearchDirs(opts.modelsDir));
     // A stage without model flags keeps the models the index last ran it with, as `imgd index` does.
     const chosenStages = await chooseStageModels(opts.stages ?? [], store.manifest.stages);
-    // The stages open on the first ingest; a missing model fails here instead of every ingest failing later.
-    await findStageModels(chosenStages, { modelDirs: modelSearchDirs(opts.modelsDir) });
+    // The stages open on the first ingest; a missing model, or a face embedder the index's named persons cannot be
+    // matched with, fails here instead of every ingest failing later.
+    await findStageModels(chosenStages, { modelDirs: modelSearchDirs(opts.modelsDir) }, { read: (sql, params) => store.read(sql, params), stages: store.manifest.stages });
     const stageModels = describeStageModels(chosenStages);
     const threads = opts.threads ?? Math.min(4, availableParallelism());
     // No activation arena: each run's activations go back to the system after it (see openOnnxSession). glibc's

@@ -1,7 +1,7 @@
 // The analysis stages imgd knows, by name, and how to open them from a plain spec (CLI flags, a coordinator's job,
 // `imgd serve` settings all come down to the same spec).
 import type { StageModels } from "../store/index-manifest.ts";
-import type { AnalysisStage } from "./stage.ts";
+import type { AnalysisStage, IndexReader } from "./stage.ts";
 
 export const STAGE_NAMES = ["faces", "objects", "ocr"] as const;
 export type StageName = (typeof STAGE_NAMES)[number];
@@ -25,7 +25,8 @@ export function isStageName(name: string): name is StageName {
 interface StageKind {
   /** Model names by role when neither a flag nor the index names one. */
   defaults(): Promise<Record<string, string>>;
-  find(models: Record<string, string>, env: StageEnvironment): Promise<void>;
+  /** With `index`, also checks the index can take the results (AnalysisStage.assertFitsIndex), from the manifests. */
+  find(models: Record<string, string>, env: StageEnvironment, index?: IndexToFit): Promise<void>;
   open(models: Record<string, string>, env: StageEnvironment): Promise<AnalysisStage>;
 }
 
@@ -35,10 +36,13 @@ const STAGE_KINDS: Record<StageName, StageKind> = {
       const faces = await import("../faces/face-models.ts");
       return { detector: faces.DEFAULT_FACE_DETECTOR, embedder: faces.DEFAULT_FACE_EMBEDDER };
     },
-    async find(models, env) {
+    async find(models, env, index) {
       const faces = await import("../faces/face-models.ts");
       faces.resolveFaceDetector(models.detector ?? faces.DEFAULT_FACE_DETECTOR, env.modelDirs);
-      faces.resolveFaceEmbedder(models.embedder ?? faces.DEFAULT_FACE_EMBEDDER, env.modelDirs);
+      const embedder = faces.resolveFaceEmbedder(models.embedder ?? faces.DEFAULT_FACE_EMBEDDER, env.modelDirs);
+      if (!index) return;
+      const { assertEmbedderFitsPersons } = await import("../faces/persons-match.ts");
+      await assertEmbedderFitsPersons(index.read, { name: embedder.manifest.name, dims: embedder.params.dims }, index.stages?.faces?.embedder);
     },
     async open(models, env) {
       const { createFacesStage } = await import("../faces/faces-stage.ts");
@@ -144,12 +148,19 @@ export async function openStages(specs: StageSpec[], env: StageEnvironment): Pro
   }
 }
 
+/** The index a server's stages will write to: its catalog and the stage models it last ran. */
+export interface IndexToFit {
+  read: IndexReader;
+  stages: StageModels | undefined;
+}
+
 /**
  * Finds every stage's model files without loading them: a server opens its stages on the first ingest, and a
- * missing file must stop it at start-up, with the message (file, command to get it) opening would give.
+ * missing file must stop it at start-up, with the message (file, command to get it) opening would give. With
+ * `index`, a model whose results that index cannot take (see AnalysisStage.assertFitsIndex) stops it there too.
  */
-export async function findStageModels(specs: StageSpec[], env: StageEnvironment): Promise<void> {
-  for (const spec of specs) await STAGE_KINDS[spec.name].find(spec.models ?? {}, env);
+export async function findStageModels(specs: StageSpec[], env: StageEnvironment, index?: IndexToFit): Promise<void> {
+  for (const spec of specs) await STAGE_KINDS[spec.name].find(spec.models ?? {}, env, index);
 }
 
 export async function closeStages(stages: AnalysisStage[]): Promise<void> {

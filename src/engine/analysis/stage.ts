@@ -1,7 +1,10 @@
 // The contract between `imgd index` and its optional per-image analyses (faces, objects, text). The pipeline
 // decodes each image once, large enough for every enabled stage, and hands the same pixels to each of them.
-import type { DuckDBConnection } from "@duckdb/node-api";
+import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
 import type { DecodedImage } from "../types.ts";
+
+/** Reads the catalog (IndexStore.read). */
+export type IndexReader = (sql: string, params?: DuckDBValue[]) => Promise<DuckDBValue[][]>;
 
 /** What a stage found in one image, as counted in the ingest response and run reports. */
 export type StageCounts = Partial<Record<"vehicles" | "people" | "faces" | "ocr" | "objects", number>>;
@@ -20,6 +23,11 @@ export interface AnalysisStage<R = unknown> {
   readonly minShortSide: number;
   /** CREATE TABLE/SEQUENCE IF NOT EXISTS statements, run on every writable open. Rows keyed by `image_id BIGINT`. */
   readonly ddl: readonly string[];
+  /**
+   * Before a run creates or writes anything: throws, saying what to do, if the index's rows cannot take this stage's
+   * results (faces: named persons made from another embedding size). `recorded`: the models the index last ran it with.
+   */
+  assertFitsIndex?(read: IndexReader, recorded: Readonly<Record<string, string>> | undefined): Promise<void>;
   analyze(image: DecodedImage): Promise<R>;
   /**
    * Runs inside the catalog's write transaction. The pipeline has already deleted this stage's earlier rows for

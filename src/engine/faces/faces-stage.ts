@@ -11,6 +11,7 @@ import { FaceDetector } from "./face-detector.ts";
 import { FaceEmbedder } from "./face-embed.ts";
 import { DEFAULT_FACE_DETECTOR, DEFAULT_FACE_EMBEDDER, resolveFaceDetector, resolveFaceEmbedder } from "./face-models.ts";
 import { FACES_DDL } from "./faces-table.ts";
+import { assertEmbedderFitsPersons } from "./persons-match.ts";
 
 export interface FaceResult {
   /** x0 y0 x1 y1 in source-image pixels (after EXIF orientation, before any shrink-on-load), clipped to the image. */
@@ -77,6 +78,8 @@ export async function createFacesStage(opts: FacesStageOptions): Promise<Analysi
     // The detector fits the long side to its input; a square photo's long side is its short side.
     minShortSide: Math.max(detector.inputWidth, detector.inputHeight),
     ddl: FACES_DDL,
+    assertFitsIndex: (read, recorded) =>
+      assertEmbedderFitsPersons(read, { name: embedderModel.manifest.name, dims: embedder.dims }, recorded?.embedder),
     analyze: (image) => analyzeFaces(image, detector, embedder, minFaceSize),
     write: async (conn, results) => void (await writeFaces(conn, results, opts.onFacesWritten)),
     counts: (faces): StageCounts => ({ faces: faces.length }),

@@ -46,6 +46,30 @@ export async function namedPrototypes(read: RowReader): Promise<PrototypeSet> {
   return { generation, dims, vectors, personOf, persons: new Set(personOf).size };
 }
 
+/**
+ * Refuses, before anything is written, a face embedder whose embeddings cannot be compared with the named persons'
+ * prototypes: auto-assignment would fail every batch of the run. `recorded` is the embedder the index last ran
+ * (its manifest), named as the way to keep the persons. Persons are never dropped to make room for another model.
+ */
+export async function assertEmbedderFitsPersons(read: RowReader, embedder: { name: string; dims: number }, recorded: string | undefined): Promise<void> {
+  if (!(await hasTable(read, "person_prototypes"))) return;
+  const [[persons, bytes]] = (await read(
+    `SELECT count(DISTINCT p.id), min(octet_length(pp.embedding)) FROM person_prototypes pp JOIN persons p ON p.id = pp.person_id
+     WHERE p.name IS NOT NULL`,
+  )) as [[bigint, bigint | null]];
+  if (bytes === null || Number(bytes) / 4 === embedder.dims) return;
+  const n = Number(persons);
+  const dims = Number(bytes) / 4;
+  const other = recorded !== undefined && recorded !== embedder.name ? recorded : undefined;
+  const made = other ? ` by ${other}` : "";
+  throw new Error(
+    `face embedder ${embedder.name} makes ${embedder.dims}-d embeddings, but this index's ${n} named person${n === 1 ? "" : "s"} ` +
+      `${n === 1 ? "was" : "were"} made from ${dims}-d ones${made}: no new face could be matched to them. ` +
+      `To keep the persons, run with --face-embedder ${other ?? "NAME (the embedder they were made with)"}; ` +
+      `to use ${embedder.name}, index into a new --index and name the persons there again. Nothing was changed.`,
+  );
+}
+
 /** The generation's prototype set, read once per connection and generation (index time calls this per batch). */
 const cached = new WeakMap<DuckDBConnection, PrototypeSet>();
 

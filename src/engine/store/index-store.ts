@@ -5,6 +5,7 @@ import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
 import { join } from "node:path";
 import { Catalog, CATALOG_FILE, type CatalogFilter, type FileMove, type ImageRecord, type KnownFile, type NewImage } from "./catalog.ts";
 import type { HitRecord, RecordCache } from "./metadata-cache.ts";
+import type { AnalysisStage } from "../analysis/stage.ts";
 import {
   assertSameModel,
   newManifest,
@@ -221,7 +222,9 @@ export class IndexStore {
    * Before a run's stages write anything: creates their tables and records the models they run with, committed at
    * once (a run stopped half way leaves images analysed by these models, which the next run should keep).
    */
-  async prepareStages(stages: readonly { name: string; ddl: readonly string[]; models: Readonly<Record<string, string>> }[]): Promise<void> {
+  async prepareStages(stages: readonly Pick<AnalysisStage, "name" | "ddl" | "models" | "assertFitsIndex">[]): Promise<void> {
+    // Every stage is checked before any is prepared: a refused run leaves the index as it was.
+    for (const stage of stages) await stage.assertFitsIndex?.((sql, params) => this.read(sql, params), this.currentManifest.stages?.[stage.name]);
     for (const stage of stages) await this.ensureTables(stage.ddl);
     this.recordStageModels(Object.fromEntries(stages.map((s) => [s.name, { ...s.models }])));
   }
