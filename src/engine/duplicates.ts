@@ -25,6 +25,14 @@ export const NEAR_THRESHOLDS: Readonly<Record<string, number>> = {
  */
 export const FALLBACK_NEAR_THRESHOLD = 0.95;
 
+/**
+ * The loosest near-duplicate threshold `imgd dups --near` and GET /api/duplicates take (Immich's floor too: its
+ * duplicate detection takes a cosine distance of at most 0.1). Below it merely similar photos join, and the pass
+ * turns quadratic: each image's neighbours within the threshold become most of the index (28 s on 2,000 images
+ * near 0). nearDuplicateGroups itself takes any threshold in (0, 1].
+ */
+export const MIN_NEAR_THRESHOLD = 0.9;
+
 export function defaultNearThreshold(model: string): number {
   return NEAR_THRESHOLDS[model] ?? FALLBACK_NEAR_THRESHOLD;
 }

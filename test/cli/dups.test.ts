@@ -49,7 +49,7 @@ describe("imgd dups", () => {
     const strict = await imgdJson(["dups", "--index", index, "--near", "0.999999"]);
     expect(strict.near.threshold).toBe(0.999999);
     expect(strict.near.threshold_source).toBe("flag");
-    const loose = await imgdJson(["dups", "--index", index, "--near", "0.2"]);
+    const loose = await imgdJson(["dups", "--index", index, "--near", "0.9"]);
     const count = (o: any) => o.near.groups.reduce((n: number, g: any) => n + g.images.length, 0);
     expect(count(loose)).toBeGreaterThan(count(strict));
     const exactOnly = await imgdJson(["dups", "--index", index, "--exact-only"]);
@@ -78,7 +78,13 @@ describe("imgd dups", () => {
     for (const bad of ["1.5", "0", "abc"]) {
       const r = await imgd(["dups", "--index", index, "--near", bad]);
       expect(r.code).toBe(2);
-      expect(r.stderr).toContain(`--near takes a cosine similarity in (0, 1], got "${bad}"`);
+      expect(r.stderr).toContain(`--near takes a cosine similarity from 0.9 to 1, got "${bad}"`);
+    }
+    // Near 0 every image is a near duplicate of every other: refused, not a pass quadratic in the index.
+    for (const loose of ["0.000001", "0.2", "0.89"]) {
+      const r = await imgd(["dups", "--index", index, "--near", loose]);
+      expect([loose, r.code]).toEqual([loose, 2]);
+      expect(r.stderr).toContain(`--near takes a cosine similarity from 0.9 to 1, got "${loose}" (below 0.9 merely similar photos are grouped`);
     }
     const missing = await imgd(["dups", "--index", join(dir, "nowhere")]);
     expect(missing.code).toBe(1);

@@ -60,9 +60,9 @@ describe("GET /api/duplicates", () => {
   });
 
   test("near sets the threshold, exact_only skips the near pass, limit caps the groups", async () => {
-    const loose = await get("?near=0.1&limit=1");
+    const loose = await get("?near=0.9&limit=1");
     expect(loose.status).toBe(200);
-    expect(loose.body.near_threshold).toBe(0.1);
+    expect(loose.body.near_threshold).toBe(0.9);
     expect(loose.body.threshold_source).toBe("request");
     expect(loose.body.groups.length).toBe(1);
     expect(loose.body.total_groups).toBeGreaterThanOrEqual(2);
@@ -71,12 +71,20 @@ describe("GET /api/duplicates", () => {
     expect(exactOnly.body.groups.map((g: any) => g.kind)).toEqual(["exact"]);
   });
 
-  test("a threshold outside (0, 1] or a bad limit is a 400 that says which field", async () => {
+  test("a threshold outside [0.9, 1] or a bad limit is a 400 that says which field", async () => {
     for (const q of ["?near=1.5", "?near=0", "?near=abc", "?limit=0", "?exact_only=maybe"]) {
       const { status, body } = await get(q);
       expect(status).toBe(400);
       expect(body.error).toMatch(/^(near|limit|exact_only): /);
     }
+    // A near-zero threshold made every image a neighbour of every other: a pass quadratic in the index.
+    for (const near of ["0.000001", "0.5", "0.89"]) {
+      const { status, body } = await get(`?near=${near}`);
+      expect([near, status]).toEqual([near, 400]);
+      expect(body.error).toMatch(/^near: .*0\.9/);
+    }
+    const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as any;
+    expect(doc.paths["/api/duplicates"].get.parameters.find((p: any) => p.name === "near").schema.minimum).toBe(0.9);
   });
 
   test("is described in /openapi.json", async () => {

@@ -1,5 +1,5 @@
 import { resolve } from "node:path";
-import { defaultNearThreshold, exactDuplicateGroups, nearDuplicateGroups } from "../../engine/duplicates.ts";
+import { defaultNearThreshold, exactDuplicateGroups, MIN_NEAR_THRESHOLD, nearDuplicateGroups } from "../../engine/duplicates.ts";
 import { IndexStore } from "../../engine/store/index-store.ts";
 import { DEFAULT_INDEX, parse } from "../args.ts";
 import { printable } from "../printable.ts";
@@ -16,8 +16,11 @@ export async function run(argv: string[]): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`dups takes no arguments, got "${positionals.join(" ")}"`);
   if (values.near !== undefined && values["exact-only"]) throw new UsageError("--near and --exact-only exclude each other");
   const near = values.near === undefined ? undefined : Number(values.near);
-  if (near !== undefined && !(near > 0 && near <= 1)) {
-    throw new UsageError(`--near takes a cosine similarity in (0, 1], got "${values.near}"`);
+  if (near !== undefined && !(near >= MIN_NEAR_THRESHOLD && near <= 1)) {
+    throw new UsageError(
+      `--near takes a cosine similarity from ${MIN_NEAR_THRESHOLD} to 1, got "${values.near}" ` +
+        `(below ${MIN_NEAR_THRESHOLD} merely similar photos are grouped, and the search grows with the square of the index)`,
+    );
   }
   const dir = resolve(values.index ?? DEFAULT_INDEX);
   const store = await IndexStore.open(dir, { readOnly: true });

@@ -3,14 +3,16 @@
 // index and a full-content hash of only the files that share an imohash.
 import { Hono } from "hono";
 import { z } from "zod";
-import { defaultNearThreshold, exactDuplicateGroups, nearDuplicateGroups } from "../../engine/duplicates.ts";
+import { defaultNearThreshold, exactDuplicateGroups, MIN_NEAR_THRESHOLD, nearDuplicateGroups } from "../../engine/duplicates.ts";
 import type { AppDeps } from "../app-deps.ts";
 import { timed, type AppEnv } from "../app-env.ts";
 import { parseInput } from "../http-error.ts";
 import { decimal } from "../schemas.ts";
 
 export const DuplicatesQuery = z.object({
-  near: z.coerce.number().gt(0).max(1).optional().meta({ description: "cosine similarity for near duplicates, in (0, 1]; default per model" }),
+  // Lower thresholds group merely similar photos and cost time quadratic in the index (see MIN_NEAR_THRESHOLD).
+  near: z.coerce.number().min(MIN_NEAR_THRESHOLD).max(1).optional()
+    .meta({ description: `cosine similarity for near duplicates, from ${MIN_NEAR_THRESHOLD} to 1; default per model` }),
   exact_only: z.enum(["true", "false", "1", "0"]).optional().meta({ description: "skip near duplicates" }),
   limit: decimal(z.coerce.number().int().min(1).max(10_000).default(200)).meta({ description: "groups returned (exact first, then near)" }),
 });
