@@ -115,6 +115,10 @@ describe("imgd faces / imgd persons", () => {
     expect(both.stderr).toContain("exactly one of --to PERSON and --none");
     const badThreshold = await imgd(["faces", "settings", "--assign-threshold", "2", "--index", index]);
     expect(badThreshold.code).toBe(2);
+    // min-samples near the number of faces made clustering take minutes and gigabytes (5000 on 15K faces: 65 s, 3 GB).
+    const dense = await imgd(["faces", "cluster", "--min-samples", "5000", "--index", index]);
+    expect(dense.code).toBe(2);
+    expect(dense.stderr).toContain("--min-samples takes at most 100, got 5000: each face keeps that many neighbours");
     const noIndex = await imgd(["persons", "list", "--index", join(dir, "nowhere")]);
     expect(noIndex.code).toBe(1);
     expect(noIndex.stderr).toContain("no index at");
@@ -185,7 +189,12 @@ describe("imgd persons list with no persons says why", () => {
     const vectors = facesOf(unitVectors(3, FACE_DIMS, 5), [0, 1, 2], 0.8, 3);
     await insertFaces(join(index, "catalog.duckdb"), [0, 1, 2].map((i) => ({ imageId, embedding: row(vectors, i) })));
     const clustered = await imgd(["faces", "cluster", "--index", index, "--min-size", "3"]);
-    expect(clustered.stdout).toContain("3 faces -> 0 clusters");
+    expect(clustered.stdout).toContain("3 faces -> 0 clusters, 3 unclustered (exact HDBSCAN, min size 3, min samples 3)");
+    // A min size above 100 is not also taken as min samples, which is capped, and the run says so.
+    const large = await imgd(["faces", "cluster", "--index", index, "--min-size", "150"]);
+    expect(large.code).toBe(0);
+    expect(large.stderr).toMatch(/\] warning: min samples 100 \(the most\), not the min size 150 it defaults to$/m);
+    expect(large.stdout).toContain("min size 150, min samples 100)");
     expect(await list()).toBe("no persons: imgd faces cluster put none of the faces in a group (a smaller --min-size groups more)");
     expect(await list("--named")).toBe("no named persons");
     expect(await list("--unnamed")).toBe("no unnamed persons");

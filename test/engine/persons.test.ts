@@ -195,6 +195,21 @@ describe("clustering faces into persons", () => {
     expect((await getPerson(db.read, alice!)).person.faces).toBe(PER_IDENTITY + 5);
   });
 
+  test("min samples is bounded: above 100 refused before any work, and a min size above 100 uses 100", async () => {
+    await seedFaces();
+    await open();
+    const before = await db.read("SELECT id, person_id, cluster_id FROM faces ORDER BY id");
+    // 5,000 on 15K faces took 65 s and 3 GB: each face's neighbour list is min-samples long.
+    await expect(db.write((conn) => clusterFaces(conn, { minClusterSize: 4, minSamples: 5000 }))).rejects.toThrow(
+      "min samples must be a whole number from 1 to 100, got 5000",
+    );
+    expect(await db.read("SELECT id, person_id, cluster_id FROM faces ORDER BY id")).toEqual(before);
+    expect((await db.write((conn) => clusterFaces(conn, { minClusterSize: 4, minSamples: 100 }))).minSamples).toBe(100);
+    expect((await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }))).minSamples).toBe(4);
+    const large = await db.write((conn) => clusterFaces(conn, { minClusterSize: 150 }));
+    expect([large.minSamples, large.clusters]).toEqual([100, 0]);
+  });
+
   test("an index without faces says how to get them", async () => {
     await open();
     await expect(db.write((conn) => clusterFaces(conn))).rejects.toThrow(/--faces/);

@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import { resolve } from "node:path";
-import { clusterFaces } from "../../engine/faces/face-clustering.ts";
+import { clusterFaces, MAX_MIN_SAMPLES } from "../../engine/faces/face-clustering.ts";
 import { openPersonsCatalog } from "../../engine/faces/persons-catalog.ts";
 import { FacesIndex, similarFaceIds } from "../../engine/faces/faces-index.ts";
 import { facesByIds, facesOfImage } from "../../engine/faces/persons.ts";
@@ -31,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
   const json = values.json === true;
   switch (sub) {
     case "cluster":
-      return cluster(dir, json, intFlag(values["min-size"], "min-size", 3, 2), values["min-samples"] === undefined ? undefined : intFlag(values["min-samples"], "min-samples", 1));
+      return cluster(dir, json, intFlag(values["min-size"], "min-size", 3, 2), minSamplesFlag(values["min-samples"]));
     case "suggest": {
       const threshold = cosineFlag(values.threshold, "threshold");
       return runPersonsWork(dir, false, async (db) => {
@@ -110,6 +110,9 @@ async function cluster(dir: string, json: boolean, minClusterSize: number, minSa
     lastPct = pct;
     process.stderr.write(`${tag} ${stage} ${pct}% elapsed ${formatDuration(now - started)}\n`);
   };
+  if (minSamples === undefined && minClusterSize > MAX_MIN_SAMPLES) {
+    process.stderr.write(`${tag} warning: min samples ${MAX_MIN_SAMPLES} (the most), not the min size ${minClusterSize} it defaults to\n`);
+  }
   return runPersonsWork(dir, false, async (db) => {
     const report = await db.write((conn) => clusterFaces(conn, { minClusterSize, minSamples, onProgress }));
     const wallMs = performance.now() - started;
@@ -117,7 +120,7 @@ async function cluster(dir: string, json: boolean, minClusterSize: number, minSa
     if (json) return `${JSON.stringify({ job, wallMs: Math.round(wallMs), ...report })}\n`;
     const p = report.persons;
     const lines = [
-      `${report.faces} faces -> ${report.clusters} clusters, ${report.noise} unclustered (${report.exact ? "exact" : "approximate"} HDBSCAN, min size ${minClusterSize})`,
+      `${report.faces} faces -> ${report.clusters} clusters, ${report.noise} unclustered (${report.exact ? "exact" : "approximate"} HDBSCAN, min size ${minClusterSize}, min samples ${report.minSamples})`,
       `persons: ${p.created} new, ${p.reused} kept, ${p.joinedExisting} joined an existing person, ${p.removed} dissolved; ${report.moved} faces moved; ${p.refreshed} refreshed`,
       `${"stage".padEnd(10)}${"total ms".padStart(10)}${"% wall".padStart(8)}`,
       ...Object.entries(report.timings).map(
@@ -128,6 +131,19 @@ async function cluster(dir: string, json: boolean, minClusterSize: number, minSa
     ];
     return `${lines.map((l) => `${tag} ${l}`).join("\n")}\n`;
   });
+}
+
+/** HDBSCAN keeps min-samples neighbours per face: bounded, as its cost grows with faces × min-samples. */
+function minSamplesFlag(value: string | undefined): number | undefined {
+  if (value === undefined) return undefined;
+  const n = intFlag(value, "min-samples", 1);
+  if (n > MAX_MIN_SAMPLES) {
+    throw new UsageError(
+      `--min-samples takes at most ${MAX_MIN_SAMPLES}, got ${n}: each face keeps that many neighbours (memory and time grow with ` +
+        "faces × min-samples), and more neighbours than a person has faces merges persons",
+    );
+  }
+  return n;
 }
 
 function cosineFlag(value: string | undefined, name: string): number | undefined {
