@@ -182,3 +182,22 @@ describe("clear errors", () => {
     expect(existsSync(join(dir, "i", "vectors.usearch"))).toBe(false);
   });
 });
+
+describe("--path-prefix", () => {
+  test("with a trailing slash, or as '.', takes that folder only, not its siblings that share its name as a prefix", async () => {
+    const dir = tempDir("path-prefix");
+    for (const folder of ["trip", "trip-b"]) {
+      mkdirSync(join(dir, folder));
+      copyPhotos(["orange.jpg"], join(dir, folder));
+    }
+    const index = join(dir, "i");
+    await imgdJson(["index", dir, "--index", index, "--model", "test-clip"]);
+    const paths = async (prefix: string, cwd = REPO) =>
+      (await imgdJson(["query", "--path-prefix", prefix, "--index", index], { cwd })).hits.map((h: any) => h.path).sort();
+    const both = [join(dir, "trip-b", "orange.jpg"), join(dir, "trip", "orange.jpg")].sort();
+    expect(await paths(join(dir, "trip"))).toEqual(both);
+    expect(await paths(`${join(dir, "trip")}/`)).toEqual([join(dir, "trip", "orange.jpg")]);
+    expect(await paths(".", join(dir, "trip"))).toEqual([join(dir, "trip", "orange.jpg")]);
+    expect(await paths("trip/", dir)).toEqual([join(dir, "trip", "orange.jpg")]);
+  });
+});

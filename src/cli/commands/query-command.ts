@@ -1,5 +1,5 @@
 import { readFileSync, statSync } from "node:fs";
-import { resolve } from "node:path";
+import { resolve, sep } from "node:path";
 import { collectMatches, ensureMatchFolder, saveMatches, type CollectedMatches } from "../../engine/collect-matches.ts";
 import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
 import { runQuery, type QueryInput, type QueryResult } from "../../engine/query.ts";
@@ -104,7 +104,7 @@ async function searchHere(indexDir: string, text: string, k: number, offset: num
     const input: QueryInput = values.image ? { imagePath: resolve(values.image) } : text ? { text } : { filtersOnly: true };
     const filters = {
       offset,
-      pathPrefix: values["path-prefix"] ? resolve(values["path-prefix"]) : undefined,
+      pathPrefix: values["path-prefix"] ? absolutePrefix(values["path-prefix"]) : undefined,
       takenAfter: values.after,
       takenBefore: values.before,
       has: values.has,
@@ -138,7 +138,7 @@ async function searchRemote(
     offset,
     after: values.after,
     before: values.before,
-    pathPrefix: values["path-prefix"] && files === "here" ? resolve(values["path-prefix"]) : values["path-prefix"],
+    pathPrefix: values["path-prefix"] && files === "here" ? absolutePrefix(values["path-prefix"]) : values["path-prefix"],
     has: values.has,
     textIn: values["text-in"],
     person: values.person,
@@ -171,6 +171,17 @@ function collectHere(hits: SearchHit[], offset: number | undefined, values: Valu
   const target = values["copy-to"] ?? values["link-to"];
   if (!target) return Promise.resolve({ written: [], skipped: [] });
   return collectMatches(hits.map((h) => h.path), resolve(target), values["copy-to"] ? "copy" : "link", new Date(), (offset ?? 0) + 1);
+}
+
+/**
+ * --path-prefix made absolute, as the index stores paths. The prefix is a string prefix ("2024/trip" takes
+ * "2024/trip-b" too), so a trailing slash, which resolve() drops, is kept: "2024/trip/" means that folder only,
+ * as "." and ".." do (resolve(".") alone would take the sibling folders that share the current one's name as prefix).
+ */
+function absolutePrefix(prefix: string): string {
+  const absolute = resolve(prefix);
+  const last = prefix.slice(Math.max(prefix.lastIndexOf("/"), prefix.lastIndexOf(sep)) + 1);
+  return (last === "" || last === "." || last === "..") && !absolute.endsWith(sep) ? `${absolute}${sep}` : absolute;
 }
 
 function tokenOf(values: Values): string | undefined {
