@@ -12,6 +12,16 @@ export function parse<const O extends Options>(argv: string[], options: O) {
   }
 }
 
+/**
+ * A command that takes no arguments refuses a stray one rather than ignoring it: `imgd info ~/idx` would show (or
+ * miss) ./.imgd instead. `flag` names the flag such a word was most likely meant for.
+ */
+export function noArguments(positionals: string[], command: string, flag?: string): void {
+  if (positionals.length === 0) return;
+  const meant = flag && positionals.length === 1 ? ` (did you mean ${flag} ${positionals[0]}?)` : "";
+  throw new UsageError(`${command} takes no arguments, got "${positionals.join(" ")}"${meant}`);
+}
+
 /** `name` is a flag's long name ("batch"), its one letter ("k"), or what a positional argument is ("face id"). */
 export function intFlag(value: unknown, name: string, fallback: number, min = 1, max = Number.MAX_SAFE_INTEGER): number {
   if (value === undefined) return fallback;

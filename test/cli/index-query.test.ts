@@ -174,6 +174,19 @@ describe("clear errors", () => {
     expect(r.stderr.toString()).toContain("not valid UTF-8");
   });
 
+  test("a stray word where a command takes none is refused and named, not ignored for the default index", async () => {
+    const dir = tempDir("stray-word");
+    for (const args of [["info", "myindex"], ["serve", "myindex", "--port", "0"], ["dups", "myindex"], ["export", "--parquet", "out.parquet", "myindex"]]) {
+      const r = await imgd(args, { cwd: dir });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain(`imgd: ${args[0]} takes no arguments, got "myindex" (did you mean --index myindex?)`);
+    }
+    const worker = await imgd(["worker", "http://127.0.0.1:9"], { cwd: dir });
+    expect(worker.code).toBe(2);
+    expect(worker.stderr).toContain('(did you mean --coordinator http://127.0.0.1:9?)');
+    expect(readdirSync(dir)).toEqual([]);
+  });
+
   test("a folder that does not exist is named in the error", async () => {
     const dir = tempDir("nodir");
     const r = await imgd(["index", join(dir, "missing"), "--index", join(dir, "i"), "--model", "test-clip"]);

@@ -1,6 +1,6 @@
 import { resolve } from "node:path";
 import { runIngestLoad, type IngestProgress, type IngestSummary } from "../../bench-client/ingest-load.ts";
-import { intFlag, parse } from "../args.ts";
+import { intFlag, noArguments, parse } from "../args.ts";
 import { UsageError } from "../usage.ts";
 
 /**
@@ -21,7 +21,7 @@ export async function run(argv: string[]): Promise<number> {
     token: { type: "string" },
     json: { type: "boolean" },
   });
-  if (positionals.length > 0) throw new UsageError(`bench ingest takes no arguments, got "${positionals.join(" ")}"`);
+  noArguments(positionals, "bench ingest", values.dir ? undefined : "--dir");
   if (!values.dir) throw new UsageError("bench ingest needs --dir DIR (the images to upload)");
   if (!values.url) throw new UsageError("bench ingest needs --url URL (a running imgd serve, e.g. http://127.0.0.1:8080)");
   const batch = intFlag(values.batch, "batch", 64);

@@ -1,7 +1,7 @@
 import { resolve } from "node:path";
 import { defaultNearThreshold, exactDuplicateGroups, MIN_NEAR_THRESHOLD, nearDuplicateGroups } from "../../engine/duplicates.ts";
 import { IndexStore } from "../../engine/store/index-store.ts";
-import { DEFAULT_INDEX, parse } from "../args.ts";
+import { DEFAULT_INDEX, noArguments, parse } from "../args.ts";
 import { printable } from "../printable.ts";
 import { UsageError } from "../usage.ts";
 
@@ -13,7 +13,7 @@ export async function run(argv: string[]): Promise<number> {
     "exact-only": { type: "boolean" },
     json: { type: "boolean" },
   });
-  if (positionals.length > 0) throw new UsageError(`dups takes no arguments, got "${positionals.join(" ")}"`);
+  noArguments(positionals, "dups", "--index");
   if (values.near !== undefined && values["exact-only"]) throw new UsageError("--near and --exact-only exclude each other");
   const near = values.near === undefined ? undefined : Number(values.near);
   if (near !== undefined && !(near >= MIN_NEAR_THRESHOLD && near <= 1)) {

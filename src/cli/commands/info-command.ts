@@ -1,10 +1,11 @@
 import { resolve } from "node:path";
 import { IndexStore } from "../../engine/store/index-store.ts";
-import { DEFAULT_INDEX, parse } from "../args.ts";
+import { DEFAULT_INDEX, noArguments, parse } from "../args.ts";
 import { printable } from "../printable.ts";
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { index: { type: "string" }, errors: { type: "boolean" }, json: { type: "boolean" } });
+  const { values, positionals } = parse(argv, { index: { type: "string" }, errors: { type: "boolean" }, json: { type: "boolean" } });
+  noArguments(positionals, "info", "--index");
   const dir = resolve(values.index ?? DEFAULT_INDEX);
   const store = await IndexStore.open(dir, { readOnly: true });
   try {

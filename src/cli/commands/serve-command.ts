@@ -2,12 +2,12 @@ import { resolve } from "node:path";
 import { DEFAULT_MEMORY_TARGET_BYTES } from "../../engine/memory-governor.ts";
 import { DEFAULT_IMAGE_TOWER_IDLE_MS } from "../../server/idle-closing-tower.ts";
 import { DEFAULT_MAX_CONCURRENCY, DEFAULT_TARGET_LATENCY_MS, startServer } from "../../server/server.ts";
-import { DEFAULT_INDEX, intFlag, parse, portFlag } from "../args.ts";
+import { DEFAULT_INDEX, intFlag, noArguments, parse, portFlag } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 import { UsageError } from "../usage.ts";
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
+  const { values, positionals } = parse(argv, {
     index: { type: "string" },
     models: { type: "string" },
     port: { type: "string" },
@@ -26,6 +26,7 @@ export async function run(argv: string[]): Promise<number> {
     "batch-max": { type: "string" },
     ...STAGE_FLAGS,
   });
+  noArguments(positionals, "serve", "--index");
   const server = await startServer({
     indexDir: resolve(values.index ?? DEFAULT_INDEX),
     modelsDir: values.models,

@@ -3,11 +3,11 @@ import { DEFAULT_MEMORY_TARGET_BYTES } from "../../engine/memory-governor.ts";
 import { parsePathMaps } from "../../engine/path-map.ts";
 import { resolveToken } from "../../cluster-net/mesh-token.ts";
 import { DEFAULT_WORKER_BATCH, runWorker } from "../../cluster-net/worker.ts";
-import { coordinatorUrlFlag, defaultThreads, intFlag, parse } from "../args.ts";
+import { coordinatorUrlFlag, defaultThreads, intFlag, noArguments, parse } from "../args.ts";
 import { UsageError } from "../usage.ts";
 
 export async function run(argv: string[]): Promise<number> {
-  const { values } = parse(argv, {
+  const { values, positionals } = parse(argv, {
     coordinator: { type: "string" },
     token: { type: "string" },
     "token-file": { type: "string" },
@@ -20,6 +20,7 @@ export async function run(argv: string[]): Promise<number> {
     host: { type: "string" },
     "memory-target-mb": { type: "string" },
   });
+  noArguments(positionals, "worker", values.coordinator ? undefined : "--coordinator");
   if (!values.coordinator) throw new UsageError("worker needs --coordinator URL");
   const drain = new AbortController();
   const onSignal = () => {
