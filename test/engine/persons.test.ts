@@ -352,6 +352,23 @@ describe("editing persons", () => {
     await expect(resolvePerson(db.read, "Nobody")).rejects.toThrow(/no person "Nobody"/);
   });
 
+  test("a name is found and kept unique however its spaces and accents were typed (composed or decomposed)", async () => {
+    await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const { persons } = await listPersons(db.read);
+    const composed = "Zo\u00eb  Caf\u00e9";
+    const decomposed = "zoe\u0308 cafe\u0301";
+    await db.write((conn) => namePerson(conn, persons[0]!.id, composed));
+    expect((await getPerson(db.read, persons[0]!.id)).person.name).toBe("Zo\u00eb Caf\u00e9");
+    expect(await resolvePerson(db.read, decomposed)).toBe(persons[0]!.id);
+    expect(await resolvePerson(db.read, "Zo\u00eb   Caf\u00e9")).toBe(persons[0]!.id);
+    await expect(db.write((conn) => namePerson(conn, persons[1]!.id, decomposed))).rejects.toThrow(/already person/);
+    // A name stored decomposed (before names were composed on the way in) is found by its composed spelling too.
+    await db.write((conn) => conn.run("UPDATE persons SET name = $1 WHERE id = $2", ["Jos\u0065\u0301", persons[1]!.id]));
+    expect(await resolvePerson(db.read, "jos\u00e9")).toBe(persons[1]!.id);
+  });
+
   test("merge moves every face and takes the source's name; split moves chosen faces to a new person", async () => {
     await seedFaces();
     await open();

@@ -70,16 +70,19 @@ export async function facesByIds(read: RowReader, ids: number[]): Promise<Person
   return ids.flatMap((id) => found.get(id) ?? []);
 }
 
-/** A person by id ("12") or name (any case). */
+/**
+ * A person by id ("12") or name, written as naming stores it: any case, any runs of spaces, composed or decomposed
+ * accents ("Zoë" typed on one system, pasted from a macOS file name on another).
+ */
 export async function resolvePerson(read: RowReader, ref: string): Promise<number> {
   if (!(await hasPersons(read))) throw new PersonsError("not-found", `no persons yet: run imgd faces cluster`);
-  const trimmed = ref.trim();
-  if (/^\d+$/.test(trimmed)) {
-    const rows = await read(`SELECT id FROM persons WHERE id = ${idList([Number(trimmed)])}`);
+  const wanted = cleanName(ref);
+  if (/^\d+$/.test(wanted)) {
+    const rows = await read(`SELECT id FROM persons WHERE id = ${idList([Number(wanted)])}`);
     if (rows.length > 0) return Number(rows[0]![0]);
   }
-  const rows = await read("SELECT id FROM persons WHERE lower(name) = lower($1)", [trimmed]);
-  if (rows.length === 0) throw new PersonsError("not-found", `no person "${trimmed}"`);
+  const rows = await read(`SELECT id FROM persons WHERE ${SAME_NAME}`, [wanted]);
+  if (rows.length === 0) throw new PersonsError("not-found", `no person "${wanted}"`);
   return Number(rows[0]![0]);
 }
 
@@ -117,7 +120,7 @@ export async function mergePersons(conn: DuckDBConnection, target: number, sourc
     const p = await personSummary(read, s);
     if (p.name !== null) names.push(p.name);
   }
-  if (into.name === null && new Set(names.map((n) => n.toLowerCase())).size > 1) {
+  if (into.name === null && new Set(names.map((n) => cleanName(n).toLowerCase())).size > 1) {
     throw new PersonsError("conflict", `cannot merge persons named ${names.map((n) => `"${n}"`).join(" and ")} into an unnamed one; name the target first`);
   }
   const list = idList(from);
@@ -249,8 +252,16 @@ async function facesWhere(read: RowReader, where: string, opts: { limit?: number
   }));
 }
 
+/** A name as it is stored and looked up: trimmed, one space between words, accents composed (NFC). */
+function cleanName(name: string): string {
+  return name.trim().replace(/\s+/g, " ").normalize("NFC");
+}
+
+/** A stored name equal to $1 (a cleaned name) ignoring case; nfc_normalize matches one stored decomposed. */
+const SAME_NAME = "lower(nfc_normalize(name)) = lower($1)";
+
 function validName(name: string): string {
-  const clean = name.trim().replace(/\s+/g, " ");
+  const clean = cleanName(name);
   if (clean.length === 0) throw new PersonsError("invalid", "a person's name cannot be empty");
   if (clean.length > MAX_NAME) throw new PersonsError("invalid", `a person's name is at most ${MAX_NAME} characters`);
   if (/^\d+$/.test(clean)) throw new PersonsError("invalid", `"${clean}" would read as a person id; add a letter`);
@@ -260,7 +271,7 @@ function validName(name: string): string {
 }
 
 async function assertNameFree(read: RowReader, name: string, self: number | null): Promise<void> {
-  const rows = await read("SELECT id FROM persons WHERE lower(name) = lower($1)", [name]);
+  const rows = await read(`SELECT id FROM persons WHERE ${SAME_NAME}`, [name]);
   const other = rows.map((r) => Number(r[0])).find((id) => id !== self);
   if (other !== undefined) {
     throw new PersonsError("conflict", `"${name}" is already person ${other}; merge them with imgd persons merge ${other} ${self ?? "ID"}`, {
