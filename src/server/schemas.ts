@@ -5,6 +5,8 @@ import { localTime } from "../engine/store/catalog.ts";
 
 export const MAX_K = 1000;
 export const MAX_OFFSET = 10_000;
+/** The longest q a search takes, in UTF-16 code units after trimming (CLIP reads only its first 77 tokens anyway). */
+export const MAX_QUERY_CHARS = 1000;
 
 /**
  * An integer from a path, query string or form field, in decimal digits (leading zeros allowed): the coercion alone
@@ -49,7 +51,7 @@ export const SearchFilters = z.object({
 
 /** Without q, the filters alone list the photos that pass them (needs at least one filter). */
 export const TextSearchQuery = SearchFilters.extend({
-  q: z.string().trim().min(1, "q must not be empty").max(1000).optional().meta({ description: "what to look for, in words" }),
+  q: z.string().trim().min(1, "q must not be empty").max(MAX_QUERY_CHARS).optional().meta({ description: "what to look for, in words" }),
 }).refine((f) => f.q || f.has?.length || f.text_in || f.person?.length || f.path_prefix || f.after || f.before, {
   message: "give q (words to look for) or at least one filter (has, text_in, person, path_prefix, after, before)",
   path: ["q"],

@@ -2,7 +2,7 @@
 // coordinator started with --serve), so one index can be queried from any host without its files or models.
 import { basename } from "node:path";
 import type { z } from "zod";
-import { SearchResponse } from "./schemas.ts";
+import { MAX_K, MAX_OFFSET, MAX_QUERY_CHARS, SearchResponse } from "./schemas.ts";
 
 export interface RemoteQuery {
   text?: string;
@@ -48,7 +48,35 @@ export class SearchClient {
     this.base = new URL(server.endsWith("/") ? server : `${server}/`);
   }
 
+  /**
+   * The hits a search here would give. A server answers at most MAX_K hits a request, so a larger k is asked for
+   * page by page; past what its offset limit lets it list, and for a text longer than it takes, this says so
+   * instead of passing on a 400 about fields the user never wrote.
+   */
   async search(query: RemoteQuery): Promise<RemoteSearchResult> {
+    if (query.text && query.text.length > MAX_QUERY_CHARS) {
+      throw new RemoteSearchError(`the query text is ${query.text.length} characters; imgd serve takes at most ${MAX_QUERY_CHARS}`);
+    }
+    const start = query.offset ?? 0;
+    const lastOffset = start + MAX_K * (Math.ceil(query.k / MAX_K) - 1);
+    if (lastOffset > MAX_OFFSET) {
+      throw new RemoteSearchError(`imgd serve pages through results only up to offset ${MAX_OFFSET}, ${MAX_K} at a time: -k ${query.k} --offset ${start} goes past it`);
+    }
+    let asked = Math.min(query.k, MAX_K);
+    const first = await this.searchPage({ ...query, k: asked });
+    const hits = [...first.hits];
+    const timings = { ...first.timings };
+    for (let got = first.hits.length; got === asked && hits.length < query.k; ) {
+      asked = Math.min(query.k - hits.length, MAX_K);
+      const page = await this.searchPage({ ...query, k: asked, offset: start + hits.length });
+      hits.push(...page.hits);
+      for (const [stage, ms] of Object.entries(page.timings)) timings[stage] = (timings[stage] ?? 0) + ms;
+      got = page.hits.length;
+    }
+    return { hits, timings };
+  }
+
+  private async searchPage(query: RemoteQuery): Promise<RemoteSearchResult> {
     const filters = filterFields(query);
     let res: Response;
     if (query.image) {

@@ -3,11 +3,15 @@ import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
+import { IndexStore } from "../../src/engine/store/index-store.ts";
+import { MAX_K, MAX_OFFSET, MAX_QUERY_CHARS } from "../../src/server/schemas.ts";
 import type { RunningServer } from "../../src/server/server.ts";
+import { plainImages, randomUnitRows, unitModel } from "../fixtures/unit-index.ts";
 import { indexedPhotos, serve, type Fixture } from "../server/server-harness.ts";
 import { imgd, imgdJson, PHOTOS, tempDir } from "./cli-harness.ts";
 
 const TOKEN = "remote-query-token-0123";
+const paths = (r: { hits: { path: string }[] }) => r.hits.map((h) => h.path);
 
 describe("imgd query --server", () => {
   let fx: Fixture;
@@ -15,7 +19,6 @@ describe("imgd query --server", () => {
   let here: string;
   let local: any;
   const withToken = { env: { IMGD_TOKEN: TOKEN } };
-  const paths = (r: { hits: { path: string }[] }) => r.hits.map((h) => h.path);
 
   beforeAll(async () => {
     fx = await indexedPhotos("query-remote", ["orange.jpg", "apple.jpg", "home.jpg", "rocket.jpg"], { "rocket.jpg": "space" });
@@ -110,6 +113,34 @@ describe("an index whose server.json is stale", () => {
       }
     } finally {
       rmSync(fx.root, { recursive: true, force: true });
+    }
+  }, 60_000);
+});
+
+describe("imgd query --server beyond one answer's limits", () => {
+  test("-k above what a server answers at once is fetched page by page, as the index here gives it", async () => {
+    const root = tempDir("query-remote-pages");
+    const index = join(root, "index");
+    const n = MAX_K + 150;
+    const store = await IndexStore.open(index, { model: { ...unitModel(512), name: "test-clip" } });
+    await store.addBatch(plainImages(n), randomUnitRows(n, 512, 5));
+    await store.close();
+    const query = ["query", "blue sky", "-k", String(MAX_K + 100), "--offset", "20"];
+    const local = await imgdJson([...query, "--index", index]);
+    const server = await serve({ root, photos: join(root, "photos"), index });
+    try {
+      const remote = await imgdJson([...query, "--server", server.url]);
+      expect(remote.hits).toHaveLength(MAX_K + 100);
+      expect(paths(remote)).toEqual(paths(local));
+      const listed = await imgdJson(["query", "--path-prefix", "/photos/", "-k", String(n), "--server", server.url]);
+      expect(new Set(paths(listed)).size).toBe(n);
+      const far = await imgd(["query", "blue", "-k", "10", "--offset", String(MAX_OFFSET + 1), "--server", server.url]);
+      expect([far.code, far.stderr]).toEqual([1, expect.stringContaining(`only up to offset ${MAX_OFFSET}`)]);
+      const long = await imgd(["query", "blue ".repeat(MAX_QUERY_CHARS), "--server", server.url]);
+      expect([long.code, long.stderr]).toEqual([1, expect.stringContaining(`takes at most ${MAX_QUERY_CHARS}`)]);
+    } finally {
+      server.stop();
+      rmSync(root, { recursive: true, force: true });
     }
   }, 60_000);
 });
