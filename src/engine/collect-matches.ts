@@ -86,7 +86,10 @@ async function placeMatch(dir: string, at: Date, rank: number, sourcePath: strin
   }
 }
 
-/** Creates the folder for the matches, or says why `dir` cannot be one; a caller can check it before searching. */
+/**
+ * Creates the folder for the matches, or says why `dir` cannot be one (a file, or a folder this user cannot write to,
+ * or on a read-only mount); a caller can check it before searching.
+ */
 export async function ensureMatchFolder(dir: string): Promise<void> {
   try {
     await mkdir(dir, { recursive: true });
@@ -95,4 +98,7 @@ export async function ensureMatchFolder(dir: string): Promise<void> {
     if (code === "EEXIST") throw new Error(`${dir} is a file, not a folder to put the matches in`);
     throw new Error(`cannot create the folder ${dir} for the matches (${code ?? (err as Error).message})`);
   }
+  await access(dir, constants.W_OK | constants.X_OK).catch((err: NodeJS.ErrnoException) => {
+    throw new Error(`cannot write the matches into the folder ${dir} (${err.code ?? err.message})`);
+  });
 }

@@ -1,5 +1,5 @@
 import { expect, test } from "bun:test";
-import { lstatSync, mkdtempSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { chmodSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { collectMatches, ensureMatchFolder, matchFileName } from "../../src/engine/collect-matches.ts";
@@ -61,4 +61,22 @@ test("a target that is a file, or lies under one, is refused with a sentence say
   await expect(collectMatches([file], file, "copy")).rejects.toThrow(`${file} is a file, not a folder to put the matches in`);
   await expect(ensureMatchFolder(join(file, "sub"))).rejects.toThrow(`cannot create the folder ${join(file, "sub")} for the matches (ENOTDIR)`);
   expect(readFileSync(file, "utf8")).toBe("AAA");
+});
+
+test("a folder the user cannot write to is refused with a sentence naming it, as the query checks before searching", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "imgd-matches-"));
+  const locked = join(dir, "locked");
+  mkdirSync(locked, { mode: 0o555 });
+  chmodSync(dir, 0o755);
+  // Root writes through mode bits: as root, the check runs as nobody, as a user without the right would.
+  const script = join(dir, "ensure.ts");
+  writeFileSync(
+    script,
+    `const { ensureMatchFolder } = await import(${JSON.stringify(join(import.meta.dir, "../../src/engine/collect-matches.ts"))});\n` +
+      `await ensureMatchFolder(${JSON.stringify(locked)}).then(() => console.log("ok"), (e) => console.log(e.message));\n`,
+  );
+  const asNobody = process.getuid?.() === 0 ? ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"] : [];
+  const child = Bun.spawnSync([...asNobody, process.execPath, script], { cwd: dir });
+  expect(child.stdout.toString().trim()).toBe(`cannot write the matches into the folder ${locked} (EACCES)`);
+  expect(readdirSync(locked)).toEqual([]);
 });
