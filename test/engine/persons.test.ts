@@ -392,6 +392,29 @@ describe("editing persons", () => {
     await expect(db.write((conn) => assignFaces(conn, [999_999], a))).rejects.toThrow(/no face 999999/);
   });
 
+  test("an unnamed person the user takes every face from is deleted, a named one keeps its name; a split of all is refused", async () => {
+    await seedFaces();
+    await open();
+    await db.write((conn) => clusterFaces(conn, { minClusterSize: 4 }));
+    const [a, b, c] = (await listPersons(db.read)).persons.map((p) => p.id);
+    await db.write((conn) => namePerson(conn, b!, "Bob"));
+    const facesOf = async (id: number) => (await getPerson(db.read, id)).faces.map((f) => f.id);
+    const ofA = await facesOf(a!);
+    await expect(db.write((conn) => splitPerson(conn, a!, ofA))).rejects.toThrow(`those are all of person ${a}'s faces`);
+    expect(await facesOf(a!)).toEqual(ofA);
+
+    await db.write((conn) => assignFaces(conn, ofA.slice(1), b!));
+    expect((await getPerson(db.read, a!)).person.faces).toBe(1);
+    await db.write((conn) => assignFaces(conn, ofA.slice(0, 1), null));
+    await expect(getPerson(db.read, a!)).rejects.toThrow(`no person ${a}`);
+    expect((await listPersons(db.read)).persons.every((p) => p.faces > 0)).toBe(true);
+
+    // Named, it stays with no faces, as it does when its photos leave the index.
+    const ofB = await facesOf(b!);
+    await db.write((conn) => assignFaces(conn, ofB, c!));
+    expect((await getPerson(db.read, b!)).person).toMatchObject({ name: "Bob", faces: 0 });
+  });
+
   test("faces of another face model (another embedding size) are refused by assign and merge, and nothing changes", async () => {
     await seedFaces();
     await open();

@@ -2,7 +2,7 @@
 // server's read-only path works); writes take the connection of an open write transaction and refresh the
 // centroids and prototypes of every person they touched, in one pass, before returning.
 import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
-import { refreshPersons } from "./persons-prototypes.ts";
+import { deleteEmptyUnnamedPersons, refreshPersons } from "./persons-prototypes.ts";
 import { bumpGeneration, ensurePersonsTables, hasPersons, hasTable, idList, PersonsError, readerOf, type RowReader } from "./persons-table.ts";
 
 export interface PersonSummary {
@@ -150,7 +150,7 @@ export async function splitPerson(
   name: string | null = null,
 ): Promise<{ from: PersonSummary; to: PersonSummary }> {
   const read = readerOf(conn);
-  await personSummary(read, personId);
+  const from = await personSummary(read, personId);
   const ids = [...new Set(faceIds)];
   if (ids.length === 0) throw new PersonsError("invalid", "split needs the ids of the faces to move");
   const owned = await read(`SELECT id FROM faces WHERE person_id = ${idList([personId])} AND id IN (${idList(ids)})`);
@@ -158,6 +158,10 @@ export async function splitPerson(
     const mine = new Set(owned.map((r) => Number(r[0])));
     const other = ids.filter((f) => !mine.has(f));
     throw new PersonsError("invalid", `faces ${other.join(", ")} do not belong to person ${personId}`);
+  }
+  // An unnamed person left with no face would be deleted (as assign does): such a split only renumbers the cluster.
+  if (from.name === null && ids.length === from.faces) {
+    throw new PersonsError("invalid", `those are all of person ${personId}'s faces: a split leaves some behind (to name them all: imgd persons name ${personId} NAME)`);
   }
   const created = await createPerson(conn, name);
   await moveFaces(conn, ids, created);
@@ -183,7 +187,10 @@ export async function assignFaces(conn: DuckDBConnection, faceIds: number[], per
   const touched = new Set<number>(found.flatMap((r) => (r[1] === null ? [] : [Number(r[1])])));
   if (personId !== null) touched.add(personId);
   await moveFaces(conn, ids, personId);
-  await refreshPersons(conn, touched);
+  // An unnamed person the user took every face from is nothing to show or keep, as one whose photos all left the
+  // index; a named one keeps its name.
+  const emptied = new Set(await deleteEmptyUnnamedPersons(conn, [...touched].filter((p) => p !== personId)));
+  await refreshPersons(conn, [...touched].filter((p) => !emptied.has(p)));
   return { assigned: ids.length, persons: [...touched] };
 }
 
