@@ -81,6 +81,8 @@ describe("imgd query --server", () => {
     expect([link.code, link.stderr]).toEqual([2, expect.stringContaining("--link-to needs the files on this machine")]);
     const both = await imgd(["query", "red", "--server", server.url, "--index", fx.index]);
     expect([both.code, both.stderr]).toEqual([2, expect.stringContaining("not both")]);
+    const relative = await imgd(["query", "red", "--server", server.url, "--path-prefix", "photos/space"], withToken);
+    expect([relative.code, relative.stderr]).toEqual([2, expect.stringContaining('is a path on the server, from its root: "photos/space" would match nothing')]);
     const folder = await imgd(["query", "--image", here, "--server", server.url], withToken);
     expect([folder.code, folder.stderr]).toEqual([1, expect.stringContaining("not a regular file")]);
   });

@@ -56,6 +56,10 @@ export async function run(argv: string[]): Promise<number> {
   if (values["copy-to"] && values["link-to"]) throw new UsageError("give either --copy-to or --link-to, not both");
   if (values.server && values.index) throw new UsageError("give either --index (search here) or --server (search there), not both");
   if (values.server && values["link-to"]) throw new UsageError("--link-to needs the files on this machine; with --server, use --copy-to");
+  // A server's paths are absolute, and its own: a relative prefix would match nothing, in silence.
+  if (values.server && values["path-prefix"] && !/^([/\\]|[A-Za-z]:[/\\])/.test(values["path-prefix"])) {
+    throw new UsageError(`--path-prefix with --server is a path on the server, from its root: "${values["path-prefix"]}" would match nothing`);
+  }
   for (const flag of ["after", "before"] as const) {
     if (values[flag] && localTime(values[flag]!) === null) throw new UsageError(`--${flag} takes a date like 2024-06-01 or a date-time like 2024-06-01T18:30:00`);
   }
