@@ -53,8 +53,28 @@ export function usageFor(command: string | undefined): string {
     if (inside) own.push(line);
   }
   if (own.length === 0) return USAGE;
-  const defaults = lines.slice(lines.findIndex((l) => l.startsWith("defaults:")));
-  return [`usage:`, ...own, "", ...defaults].join("\n");
+  return [`usage:`, ...own, "", ...defaultsFor(own.join(" "), lines)].join("\n");
+}
+
+/** The defaults of the flags a command's usage names: deploy's help has no business listing --dtype. */
+function defaultsFor(usage: string, lines: string[]): string[] {
+  const from = lines.findIndex((l) => l.startsWith("defaults:"));
+  const items = lines
+    .slice(from, from + 2)
+    .join(" ")
+    .replace(/^defaults:/, "")
+    .split(/\s{3,}/)
+    .map((item) => item.trim())
+    .filter((item) => item !== "" && usage.includes(`[${item.split(" ")[0]} `));
+  const out: string[] = [];
+  for (const item of items) {
+    const last = out.at(-1);
+    if (last !== undefined && last.length + 3 + item.length <= 120) out[out.length - 1] = `${last}   ${item}`;
+    else out.push(`${last === undefined ? "defaults:" : "         "} ${item}`);
+  }
+  const models = lines.find((l) => l.startsWith("models are looked up"));
+  if (models && /--models? /.test(usage)) out.push(models);
+  return [...out, ""];
 }
 
 export class UsageError extends Error {

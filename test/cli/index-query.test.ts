@@ -144,6 +144,14 @@ describe("clear errors", () => {
     }
   });
 
+  test("a command's --help lists the defaults of its own flags only", async () => {
+    const deploy = (await imgd(["deploy", "--help"])).stdout;
+    expect(deploy).toContain("defaults: --threads = cores");
+    for (const other of ["--dtype", "--face-detector", "--index ./.imgd", "models are looked up"]) expect(deploy).not.toContain(other);
+    const index = (await imgd(["index", "--help"])).stdout;
+    for (const own of ["--index ./.imgd", "--dtype i8", "--face-detector scrfd-10g", "models are looked up"]) expect(index).toContain(own);
+  });
+
   test("paths named on the command line or in --list that are no image file are each listed, not dropped in silence", async () => {
     const dir = tempDir("named-paths");
     copyPhotos(["orange.jpg"], dir);
