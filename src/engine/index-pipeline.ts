@@ -35,6 +35,8 @@ export interface IndexOptions {
   /** Files read + decoded ahead of the model. */
   prefetch?: number;
   followSymlinks?: boolean;
+  /** Folder names the scan passes over, beside the NAS and OS ones it always does. */
+  excludeDirNames?: string[];
   maxPixels?: number;
   vectors?: { dtype?: "f32" | "f16" | "i8"; connectivity?: number; expansionAdd?: number; expansionSearch?: number };
   checkpointEveryMs?: number;
@@ -108,7 +110,11 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       ? { files: opts.files, skipped: [], scope: undefined }
       : opts.listFile
         ? readPathList(opts.listFile)
-        : scanRoots(opts.roots, { followSymlinks: opts.followSymlinks, exclude: [join(opts.indexDir, THUMBNAIL_DIR)] }),
+        : scanRoots(opts.roots, {
+            followSymlinks: opts.followSymlinks,
+            exclude: [join(opts.indexDir, THUMBNAIL_DIR)],
+            excludeNames: opts.excludeDirNames,
+          }),
   );
   const ownStore = !opts.store;
   const store = opts.store ?? await IndexStore.open(opts.indexDir, {

@@ -31,7 +31,27 @@ export interface ScanOptions {
   includeHidden?: boolean;
   /** Directories not walked: what imgd itself keeps there (an index's thumbnail cache) is no photo of the user's. */
   exclude?: string[];
+  /** Folder names not walked, beside SYSTEM_DIR_NAMES (`imgd index --exclude-dir`). */
+  excludeNames?: string[];
 }
+
+/**
+ * Folders that NAS and OS software keep among photos: Synology's @eaDir holds five thumbnails of every photo (each
+ * would index as a near duplicate of its original), the rest are recycle bins, snapshots and archive debris. rclip
+ * and Immich's library scans skip them too. A root named on the command line is walked whatever its name.
+ */
+export const SYSTEM_DIR_NAMES: ReadonlySet<string> = new Set([
+  "@eaDir",
+  "#recycle",
+  "#snapshot",
+  "@Recycle",
+  "@Recently-Snapshot",
+  "$RECYCLE.BIN",
+  "System Volume Information",
+  "__MACOSX",
+  "lost+found",
+  "node_modules",
+]);
 
 export interface ScanSkip {
   path: string;
@@ -83,6 +103,7 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
   const follow = opts.followSymlinks ?? false;
   const includeHidden = opts.includeHidden ?? false;
   const excluded = new Set((opts.exclude ?? []).map((p) => resolve(p)));
+  const excludedNames = new Set([...SYSTEM_DIR_NAMES, ...(opts.excludeNames ?? [])]);
   const skipped: ScanSkip[] = [];
   const candidates = new Set<string>();
   const rootDirs: string[] = [];
@@ -131,7 +152,8 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
         continue;
       }
       if (kind === "dir") {
-        if (!excluded.has(path)) subdirs.push({ path, ancestors });
+        if (excludedNames.has(name)) skipped.push({ path, reason: "excluded-dir" });
+        else if (!excluded.has(path)) subdirs.push({ path, ancestors });
       } else if (kind === "file") {
         if (hasImageExtension(name)) candidates.add(path);
       } else if (kind === "symlink") {
@@ -140,7 +162,10 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
           if (target?.isDirectory() || hasImageExtension(name)) skipped.push({ path, reason: "symlink" });
         } else if (!target) {
           if (hasImageExtension(name)) skipped.push({ path, reason: "broken-symlink" });
-        } else if (target.isDirectory()) subdirs.push({ path, ancestors });
+        } else if (target.isDirectory()) {
+          if (excludedNames.has(name)) skipped.push({ path, reason: "excluded-dir" });
+          else subdirs.push({ path, ancestors });
+        }
         else if (target.isFile() && hasImageExtension(name)) candidates.add(path);
       }
     }
@@ -158,6 +183,7 @@ const POLICY_SKIPS: ReadonlySet<string> = new Set([
   "broken-symlink",
   "not-a-file",
   "not-an-image-extension",
+  "excluded-dir",
   "missing",
   "name-not-utf8",
 ]);

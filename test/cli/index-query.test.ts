@@ -144,6 +144,27 @@ describe("clear errors", () => {
     }
   });
 
+  test("Synology's @eaDir thumbnails and --exclude-dir folders are passed over, named in the summary, and leave the index", async () => {
+    const dir = tempDir("excluded-dirs");
+    copyPhotos(["orange.jpg"], dir);
+    for (const sub of ["@eaDir/orange.jpg", "#recycle", "Screenshots"]) mkdirSync(join(dir, sub), { recursive: true });
+    copyPhotos(["orange.jpg"], join(dir, "@eaDir/orange.jpg"));
+    copyPhotos(["apple.jpg"], join(dir, "#recycle"));
+    copyPhotos(["fruits.jpg"], join(dir, "Screenshots"));
+    const index = join(dir, "i");
+    const first = await imgd(["index", dir, "--index", index, "--model", "test-clip"]);
+    expect(first.stdout).toContain("indexed 2,");
+    expect(first.stdout).toContain("skipped 2 folders by name: #recycle, @eaDir");
+    const second = await imgd(["index", dir, "--index", index, "--model", "test-clip", "--exclude-dir", "Screenshots"]);
+    expect(second.code).toBe(0);
+    expect(second.stdout).toContain("skipped 3 folders by name: #recycle, @eaDir, Screenshots");
+    const hits = await imgdJson(["query", "fruit", "--index", index, "-k", "5", "--json"]);
+    expect(hits.hits.map((h: { path: string }) => h.path)).toEqual([join(dir, "orange.jpg")]);
+    const bad = await imgd(["index", dir, "--index", index, "--exclude-dir", "trip/Screenshots"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('--exclude-dir takes a folder name, not a path: "trip/Screenshots"');
+  });
+
   test("a command's --help lists the defaults of its own flags only", async () => {
     const deploy = (await imgd(["deploy", "--help"])).stdout;
     expect(deploy).toContain("defaults: --threads = cores");

@@ -82,6 +82,26 @@ describe("scanRoots", () => {
     ]);
   });
 
+  test("passes over NAS and OS system folders and the names asked, at any depth, unless one is a root", async () => {
+    const root = tree({
+      "a.jpg": "x",
+      "2024/@eaDir/a.jpg/SYNOPHOTO_THUMB_XL.jpg": "x",
+      "2024/b.jpg": "x",
+      "#recycle/old.jpg": "x",
+      "trip/__MACOSX/c.jpg": "x",
+      "trip/Screenshots/s.png": "x",
+      "trip/c.jpg": "x",
+    });
+    const result = await scanRoots([root], { excludeNames: ["Screenshots"] });
+    expect(paths(result)).toEqual([join(root, "2024/b.jpg"), join(root, "a.jpg"), join(root, "trip/c.jpg")]);
+    expect(result.skipped).toEqual(
+      ["#recycle", "2024/@eaDir", "trip/Screenshots", "trip/__MACOSX"].map((rel) => ({ path: join(root, rel), reason: "excluded-dir" })),
+    );
+    // A passed-over folder is the scan's choice, not a failure to read it: nothing catalogued under it is kept for it.
+    expect(result.scope!.unreadable).toEqual([]);
+    expect(paths(await scanRoots([join(root, "#recycle")]))).toEqual([join(root, "#recycle/old.jpg")]);
+  });
+
   test("does not follow symlinked files or directories by default and lists them as skipped", async () => {
     const outside = tree({ "far.jpg": "x", "deep/far2.png": "x" });
     const root = tree({ "real.jpg": "x" });

@@ -1,4 +1,4 @@
-import { resolve } from "node:path";
+import { basename, resolve } from "node:path";
 import { chooseStageModels, closeStages, describeStageModels, openStages } from "../../engine/analysis/open-stages.ts";
 import { runIndex, type IndexReport } from "../../engine/index-pipeline.ts";
 import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
@@ -23,6 +23,7 @@ export async function run(argv: string[]): Promise<number> {
     threads: { type: "string" },
     list: { type: "string" },
     "follow-symlinks": { type: "boolean" },
+    "exclude-dir": { type: "string", multiple: true },
     "allow-empty": { type: "boolean" },
     dtype: { type: "string" },
     connectivity: { type: "string" },
@@ -67,6 +68,7 @@ export async function run(argv: string[]): Promise<number> {
     threads,
     stages,
     followSymlinks: values["follow-symlinks"],
+    excludeDirNames: excludeDirNames(values["exclude-dir"]),
     allowEmptyRoots: values["allow-empty"],
     vectors: { dtype, connectivity: values.connectivity ? intFlag(values.connectivity, "connectivity", 16) : undefined },
     signal: controller.signal,
@@ -115,6 +117,14 @@ export async function run(argv: string[]): Promise<number> {
   return report.interrupted ? 130 : 0;
 }
 
+/** `--exclude-dir NAME`: a folder's name, matched at any depth (a path would never match one). */
+function excludeDirNames(names: string[] | undefined): string[] | undefined {
+  for (const name of names ?? []) {
+    if (name === "" || name.includes("/")) throw new UsageError(`--exclude-dir takes a folder name, not a path: ${JSON.stringify(name)}`);
+  }
+  return names;
+}
+
 const NAMED_PATH_SKIPS: ReadonlySet<string> = new Set(["missing", "not-a-file", "not-an-image-extension"]);
 
 /** What the scan passed over that the user may not expect, and roots kept because they came back empty. */
@@ -134,6 +144,12 @@ function scanNotes(report: IndexReport): string[] {
     if (unreadable.length > 10) out.push(`  ... and ${unreadable.length - 10} more (--json lists them all)`);
   }
   if (links > 0) out.push(`skipped ${links} symlinks (--follow-symlinks follows them)`);
+  const folders = new Map<string, number>();
+  for (const s of report.scanSkipped) if (s.reason === "excluded-dir") folders.set(basename(s.path), (folders.get(basename(s.path)) ?? 0) + 1);
+  if (folders.size > 0) {
+    const names = [...folders].map(([name, n]) => (n > 1 ? `${printable(name)} ×${n}` : printable(name))).join(", ");
+    out.push(`skipped ${[...folders.values()].reduce((a, b) => a + b)} folders by name: ${names}`);
+  }
   // A folder's walk passes over what is not an image without a word; these are paths the user named (or the list did).
   const named = report.scanSkipped.filter((s) => NAMED_PATH_SKIPS.has(s.reason));
   if (named.length > 0) {
