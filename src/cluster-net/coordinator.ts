@@ -1,13 +1,13 @@
 // The coordinator's behaviour, free of HTTP: register workers, lease batches, renew and expire leases, count
 // commits once, and merge the shards when every batch is committed. All durable state is in the JobLedger.
 import type { StageSpec } from "../engine/analysis/open-stages.ts";
-import { existsSync, mkdirSync, rmSync, statfsSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync } from "node:fs";
 import { dirname, join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { ProgressModel } from "../engine/progress.ts";
 import { inScope, isUnder, rootsWithoutFiles, scanRoots, type ScanResult } from "../engine/scan.ts";
 import { commitFile } from "../engine/store/atomic-file.ts";
-import { mergeShards, type MergeReport } from "../engine/store/merge-shards.ts";
+import { mergeShards, settleMerge, type MergeReport } from "../engine/store/merge-shards.ts";
 import { toCanonicalPath } from "../engine/path-map.ts";
 import { JobLedger, type JobRecord, type WorkerRecord } from "./job-ledger.ts";
 import { checkShard } from "./shard-check.ts";
@@ -25,7 +25,7 @@ import {
   type WorkerStats,
 } from "./protocol.ts";
 import { DEFAULT_MODEL } from "../engine/models.ts";
-import { jobMarkerPath, shardDir, SHARDS_DIR, ledgerPath, mergedIndexDir, staleMergeDirs } from "./storage-layout.ts";
+import { holderDir, jobMarkerPath, shardDir, SHARDS_DIR, ledgerPath, mergedIndexDir, MERGED_INDEX } from "./storage-layout.ts";
 
 export interface CoordinatorOptions {
   roots: string[];
@@ -116,6 +116,8 @@ export class Coordinator {
       throw new Error(`another coordinator (pid ${holder[1]}) runs the job in ${opts.storage}: stop it first, or give another --storage`);
     });
     try {
+      // Before anything reads the merged index: a merge killed between its renames left none, but the new one beside it.
+      settleMergedIndex(opts);
       let existing = await ledger.job();
       if (existing) {
         // A stage given without model flags keeps the job's models (the shards so far were analysed with them).
@@ -132,6 +134,11 @@ export class Coordinator {
         // A merged job too: run again, it leases only what changed since and merges again without what is gone.
         await rescanRoots(ledger, existing, opts);
         existing = (await ledger.job())!;
+        // Its index gone (removed by hand), a merged job is merged again: what the index held goes back in the queue.
+        if (existing.phase === "merged" && !existsSync(mergedIndexDir(opts.storage))) {
+          await ledger.setPhase("merging");
+          existing = { ...existing, phase: "merging" };
+        }
         // A pause belongs to the process it was given to: kept, it held a job started again (--plain has no key to
         // lift it) at 'PAUSED' for good.
         if (existing.paused) {
@@ -378,12 +385,14 @@ export class Coordinator {
     let requeued = 0;
     const committedBy = new Map<string, Map<string, number>>();
     for (const id of owners) {
-      const dir = shardDir(this.opts.storage, id);
+      const dir = holderDir(this.opts.storage, id);
       if (!existsSync(dir)) {
         const files = await this.ledger.requeueCommittedBy(id);
         requeued += files;
         this.opts.onEvent?.(
-          `shard of ${id} is missing at ${dir} (that worker's storage was not this one): its ${files} files are back in the queue; start a worker that mounts ${this.opts.storage}`,
+          id === MERGED_INDEX
+            ? `the merged index is missing at ${dir}: the ${files} files merged into it are back in the queue`
+            : `shard of ${id} is missing at ${dir} (that worker's storage was not this one): its ${files} files are back in the queue; start a worker that mounts ${this.opts.storage}`,
         );
         continue;
       }
@@ -426,7 +435,8 @@ export class Coordinator {
     this.merge = (async () => {
       const committedBy = await this.requeueBrokenShards(owners, workers);
       if (!committedBy) return "requeued" as const;
-      const sources = owners.map((id) => {
+      const shards = owners.filter((id) => id !== MERGED_INDEX);
+      const sources = shards.map((id) => {
         const accepted = committedBy.get(id) ?? new Map<string, number>();
         const pathMap = workers.find((w) => w.id === id)?.info.pathMap ?? [];
         return {
@@ -437,24 +447,28 @@ export class Coordinator {
           },
         };
       });
-      if (sources.length === 0) return null;
-      for (const dir of staleMergeDirs(this.opts.storage)) {
-        rmSync(dir, { recursive: true, force: true });
-        this.opts.onEvent?.(`removed ${dir}, left by a merge that was stopped part-way`);
-      }
-      return mergeShards(sources, mergedIndexDir(this.opts.storage));
+      // The rows merged before that are still the job's: a file deleted since, or replaced and redone, is left out.
+      const merged = committedBy.get(MERGED_INDEX);
+      if (sources.length === 0 && !merged) return null;
+      settleMergedIndex(this.opts);
+      return mergeShards(sources, mergedIndexDir(this.opts.storage), merged ? { keep: (path) => merged.has(path) } : {});
     })();
     try {
       const report = await this.merge;
       if (report === "requeued") return;
       this.lastMerge = report;
-      await this.ledger.setPhase("merged");
+      // The new index holds these shards' rows from here on; only now may they go.
+      const shards = owners.filter((id) => id !== MERGED_INDEX);
+      await this.ledger.markMerged(shards);
       this.job = { ...this.job, phase: "merged" };
       this.opts.onEvent?.(
         report
-          ? `merged ${report.perShard.length} shards into ${mergedIndexDir(this.opts.storage)}: ${report.indexed} indexed, ${report.failed} failed, ${(report.wallMs / 1000).toFixed(1)} s`
+          ? `merged ${report.perShard.length} shards into ${mergedIndexDir(this.opts.storage)}` +
+              `${report.kept > 0 ? ` over the ${report.kept} rows kept from its last merge` : ""}: ` +
+              `${report.indexed} indexed, ${report.failed} failed, ${(report.wallMs / 1000).toFixed(1)} s`
           : "nothing to merge",
       );
+      await this.removeMergedShards(shards, workers);
       this.resolveMerged();
     } catch (err) {
       // Most often a shard still locked by a worker that is slow to exit: the next tick tries again.
@@ -464,6 +478,27 @@ export class Coordinator {
       this.lastDeferral = why;
     } finally {
       this.merge = null;
+    }
+  }
+
+  /**
+   * Deletes the shards whose rows no batch needs any more: those just merged (their workers have closed them), and
+   * those of workers no longer connected that hold no batch not merged yet (left by a coordinator killed before it
+   * deleted them, or holding only batches another worker's commit counted for).
+   */
+  private async removeMergedShards(merged: string[], workers: WorkerRecord[]): Promise<void> {
+    const holders = new Set(await this.ledger.shardOwners());
+    const dir = join(this.opts.storage, SHARDS_DIR);
+    for (const id of readdirSync(dir)) {
+      const state = workers.find((w) => w.id === id)?.state;
+      const closed = merged.includes(id) || state === "gone" || state === "lost";
+      if (!closed || holders.has(id)) continue;
+      try {
+        rmSync(join(dir, id), { recursive: true, force: true });
+      } catch (err) {
+        // Merged all the same: the next merge tries again.
+        this.opts.onEvent?.(`cannot remove the merged shard ${join(dir, id)}: ${err instanceof Error ? err.message : err}`);
+      }
     }
   }
 
@@ -588,6 +623,12 @@ async function rescanRoots(ledger: JobLedger, job: JobRecord, opts: CoordinatorO
   if (change.added + change.changed + change.dropped > 0) {
     opts.onEvent?.(`roots scanned again: ${change.added} new files, ${change.changed} changed, ${change.dropped} gone since the job was made`);
   }
+}
+
+function settleMergedIndex(opts: Pick<CoordinatorOptions, "storage" | "onEvent">): void {
+  const { restored, removed } = settleMerge(mergedIndexDir(opts.storage));
+  if (restored) opts.onEvent?.(`${mergedIndexDir(opts.storage)} restored from ${restored}, which a merge stopped between its two renames had left complete`);
+  for (const dir of removed) opts.onEvent?.(`removed ${dir}, left by a merge that was stopped part-way`);
 }
 
 /**

@@ -9,6 +9,13 @@ import { inTransaction } from "../engine/store/catalog.ts";
 import type { ScannedFile } from "../engine/types.ts";
 import type { StageSpec } from "../engine/analysis/open-stages.ts";
 import type { LeasedBatch, WorkerInfo, WorkerState, WorkerStats } from "./protocol.ts";
+import { MERGED_INDEX } from "./storage-layout.ts";
+
+/**
+ * Whose rows a committed batch's files are: its worker's shard, or, once merged (its shard deleted), the merged
+ * index's (MERGED_INDEX). A worker id is never MERGED_INDEX: it ends in -N.
+ */
+const HOLDER = `CASE WHEN merged THEN '${MERGED_INDEX}' ELSE committed_by END`;
 
 export interface JobRecord {
   id: string;
@@ -108,6 +115,7 @@ export class JobLedger {
           batches.appendInteger(Math.min(batchFiles, files.length - b * batchFiles));
           for (let i = 0; i < 7; i++) batches.appendNull();
           batches.appendInteger(0);
+          batches.appendBoolean(false);
           batches.endRow();
         }
         batches.closeSync();
@@ -145,7 +153,7 @@ export class JobLedger {
         );
         await this.conn.run("DELETE FROM batches WHERE state = 'queued' AND attempts = 0 AND id <= $1", [last]);
         const rows = await this.query(
-          `INSERT INTO batches SELECT batch_id, 'queued', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0
+          `INSERT INTO batches SELECT batch_id, 'queued', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, false
            FROM files WHERE batch_id > $1 GROUP BY batch_id RETURNING id`,
           [last],
         );
@@ -209,7 +217,7 @@ export class JobLedger {
           [last, batchFiles],
         );
         await this.conn.run(
-          `INSERT INTO batches SELECT batch_id, 'queued', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0
+          `INSERT INTO batches SELECT batch_id, 'queued', count(*), NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, false
            FROM files WHERE batch_id > $1 GROUP BY batch_id`,
           [last],
         );
@@ -379,28 +387,28 @@ export class JobLedger {
   }
 
   /**
-   * Canonical paths of the files whose batch `workerId`'s shard committed, each with its batch: exactly what the
-   * merge takes from it.
+   * Canonical paths of the files whose rows `holder` (a worker's shard, or MERGED_INDEX) holds, each with its batch:
+   * exactly what the merge takes from it.
    */
-  async committedPaths(workerId: string): Promise<Map<string, number>> {
+  async committedPaths(holder: string): Promise<Map<string, number>> {
     const rows = await this.rows(
-      "SELECT f.path, f.batch_id FROM files f JOIN batches b ON b.id = f.batch_id WHERE b.state = 'committed' AND b.committed_by = $1",
-      [workerId],
+      `SELECT f.path, f.batch_id FROM files f JOIN batches b ON b.id = f.batch_id WHERE b.state = 'committed' AND ${HOLDER} = $1`,
+      [holder],
     );
     return new Map(rows.map((r) => [r[0] as string, Number(r[1])]));
   }
 
   /**
-   * Puts the batches `workerId` committed back in the queue (its shard lost them): those of `batchIds`, or every one.
-   * Returns how many files.
+   * Puts the committed batches whose rows `holder` (a worker's shard, or MERGED_INDEX) held back in the queue (it
+   * lost them): those of `batchIds`, or every one. Returns how many files.
    */
-  async requeueCommittedBy(workerId: string, batchIds?: number[]): Promise<number> {
+  async requeueCommittedBy(holder: string, batchIds?: number[]): Promise<number> {
     if (batchIds?.length === 0) return 0;
     const only = batchIds ? ` AND id IN (${batchIds.map((id) => Math.trunc(id)).join(",")})` : "";
     const rows = await this.rows(
-      `UPDATE batches SET state = 'queued', committed_by = NULL, indexed = NULL, failed = NULL, committed_ms = NULL
-       WHERE state = 'committed' AND committed_by = $1${only} RETURNING id, file_count`,
-      [workerId],
+      `UPDATE batches SET state = 'queued', committed_by = NULL, indexed = NULL, failed = NULL, committed_ms = NULL, merged = false
+       WHERE state = 'committed' AND ${HOLDER} = $1${only} RETURNING id, file_count`,
+      [holder],
     );
     if (rows.length > 0) await this.exec(`UPDATE files SET failed = NULL WHERE batch_id IN (${rows.map((r) => Number(r[0])).join(",")})`);
     return rows.reduce((sum, r) => sum + Number(r[1]), 0);
@@ -422,9 +430,28 @@ export class JobLedger {
     return out;
   }
 
+  /** Who holds committed rows: the workers whose shards are not merged yet, and MERGED_INDEX once a merge took some. */
   async shardOwners(): Promise<string[]> {
-    const rows = await this.rows("SELECT DISTINCT committed_by FROM batches WHERE committed_by IS NOT NULL ORDER BY 1");
+    const rows = await this.rows(`SELECT DISTINCT ${HOLDER} FROM batches WHERE state = 'committed' ORDER BY 1`);
     return rows.map((r) => r[0] as string);
+  }
+
+  /**
+   * After a merge is in place: the batches committed by `workerIds` are the merged index's from now on (their shards
+   * may go), and the job is merged. Called only once the index holding their rows has replaced the previous one.
+   */
+  markMerged(workerIds: string[]): Promise<void> {
+    return this.serialized(() =>
+      this.transaction(async () => {
+        if (workerIds.length > 0) {
+          await this.conn.run(
+            `UPDATE batches SET merged = true WHERE state = 'committed' AND committed_by IN (${workerIds.map((_, i) => `$${i + 1}`).join(",")})`,
+            workerIds,
+          );
+        }
+        await this.conn.run("UPDATE job SET phase = 'merged'");
+      }),
+    );
   }
 
   async registerWorker(info: WorkerInfo, wantedId: string | undefined, nowMs: number): Promise<string> {
@@ -514,6 +541,8 @@ export class JobLedger {
     await this.conn.run("CREATE TABLE IF NOT EXISTS files (batch_id INT, path VARCHAR, size BIGINT, mtime_ms DOUBLE)");
     // Set at commit from the worker's shard; a ledger from before it has none, and its counts stay as they were.
     await this.conn.run("ALTER TABLE files ADD COLUMN IF NOT EXISTS failed BOOLEAN");
+    // True once the batch's rows are in the merged index and no longer in its worker's shard (see markMerged).
+    await this.conn.run("ALTER TABLE batches ADD COLUMN IF NOT EXISTS merged BOOLEAN DEFAULT false");
     await this.conn.run(
       "CREATE TABLE IF NOT EXISTS leases (lease_id VARCHAR PRIMARY KEY, batch_id INT, worker_id VARCHAR, leased_ms DOUBLE)",
     );

@@ -1,5 +1,6 @@
-// Queries across a job's output: the merged index once it exists, before that every shard that can be opened
-// (a shard whose worker is still writing is locked and skipped), top-k merged by score, one hit per path.
+// Queries across a job's output: the merged index once the job is merged, before that every shard that can be opened
+// (a shard whose worker is still writing is locked and skipped) and the index of an earlier merge (a re-run's shards
+// hold only what changed since), top-k merged by score, one hit per path.
 import { existsSync, readdirSync } from "node:fs";
 import { join } from "node:path";
 import { TextEmbedder } from "../engine/embed.ts";
@@ -79,7 +80,10 @@ export class ShardQuery {
       return { ...r, from: "index" };
     }
     const workers = await this.coordinator.ledger.workers();
-    const shards = listShards(storage).map((s) => ({ ...s, pathMap: workers.find((w) => w.id === s.name)?.info.pathMap }));
+    const shards = [
+      ...(existsSync(merged) ? [{ name: "index", dir: merged }] : []),
+      ...listShards(storage).map((s) => ({ ...s, pathMap: workers.find((w) => w.id === s.name)?.info.pathMap })),
+    ];
     return { ...(await searchShards(shards, vector, k)), from: "shards" };
   }
 

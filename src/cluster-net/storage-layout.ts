@@ -1,6 +1,5 @@
 // Where things live under the shared storage root (NFS in production): one shard per worker, the coordinator's
 // ledger, and the merged index that `imgd query --index <storage>/index` reads.
-import { readdirSync } from "node:fs";
 import { join } from "node:path";
 
 export const SHARDS_DIR = "shards";
@@ -21,21 +20,14 @@ export function jobMarkerPath(storage: string): string {
   return join(storage, "coordinator", "job-id");
 }
 
+/** The merged index, as the holder of the rows of the batches merged into it (see JobLedger.markMerged). */
+export const MERGED_INDEX = "index";
+
 export function mergedIndexDir(storage: string): string {
-  return join(storage, "index");
+  return join(storage, MERGED_INDEX);
 }
 
-/**
- * What a merge killed part-way left beside the merged index: the index being built (`index.merging-PID`) or the one
- * being replaced (`index.old-PID`), named so by mergeShards. Only one coordinator holds the ledger at a time, so
- * whichever of these exists when it merges is a dead one's.
- */
-export function staleMergeDirs(storage: string): string[] {
-  let names: string[];
-  try {
-    names = readdirSync(storage);
-  } catch {
-    return [];
-  }
-  return names.filter((n) => /^index\.(merging|old)-\d+$/.test(n)).map((n) => join(storage, n));
+/** Where a holder of committed rows keeps them: a worker's shard, or the merged index. */
+export function holderDir(storage: string, holder: string): string {
+  return holder === MERGED_INDEX ? mergedIndexDir(storage) : shardDir(storage, holder);
 }

@@ -1,5 +1,7 @@
 import { afterAll, expect, test } from "bun:test";
-import { copyFileSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
+import { loadDuckDB } from "../../src/engine/native.ts";
+import { IndexStore } from "../../src/engine/store/index-store.ts";
 import { join } from "node:path";
 import { makePhotos, startCoordinatorProc, startWorkerProc, tempDir, type Proc } from "./cluster-harness.ts";
 import { mergedPaths, readRows } from "./helpers-db.ts";
@@ -65,4 +67,110 @@ test("a merged job run again leases only the files added or replaced since, and 
   procs.push(third.p);
   expect(await third.p.exited).toBe(0);
   expect(await mergedPaths(storage)).toEqual(expected.filter((p) => p !== added[0]));
+}, 90_000);
+
+test("a merged job's shards are deleted once merged, and a re-run merges only its new shard over the rows kept from the last merge", async () => {
+  const root = tempDir("rerun-shards");
+  const dir = join(root, "photos");
+  const photos = await makePhotos(dir, 12, 80);
+  const storage = join(root, "storage");
+  const args = ["--batch", "4", "--lease-ttl", "2"];
+  const run = async () => {
+    const c = await startCoordinatorProc([dir], storage, args);
+    procs.push(c.p);
+    const w = startWorkerProc(c.url);
+    procs.push(w);
+    expect(await c.p.exited).toBe(0);
+    expect(await w.exited).toBe(0);
+    return c.p;
+  };
+  const index = join(storage, "index", "catalog.duckdb");
+  const first = await run();
+  expect(first.stderr.find((l) => l.includes("merged 1 shards"))).toContain(": 12 indexed, 0 failed");
+  expect(readdirSync(join(storage, "shards"))).toEqual([]);
+  const idsBefore = new Map((await readRows(index, "SELECT path, id FROM images")).map((r) => [r[0], r[1]]));
+
+  // One replaced by another photo, two new: the second merge reads one shard of 3 rows and keeps the other 11.
+  copyFileSync(photos[2]!, photos[7]!);
+  const added = await makePhotos(join(dir, "later"), 2, 72);
+  const second = await run();
+  expect(second.stderr.find((l) => l.includes("merged 1 shards"))).toContain("over the 11 rows kept from its last merge: 14 indexed, 0 failed");
+  expect(readdirSync(join(storage, "shards"))).toEqual([]);
+  expect(await mergedPaths(storage)).toEqual([...photos, ...added].sort());
+  // The rows kept are the previous index's own (ids and all), not copies made from the first run's shard.
+  const ids = new Map((await readRows(index, "SELECT path, id FROM images")).map((r) => [r[0], r[1]]));
+  for (const p of photos.filter((_, i) => i !== 7)) expect(ids.get(p)).toBe(idsBefore.get(p)!);
+  expect(ids.get(photos[7]!)).not.toBe(idsBefore.get(photos[7]!)!);
+  const [a, b] = await readRows(index, `SELECT embedding FROM images WHERE path IN ('${photos[2]}', '${photos[7]}')`);
+  expect(a![0]).toEqual(b![0]);
+  const store = await IndexStore.open(join(storage, "index"), { readOnly: true });
+  expect((await store.stats()).vectors).toBe(14);
+  await store.close();
+}, 90_000);
+
+test("a merge killed between its two renames: the next coordinator puts the complete new index in place; a half-built one is never taken", async () => {
+  const root = tempDir("rerun-swap");
+  const dir = join(root, "photos");
+  const photos = await makePhotos(dir, 8, 72);
+  const storage = join(root, "storage");
+  const args = ["--batch", "4", "--lease-ttl", "2"];
+  const first = await startCoordinatorProc([dir], storage, args);
+  procs.push(first.p);
+  const w1 = startWorkerProc(first.url);
+  procs.push(w1);
+  expect(await first.p.exited).toBe(0);
+  expect(await w1.exited).toBe(0);
+  const ledger = join(storage, "coordinator", "ledger.duckdb");
+  const leases = async () => Number((await readRows(ledger, "SELECT count(*) FROM leases"))[0]![0]);
+  const leasesBefore = await leases();
+
+  // As mergeShards leaves it between `index -> index.old-PID` and `index.merging-PID -> index`: the new index complete
+  // (marked so as it was closed) beside the old one, and no index; the job's phase still 'merging'. The shards are
+  // gone: the index is the only copy.
+  const killedWhileMerging = async () => {
+    const db = await loadDuckDB().DuckDBInstance.create(ledger);
+    const conn = await db.connect();
+    await conn.run("UPDATE job SET phase = 'merging'");
+    conn.closeSync();
+    db.closeSync();
+  };
+  await killedWhileMerging();
+  renameSync(join(storage, "index"), join(storage, "index.merging-4242"));
+  mkdirSync(join(storage, "index.old-4242"));
+  writeFileSync(join(storage, "index.old-4242", "catalog.duckdb"), "the index being replaced");
+  const second = await startCoordinatorProc([dir], storage, args);
+  procs.push(second.p);
+  expect(await second.p.exited).toBe(0);
+  expect(second.p.stderr.some((l) => l.includes(`${join(storage, "index")} restored from ${join(storage, "index.merging-4242")}`))).toBe(true);
+  expect(readdirSync(storage).sort()).toEqual(["coordinator", "index", "shards"]);
+  expect(await mergedPaths(storage)).toEqual(photos);
+  expect(await leases()).toBe(leasesBefore);
+
+  // A merge killed while building, with no index beside it: its index is not complete, so it is not taken. The files
+  // the lost index held go back in the queue and are indexed again.
+  await killedWhileMerging();
+  renameSync(join(storage, "index"), join(storage, "index.merging-4243"));
+  rmSync(join(storage, "index.merging-4243", "merge-complete"));
+  const third = await startCoordinatorProc([dir], storage, args);
+  procs.push(third.p);
+  await third.p.waitFor(/the merged index is missing/);
+  expect(third.p.stderr.some((l) => l.includes("restored from"))).toBe(false);
+  const w3 = startWorkerProc(third.url);
+  procs.push(w3);
+  expect(await third.p.exited).toBe(0);
+  expect(await w3.exited).toBe(0);
+  expect(third.p.stderr).toContain(`[coordinator] the merged index is missing at ${join(storage, "index")}: the 8 files merged into it are back in the queue`);
+  expect(await mergedPaths(storage)).toEqual(photos);
+  expect(readdirSync(storage).sort()).toEqual(["coordinator", "index", "shards"]);
+
+  // An index removed by hand from a merged job: run again, the job is indexed and merged again.
+  rmSync(join(storage, "index"), { recursive: true });
+  const fourth = await startCoordinatorProc([dir], storage, args);
+  procs.push(fourth.p);
+  await fourth.p.waitFor(/the merged index is missing/);
+  const w4 = startWorkerProc(fourth.url);
+  procs.push(w4);
+  expect(await fourth.p.exited).toBe(0);
+  expect(await w4.exited).toBe(0);
+  expect(await mergedPaths(storage)).toEqual(photos);
 }, 90_000);

@@ -1,10 +1,14 @@
 // Merges shard index dirs (one per worker) into one index dir by reading their catalogs, which hold every row and
-// its embedding. The result is built beside the target and swapped in, so a crash mid-merge leaves the previous
-// merged index (or none) and a rerun starts over; readers never see a half-merged index.
+// its embedding, on top of the rows kept from the index already there (when asked to), so a re-run's merge reads only
+// its new shards. The result is built beside the target and swapped in, so a crash mid-merge leaves the previous
+// merged index (or none, or the new one complete beside it: see settleMerge) and a rerun starts over; readers never
+// see a half-merged index.
 import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
-import { existsSync, renameSync, rmSync } from "node:fs";
-import { join } from "node:path";
+import { cpSync, existsSync, readdirSync, renameSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { loadDuckDB } from "../native.ts";
+import { THUMBNAIL_DIR } from "../thumbnail.ts";
+import { commitFile } from "./atomic-file.ts";
 import { CATALOG_FILE, RECORD_COLUMNS, toRecord, type NewImage } from "./catalog.ts";
 import { readManifest } from "./index-manifest.ts";
 import { IndexStore } from "./index-store.ts";
@@ -15,37 +19,74 @@ export interface ShardSource {
   accept(path: string): string | null;
 }
 
+export interface MergeOptions {
+  /**
+   * Which rows of the index now at the target to keep. Given, the merge starts from a copy of that index (its ids,
+   * vectors, stage rows and persons) less the rows not kept, and adds the shards' rows; else from an empty index.
+   */
+  keep?: (path: string) => boolean;
+}
+
 export interface MergeReport {
   rows: number;
+  /** In the merged index, kept rows included. */
   indexed: number;
   failed: number;
-  /** Rows whose path an earlier shard already supplied. */
+  /** Rows kept from the index that was there (MergeOptions.keep), counted in `rows`, `indexed` and `failed` too. */
+  kept: number;
+  /** Rows whose path an earlier shard (or the kept index) already supplied. */
   duplicates: number;
   perShard: { dir: string; rows: number }[];
   wallMs: number;
 }
 
 const PAGE = 4096;
+/** Written into the index being built once it is complete and closed: only such a one may replace the target. */
+const COMPLETE_MARK = "merge-complete";
 
-export async function mergeShards(shards: ShardSource[], outDir: string): Promise<MergeReport> {
+function buildingDir(outDir: string, pid: number): string {
+  return `${outDir}.merging-${pid}`;
+}
+
+export async function mergeShards(shards: ShardSource[], outDir: string, opts: MergeOptions = {}): Promise<MergeReport> {
   const t0 = performance.now();
+  const base = opts.keep ? readManifest(outDir) : null;
+  if (opts.keep && !base) throw new Error(`no index at ${outDir} to keep rows of`);
   const manifests = shards.map((s) => readManifest(s.dir));
-  const first = manifests.find((m) => m !== null);
+  const first = base ?? manifests.find((m) => m !== null);
   if (!first) throw new Error(`no shard to merge into ${outDir}`);
   for (const [i, m] of manifests.entries()) {
     if (m && (m.model.name !== first.model.name || m.model.dims !== first.model.dims)) {
-      throw new Error(`shard ${shards[i]!.dir} was built with ${m.model.name}; the others with ${first.model.name}`);
+      throw new Error(`shard ${shards[i]!.dir} was built with ${m.model.name}; ${base ? outDir : "the others"} with ${first.model.name}`);
     }
   }
-  const building = `${outDir}.merging-${process.pid}`;
+  const building = buildingDir(outDir, process.pid);
   rmSync(building, { recursive: true, force: true });
-  const store = await IndexStore.open(building, { model: first.model, vectors: first.vectors });
-  // The shards' stage models (one job's, so the same), kept so a later run on the merged index keeps them too.
-  const stageModels = Object.assign({}, ...manifests.map((m) => m?.stages ?? {}));
-  if (Object.keys(stageModels).length > 0) store.recordStageModels(stageModels);
-  const report: MergeReport = { rows: 0, indexed: 0, failed: 0, duplicates: 0, perShard: [], wallMs: 0 };
+  // The thumbnail cache is left behind: it is rebuilt on demand, and copying it costs more than the rest.
+  if (base) cpSync(outDir, building, { recursive: true, filter: (src) => ![join(outDir, THUMBNAIL_DIR), join(outDir, COMPLETE_MARK)].includes(src) });
+  const report: MergeReport = { rows: 0, indexed: 0, failed: 0, kept: 0, duplicates: 0, perShard: [], wallMs: 0 };
   const seen = new Set<string>();
+  let store: IndexStore | null = null;
   try {
+    store = await IndexStore.open(building, { model: first.model, vectors: first.vectors });
+    if (opts.keep) {
+      const dropped: number[] = [];
+      for (const [id, path, status] of await store.read("SELECT id, path, status FROM images")) {
+        if (!opts.keep(path as string)) {
+          dropped.push(Number(id));
+          continue;
+        }
+        seen.add(path as string);
+        report.kept++;
+        if (status === "indexed") report.indexed++;
+        else report.failed++;
+      }
+      await store.removeIds(dropped);
+      report.rows = report.kept;
+    }
+    // The shards' stage models (one job's, so the same), kept so a later run on the merged index keeps them too.
+    const stageModels = Object.assign({}, ...manifests.map((m) => m?.stages ?? {}));
+    if (Object.keys(stageModels).length > 0) store.recordStageModels(stageModels);
     for (const shard of shards) {
       if (!existsSync(join(shard.dir, CATALOG_FILE))) continue;
       let taken = 0;
@@ -84,17 +125,48 @@ export async function mergeShards(shards: ShardSource[], outDir: string): Promis
       report.perShard.push({ dir: shard.dir, rows: taken });
     }
     await store.close();
+    commitFile(join(building, COMPLETE_MARK), `${process.pid}\n`);
   } catch (error) {
-    await store.close().catch(() => {});
+    await store?.close().catch(() => {});
     rmSync(building, { recursive: true, force: true });
     throw error;
   }
+  // A kill between these two renames leaves no index, but the complete new one beside it: settleMerge puts it back.
   const old = `${outDir}.old-${process.pid}`;
   if (existsSync(outDir)) renameSync(outDir, old);
   renameSync(building, outDir);
   rmSync(old, { recursive: true, force: true });
   report.wallMs = performance.now() - t0;
   return report;
+}
+
+/**
+ * Puts right what a merge into `outDir` killed part-way left beside it (`outDir.merging-PID`, `outDir.old-PID`): with
+ * no index at `outDir`, a complete merged index (killed between the swap's renames) takes its place; every other
+ * leftover (an index half built, one being replaced) is removed. Call only when no merge into `outDir` runs.
+ */
+export function settleMerge(outDir: string): { restored: string | null; removed: string[] } {
+  const name = basename(outDir);
+  let siblings: string[];
+  try {
+    siblings = readdirSync(dirname(outDir));
+  } catch {
+    return { restored: null, removed: [] };
+  }
+  const left = siblings
+    .filter((n) => n.startsWith(`${name}.`) && /^\.(merging|old)-\d+$/.test(n.slice(name.length)))
+    .map((n) => join(dirname(outDir), n));
+  let restored: string | null = null;
+  if (!existsSync(outDir)) {
+    const complete = left.find((dir) => /\.merging-\d+$/.test(dir) && existsSync(join(dir, COMPLETE_MARK)));
+    if (complete) {
+      renameSync(complete, outDir);
+      restored = complete;
+    }
+  }
+  const removed = left.filter((dir) => dir !== restored);
+  for (const dir of removed) rmSync(dir, { recursive: true, force: true });
+  return { restored, removed };
 }
 
 /**
