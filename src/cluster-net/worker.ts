@@ -10,10 +10,12 @@ import { listModels, modelSearchDirs, resolveModel } from "../engine/models.ts";
 import { toLocalPath, type PathMapping } from "../engine/path-map.ts";
 import { DEFAULT_MEMORY_TARGET_BYTES, governMemory } from "../engine/memory-governor.ts";
 import { returnLargeBlocks } from "../engine/native-memory.ts";
+import { IndexDonor } from "../engine/store/index-donor.ts";
 import { IndexStore } from "../engine/store/index-store.ts";
 import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
 import { MeshClient, MeshRefusal, withBackoff } from "./mesh-client.ts";
 import { checkJobModels, fetchJobModels } from "./model-fetch.ts";
+import { mergedIndexDir } from "./storage-layout.ts";
 import { pathMapProblem, photosProblem, storageMismatch } from "./worker-checks.ts";
 import {
   CommitReply,
@@ -50,6 +52,8 @@ export interface WorkerSummary {
   workerId: string;
   batches: number;
   files: number;
+  /** Files that took the embedding of an image of the same content in the merged index instead of being embedded. */
+  reused: number;
   duplicates: number;
   /** Time in lease + commit round trips (the coordinator's share of each batch). */
   meshMs: number;
@@ -156,6 +160,11 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
   returnLargeBlocks();
   const target = opts.memoryTargetBytes ?? DEFAULT_MEMORY_TARGET_BYTES;
   const governor = target > 0 ? governMemory(target) : null;
+  // A re-run's moved or touched files are leased again (the coordinator hashes nothing): the merged index has them.
+  const donor = await IndexDonor.open(mergedIndexDir(storage), model.manifest).catch((err: unknown) => {
+    log(`[worker] cannot read the merged index (${err instanceof Error ? err.message : err}): every file is embedded`);
+    return null;
+  });
   const embedder = await ThreadedImageEmbedder.open(model, { threads: opts.threads });
   const stages = await openStages(reg.job.stages, { modelDirs, threads: opts.threads });
 
@@ -169,7 +178,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
     log("[worker] draining: finishing the current batch, then leaving");
     drainRequested = true;
   });
-  const summary: WorkerSummary = { workerId, batches: 0, files: 0, duplicates: 0, meshMs: 0, batchMs: 0, reason: "" };
+  const summary: WorkerSummary = { workerId, batches: 0, files: 0, reused: 0, duplicates: 0, meshMs: 0, batchMs: 0, reason: "" };
 
   // Re-registering keeps the id; it matters only if the coordinator lost track of us (state wiped).
   const call = async <T>(work: () => Promise<T>): Promise<T> =>
@@ -268,8 +277,12 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
       ).then((reply) => {
         summary.batches++;
         summary.files += batch.files.length;
+        summary.reused += result.reused;
         if (reply.duplicate) summary.duplicates++;
-        log(`[worker] batch ${batch.batchId}: ${batch.files.length} files in ${(batchMs / 1000).toFixed(2)} s${reply.duplicate ? " (already committed elsewhere)" : ""}`);
+        log(
+          `[worker] batch ${batch.batchId}: ${batch.files.length} files in ${(batchMs / 1000).toFixed(2)} s` +
+            `${result.reused > 0 ? ` (${result.reused} reused from the merged index)` : ""}${reply.duplicate ? " (already committed elsewhere)" : ""}`,
+        );
       });
     }
     const c0 = performance.now();
@@ -282,6 +295,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
     governor?.stop();
     await embedder.close();
     await closeStages(stages);
+    await donor?.close();
     await store.close();
   }
   // Leaving is a courtesy: a coordinator that is gone for good would otherwise hold this process forever.
@@ -291,11 +305,14 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
   }).catch(
     (err) => log(`[worker] could not deregister: ${err instanceof Error ? err.message : err}`),
   );
-  log(`[worker] ${workerId} leaving (${summary.reason}): ${summary.files} files in ${summary.batches} batches`);
+  log(
+    `[worker] ${workerId} leaving (${summary.reason}): ${summary.files} files in ${summary.batches} batches` +
+      `${summary.reused > 0 ? `, ${summary.reused} of them reused from the merged index` : ""}`,
+  );
   return summary;
 
   /** Indexes the batch and checkpoints the shard; the batch is durable when this returns. */
-  async function indexBatch(batch: LeasedBatch): Promise<{ indexed: number; failedPaths: string[] }> {
+  async function indexBatch(batch: LeasedBatch): Promise<{ indexed: number; failedPaths: string[]; reused: number }> {
     const files = batch.files.map((f) => ({ ...f, path: toLocalPath(f.path, opts.pathMap ?? []) }));
     for (;;) {
       try {
@@ -309,6 +326,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
           store,
           embedder,
           stages,
+          donor: donor ?? undefined,
           checkpointEveryMs: Number.MAX_SAFE_INTEGER,
         });
         await store.checkpoint();
@@ -321,7 +339,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
         // skipped as unchanged, and not in report.failed, if the batch comes back here.
         const rows = await store.knownFiles(files.map((f) => f.path));
         const failedPaths = batch.files.filter((_, i) => rows.get(files[i]!.path)?.status === "failed").map((f) => f.path);
-        return { indexed: files.length - failedPaths.length, failedPaths };
+        return { indexed: files.length - failedPaths.length, failedPaths, reused: report.reused };
       } catch (err) {
         if (!isOutOfMemory(err) || batchSize === 1) throw err;
         batchSize = Math.max(1, Math.floor(batchSize / 2));

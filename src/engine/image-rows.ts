@@ -22,6 +22,14 @@ export function indexedRow(file: FileFacts, imohash: string, image: DecodedImage
   };
 }
 
+/** A file indexed with what another index holds for the same content: its picture's facts, this file's own. */
+export function reusedRow(
+  file: FileFacts,
+  picture: Pick<NewImage, "imohash" | "width" | "height" | "takenAt" | "cameraMake" | "cameraModel">,
+): NewImage {
+  return { ...picture, ...file, status: "indexed" };
+}
+
 export function failedRow(file: FileFacts, imohash: string | null, error: ImageError): NewImage {
   return {
     ...file,

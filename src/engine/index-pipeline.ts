@@ -8,7 +8,7 @@ import { BoundedQueue } from "./async-queue.ts";
 import { decodeImage } from "./decode.ts";
 import type { BatchImageEmbedder } from "./embed.ts";
 import { imohashBytes, imohashFile } from "./identity.ts";
-import { failedRow, indexedRow } from "./image-rows.ts";
+import { failedRow, indexedRow, reusedRow } from "./image-rows.ts";
 import { filesToHashForMoves, knownAfterMoves, movedFromIndex, planIndexWork, resolveMoves } from "./index-plan.ts";
 import type { ResolvedModel } from "./models.ts";
 import { preprocessInto } from "./preprocess.ts";
@@ -18,7 +18,9 @@ import { ThreadedImageEmbedder } from "./threaded-image-embedder.ts";
 import { THUMBNAIL_DIR } from "./thumbnail.ts";
 import { StageTimings, type StageRow } from "./stage-timings.ts";
 import { appendJobLog } from "./store/job-log.ts";
+import type { DonatedImage, IndexDonor } from "./store/index-donor.ts";
 import { IndexStore, type FileMove, type KnownFile, type NewImage } from "./store/index-store.ts";
+import { copyStageRows } from "./store/merge-shards.ts";
 import { ImageError, type DecodedImage, type ScannedFile } from "./types.ts";
 
 export interface IndexOptions {
@@ -45,6 +47,11 @@ export interface IndexOptions {
   embedder?: BatchImageEmbedder;
   /** Optional analyses (faces, objects, text) run on the same decoded pixels; the caller opens and closes them. */
   stages?: AnalysisStage[];
+  /**
+   * Another index (a cluster job's merged index, for a re-run's worker) whose embedding and stage rows a new file of
+   * the same content (imohash) takes instead of being decoded and embedded: a moved or touched file.
+   */
+  donor?: IndexDonor;
   signal?: AbortSignal;
   onProgress?: (p: ProgressSnapshot) => void;
   /** Called once the plan is known, before any image is read. */
@@ -55,6 +62,8 @@ export interface IndexReport {
   scanned: number;
   unchanged: number;
   embedded: number;
+  /** New files indexed with the embedding and stage rows of an image of the same content in IndexOptions.donor. */
+  reused: number;
   /** Unchanged images that only went through analysis stages they had not run yet. */
   analysed: number;
   /** What the analysis stages found in this run. */
@@ -82,6 +91,8 @@ type Prepared =
   /** A known image (same content) that only needs analysis stages; `touch` also updates its size and mtime. */
   | { kind: "analyze"; file: ScannedFile; id: number; image: DecodedImage; stages: AnalysisStage[]; touch: boolean }
   | { kind: "failed"; file: ScannedFile; hash: string | null; error: ImageError }
+  /** A new file whose content the donor index has: its rows are copied from there. */
+  | { kind: "reuse"; file: ScannedFile; donated: DonatedImage }
   | { kind: "touch"; file: ScannedFile; id: number }
   | { kind: "move"; file: ScannedFile; id: number }
   /** Could not be indexed, and has changed or gone since the scan: nothing is written, the next run sees it anew. */
@@ -210,6 +221,12 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
         if (analyzeId === null && sameContent && pending(prior.id).length === 0 && !(await changedSince(file))) {
           return { kind: "touch", file, id: prior.id };
         }
+        // Hashed from samples first: a file the donor has (moved, touched) is never read whole.
+        if (analyzeId === null && !prior && opts.donor) {
+          hash = await timings.time("hash", () => imohashFile(file.path, { size: file.size }));
+          const donated = await opts.donor.find(hash);
+          if (donated) return { kind: "reuse", file, donated };
+        }
         // A file too large to hold (a film scan, a video called .jpg) is sampled for its hash and decoded from disk.
         const bytes = file.size > WHOLE_READ_MAX_BYTES ? null : await timings.time("read", () => readFile(file.path));
         const decode = () =>
@@ -257,7 +274,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const producers = Array.from({ length: Math.max(1, opts.prefetch ?? threads + 2) }, producer);
     const allProduced = Promise.all(producers).then(() => queue.close());
 
-    const counts = { embed: 0, analyze: 0, failed: 0, touch: 0, move: movePlan.moves.length, changing: 0, unreadable: 0 };
+    const counts = { embed: 0, reuse: 0, analyze: 0, failed: 0, touch: 0, move: movePlan.moves.length, changing: 0, unreadable: 0 };
     const unreadableKept: IndexReport["unreadableKept"] = [];
     const found: StageCounts = {};
     let lastCheckpoint = performance.now();
@@ -272,16 +289,27 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
 
     const write = async (items: Prepared[], vectors: Float32Array, analysed: Map<Prepared, StageOutcome[]>) => {
       const embedded = items.flatMap((p) => (p.kind === "embed" ? [p] : []));
+      const reused = items.flatMap((p) => (p.kind === "reuse" ? [p] : []));
       // Failed rows carry no vector; the store pairs vectors with the 'indexed' rows in order, so those come first.
       const ordered: NewImage[] = [
         ...embedded.map((p) => indexedRow(p.file, p.hash, p.image)),
+        ...reused.map((p) => reusedRow(p.file, p.donated.row)),
         ...items.flatMap((p) => (p.kind === "failed" ? [failedRow(p.file, p.hash, p.error)] : [])),
       ];
       const outcomesOf = (p: Prepared) => analysed.get(p) ?? [];
       if (ordered.length > 0) {
-        await store.addBatch(ordered, vectors, (conn, ids) =>
+        const all = new Float32Array(vectors.length + reused.length * store.dims);
+        all.set(vectors);
+        reused.forEach((p, i) => all.set(p.donated.embedding, vectors.length + i * store.dims));
+        const ids = await store.addBatch(ordered, all, (conn, ids) =>
           writeStageOutcomes(conn, embedded.map((p, i) => ({ imageId: ids[i]!, outcomes: outcomesOf(p) }))),
         );
+        // A crash before these are written leaves the image without its stage runs: the batch, not committed yet, is
+        // redone, and the stages run on it then.
+        const pairs = reused.map((p, i): [number, number] => [p.donated.id, ids[embedded.length + i]!]);
+        if (pairs.length > 0 && opts.donor) {
+          await store.writeRows((conn) => copyStageRows(conn, pairs, "donor"), { path: opts.donor.catalogPath, as: "donor" });
+        }
       }
       const reanalysed = items.flatMap((p) => (p.kind === "analyze" ? [p] : []));
       if (reanalysed.length > 0) {
@@ -360,6 +388,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       scanned: scan.files.length,
       unchanged: plan.unchanged,
       embedded: counts.embed,
+      reused: counts.reuse,
       analysed: counts.analyze,
       found,
       touched: counts.touch,

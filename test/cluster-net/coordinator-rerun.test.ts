@@ -1,9 +1,9 @@
 import { afterAll, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from "node:fs";
-import { loadDuckDB } from "../../src/engine/native.ts";
+import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { basename, join } from "node:path";
+import { loadDuckDB, loadSharp } from "../../src/engine/native.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
-import { join } from "node:path";
-import { makePhotos, startCoordinatorProc, startWorkerProc, tempDir, type Proc } from "./cluster-harness.ts";
+import { makePhotos, PHOTOS, startCoordinatorProc, startWorkerProc, tempDir, type Proc } from "./cluster-harness.ts";
 import { mergedPaths, readRows } from "./helpers-db.ts";
 
 const procs: Proc[] = [];
@@ -173,4 +173,58 @@ test("a merge killed between its two renames: the next coordinator puts the comp
   expect(await fourth.p.exited).toBe(0);
   expect(await w4.exited).toBe(0);
   expect(await mergedPaths(storage)).toEqual(photos);
+}, 90_000);
+
+test("a re-run's moved folder and touched file take their embeddings and stage rows from the merged index instead of being embedded again", async () => {
+  const root = tempDir("rerun-moves");
+  const dir = join(root, "photos");
+  mkdirSync(join(dir, "trip"), { recursive: true });
+  mkdirSync(join(dir, "home"), { recursive: true });
+  const sharp = loadSharp();
+  // Red boxes, which the test detector calls cars: the stage rows have something to carry over.
+  for (let i = 0; i < 6; i++) {
+    const red = i % 2 === 0;
+    await sharp(join(PHOTOS, ["home.jpg", "fruits.jpg", "building.jpg"][i % 3]!))
+      .resize(200 + i * 8)
+      .composite(red ? [{ input: { create: { width: 50, height: 30, channels: 3, background: "#ff0000" } }, left: 10, top: 10 }] : [])
+      .jpeg({ quality: 90 })
+      .toFile(join(dir, i < 4 ? "trip" : "home", `p${i}.jpg`));
+  }
+  const storage = join(root, "storage");
+  const args = ["--batch", "2", "--lease-ttl", "2", "--objects", "--object-model", "test-yolo"];
+  const run = async () => {
+    const c = await startCoordinatorProc([dir], storage, args);
+    procs.push(c.p);
+    const w = startWorkerProc(c.url);
+    procs.push(w);
+    expect(await c.p.exited).toBe(0);
+    expect(await w.exited).toBe(0);
+    return w;
+  };
+  const index = join(storage, "index", "catalog.duckdb");
+  // Per file name: its embedding, and the objects and stage runs its image has.
+  const byName = async () =>
+    new Map(
+      (
+        await readRows(
+          index,
+          `SELECT i.path, i.embedding, (SELECT count(*) FROM objects o WHERE o.image_id = i.id),
+             (SELECT string_agg(stage, ',') FROM analysis_runs a WHERE a.image_id = i.id) FROM images i`,
+        )
+      ).map((r) => [basename(r[0] as string), { path: r[0], embedding: r[1], objects: Number(r[2]), runs: r[3] }]),
+    );
+  const first = await run();
+  expect(first.stderr.some((l) => l.includes("reused"))).toBe(false);
+  const before = await byName();
+  expect([...before.values()].filter((v) => v.objects > 0)).toHaveLength(3);
+
+  renameSync(join(dir, "trip"), join(dir, "2024-trip"));
+  utimesSync(join(dir, "home", "p4.jpg"), new Date(), new Date(Date.now() + 60_000));
+  const second = await run();
+  expect(second.stderr.find((l) => l.includes("leaving (job complete)"))).toMatch(/: 5 files in 3 batches, 5 of them reused from the merged index$/);
+  const after = await byName();
+  expect([...after.values()].map((v) => v.path).sort()).toEqual(
+    [...["p0", "p1", "p2", "p3"].map((n) => join(dir, "2024-trip", `${n}.jpg`)), ...["p4", "p5"].map((n) => join(dir, "home", `${n}.jpg`))],
+  );
+  for (const [name, was] of before) expect({ ...after.get(name), path: null }).toEqual({ ...was, path: null });
 }, 90_000);

@@ -119,7 +119,7 @@ export async function mergeShards(shards: ShardSource[], outDir: string, opts: M
         report.failed += rows.length - vectors.length;
       }
       if (idMap.size > 0) {
-        await store.writeRows((conn) => copyStageRows(conn, idMap), { path: join(shard.dir, CATALOG_FILE), as: "shard" });
+        await store.writeRows((conn) => copyStageRows(conn, [...idMap], "shard"), { path: join(shard.dir, CATALOG_FILE), as: "shard" });
       }
       report.rows += taken;
       report.perShard.push({ dir: shard.dir, rows: taken });
@@ -170,42 +170,48 @@ export function settleMerge(outDir: string): { restored: string | null; removed:
 }
 
 /**
- * Copies every per-image table of a shard (those with an image_id column: stage results and analysis_runs) into the
- * merged catalog (attached as `shard`), creating missing tables from the shard's own definitions and renumbering image ids. Row ids drawn
- * from a sequence (faces.id) are drawn afresh, since each shard numbered its own from 1.
+ * A face's person (and the cluster it was put in) belong to the catalog that assigned them: that person may not exist
+ * in this one, or not for long (the copy of a moved image is added as its old row is removed, faces, persons and all).
  */
-async function copyStageRows(conn: DuckDBConnection, idMap: Map<number, number>): Promise<void> {
+const ASSIGNMENT_COLUMNS = new Set(['"person_id"', '"assigned_by"', '"cluster_id"']);
+
+/**
+ * Copies the rows of every per-image table of another catalog (those with an image_id column: stage results and
+ * analysis_runs), attached as `from`, into this one, for each pair of image ids [there, here] (one image there may be
+ * copied to several here), creating missing tables from the other's own definitions. Row ids drawn from a sequence
+ * (faces.id) are drawn afresh, since each catalog numbered its own from 1.
+ */
+export async function copyStageRows(conn: DuckDBConnection, pairs: [number, number][], from: string): Promise<void> {
   const read = async (sql: string) => (await conn.runAndReadAll(sql)).getRows();
   // A table that also points at faces (face_suggestions) would need its face ids renumbered too; shards never hold
   // such rows (suggestions are made on the merged index), so those tables are left out.
   const tables = (
-    await read(`SELECT table_name FROM duckdb_columns() WHERE database_name = 'shard' AND schema_name = 'main'
+    await read(`SELECT table_name FROM duckdb_columns() WHERE database_name = '${from}' AND schema_name = 'main'
       GROUP BY table_name HAVING bool_or(column_name = 'image_id') AND NOT bool_or(column_name = 'face_id')`)
   ).map((r) => r[0] as string);
   if (tables.length === 0) return;
-  for (const [name] of await read("SELECT sequence_name FROM duckdb_sequences() WHERE database_name = 'shard'")) {
+  for (const [name] of await read(`SELECT sequence_name FROM duckdb_sequences() WHERE database_name = '${from}'`)) {
     await conn.run(`CREATE SEQUENCE IF NOT EXISTS main."${name as string}" START 1`);
   }
   await conn.run("CREATE OR REPLACE TEMP TABLE merge_ids (old BIGINT, new BIGINT)");
-  const pairs = [...idMap];
   for (let i = 0; i < pairs.length; i += 1000) {
     const values = pairs.slice(i, i + 1000).map(([o, n]) => `(${o}, ${n})`).join(",");
     await conn.run(`INSERT INTO merge_ids VALUES ${values}`);
   }
   for (const table of tables) {
     const [[definition]] = (await read(
-      `SELECT sql FROM duckdb_tables() WHERE database_name = 'shard' AND table_name = '${table}'`,
+      `SELECT sql FROM duckdb_tables() WHERE database_name = '${from}' AND table_name = '${table}'`,
     )) as [[string]];
     await conn.run(definition.replace(/^CREATE TABLE/i, "CREATE TABLE IF NOT EXISTS"));
     const columns = (
       await read(`SELECT column_name, column_default FROM duckdb_columns()
-        WHERE database_name = 'shard' AND table_name = '${table}' ORDER BY column_index`)
+        WHERE database_name = '${from}' AND table_name = '${table}' ORDER BY column_index`)
     )
       .filter(([, fallback]) => !String(fallback ?? "").startsWith("nextval("))
       .map(([c]) => `"${c as string}"`);
-    const select = columns.map((c) => (c === '"image_id"' ? "m.new" : `t.${c}`)).join(", ");
+    const select = columns.map((c) => (c === '"image_id"' ? "m.new" : ASSIGNMENT_COLUMNS.has(c) ? "NULL" : `t.${c}`)).join(", ");
     await conn.run(
-      `INSERT INTO main."${table}" (${columns.join(", ")}) SELECT ${select} FROM shard.main."${table}" t JOIN merge_ids m ON m.old = t.image_id`,
+      `INSERT INTO main."${table}" (${columns.join(", ")}) SELECT ${select} FROM "${from}".main."${table}" t JOIN merge_ids m ON m.old = t.image_id`,
     );
   }
   await conn.run("DROP TABLE merge_ids");
