@@ -108,7 +108,7 @@ test("a merged job's shards are deleted once merged, and a re-run merges only it
   await store.close();
 }, 90_000);
 
-test("a merge killed between its two renames: the next coordinator puts the complete new index in place; a half-built one is never taken", async () => {
+test("a merge killed between its two renames: readers open the complete new index beside the missing one, and the next coordinator puts it in place; a half-built one is never taken", async () => {
   const root = tempDir("rerun-swap");
   const dir = join(root, "photos");
   const photos = await makePhotos(dir, 8, 72);
@@ -138,6 +138,10 @@ test("a merge killed between its two renames: the next coordinator puts the comp
   renameSync(join(storage, "index"), join(storage, "index.merging-4242"));
   mkdirSync(join(storage, "index.old-4242"));
   writeFileSync(join(storage, "index.old-4242", "catalog.duckdb"), "the index being replaced");
+  // Meanwhile a reader of the index reads the complete one beside it.
+  const reader = await IndexStore.open(join(storage, "index"), { readOnly: true });
+  expect((await reader.stats()).indexed).toBe(8);
+  await reader.close();
   const second = await startCoordinatorProc([dir], storage, args);
   procs.push(second.p);
   expect(await second.p.exited).toBe(0);
@@ -151,6 +155,7 @@ test("a merge killed between its two renames: the next coordinator puts the comp
   await killedWhileMerging();
   renameSync(join(storage, "index"), join(storage, "index.merging-4243"));
   rmSync(join(storage, "index.merging-4243", "merge-complete"));
+  await expect(IndexStore.open(join(storage, "index"), { readOnly: true })).rejects.toThrow(/no index at/);
   const third = await startCoordinatorProc([dir], storage, args);
   procs.push(third.p);
   await third.p.waitFor(/the merged index is missing/);

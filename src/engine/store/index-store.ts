@@ -19,6 +19,7 @@ import {
 } from "./index-manifest.ts";
 import { dot } from "../vector-math.ts";
 import { EXACT_FILE, ExactRows } from "./exact-rows.ts";
+import { completeMergeBeside } from "./merge-swap.ts";
 import { storeVersions } from "./versions.ts";
 import { fileDigest, fileSize, TWINS_FILE, VECTORS_FILE, VectorIndex, type VectorMatch } from "./vectors.ts";
 
@@ -103,6 +104,11 @@ export class IndexStore {
   static async open(dir: string, opts: OpenOptions = {}): Promise<IndexStore> {
     const readOnly = opts.readOnly ?? false;
     let manifest = readManifest(dir);
+    if (!manifest && readOnly) {
+      // A merge killed between its two renames left no index here, but the complete new one beside it.
+      const merged = completeMergeBeside(dir);
+      if (merged) return IndexStore.open(merged, opts);
+    }
     if (!manifest) {
       if (!opts.model) throw new Error(`no index at ${dir}; run imgd index first`);
       if (readOnly) throw new Error(`no index at ${dir}; run imgd index first`);

@@ -1,14 +1,15 @@
 // Merges shard index dirs (one per worker) into one index dir by reading their catalogs, which hold every row and
 // its embedding, on top of the rows kept from the index already there (when asked to), so a re-run's merge reads only
 // its new shards. The result is built beside the target and swapped in, so a crash mid-merge leaves the previous
-// merged index (or none, or the new one complete beside it: see settleMerge) and a rerun starts over; readers never
+// merged index (or none, or the new one complete beside it: see merge-swap.ts) and a rerun starts over; readers never
 // see a half-merged index.
 import type { DuckDBConnection, DuckDBValue } from "@duckdb/node-api";
-import { cpSync, existsSync, readdirSync, renameSync, rmSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { cpSync, existsSync, renameSync, rmSync } from "node:fs";
+import { join } from "node:path";
 import { loadDuckDB } from "../native.ts";
 import { THUMBNAIL_DIR } from "../thumbnail.ts";
 import { commitFile } from "./atomic-file.ts";
+import { buildingDir, COMPLETE_MARK, replacedDir } from "./merge-swap.ts";
 import { CATALOG_FILE, RECORD_COLUMNS, toRecord, type NewImage } from "./catalog.ts";
 import { readManifest } from "./index-manifest.ts";
 import { IndexStore } from "./index-store.ts";
@@ -41,13 +42,6 @@ export interface MergeReport {
 }
 
 const PAGE = 4096;
-/** Written into the index being built once it is complete and closed: only such a one may replace the target. */
-const COMPLETE_MARK = "merge-complete";
-
-function buildingDir(outDir: string, pid: number): string {
-  return `${outDir}.merging-${pid}`;
-}
-
 export async function mergeShards(shards: ShardSource[], outDir: string, opts: MergeOptions = {}): Promise<MergeReport> {
   const t0 = performance.now();
   const base = opts.keep ? readManifest(outDir) : null;
@@ -131,42 +125,13 @@ export async function mergeShards(shards: ShardSource[], outDir: string, opts: M
     rmSync(building, { recursive: true, force: true });
     throw error;
   }
-  // A kill between these two renames leaves no index, but the complete new one beside it: settleMerge puts it back.
-  const old = `${outDir}.old-${process.pid}`;
+  // A kill between these two renames leaves no index, but the complete new one beside it (see merge-swap.ts).
+  const old = replacedDir(outDir, process.pid);
   if (existsSync(outDir)) renameSync(outDir, old);
   renameSync(building, outDir);
   rmSync(old, { recursive: true, force: true });
   report.wallMs = performance.now() - t0;
   return report;
-}
-
-/**
- * Puts right what a merge into `outDir` killed part-way left beside it (`outDir.merging-PID`, `outDir.old-PID`): with
- * no index at `outDir`, a complete merged index (killed between the swap's renames) takes its place; every other
- * leftover (an index half built, one being replaced) is removed. Call only when no merge into `outDir` runs.
- */
-export function settleMerge(outDir: string): { restored: string | null; removed: string[] } {
-  const name = basename(outDir);
-  let siblings: string[];
-  try {
-    siblings = readdirSync(dirname(outDir));
-  } catch {
-    return { restored: null, removed: [] };
-  }
-  const left = siblings
-    .filter((n) => n.startsWith(`${name}.`) && /^\.(merging|old)-\d+$/.test(n.slice(name.length)))
-    .map((n) => join(dirname(outDir), n));
-  let restored: string | null = null;
-  if (!existsSync(outDir)) {
-    const complete = left.find((dir) => /\.merging-\d+$/.test(dir) && existsSync(join(dir, COMPLETE_MARK)));
-    if (complete) {
-      renameSync(complete, outDir);
-      restored = complete;
-    }
-  }
-  const removed = left.filter((dir) => dir !== restored);
-  for (const dir of removed) rmSync(dir, { recursive: true, force: true });
-  return { restored, removed };
 }
 
 /**
