@@ -233,3 +233,42 @@ test("a re-run's moved folder and touched file take their embeddings and stage r
   );
   for (const [name, was] of before) expect({ ...after.get(name), path: null }).toEqual({ ...was, path: null });
 }, 90_000);
+
+test("a re-run's coordinator SIGKILLed at any point of its merge loses no image: started again, it merges the same index", async () => {
+  const root = tempDir("rerun-kill");
+  const dir = join(root, "photos");
+  const photos = await makePhotos(dir, 10, 72);
+  const storage = join(root, "storage");
+  const args = ["--batch", "4", "--lease-ttl", "2"];
+  const first = await startCoordinatorProc([dir], storage, args);
+  procs.push(first.p);
+  const w1 = startWorkerProc(first.url);
+  procs.push(w1);
+  expect(await first.p.exited).toBe(0);
+  expect(await w1.exited).toBe(0);
+
+  const expected = [...photos];
+  for (const [round, delayMs] of [0, 30, 60, 90, 120, 250].entries()) {
+    // Each round one photo replaced by another, one added: the merge takes a new shard onto the last index.
+    copyFileSync(photos[(round + 3) % photos.length]!, photos[round]!);
+    expected.push(...(await makePhotos(join(dir, `round-${round}`), 1, 64)));
+    const c = await startCoordinatorProc([dir], storage, args);
+    procs.push(c.p);
+    const w = startWorkerProc(c.url);
+    procs.push(w);
+    // The merge starts as the worker leaves, and takes ~0.1-0.2 s here: killed at 0, 30, ... 250 ms into it.
+    await c.p.waitFor(/worker \S+ left: job complete/);
+    await Bun.sleep(delayMs);
+    c.p.proc.kill("SIGKILL");
+    await c.p.exited;
+    expect(await w.exited).toBe(0);
+    const again = await startCoordinatorProc([dir], storage, args);
+    procs.push(again.p);
+    expect(await again.p.exited).toBe(0);
+    expect(await mergedPaths(storage)).toEqual(expected.sort());
+    const store = await IndexStore.open(join(storage, "index"), { readOnly: true });
+    expect((await store.stats()).vectors).toBe(expected.length);
+    await store.close();
+    expect(readdirSync(storage).sort()).toEqual(["coordinator", "index", "shards"]);
+  }
+}, 120_000);
