@@ -401,19 +401,23 @@ export class Coordinator {
       committedBy.set(id, committed);
       const check = await checkShard(dir, committed.keys(), workers.find((w) => w.id === id)?.info.pathMap ?? []);
       if (check.state === "whole") continue;
-      // Its worker, lost rather than gone, may not have exited yet: the merge waits for the lock to go.
-      if (check.state === "locked") throw new Error(check.reason);
+      // Its worker, lost rather than gone, may not have exited yet: the merge waits for the lock to go. The merged
+      // index is held by a writer of its own (imgd serve): the merge, which reads it, waits for that to stop.
+      if (check.state === "locked") {
+        throw new Error(id === MERGED_INDEX ? `${dir} is open in another process (imgd serve?): stop it to merge (${check.reason})` : check.reason);
+      }
+      const label = id === MERGED_INDEX ? "the merged index" : `shard of ${id}`;
       if (check.state === "unreadable") {
         const files = await this.ledger.requeueCommittedBy(id);
         requeued += files;
-        this.opts.onEvent?.(`shard of ${id} cannot be read (${check.reason}): its ${files} files are back in the queue`);
+        this.opts.onEvent?.(`${label} cannot be read (${check.reason}): its ${files} files are back in the queue`);
         continue;
       }
       const batches = [...new Set(check.missing.map((p) => committed.get(p)!))].sort((a, b) => a - b);
       const files = await this.ledger.requeueCommittedBy(id, batches);
       requeued += files;
       this.opts.onEvent?.(
-        `shard of ${id} at ${dir} lacks ${check.missing.length} of the ${committed.size} files it committed (${check.missing[0]}${check.missing.length > 1 ? ", ..." : ""}): ` +
+        `${label} at ${dir} lacks ${check.missing.length} of the ${committed.size} files it committed (${check.missing[0]}${check.missing.length > 1 ? ", ..." : ""}): ` +
           `batches ${batches.join(", ")} (${files} files) are back in the queue`,
       );
     }

@@ -272,3 +272,31 @@ test("a re-run's coordinator SIGKILLed at any point of its merge loses no image:
     expect(readdirSync(storage).sort()).toEqual(["coordinator", "index", "shards"]);
   }
 }, 120_000);
+
+test("a re-run whose merged index another process holds open for writing (imgd serve) merges once it is closed", async () => {
+  const root = tempDir("rerun-served");
+  const dir = join(root, "photos");
+  const photos = await makePhotos(dir, 4, 64);
+  const storage = join(root, "storage");
+  const args = ["--batch", "4", "--lease-ttl", "2"];
+  const first = await startCoordinatorProc([dir], storage, args);
+  procs.push(first.p);
+  const w1 = startWorkerProc(first.url);
+  procs.push(w1);
+  expect(await first.p.exited).toBe(0);
+  expect(await w1.exited).toBe(0);
+
+  const added = await makePhotos(join(dir, "later"), 1, 56);
+  const served = await IndexStore.open(join(storage, "index"));
+  const second = await startCoordinatorProc([dir], storage, args);
+  procs.push(second.p);
+  const w2 = startWorkerProc(second.url);
+  procs.push(w2);
+  // The worker cannot read it either: it embeds what it is given.
+  expect(await w2.exited).toBe(0);
+  expect(w2.stderr.some((l) => l.startsWith("[worker] cannot read the merged index"))).toBe(true);
+  expect(await second.p.waitFor(/merge deferred/)).toContain(`${join(storage, "index")} is open in another process (imgd serve?): stop it to merge`);
+  await served.close();
+  expect(await second.p.exited).toBe(0);
+  expect(await mergedPaths(storage)).toEqual([...photos, ...added].sort());
+}, 60_000);
