@@ -42,6 +42,7 @@ export interface MergeReport {
 }
 
 const PAGE = 4096;
+
 export async function mergeShards(shards: ShardSource[], outDir: string, opts: MergeOptions = {}): Promise<MergeReport> {
   const t0 = performance.now();
   const base = opts.keep ? readManifest(outDir) : null;
@@ -149,7 +150,7 @@ const ASSIGNMENT_COLUMNS = new Set(['"person_id"', '"assigned_by"', '"cluster_id
 export async function copyStageRows(conn: DuckDBConnection, pairs: [number, number][], from: string): Promise<void> {
   const read = async (sql: string) => (await conn.runAndReadAll(sql)).getRows();
   // A table that also points at faces (face_suggestions) would need its face ids renumbered too; shards never hold
-  // such rows (suggestions are made on the merged index), so those tables are left out.
+  // such rows (suggestions are made on the merged index, and are its own), so those tables are left out.
   const tables = (
     await read(`SELECT table_name FROM duckdb_columns() WHERE database_name = '${from}' AND schema_name = 'main'
       GROUP BY table_name HAVING bool_or(column_name = 'image_id') AND NOT bool_or(column_name = 'face_id')`)
