@@ -4,6 +4,7 @@ import { createHash } from "node:crypto";
 import { readFileSync, writeFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { PLATFORM_PROBE, platformMismatch } from "./binary-platform.ts";
 import type { DeployHost } from "./hosts-file.ts";
 import { SshSession, type SshTarget } from "./ssh-session.ts";
 import { jobMarkerPath } from "./storage-layout.ts";
@@ -111,6 +112,11 @@ export async function deployHost(host: DeployHost, opts: DeployOptions, localSha
       }
       row.storage = "writable";
       const dir = await realDir(s, host);
+      const mismatch = platformMismatch(opts.binaryPath, (await s.exec(PLATFORM_PROBE)).stdout);
+      if (mismatch) {
+        row.binary = mismatch;
+        return;
+      }
       const remoteSha = (await s.exec(`sha256sum ${r.bin} 2>/dev/null`)).stdout.split(/\s+/)[0] ?? "";
       if (remoteSha === localSha) row.binary = "unchanged";
       else {
