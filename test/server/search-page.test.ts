@@ -86,6 +86,41 @@ describe("the search page in headless Chromium", () => {
     process.stderr.write(`search page screenshots: ${shots}\n`);
   });
 
+  test("behind a proxy that serves it under /photos/, the page searches, shows thumbnails and opens the original", async () => {
+    // A real HTTP proxy, as nginx's `location /photos/ { proxy_pass http://imgd/; }` is: the prefix is stripped and
+    // Host kept (the server is told the proxy's name with --allowed-host; an IP literal needs none).
+    const upstream = new URL(server.url);
+    const proxy = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      async fetch(req) {
+        const url = new URL(req.url);
+        if (!url.pathname.startsWith("/photos/")) return new Response("not here", { status: 404 });
+        const target = new URL(url.pathname.slice("/photos".length) + url.search, upstream);
+        const res = await fetch(target, { method: req.method, headers: req.headers, body: req.body, redirect: "manual" });
+        return new Response(res.body, { status: res.status, headers: res.headers });
+      },
+    });
+    try {
+      const page = await ctx.newPage();
+      await page.goto(`http://127.0.0.1:${proxy.port}/photos/?q=blue%20sky`);
+      await page.waitForFunction(() => {
+        const imgs = Array.from(document.querySelectorAll<HTMLImageElement>(".card img"));
+        return imgs.length > 0 && imgs.every((i) => i.complete && i.naturalWidth > 0);
+      });
+      expect(await page.$$eval(".card .name", (els) => els[0]?.textContent)).toBe("home.jpg");
+      await page.click(".card");
+      await page.waitForSelector("#detail.open");
+      expect(await page.getAttribute("#open-original", "href")).toMatch(/^api\/images\/\d+\/file$/);
+      // More like this is a POST through the proxy too.
+      await page.click("#more-like-this");
+      await page.waitForFunction(() => document.getElementById("status")!.textContent!.includes("results for photos like home.jpg"));
+      await page.close();
+    } finally {
+      proxy.stop(true);
+    }
+  });
+
   test("with a token, Original opens the file fetched with the bearer header rather than a link that gets 401", async () => {
     const guarded = await serve(fx, { token: "s3cret-token" });
     try {
