@@ -11,6 +11,7 @@ import { apiToken } from "./middleware/api-token.ts";
 import { requestMetrics } from "./middleware/request-metrics.ts";
 import { openApiDocument } from "./openapi.ts";
 import { metricsRoutes } from "./routes/metrics.ts";
+import { publishServerAddress } from "./server-address.ts";
 import { openServer, type OpenedServer, type ServeOptions } from "./server.ts";
 
 export interface DeferredServer {
@@ -22,6 +23,11 @@ export interface DeferredServerOptions {
   /** Resolves when the index is there to open (never, for a job stopped first). */
   when: Promise<void>;
   serve: Omit<ServeOptions, "port" | "host">;
+  /**
+   * Where it answers. Written beside the index once it is open, as imgd serve does: the server then holds the catalog,
+   * and `imgd query --index` on it goes through the server instead of failing on DuckDB's lock.
+   */
+  url: string;
   /** Why it is not there yet, for the 503's body ("the index is not merged yet: 40/100 files"). */
   waitingFor: () => Promise<string>;
   /** Called once the app answers; `onEvent` with why, if it could not open. */
@@ -34,6 +40,7 @@ export function deferredServer(opts: DeferredServerOptions): DeferredServer {
   let failed: string | null = null;
   let closed = false;
   let opening: Promise<void> | null = null;
+  let unpublish = () => {};
   void opts.when.then(() => {
     if (closed) return;
     opening = (async () => {
@@ -46,6 +53,7 @@ export function deferredServer(opts: DeferredServerOptions): DeferredServer {
       }
       if (closed) return server.close();
       opened = server;
+      unpublish = publishServerAddress(opts.serve.indexDir, new URL(opts.url));
       opts.onOpen?.();
     })().catch((err) => {
       failed = err instanceof Error ? err.message : String(err);
@@ -84,6 +92,7 @@ export function deferredServer(opts: DeferredServerOptions): DeferredServer {
     async close() {
       closed = true;
       await opening;
+      unpublish();
       await opened?.close();
     },
   };

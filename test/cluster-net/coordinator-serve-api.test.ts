@@ -1,6 +1,7 @@
 // `imgd coordinator --serve` answers imgd serve's API and search page on its own port once the shards are merged,
 // behind the mesh token, while the mesh routes go on as before.
 import { afterAll, expect, test } from "bun:test";
+import { existsSync } from "node:fs";
 import { join } from "node:path";
 import { fetchStatus, makePhotos, spawnCli, startCoordinatorProc, startWorkerProc, tempDir, TOKEN, until, type Proc } from "./cluster-harness.ts";
 
@@ -78,8 +79,17 @@ test("the coordinator with --serve answers 503 before the merge (but /metrics an
   expect(hits).toHaveLength(3);
   for (const h of hits) expect(photos).toContain(h.path);
 
+  // The coordinator holds the merged catalog open, as imgd serve does: a plain query on it goes through the server.
+  const index = join(root, "storage", "index");
+  const local = spawnCli(["query", "a photo", "--index", index, "--token", TOKEN, "-k", "3"]);
+  expect(await local.exited).toBe(0);
+  expect(local.stdout).toHaveLength(3);
+  for (const line of local.stdout) expect(photos).toContain(line.trim().split(/\s+/)[2]);
+  expect(local.stderr.join("\n")).toContain(`through imgd serve (PID ${coordinator.proc.pid})`);
+
   coordinator.proc.kill("SIGTERM");
   expect(await coordinator.exited).toBe(130);
+  expect(existsSync(join(index, "server.json"))).toBe(false);
 }, 90_000);
 
 test("a coordinator with --serve stopped before its merge exits at once", async () => {

@@ -130,6 +130,7 @@ function serveMergedIndex(running: RunningCoordinator, token: string, modelsDir:
     when: coordinator.merged,
     // Ingested images get the job's stages, as the workers' did.
     serve: { indexDir: mergedIndexDir(storage), stages, modelsDir, token },
+    url: running.url,
     waitingFor: async () => {
       const s = await coordinator.status();
       return `the index is not merged yet (${s.done}/${s.total} files, ${s.phase})`;
