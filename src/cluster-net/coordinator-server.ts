@@ -2,6 +2,7 @@
 // leases and notices lost workers even when no request arrives.
 import type { Hono } from "hono";
 import { modelSearchDirs } from "../engine/models.ts";
+import type { IndexStore } from "../engine/store/index-store.ts";
 import { Coordinator, type CoordinatorOptions } from "./coordinator.ts";
 import { coordinatorApp } from "./coordinator-app.ts";
 import { JobModelFiles } from "./job-model-files.ts";
@@ -13,9 +14,10 @@ export interface RunningCoordinator {
   port: number;
   /**
    * Answers every request outside the mesh's /v1/ with `fetch` from now on (`imgd coordinator --serve`: the search API
-   * over the merged index); until then such requests get 404.
+   * over the merged index); until then such requests get 404. `/v1/query` then searches the index as `mergedIndex`
+   * holds it open.
    */
-  serveOthers(fetch: (req: Request) => Response | Promise<Response>): void;
+  serveOthers(fetch: (req: Request) => Response | Promise<Response>, mergedIndex: () => Promise<IndexStore | undefined>): void;
   stop(): Promise<void>;
 }
 
@@ -49,8 +51,9 @@ export async function startCoordinator(
     coordinator,
     port,
     url: `http://${opts.hostname && opts.hostname !== "0.0.0.0" ? opts.hostname : "127.0.0.1"}:${port}`,
-    serveOthers(fetch) {
+    serveOthers(fetch, mergedIndex) {
       others = fetch;
+      query.servedIndex = mergedIndex;
     },
     async stop() {
       clearInterval(timer);

@@ -63,6 +63,8 @@ export function listShards(storage: string): { name: string; dir: string }[] {
 export class ShardQuery {
   private model: Promise<ResolvedModel> | null = null;
   private embedder: Promise<TextEmbedder> | null = null;
+  /** The merged index as this process serves it (`--serve`): searched as it is, never opened a second time. */
+  servedIndex: (() => Promise<IndexStore | undefined>) | null = null;
 
   constructor(
     private readonly coordinator: Coordinator,
@@ -76,6 +78,8 @@ export class ShardQuery {
     const storage = this.coordinator.opts.storage;
     const merged = mergedIndexDir(storage);
     if ((await this.coordinator.status()).phase === "merged" && existsSync(merged)) {
+      const served = await this.servedIndex?.();
+      if (served) return { hits: (await served.search(vector, k)).map((h) => ({ ...h, source: "index" })), skipped: [], from: "index" };
       const r = await searchShards([{ name: "index", dir: merged }], vector, k);
       return { ...r, from: "index" };
     }

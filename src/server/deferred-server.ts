@@ -3,6 +3,7 @@
 // scrape must not see the target down for the whole job) and /openapi.json answer 200; every other request gets 503
 // with what it waits for (a wrong token gets the API's 401 at once, not a wait), then the real app answers.
 import { Hono } from "hono";
+import type { IndexStore } from "../engine/store/index-store.ts";
 import { html } from "hono/html";
 import pkg from "../../package.json" with { type: "json" };
 import { DEFAULT_LIMITS } from "./app-deps.ts";
@@ -16,6 +17,12 @@ import { openServer, type OpenedServer, type ServeOptions } from "./server.ts";
 
 export interface DeferredServer {
   fetch(req: Request): Promise<Response>;
+  /**
+   * The index the app holds open, once the `when` it waits for has passed (undefined if it could not open). Code in
+   * this process must search that one: opening the catalog again and closing it would drop the app's DuckDB lock,
+   * since a process's POSIX locks on a file go with any of its descriptors for it.
+   */
+  store(): Promise<IndexStore | undefined>;
   close(): Promise<void>;
 }
 
@@ -41,7 +48,7 @@ export function deferredServer(opts: DeferredServerOptions): DeferredServer {
   let closed = false;
   let opening: Promise<void> | null = null;
   let unpublish = () => {};
-  void opts.when.then(() => {
+  const settled = opts.when.then(() => {
     if (closed) return;
     opening = (async () => {
       const server = await openServer(opts.serve);
@@ -59,6 +66,7 @@ export function deferredServer(opts: DeferredServerOptions): DeferredServer {
       failed = err instanceof Error ? err.message : String(err);
       opts.onEvent?.(`cannot serve ${opts.serve.indexDir}: ${failed}`);
     });
+    return opening;
   });
   // Until it opens: the token first, as the API checks it, then why there is nothing to answer yet.
   const whyNot = async () => (failed ? `the index cannot be served: ${failed}` : `${await opts.waitingFor()}; the API answers once it is there`);
@@ -88,6 +96,10 @@ export function deferredServer(opts: DeferredServerOptions): DeferredServer {
   return {
     async fetch(req) {
       return opened ? opened.fetch(req) : waiting.fetch(req);
+    },
+    async store() {
+      await settled;
+      return opened?.deps.store;
     },
     async close() {
       closed = true;

@@ -72,6 +72,12 @@ test("the coordinator with --serve answers 503 before the merge (but /metrics an
   const meshQuery = await fetch(`${url}/v1/query`, { method: "POST", headers: { ...auth, "content-type": "application/json" }, body: JSON.stringify({ text: "a photo", k: 3 }) });
   expect(meshQuery.status).toBe(200);
   expect(((await meshQuery.json()) as { hits: unknown[] }).hits).toHaveLength(3);
+  // That query searched the served index: opening its catalog a second time in this process and closing it would have
+  // dropped the server's DuckDB lock, and let another process write the catalog beside the server.
+  const index = join(root, "storage", "index");
+  const info = spawnCli(["info", "--index", index]);
+  expect(await info.exited).toBe(1);
+  expect(info.stderr.join("\n")).toContain(`open for writing in another process (PID ${coordinator.proc.pid})`);
 
   const query = spawnCli(["query", "a photo", "--server", url, "--token", TOKEN, "-k", "3", "--json"]);
   expect(await query.exited).toBe(0);
@@ -80,7 +86,6 @@ test("the coordinator with --serve answers 503 before the merge (but /metrics an
   for (const h of hits) expect(photos).toContain(h.path);
 
   // The coordinator holds the merged catalog open, as imgd serve does: a plain query on it goes through the server.
-  const index = join(root, "storage", "index");
   const local = spawnCli(["query", "a photo", "--index", index, "--token", TOKEN, "-k", "3"]);
   expect(await local.exited).toBe(0);
   expect(local.stdout).toHaveLength(3);

@@ -138,6 +138,6 @@ function serveMergedIndex(running: RunningCoordinator, token: string, modelsDir:
     onOpen: () => onEvent(`serving the search API and page over the merged index at ${running.url}/ (mesh token as bearer)`),
     onEvent,
   });
-  running.serveOthers(api.fetch);
+  running.serveOthers(api.fetch, api.store);
   return api;
 }
