@@ -45,6 +45,15 @@ export class SshSession {
   private constructor(private readonly client: SshClient) {}
 
   static connect(target: SshTarget): Promise<SshSession> {
+    let privateKey: Buffer;
+    try {
+      privateKey = readFileSync(target.privateKeyPath);
+    } catch (err) {
+      // Node's "ENOENT: no such file or directory, open '…/id_ed25519'" says neither that it is the SSH key nor how to give another.
+      const code = (err as NodeJS.ErrnoException).code;
+      const why = code === "ENOENT" ? "no such file" : code === "EACCES" ? "permission denied" : (err as Error).message;
+      return Promise.reject(new Error(`cannot read the SSH key ${target.privateKeyPath} (${why}): give one with -i KEY, or key= in the hosts file`));
+    }
     const client = new ssh2.Client();
     let refusal: HostKeyRefused | null = null;
     return new Promise((resolve, reject) => {
@@ -55,7 +64,7 @@ export class SshSession {
           host: target.host,
           port: target.port,
           username: target.username,
-          privateKey: readFileSync(target.privateKeyPath),
+          privateKey,
           readyTimeout: target.timeoutMs ?? 10_000,
           hostVerifier: (blob: Buffer) => {
             const parsed = ssh2.utils.parseKey(blob);

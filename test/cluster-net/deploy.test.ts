@@ -123,6 +123,21 @@ test("a mesh token the coordinator would refuse, or no --binary from a checkout,
   expect(sshd.commands.length).toBe(before);
 });
 
+test("a hosts file that names no host, or an SSH key that is not there, is said so in those words", async () => {
+  const empty = join(root, "no-hosts");
+  writeFileSync(empty, "# nothing yet\n\n");
+  const none = spawnCli(["deploy", "status", "--hosts", empty, "-i", identity]);
+  expect(await none.exited).toBe(2);
+  expect(none.stderr.join("\n")).toContain(`imgd: ${empty} names no host: one a line, name user@address[:port] storage=DIR ...`);
+
+  const before = sshd.commands.length;
+  const missing = join(root, "no-such-key");
+  const noKey = spawnCli(["deploy", "status", "local", "--hosts", hostsFile, "-i", missing, "--known-hosts", knownHosts]);
+  expect(await noKey.exited).toBe(1);
+  expect(noKey.stdout.join("\n")).toBe(`local: cannot read the SSH key ${missing} (no such file): give one with -i KEY, or key= in the hosts file`);
+  expect(sshd.commands.length).toBe(before);
+});
+
 test("deploy status, logs and stop report on and control the remote worker", async () => {
   expect((await deploy(["status", "local"])).out).toMatch(/^local: running \(pid \d+\)$/);
   expect((await deploy(["logs", "local"])).out).toContain("fake imgd worker --coordinator");

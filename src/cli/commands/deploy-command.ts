@@ -24,6 +24,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (!values.hosts) throw new UsageError("deploy needs --hosts FILE");
   const hosts = readHostsFile(resolve(values.hosts));
+  if (hosts.length === 0) throw new UsageError(`${values.hosts} names no host: one a line, name user@address[:port] storage=DIR ...`);
   const ssh = {
     identity: resolve(values.identity ?? join(homedir(), ".ssh", "id_ed25519")),
     knownHosts: resolve(values["known-hosts"] ?? join(homedir(), ".ssh", "known_hosts")),
