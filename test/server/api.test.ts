@@ -271,6 +271,16 @@ describe("the search API over a real index", () => {
     expect(Number(text.match(/imgd_query_cache_hits_total (\d+)/)![1])).toBeGreaterThan(0);
   });
 
+  const promtool = Bun.which("promtool");
+  test.skipIf(!promtool)("/metrics passes Prometheus's own linter, promtool check metrics (needs apt-get install prometheus)", async () => {
+    await get("/api/search?q=orange&k=1");
+    await get("/api/search?k=nope");
+    const text = await (await get("/metrics")).text();
+    const lint = Bun.spawnSync([promtool!, "check", "metrics"], { stdin: new TextEncoder().encode(text), stdout: "pipe", stderr: "pipe" });
+    expect(lint.stderr.toString() + lint.stdout.toString()).toBe("");
+    expect(lint.exitCode).toBe(0);
+  });
+
   test("/openapi.json describes every endpoint", async () => {
     const { body } = await json("/openapi.json");
     expect(body.openapi).toBe("3.1.0");

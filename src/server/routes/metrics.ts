@@ -11,7 +11,7 @@ export function registerEngineMetrics(m: MetricsRegistry, deps: AppDeps): void {
   m.gauge("imgd_requests_queued", "Requests waiting for a slot.", sum((g) => g.queued));
   m.sampledCounter("imgd_requests_rejected_total", "Requests refused with 429 since start.", sum((g) => g.rejected));
   m.gauge("imgd_search_in_flight_limit", "Searches allowed to run at once, adapted to the latency target.", () => deps.gates.search.limit);
-  m.gauge("imgd_search_service_ms", "Moving average of how long an admitted search holds its slot.", () => deps.gates.search.serviceMs);
+  m.gauge("imgd_search_service_seconds", "Moving average of how long an admitted search holds its slot.", () => deps.gates.search.serviceMs / 1000);
   // From memory: counting in the catalog scans the embedding column on every scrape.
   m.gauge("imgd_index_images", "Images indexed in the catalog.", () => deps.metadata.size);
   m.sampledCounter("imgd_log_lines_dropped_total", "Access-log lines dropped because writing fell behind.", () => deps.log.dropped);
