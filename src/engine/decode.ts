@@ -1,9 +1,11 @@
 // File bytes -> 8-bit interleaved RGB with EXIF orientation applied, as Pillow's `convert("RGB")` would see it,
 // shrunk on load when the consumer needs far fewer pixels than a camera JPEG holds.
 import { open, stat } from "node:fs/promises";
+import { extname } from "node:path";
 import type { Metadata } from "sharp";
 import { parseExif } from "./exif.ts";
 import { loadSharp } from "./native.ts";
+import { isRawName, orientPreview, readRawPreview, uprightSize } from "./raw-preview.ts";
 import { ImageError, type DecodedImage, type FailureReason } from "./types.ts";
 
 export interface DecodeOptions {
@@ -11,6 +13,11 @@ export interface DecodeOptions {
   targetShortSide?: number;
   /** Images with more pixels than this are refused from their header. Default 100 million. */
   maxPixels?: number;
+  /**
+   * The file's name, when `input` is its bytes: a camera RAW (raw-preview.ts's extensions) is decoded from the JPEG
+   * preview it carries, which libvips would not find. A path input is its own name.
+   */
+  name?: string;
 }
 
 export const DEFAULT_MAX_PIXELS = 100_000_000;
@@ -18,9 +25,9 @@ export const DEFAULT_MAX_PIXELS = 100_000_000;
 const JPEG_SHRINK_FACTORS = [8, 4, 2];
 
 /**
- * sharp's names for the formats of scan.ts's IMAGE_EXTENSIONS (AVIF and HEIC are both "heif"). libvips also reads
- * SVG, PDF and more; those are refused like any other non-image, whatever the file is called: an uploaded SVG can
- * carry script, and would be served back as a page.
+ * sharp's names for the formats of scan.ts's processed images (AVIF and HEIC are both "heif"; a RAW file is read by
+ * its JPEG preview). libvips also reads SVG, PDF and more; those are refused like any other non-image, whatever the
+ * file is called: an uploaded SVG can carry script, and would be served back as a page.
  */
 const INDEXED_FORMATS: ReadonlySet<string> = new Set(["jpeg", "png", "webp", "gif", "tiff", "heif"]);
 
@@ -43,6 +50,17 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
   const label = typeof input === "string" ? input : "image";
   const size = typeof input === "string" ? await fileSize(input) : input.length;
   if (size === 0) throw new ImageError("empty-file", `${label}: the file is empty (0 bytes)`);
+  const name = opts.name ?? (typeof input === "string" ? input : "");
+  if (isRawName(name)) {
+    const preview = await readRawPreview(input, label);
+    const image = await decodePixels(preview.jpeg, `${label} (its embedded JPEG preview)`, opts, preview.orientation);
+    return { ...image, format: extname(name).slice(1).toLowerCase(), exif: preview.exif };
+  }
+  return decodePixels(input, label, opts);
+}
+
+/** `orientation` is given for a RAW's preview: the RAW's own, applied instead of any the preview carries. */
+async function decodePixels(input: string | Uint8Array, label: string, opts: DecodeOptions, orientation?: number): Promise<DecodedImage> {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const sharp = loadSharp();
   const failure = async (err: unknown) => asImageError(err, label, typeof input === "string" ? await edgesOf(input) : input);
@@ -68,7 +86,7 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
 
   // Pillow ignores embedded ICC profiles and so did CLIP's training data, so we keep pixel values as stored
   // (CMYK is still converted to sRGB, through libvips' generic CMYK profile).
-  let pipeline = sharp(input, { failOn: "error", limitInputPixels: maxPixels, autoOrient: true, ignoreIcc: true });
+  let pipeline = sharp(input, { failOn: "error", limitInputPixels: maxPixels, autoOrient: orientation === undefined, ignoreIcc: true });
   const shrunkShortSide =
     meta.format === "jpeg" && opts.targetShortSide
       ? jpegShrinkShortSide(Math.min(width, height), opts.targetShortSide)
@@ -85,6 +103,8 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
     const side = 2 * opts.targetShortSide;
     pipeline = pipeline.resize(side, side, { fit: "outside" });
   }
+  // Turned after the resize, as sharp's autoOrient turns a JPEG: the same pixels as the preview tagged with it.
+  if (orientation !== undefined) pipeline = orientPreview(pipeline, orientation);
   let data: Uint8Array;
   let info: { width: number; height: number; channels: number };
   try {
@@ -111,7 +131,10 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
   if (info.channels !== 3) {
     throw new ImageError("corrupt", `${label}: decoded to ${info.channels} channels, expected RGB`);
   }
-  const oriented = meta.autoOrient ?? { width, height };
+  const oriented =
+    orientation !== undefined
+      ? uprightSize({ width, height, orientation })
+      : (meta.autoOrient ?? { width, height });
   return {
     data,
     width: info.width,

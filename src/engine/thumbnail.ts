@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { LruCache } from "./lru-cache.ts";
 import { loadSharp } from "./native.ts";
 import { asImageError, DEFAULT_MAX_PIXELS, edgesOf } from "./decode.ts";
+import { isRawName, orientPreview, readRawPreview } from "./raw-preview.ts";
 import { ImageError } from "./types.ts";
 
 /** The thumbnail cache's folder under an index directory; an index scan never walks it. */
@@ -24,10 +25,15 @@ export function thumbnailSizeFor(requested: number): number {
 
 /** An original that no longer decodes (truncated, emptied or replaced since it was indexed) is an ImageError. */
 export async function renderThumbnail(source: string | Uint8Array, size: number): Promise<Uint8Array> {
+  // A camera RAW is shown by the JPEG preview it carries, as it was indexed (raw-preview.ts).
+  const raw = typeof source === "string" && isRawName(source) ? await readRawPreview(source, source) : null;
   const sharp = loadSharp();
   try {
-    const out = await sharp(source, { limitInputPixels: DEFAULT_MAX_PIXELS, autoOrient: true })
-      .resize(size, size, { fit: "inside", withoutEnlargement: true })
+    const resized = sharp(raw ? raw.jpeg : source, { limitInputPixels: DEFAULT_MAX_PIXELS, autoOrient: !raw }).resize(size, size, {
+      fit: "inside",
+      withoutEnlargement: true,
+    });
+    const out = await (raw ? orientPreview(resized, raw.orientation) : resized)
       .flatten({ background: "#ffffff" })
       .jpeg({ quality: 80, mozjpeg: false })
       .toBuffer();
@@ -35,7 +41,7 @@ export async function renderThumbnail(source: string | Uint8Array, size: number)
   } catch (err) {
     // Its ends read only now, to tell a truncated file from a corrupt one: the render itself leaves the file to
     // libvips, and the file may now be of any size.
-    const bytes = typeof source === "string" ? await edgesOf(source) : source;
+    const bytes = raw ? raw.jpeg : typeof source === "string" ? await edgesOf(source) : source;
     throw asImageError(err, typeof source === "string" ? source : "image", bytes);
   }
 }

@@ -28,6 +28,7 @@ export interface DecodedImage {
   /** Size of the stored image after orientation, before any shrink-on-load. */
   sourceWidth: number;
   sourceHeight: number;
+  /** sharp's name of the format (jpeg, png, heif...), or a camera RAW's extension (dng, cr2, nef, arw). */
   format: string;
   exif: ExifInfo;
 }
