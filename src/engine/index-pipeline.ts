@@ -230,7 +230,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
         // A file too large to hold (a film scan, a video called .jpg) is sampled for its hash and decoded from disk.
         const bytes = file.size > WHOLE_READ_MAX_BYTES ? null : await timings.time("read", () => readFile(file.path));
         const decode = () =>
-          timings.time("decode", () => decodeImage(bytes ?? file.path, { targetShortSide: decodeSide, maxPixels: opts.maxPixels }));
+          timings.time("decode", () => decodeImage(bytes ?? file.path, { name: file.path, targetShortSide: decodeSide, maxPixels: opts.maxPixels }));
         if (analyzeId !== null) {
           return { kind: "analyze", file, id: analyzeId, image: await decode(), stages: pending(analyzeId), touch: false };
         }

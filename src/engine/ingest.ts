@@ -139,7 +139,7 @@ export class Ingestor {
       const decoded = await mapLimited(fresh.slice(start, start + batchSize), DECODE_CONCURRENCY, async ({ item, hash }) => {
         try {
           const image = await timings.time("decode", () =>
-            decodeImage(item.bytes, { targetShortSide: decodeShortSide(spec.size, stages), maxPixels: this.opts.maxPixels }),
+            decodeImage(item.bytes, { name: item.path ?? item.name, targetShortSide: decodeShortSide(spec.size, stages), maxPixels: this.opts.maxPixels }),
           );
           return { item, hash, image, failure: null };
         } catch (err) {

@@ -3,22 +3,15 @@
 // returned in `skipped` rather than thrown, so one bad directory never aborts a scan of a large library.
 import type { Dirent, Stats } from "node:fs";
 import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
-import { dirname, extname, join, resolve } from "node:path";
+import { basename, dirname, extname, join, resolve } from "node:path";
+import { isRawName, RAW_EXTENSIONS } from "./raw-preview.ts";
 import type { ScannedFile } from "./types.ts";
 
-/** Lower-case extensions, without the dot, of files the scan picks up. */
-export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([
-  "jpg",
-  "jpeg",
-  "png",
-  "webp",
-  "gif",
-  "tiff",
-  "tif",
-  "avif",
-  "heic",
-  "heif",
-]);
+/** Lower-case extensions, without the dot, of processed images: what a camera or an editor writes for viewing. */
+const PROCESSED_EXTENSIONS: ReadonlySet<string> = new Set(["jpg", "jpeg", "png", "webp", "gif", "tiff", "tif", "avif", "heic", "heif"]);
+
+/** Lower-case extensions, without the dot, of files the scan picks up: processed images and camera RAW files. */
+export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([...PROCESSED_EXTENSIONS, ...RAW_EXTENSIONS]);
 
 export function hasImageExtension(path: string): boolean {
   return IMAGE_EXTENSIONS.has(extname(path).slice(1).toLowerCase());
@@ -142,6 +135,7 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
       return [];
     }
     const subdirs: { path: string; ancestors: string[] }[] = [];
+    const found: string[] = [];
     for (const entry of entries) {
       const name = String(entry.name);
       if (!includeHidden && name.startsWith(".")) continue;
@@ -155,7 +149,7 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
         if (excludedNames.has(name)) skipped.push({ path, reason: "excluded-dir" });
         else if (!excluded.has(path)) subdirs.push({ path, ancestors });
       } else if (kind === "file") {
-        if (hasImageExtension(name)) candidates.add(path);
+        if (hasImageExtension(name)) found.push(path);
       } else if (kind === "symlink") {
         const target = await stat(path).catch(() => null);
         if (!follow) {
@@ -166,8 +160,13 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
           if (excludedNames.has(name)) skipped.push({ path, reason: "excluded-dir" });
           else subdirs.push({ path, ancestors });
         }
-        else if (target.isFile() && hasImageExtension(name)) candidates.add(path);
+        else if (target.isFile() && hasImageExtension(name)) found.push(path);
       }
+    }
+    const processedStems = new Set(found.filter((p) => !isRawName(p)).map(stemOf));
+    for (const path of found) {
+      if (isRawName(path) && processedStems.has(stemOf(path))) skipped.push({ path, reason: "raw-beside-processed" });
+      else candidates.add(path);
     }
     return subdirs;
   });
@@ -177,6 +176,15 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
   return { files, skipped: sortByPath(skipped), scope: { roots: rootStats.map((r) => r.path), unreadable: unreadablePaths } };
 }
 
+/**
+ * A file's name without its extension. A camera RAW whose folder holds a processed image of the same stem
+ * (IMG_0001.CR2 beside IMG_0001.JPG) is passed over: the same photo twice, and the processed one is what the
+ * photographer meant to be seen. rclip skips such RAW files too. A RAW named as a root or in a path list is indexed.
+ */
+function stemOf(path: string): string {
+  return basename(path, extname(path));
+}
+
 /** Skips that are the scan's choice (what it does not index), not a failure to read what is there. */
 const POLICY_SKIPS: ReadonlySet<string> = new Set([
   "symlink",
@@ -184,6 +192,7 @@ const POLICY_SKIPS: ReadonlySet<string> = new Set([
   "not-a-file",
   "not-an-image-extension",
   "excluded-dir",
+  "raw-beside-processed",
   "missing",
   "name-not-utf8",
 ]);

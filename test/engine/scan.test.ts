@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import {
   hasImageExtension,
   IMAGE_EXTENSIONS,
+  isReadFailure,
   readPathList,
   scanRoots,
   type ScanResult,
@@ -100,6 +101,31 @@ describe("scanRoots", () => {
     // A passed-over folder is the scan's choice, not a failure to read it: nothing catalogued under it is kept for it.
     expect(result.scope!.unreadable).toEqual([]);
     expect(paths(await scanRoots([join(root, "#recycle")]))).toEqual([join(root, "#recycle/old.jpg")]);
+  });
+
+  test("picks up camera RAW files, but passes over one beside a processed image of its name, as rclip does", async () => {
+    const root = tree({
+      "IMG_0001.CR2": "r",
+      "IMG_0001.JPG": "j",
+      "DSC_0002.nef": "r",
+      "DSC_0002.jpeg": "j",
+      "_DSC0003.ARW": "r",
+      "_DSC0003.HEIC": "j",
+      "scan.dng": "r",
+      "scan.DNG.jpg": "j",
+      "solo.Dng": "r",
+      "other/IMG_0001.CR2": "r",
+      "pair.dng": "r",
+      "pair.arw": "r",
+    });
+    const result = await scanRoots([root]);
+    const kept = ["DSC_0002.jpeg", "IMG_0001.JPG", "_DSC0003.HEIC", "other/IMG_0001.CR2", "pair.arw", "pair.dng", "scan.DNG.jpg", "scan.dng", "solo.Dng"];
+    expect(paths(result)).toEqual(kept.map((n) => join(root, n)).sort());
+    const passed = ["DSC_0002.nef", "IMG_0001.CR2", "_DSC0003.ARW"].map((n) => join(root, n)).sort();
+    expect(result.skipped).toEqual(passed.map((path) => ({ path, reason: "raw-beside-processed" })));
+    expect(result.skipped.filter(isReadFailure)).toEqual([]);
+    // Named as a root, a RAW is the user's choice and is taken beside its JPEG.
+    expect(paths(await scanRoots([join(root, "IMG_0001.CR2")]))).toEqual([join(root, "IMG_0001.CR2")]);
   });
 
   test("does not follow symlinked files or directories by default and lists them as skipped", async () => {

@@ -144,6 +144,10 @@ function scanNotes(report: IndexReport): string[] {
     if (unreadable.length > 10) out.push(`  ... and ${unreadable.length - 10} more (--json lists them all)`);
   }
   if (links > 0) out.push(`skipped ${links} symlinks (--follow-symlinks follows them)`);
+  const rawPairs = report.scanSkipped.filter((s) => s.reason === "raw-beside-processed").length;
+  if (rawPairs > 0) {
+    out.push(`skipped ${rawPairs} RAW file${rawPairs === 1 ? "" : "s"} beside a processed image of the same name (IMG_0001.CR2 beside IMG_0001.JPG)`);
+  }
   const folders = new Map<string, number>();
   for (const s of report.scanSkipped) if (s.reason === "excluded-dir") folders.set(basename(s.path), (folders.get(basename(s.path)) ?? 0) + 1);
   if (folders.size > 0) {

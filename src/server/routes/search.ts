@@ -68,7 +68,7 @@ export function searchRoutes(deps: AppDeps) {
       // k, offset and filters may come in the URL too, as on GET; the form's own fields win.
       const filters = parseInput(SearchFilters, { ...queryParams(c), ...fields });
       const { pixels } = await timed(c, "decode", () =>
-        prepareImage(files[0]!.bytes, deps.model.manifest.preprocess, deps.limits.maxPixels),
+        prepareImage(files[0]!.bytes, deps.model.manifest.preprocess, deps.limits.maxPixels, files[0]!.name),
       );
       // Includes (re)opening the tower when this is the first image request in a while.
       const vector = await timed(c, "embed", () => deps.images.embed(pixels, 1));
