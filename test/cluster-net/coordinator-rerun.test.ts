@@ -9,6 +9,27 @@ import { mergedPaths, readRows } from "./helpers-db.ts";
 const procs: Proc[] = [];
 afterAll(() => procs.forEach((p) => p.proc.kill("SIGKILL")));
 
+/** A coordinator run over `dir` with one worker, to its end (both exit 0): a job's first run, or a re-run. */
+async function runJob(dir: string, storage: string, args: string[]): Promise<{ p: Proc; url: string; worker: Proc }> {
+  const c = await startCoordinatorProc([dir], storage, args);
+  procs.push(c.p);
+  const worker = startWorkerProc(c.url);
+  procs.push(worker);
+  expect(await c.p.exited).toBe(0);
+  expect(await worker.exited).toBe(0);
+  return { ...c, worker };
+}
+
+/** A job of `count` photos (`side` px) in a fresh storage, run once to its merge, batches of 4. */
+async function mergedJob(prefix: string, count: number, side: number) {
+  const root = tempDir(prefix);
+  const dir = join(root, "photos");
+  const photos = await makePhotos(dir, count, side);
+  const storage = join(root, "storage");
+  const args = ["--batch", "4", "--lease-ttl", "2"];
+  return { root, dir, photos, storage, args, first: await runJob(dir, storage, args) };
+}
+
 test("a merged job run again leases only the files added or replaced since, and merges again without the deleted ones", async () => {
   const root = tempDir("rerun");
   const dir = join(root, "photos");
@@ -18,12 +39,7 @@ test("a merged job run again leases only the files added or replaced since, and 
   for (const path of broken) writeFileSync(path, "not a jpeg");
   const storage = join(root, "storage");
   const args = ["--batch", "5", "--lease-ttl", "2"];
-  const first = await startCoordinatorProc([dir], storage, args);
-  procs.push(first.p);
-  const w1 = startWorkerProc(first.url);
-  procs.push(w1);
-  expect(await first.p.exited).toBe(0);
-  expect(await w1.exited).toBe(0);
+  const first = await runJob(dir, storage, args);
   expect(await mergedPaths(storage)).toEqual([...broken, ...photos].sort());
   expect(first.p.stderr.at(-1)).toMatch(/^\[cluster\] 22\/22 100\.0% .* failed 2 \|/);
   const ledger = join(storage, "coordinator", "ledger.duckdb");
@@ -75,15 +91,7 @@ test("a merged job's shards are deleted once merged, and a re-run merges only it
   const photos = await makePhotos(dir, 12, 80);
   const storage = join(root, "storage");
   const args = ["--batch", "4", "--lease-ttl", "2"];
-  const run = async () => {
-    const c = await startCoordinatorProc([dir], storage, args);
-    procs.push(c.p);
-    const w = startWorkerProc(c.url);
-    procs.push(w);
-    expect(await c.p.exited).toBe(0);
-    expect(await w.exited).toBe(0);
-    return c.p;
-  };
+  const run = async () => (await runJob(dir, storage, args)).p;
   const index = join(storage, "index", "catalog.duckdb");
   const first = await run();
   expect(first.stderr.find((l) => l.includes("merged 1 shards"))).toContain(": 12 indexed, 0 failed");
@@ -109,17 +117,7 @@ test("a merged job's shards are deleted once merged, and a re-run merges only it
 }, 90_000);
 
 test("a merge killed between its two renames: readers open the complete new index beside the missing one, and the next coordinator puts it in place; a half-built one is never taken", async () => {
-  const root = tempDir("rerun-swap");
-  const dir = join(root, "photos");
-  const photos = await makePhotos(dir, 8, 72);
-  const storage = join(root, "storage");
-  const args = ["--batch", "4", "--lease-ttl", "2"];
-  const first = await startCoordinatorProc([dir], storage, args);
-  procs.push(first.p);
-  const w1 = startWorkerProc(first.url);
-  procs.push(w1);
-  expect(await first.p.exited).toBe(0);
-  expect(await w1.exited).toBe(0);
+  const { root, dir, photos, storage, args, first } = await mergedJob("rerun-swap", 8, 72);
   const ledger = join(storage, "coordinator", "ledger.duckdb");
   const leases = async () => Number((await readRows(ledger, "SELECT count(*) FROM leases"))[0]![0]);
   const leasesBefore = await leases();
@@ -197,15 +195,7 @@ test("a re-run's moved folder and touched file take their embeddings and stage r
   }
   const storage = join(root, "storage");
   const args = ["--batch", "2", "--lease-ttl", "2", "--objects", "--object-model", "test-yolo"];
-  const run = async () => {
-    const c = await startCoordinatorProc([dir], storage, args);
-    procs.push(c.p);
-    const w = startWorkerProc(c.url);
-    procs.push(w);
-    expect(await c.p.exited).toBe(0);
-    expect(await w.exited).toBe(0);
-    return w;
-  };
+  const run = async () => (await runJob(dir, storage, args)).worker;
   const index = join(storage, "index", "catalog.duckdb");
   // Per file name: its embedding, and the objects and stage runs its image has.
   const byName = async () =>
@@ -235,17 +225,7 @@ test("a re-run's moved folder and touched file take their embeddings and stage r
 }, 90_000);
 
 test("a re-run's coordinator SIGKILLed at any point of its merge loses no image: started again, it merges the same index", async () => {
-  const root = tempDir("rerun-kill");
-  const dir = join(root, "photos");
-  const photos = await makePhotos(dir, 10, 72);
-  const storage = join(root, "storage");
-  const args = ["--batch", "4", "--lease-ttl", "2"];
-  const first = await startCoordinatorProc([dir], storage, args);
-  procs.push(first.p);
-  const w1 = startWorkerProc(first.url);
-  procs.push(w1);
-  expect(await first.p.exited).toBe(0);
-  expect(await w1.exited).toBe(0);
+  const { root, dir, photos, storage, args, first } = await mergedJob("rerun-kill", 10, 72);
 
   const expected = [...photos];
   for (const [round, delayMs] of [0, 30, 60, 90, 120, 250].entries()) {
@@ -274,17 +254,7 @@ test("a re-run's coordinator SIGKILLed at any point of its merge loses no image:
 }, 120_000);
 
 test("a re-run whose merged index another process holds open for writing (imgd serve) merges once it is closed", async () => {
-  const root = tempDir("rerun-served");
-  const dir = join(root, "photos");
-  const photos = await makePhotos(dir, 4, 64);
-  const storage = join(root, "storage");
-  const args = ["--batch", "4", "--lease-ttl", "2"];
-  const first = await startCoordinatorProc([dir], storage, args);
-  procs.push(first.p);
-  const w1 = startWorkerProc(first.url);
-  procs.push(w1);
-  expect(await first.p.exited).toBe(0);
-  expect(await w1.exited).toBe(0);
+  const { root, dir, photos, storage, args, first } = await mergedJob("rerun-served", 4, 64);
 
   const added = await makePhotos(join(dir, "later"), 1, 56);
   const served = await IndexStore.open(join(storage, "index"));
