@@ -311,7 +311,7 @@ export class Coordinator {
   async deregister(workerId: string, reason: string): Promise<void> {
     await this.knownWorker(workerId);
     const handedBack = await this.ledger.releaseLeases(workerId);
-    await this.ledger.setWorkerState(workerId, "gone");
+    await this.ledger.setWorkerGone(workerId, reason);
     this.known.get(workerId)!.state = "gone";
     this.opts.onEvent?.(`worker ${workerId} left: ${reason}${handedBack.length ? `; batches ${handedBack.join(", ")} back in the queue` : ""}`);
     this.kick();
@@ -532,7 +532,7 @@ export class Coordinator {
         rssBytes: w.stats?.rssBytes ?? 0,
         heartbeatAgeMs: now - w.lastSeenMs,
         batchSize: w.stats?.batchSize ?? 0,
-        note: w.stats?.note ?? null,
+        note: w.state === "gone" && w.leftReason ? `left: ${w.leftReason}` : (w.stats?.note ?? null),
       };
     });
     return {

@@ -28,9 +28,13 @@ export async function awaitRegistration(rows: DeployRow[], coordinator: string, 
     for (const row of pending) {
       const w = status.workers.find((w) => w.host === row.hostname && w.pid === row.pid);
       if (!w) continue;
-      // A worker may have registered, done the job and left between two polls (a small job, a fast host).
-      if (w.state === "gone") row.worker += `, registered as ${w.id}, since left after ${w.done} files`;
-      else if (w.state === "lost") fail(row, `registered as ${w.id}, then lost: see imgd deploy logs ${row.host}`);
+      // A worker may have registered, done the job and left between two polls (a small job, a fast host), or
+      // registered and stopped at its first batch (a shard it may not write): the coordinator has its reason.
+      if (w.state === "gone") {
+        const reason = w.note?.replace(/^left: /, "") ?? "";
+        if (LEFT_IN_ORDER.has(reason) || reason === "") row.worker += `, registered as ${w.id}, since left after ${w.done} files`;
+        else fail(row, `registered as ${w.id}, then left: ${reason}`);
+      } else if (w.state === "lost") fail(row, `registered as ${w.id}, then lost: see imgd deploy logs ${row.host}`);
       else row.worker += `, registered as ${w.id}`;
       pending.delete(row);
     }
@@ -40,6 +44,9 @@ export async function awaitRegistration(rows: DeployRow[], coordinator: string, 
   for (const row of pending) fail(row, `not registered after ${waitMs / 1000} s: see imgd deploy logs ${row.host}`);
   return null;
 }
+
+/** Reasons a worker gives for leaving when nothing went wrong (worker.ts). */
+const LEFT_IN_ORDER: ReadonlySet<string> = new Set(["job complete", "drained", "drained by the coordinator"]);
 
 function fail(row: DeployRow, why: string): void {
   row.worker += `, ${why}`;

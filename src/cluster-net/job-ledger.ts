@@ -41,6 +41,8 @@ export interface WorkerRecord {
   busyMs: number;
   drain: boolean;
   stats: WorkerStats | null;
+  /** Why a gone worker left, as it said when it deregistered ("job complete", "stopped by an error: ..."). */
+  leftReason: string | null;
 }
 
 export interface BatchCounts {
@@ -469,7 +471,7 @@ export class JobLedger {
       const [n] = await this.query("SELECT count(*) FROM workers");
       const id = `${info.host.replace(/[^A-Za-z0-9_.-]/g, "_")}-${Number(n![0]) + 1}`;
       await this.conn.run(
-        "INSERT INTO workers VALUES ($1, $2, 'idle', $3, $3, 0, 0, 0, false, NULL)",
+        "INSERT INTO workers (id, info, state, registered_ms, last_seen_ms, done, errors, busy_ms, drain, stats) VALUES ($1, $2, 'idle', $3, $3, 0, 0, 0, false, NULL)",
         [id, JSON.stringify(info), nowMs],
       );
       return id;
@@ -488,6 +490,10 @@ export class JobLedger {
 
   setWorkerState(id: string, state: WorkerState): Promise<void> {
     return this.exec("UPDATE workers SET state = $1 WHERE id = $2", [state, id]);
+  }
+
+  setWorkerGone(id: string, reason: string): Promise<void> {
+    return this.exec("UPDATE workers SET state = 'gone', left_reason = $1 WHERE id = $2", [reason, id]);
   }
 
   setDrain(id: string): Promise<void> {
@@ -510,7 +516,7 @@ export class JobLedger {
 
   async workers(): Promise<WorkerRecord[]> {
     const rows = await this.rows(
-      "SELECT id, info, state, registered_ms, last_seen_ms, done, errors, busy_ms, drain, stats FROM workers ORDER BY registered_ms, id",
+      "SELECT id, info, state, registered_ms, last_seen_ms, done, errors, busy_ms, drain, stats, left_reason FROM workers ORDER BY registered_ms, id",
     );
     return rows.map((r) => ({
       id: r[0] as string,
@@ -523,6 +529,7 @@ export class JobLedger {
       busyMs: Number(r[7]),
       drain: r[8] as boolean,
       stats: r[9] ? (JSON.parse(r[9] as string) as WorkerStats) : null,
+      leftReason: (r[10] as string | null) ?? null,
     }));
   }
 
@@ -548,6 +555,8 @@ export class JobLedger {
     );
     await this.conn.run(`CREATE TABLE IF NOT EXISTS workers (id VARCHAR PRIMARY KEY, info VARCHAR, state VARCHAR,
       registered_ms DOUBLE, last_seen_ms DOUBLE, done BIGINT, errors BIGINT, busy_ms DOUBLE, drain BOOLEAN, stats VARCHAR)`);
+    // Set when a worker deregisters; a ledger from before it has none, and its gone workers show no reason.
+    await this.conn.run("ALTER TABLE workers ADD COLUMN IF NOT EXISTS left_reason VARCHAR");
   }
 
   private exec(sql: string, params?: DuckDBValue[]): Promise<void> {

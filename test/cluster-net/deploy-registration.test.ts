@@ -41,15 +41,18 @@ const row = (host: string, pid: number): DeployRow => ({
   hostname: host,
 });
 
-test("a worker that registered and left before deploy looked counts as registered; one never seen fails its row", async () => {
+test("a worker that registered and left before deploy looked counts as registered, unless an error stopped it; one never seen fails its row", async () => {
   await register("busy", 101);
   const { workerId } = await register("quick", 102);
   await running.coordinator.deregister(workerId, "job complete");
-  const rows = [row("busy", 101), row("quick", 102), row("silent", 103)];
+  const broken = await register("broken", 104);
+  await running.coordinator.deregister(broken.workerId, "stopped by an error: EACCES: permission denied, mkdir '/mnt/shared/shards/broken-3'");
+  const rows = [row("busy", 101), row("quick", 102), row("silent", 103), row("broken", 104)];
   expect(await awaitRegistration(rows, running.url, TOKEN, 600)).toBeNull();
   expect(rows.map((r) => [r.ok, r.worker])).toEqual([
     [true, "started (pid 101), registered as busy-1"],
     [true, `started (pid 102), registered as ${workerId}, since left after 0 files`],
     [false, "started (pid 103), not registered after 0.6 s: see imgd deploy logs silent"],
+    [false, `started (pid 104), registered as ${broken.workerId}, then left: stopped by an error: EACCES: permission denied, mkdir '/mnt/shared/shards/broken-3'`],
   ]);
 });
