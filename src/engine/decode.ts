@@ -2,7 +2,8 @@
 // shrunk on load when the consumer needs far fewer pixels than a camera JPEG holds.
 import { open, stat } from "node:fs/promises";
 import { extname } from "node:path";
-import type { Metadata } from "sharp";
+import type { Metadata, SharpOptions } from "sharp";
+import { isBmpInput, readBmp, type BmpPixels } from "./bmp.ts";
 import { parseExif } from "./exif.ts";
 import { loadSharp } from "./native.ts";
 import { isRawName, orientPreview, readRawPreview, uprightSize } from "./raw-preview.ts";
@@ -15,7 +16,8 @@ export interface DecodeOptions {
   maxPixels?: number;
   /**
    * The file's name, when `input` is its bytes: a camera RAW (raw-preview.ts's extensions) is decoded from the JPEG
-   * preview it carries, which libvips would not find. A path input is its own name.
+   * preview it carries, which libvips would not find, and a BMP by bmp.ts, as libvips has no BMP loader (a BMP is
+   * known by its header too). A path input is its own name.
    */
   name?: string;
 }
@@ -29,7 +31,7 @@ const JPEG_SHRINK_FACTORS = [8, 4, 2];
  * its JPEG preview). libvips also reads SVG, PDF and more; those are refused like any other non-image, whatever the
  * file is called: an uploaded SVG can carry script, and would be served back as a page.
  */
-const INDEXED_FORMATS: ReadonlySet<string> = new Set(["jpeg", "png", "webp", "gif", "tiff", "heif"]);
+const INDEXED_FORMATS: ReadonlySet<string> = new Set(["jpeg", "png", "webp", "gif", "tiff", "heif", "bmp"]);
 
 /**
  * The short side a JPEG decoded at 1/2, 1/4 or 1/8 scale would have, using the largest factor that still leaves at
@@ -56,23 +58,35 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
     const image = await decodePixels(preview.jpeg, `${label} (its embedded JPEG preview)`, opts, preview.orientation);
     return { ...image, format: extname(name).slice(1).toLowerCase(), exif: preview.exif };
   }
+  if (await isBmpInput(input, name)) {
+    return decodePixels(await readBmp(input, label, opts.maxPixels ?? DEFAULT_MAX_PIXELS), label, opts);
+  }
   return decodePixels(input, label, opts);
 }
 
-/** `orientation` is given for a RAW's preview: the RAW's own, applied instead of any the preview carries. */
-async function decodePixels(input: string | Uint8Array, label: string, opts: DecodeOptions, orientation?: number): Promise<DecodedImage> {
+/**
+ * `input` is the file (its path or bytes) for libvips to decode, or pixels imgd decoded itself (a BMP's).
+ * `orientation` is given for a RAW's preview: the RAW's own, applied instead of any the preview carries.
+ */
+async function decodePixels(input: string | Uint8Array | BmpPixels, label: string, opts: DecodeOptions, orientation?: number): Promise<DecodedImage> {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const sharp = loadSharp();
-  const failure = async (err: unknown) => asImageError(err, label, typeof input === "string" ? await edgesOf(input) : input);
+  const pixels = typeof input === "string" || input instanceof Uint8Array ? null : input;
+  const load = (options: SharpOptions) =>
+    pixels
+      ? sharp(pixels.data, { ...options, raw: { width: pixels.width, height: pixels.height, channels: pixels.channels } })
+      : sharp(input as string | Uint8Array, options);
+  const failure = async (err: unknown) =>
+    asImageError(err, label, typeof input === "string" ? await edgesOf(input) : input instanceof Uint8Array ? input : new Uint8Array(0));
 
-  let meta: Metadata;
+  let meta: Partial<Pick<Metadata, "width" | "height" | "compression" | "autoOrient" | "exif">> & { format?: string };
   try {
-    meta = await sharp(input, { limitInputPixels: false }).metadata();
+    meta = pixels ? { format: "bmp", width: pixels.width, height: pixels.height } : await load({ limitInputPixels: false }).metadata();
   } catch (err) {
     throw await failure(err);
   }
   if (!INDEXED_FORMATS.has(meta.format ?? "")) {
-    throw new ImageError("not-an-image", `${label}: ${meta.format ?? "this"} is not an image format imgd indexes (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC)`);
+    throw new ImageError("not-an-image", `${label}: ${meta.format ?? "this"} is not an image format imgd indexes (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC, BMP)`);
   }
   const width = meta.width ?? 0;
   const height = meta.height ?? 0;
@@ -86,7 +100,7 @@ async function decodePixels(input: string | Uint8Array, label: string, opts: Dec
 
   // Pillow ignores embedded ICC profiles and so did CLIP's training data, so we keep pixel values as stored
   // (CMYK is still converted to sRGB, through libvips' generic CMYK profile).
-  let pipeline = sharp(input, { failOn: "error", limitInputPixels: maxPixels, autoOrient: orientation === undefined, ignoreIcc: true });
+  let pipeline = load({ failOn: "error", limitInputPixels: maxPixels, autoOrient: orientation === undefined, ignoreIcc: true });
   const shrunkShortSide =
     meta.format === "jpeg" && opts.targetShortSide
       ? jpegShrinkShortSide(Math.min(width, height), opts.targetShortSide)

@@ -3,9 +3,9 @@
 // directories for the embedded JPEGs, keep the largest that libjpeg can decode, and report IFD0's orientation, which
 // applies to the preview (cameras store it unrotated). libvips alone would open such a file as a plain TIFF and find
 // only the thumbnail of IFD0, or nothing.
-import { open } from "node:fs/promises";
 import { extname } from "node:path";
 import type { Sharp } from "sharp";
+import { withByteSource, type ByteSource } from "./byte-source.ts";
 import { parseExif } from "./exif.ts";
 import { ImageError, type ExifInfo } from "./types.ts";
 
@@ -30,13 +30,6 @@ export interface RawPreview {
   exif: ExifInfo;
 }
 
-/** Random access to a file's bytes: a RAW is tens of MB, and a thumbnail needs only its directories and preview. */
-interface ByteSource {
-  size: number;
-  /** Up to `length` bytes from `at`; fewer where the file ends. */
-  read(at: number, length: number): Promise<Uint8Array>;
-}
-
 const TAG_ORIENTATION = 0x0112;
 const TAG_COMPRESSION = 0x0103;
 const TAG_STRIP_OFFSETS = 0x0111;
@@ -58,38 +51,12 @@ const EXIF_HEAD_BYTES = 1024 * 1024;
 /** The largest decodable JPEG preview of the RAW file at `source` (its path or its bytes); an ImageError if none. */
 export async function readRawPreview(source: string | Uint8Array, label: string): Promise<RawPreview> {
   try {
-    return await (source instanceof Uint8Array ? previewFrom(bytesSource(source), label) : previewFromFile(source, label));
+    return await withByteSource(source, label, (file) => previewFrom(file, label));
   } catch (err) {
     if (err instanceof ImageError) throw err;
     // A pointer into the middle of a value, a count that reads past a directory: damage the walk did not foresee.
     throw new ImageError("corrupt", `${label}: the image data is corrupt (the RAW file's TIFF directories do not read: ${(err as Error).message})`);
   }
-}
-
-async function previewFromFile(source: string, label: string): Promise<RawPreview> {
-  const handle = await open(source, "r").catch((err: Error) => {
-    throw new ImageError("unreadable", `${label}: cannot read the file (${err.message})`);
-  });
-  try {
-    const size = (await handle.stat()).size;
-    return await previewFrom(
-      {
-        size,
-        read: async (at, length) => {
-          const buf = Buffer.alloc(Math.max(0, Math.min(length, size - at)));
-          const { bytesRead } = await handle.read(buf, 0, buf.length, at);
-          return buf.subarray(0, bytesRead);
-        },
-      },
-      label,
-    );
-  } finally {
-    await handle.close();
-  }
-}
-
-function bytesSource(bytes: Uint8Array): ByteSource {
-  return { size: bytes.length, read: async (at, length) => bytes.subarray(at, at + length) };
 }
 
 interface Candidate {

@@ -4,11 +4,15 @@
 import type { Dirent, Stats } from "node:fs";
 import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
+import { BMP_EXTENSIONS } from "./bmp.ts";
 import { isRawName, RAW_EXTENSIONS } from "./raw-preview.ts";
 import type { ScannedFile } from "./types.ts";
 
 /** Lower-case extensions, without the dot, of processed images: what a camera or an editor writes for viewing. */
-const PROCESSED_EXTENSIONS: ReadonlySet<string> = new Set(["jpg", "jpeg", "png", "webp", "gif", "tiff", "tif", "avif", "heic", "heif"]);
+const PROCESSED_EXTENSIONS: ReadonlySet<string> = new Set([
+  ...["jpg", "jpeg", "png", "webp", "gif", "tiff", "tif", "avif", "heic", "heif"],
+  ...BMP_EXTENSIONS,
+]);
 
 /** Lower-case extensions, without the dot, of files the scan picks up: processed images and camera RAW files. */
 export const IMAGE_EXTENSIONS: ReadonlySet<string> = new Set([...PROCESSED_EXTENSIONS, ...RAW_EXTENSIONS]);

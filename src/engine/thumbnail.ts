@@ -10,6 +10,7 @@ import { join } from "node:path";
 import { LruCache } from "./lru-cache.ts";
 import { loadSharp } from "./native.ts";
 import { asImageError, DEFAULT_MAX_PIXELS, edgesOf } from "./decode.ts";
+import { isBmpInput, readBmp } from "./bmp.ts";
 import { isRawName, orientPreview, readRawPreview } from "./raw-preview.ts";
 import { ImageError } from "./types.ts";
 
@@ -25,11 +26,17 @@ export function thumbnailSizeFor(requested: number): number {
 
 /** An original that no longer decodes (truncated, emptied or replaced since it was indexed) is an ImageError. */
 export async function renderThumbnail(source: string | Uint8Array, size: number): Promise<Uint8Array> {
-  // A camera RAW is shown by the JPEG preview it carries, as it was indexed (raw-preview.ts).
+  const label = typeof source === "string" ? source : "image";
+  // A camera RAW is shown by the JPEG preview it carries, as it was indexed (raw-preview.ts); a BMP from the pixels
+  // bmp.ts reads, libvips having no BMP loader.
   const raw = typeof source === "string" && isRawName(source) ? await readRawPreview(source, source) : null;
+  const bmp = !raw && (await isBmpInput(source, label)) ? await readBmp(source, label, DEFAULT_MAX_PIXELS) : null;
   const sharp = loadSharp();
   try {
-    const resized = sharp(raw ? raw.jpeg : source, { limitInputPixels: DEFAULT_MAX_PIXELS, autoOrient: !raw }).resize(size, size, {
+    const input = bmp
+      ? sharp(bmp.data, { raw: { width: bmp.width, height: bmp.height, channels: bmp.channels } })
+      : sharp(raw ? raw.jpeg : source, { limitInputPixels: DEFAULT_MAX_PIXELS, autoOrient: !raw });
+    const resized = input.resize(size, size, {
       fit: "inside",
       withoutEnlargement: true,
     });
@@ -42,7 +49,7 @@ export async function renderThumbnail(source: string | Uint8Array, size: number)
     // Its ends read only now, to tell a truncated file from a corrupt one: the render itself leaves the file to
     // libvips, and the file may now be of any size.
     const bytes = raw ? raw.jpeg : typeof source === "string" ? await edgesOf(source) : source;
-    throw asImageError(err, typeof source === "string" ? source : "image", bytes);
+    throw asImageError(err, label, bytes);
   }
 }
 

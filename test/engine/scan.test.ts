@@ -72,6 +72,11 @@ describe("scanRoots", () => {
     expect(hasImageExtension("/a/b/photo.jpgx")).toBe(false);
   });
 
+  test("picks up Windows bitmaps, the format of many old scanned photos", async () => {
+    const root = tree({ "1998/Scan0001.BMP": "b", "1998/Scan0002.bmp": "b", "1998/Scan0003.dib": "b", "1998/Scan0003.bmp.txt": "t" });
+    expect(paths(await scanRoots([root]))).toEqual(["Scan0001.BMP", "Scan0002.bmp", "Scan0003.dib"].map((n) => join(root, "1998", n)));
+  });
+
   test("skips hidden files and directories unless asked to include them", async () => {
     const root = tree({ "seen.jpg": "x", ".hidden.jpg": "x", ".thumbs/t.jpg": "x", "sub/.git/objects/o.png": "x" });
     expect(paths(await scanRoots([root]))).toEqual([join(root, "seen.jpg")]);
