@@ -7,9 +7,9 @@ import { decodeImage, DEFAULT_MAX_PIXELS } from "../../src/engine/decode.ts";
 import { loadSharp } from "../../src/engine/native.ts";
 import { renderThumbnail } from "../../src/engine/thumbnail.ts";
 import { ImageError } from "../../src/engine/types.ts";
+import { BMP_FIXTURES as FIXTURES, bmp24, bmpFixture as fixture } from "../fixtures/bmp-files.ts";
 
 const sharp = loadSharp();
-const FIXTURES = join(import.meta.dir, "../fixtures/bmp");
 // Each BMP fixture and the PNG it was made from (make_fixtures.py): 16-bit files keep `lossyBits` per channel.
 const CASES: Record<string, { source: string; lossyBits?: number; alpha?: boolean }> = JSON.parse(
   readFileSync(join(FIXTURES, "cases.json"), "utf8"),
@@ -17,7 +17,6 @@ const CASES: Record<string, { source: string; lossyBits?: number; alpha?: boolea
 const dir = mkdtempSync(join(tmpdir(), "imgd-bmp-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-const fixture = (name: string) => new Uint8Array(readFileSync(join(FIXTURES, name)));
 
 async function sourcePixels(name: string, channels: 3 | 4): Promise<Uint8Array> {
   const png = sharp(fixture(name));
@@ -204,26 +203,3 @@ describe("decodeImage and renderThumbnail of a BMP", () => {
     expect(err.reason).toBe("truncated");
   });
 });
-
-/** A bottom-up 24-bit BMP with a BITMAPINFOHEADER, rows padded to 4 bytes: the plainest BMP there is. */
-function bmp24(rgb: Uint8Array, width: number, height: number): Uint8Array {
-  const stride = Math.ceil((width * 3) / 4) * 4;
-  const out = new Uint8Array(54 + stride * height);
-  const view = new DataView(out.buffer);
-  out.set([0x42, 0x4d]);
-  view.setUint32(2, out.length, true);
-  view.setUint32(10, 54, true);
-  view.setUint32(14, 40, true);
-  view.setInt32(18, width, true);
-  view.setInt32(22, height, true);
-  view.setUint16(26, 1, true);
-  view.setUint16(28, 24, true);
-  for (let y = 0; y < height; y++) {
-    for (let x = 0; x < width; x++) {
-      const from = 3 * (y * width + x);
-      const to = 54 + (height - 1 - y) * stride + 3 * x;
-      [out[to], out[to + 1], out[to + 2]] = [rgb[from + 2]!, rgb[from + 1]!, rgb[from]!];
-    }
-  }
-  return out;
-}
