@@ -215,6 +215,8 @@ async function decodeRows(file: ByteSource, header: Header, label: string): Prom
   const out = new Uint8Array(width * height * channels);
   let alphaSeen = false;
   const bytesPerPixel = bitCount / 8;
+  const [r, g, b] = header.masks;
+  const byteOrdered = !hasAlpha && bitCount >= 24 && r === 0xff0000 && g === 0x00ff00 && b === 0x0000ff;
   const bandRows = Math.max(1, Math.floor(ROW_BAND_BYTES / stride));
   for (let first = 0; first < height; first += bandRows) {
     const rows = Math.min(bandRows, height - first);
@@ -233,6 +235,15 @@ async function decodeRows(file: ByteSource, header: Header, label: string): Prom
           out[o++] = palette[3 * index]!;
           out[o++] = palette[3 * index + 1]!;
           out[o++] = palette[3 * index + 2]!;
+        }
+        continue;
+      }
+      if (byteOrdered) {
+        // Blue, green, red bytes (and one not read): most BMPs, copied without unpacking each pixel.
+        for (let i = 0; i < rowBytes; i += bytesPerPixel) {
+          out[o++] = row[i + 2]!;
+          out[o++] = row[i + 1]!;
+          out[o++] = row[i]!;
         }
         continue;
       }
