@@ -28,7 +28,7 @@ const JPEG_SHRINK_FACTORS = [8, 4, 2];
 
 /**
  * sharp's names for the formats of scan.ts's processed images (AVIF and HEIC are both "heif"; a RAW file is read by
- * its JPEG preview). libvips also reads SVG, PDF and more; those are refused like any other non-image, whatever the
+ * its JPEG preview; "bmp" is bmp.ts's, which reads what libvips cannot). libvips also reads SVG, PDF and more; those are refused like any other non-image, whatever the
  * file is called: an uploaded SVG can carry script, and would be served back as a page.
  */
 const INDEXED_FORMATS: ReadonlySet<string> = new Set(["jpeg", "png", "webp", "gif", "tiff", "heif", "bmp"]);
