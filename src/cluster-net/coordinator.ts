@@ -402,10 +402,12 @@ export class Coordinator {
       const check = await checkShard(dir, committed.keys(), workers.find((w) => w.id === id)?.info.pathMap ?? []);
       if (check.state === "whole") continue;
       // Its worker, lost rather than gone, may not have exited yet: the merge waits for the lock to go. The merged
-      // index is held by a writer of its own (imgd serve): the merge, which reads it, waits for that to stop.
+      // index is held by a writer of its own (imgd serve): the merge, which reads it, waits for that to stop. A shard
+      // this process may not read would come back the same from the next worker: the merge waits for its permissions.
       if (check.state === "locked") {
         throw new Error(id === MERGED_INDEX ? `${dir} is open in another process (imgd serve?): stop it to merge (${check.reason})` : check.reason);
       }
+      if (check.state === "denied") throw new Error(check.reason);
       const label = id === MERGED_INDEX ? "the merged index" : `shard of ${id}`;
       if (check.state === "unreadable") {
         const files = await this.ledger.requeueCommittedBy(id);
