@@ -1,11 +1,12 @@
 // Before the merge: does each worker's shard hold every file the ledger says it committed? The merge takes rows by
 // path from what it finds, so a shard that cannot be read or lost rows (a catalog deleted, truncated or overwritten on
 // the shared storage, a disk that dropped writes) would otherwise go into the index as if it were whole.
-import { closeSync, openSync, statSync } from "node:fs";
+import { closeSync, openSync } from "node:fs";
 import { join } from "node:path";
 import { loadDuckDB } from "../engine/native.ts";
 import { toCanonicalPath, type PathMapping } from "../engine/path-map.ts";
 import { CATALOG_FILE } from "../engine/store/catalog.ts";
+import { ownerText } from "./owner-text.ts";
 
 export type ShardCheck =
   | { state: "whole" }
@@ -74,13 +75,4 @@ function denied(dir: string, catalog: string, why: string): ShardCheck {
       "Its worker ran as another user with a umask that keeps others out, or NFS root_squash maps this coordinator's root to nobody: " +
       `make the shard readable (chmod -R a+rX ${dir}) and start its workers with umask 022; the merge waits until then`,
   };
-}
-
-function ownerText(dir: string): string {
-  try {
-    const s = statSync(dir);
-    return `${dir} is owned by uid ${s.uid}, mode ${(s.mode & 0o7777).toString(8).padStart(4, "0")}`;
-  } catch {
-    return `${dir} cannot be examined either`;
-  }
 }

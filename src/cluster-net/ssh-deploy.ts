@@ -7,7 +7,7 @@ import { join } from "node:path";
 import { PLATFORM_PROBE, platformMismatch } from "./binary-platform.ts";
 import type { DeployHost } from "./hosts-file.ts";
 import { SshSession, type SshTarget } from "./ssh-session.ts";
-import { jobMarkerPath } from "./storage-layout.ts";
+import { jobMarkerPath, SHARDS_DIR } from "./storage-layout.ts";
 
 export interface DeployOptions {
   binaryPath: string;
@@ -78,12 +78,16 @@ async function realDir(s: SshSession, host: DeployHost): Promise<string> {
 }
 
 /**
- * Exits 3 when the storage path is missing, 4 when it is not a directory, 5 when a file cannot be written in it;
- * then prints the job id the coordinator wrote there (see jobMarkerPath), if any.
+ * Exits 3 when the storage path is missing, 4 when it is not a directory, 5 when a file cannot be written in it, 6
+ * when one cannot be written in the coordinator's shards directory there (made by the coordinator's user: another
+ * uid, or root squashed to nobody, may not write it); then prints the job id the coordinator wrote there (see
+ * jobMarkerPath), if any.
  */
 const STORAGE_PROBE = (storage: string) =>
   `s=${sq(storage)}; test -e "$s" || exit 3; test -d "$s" || exit 4; p="$s/.imgd-probe-$$"; ` +
-  `echo probe > "$p" || exit 5; rm -f "$p"; cat ${sq(jobMarkerPath(storage))} 2>/dev/null; exit 0`;
+  `echo probe > "$p" || exit 5; rm -f "$p"; ` +
+  `if test -d "$s/${SHARDS_DIR}"; then p="$s/${SHARDS_DIR}/.imgd-probe-$$"; echo probe > "$p" || exit 6; rm -f "$p"; fi; ` +
+  `cat ${sq(jobMarkerPath(storage))} 2>/dev/null; exit 0`;
 
 /**
  * Why the worker must not be started on this storage, or null. An empty mount point (the share not mounted) is
@@ -92,6 +96,9 @@ const STORAGE_PROBE = (storage: string) =>
 function storageProblem(probe: { code: number; stdout: string; stderr: string }, storage: string): string | null {
   if (probe.code === 3) return `missing: ${storage}`;
   if (probe.code === 4) return `not a directory: ${storage}`;
+  if (probe.code === 6) {
+    return `shards not writable: ${join(storage, SHARDS_DIR)}${probe.stderr.trim() ? ` (${probe.stderr.trim().split("\n").pop()})` : ""}; the worker's user may not write where the coordinator's user made it (root_squash?)`;
+  }
   if (probe.code !== 0) return `not writable: ${storage}${probe.stderr.trim() ? ` (${probe.stderr.trim().split("\n").pop()})` : ""}`;
   if (!probe.stdout.trim()) return `no job in ${storage}: is the coordinator's storage mounted there?`;
   return null;

@@ -1,8 +1,11 @@
 // What a worker checks before it takes work: that it writes where the coordinator reads (the shared storage) and
 // that it can see the photos. Without these a misconfigured host "finishes" batches that are lost or all failed.
-import { readFileSync, statSync } from "node:fs";
+import { closeSync, openSync, readFileSync, statSync, unlinkSync } from "node:fs";
+import { hostname } from "node:os";
+import { join } from "node:path";
 import { pathMapConflict, toLocalPath, type PathMapping } from "../engine/path-map.ts";
 import { isUnder } from "../engine/scan.ts";
+import { ownerText } from "./owner-text.ts";
 import { jobMarkerPath } from "./storage-layout.ts";
 
 /** Why `storage` (this host's path to the storage) is not the coordinator's, or null when it is. */
@@ -20,6 +23,33 @@ export function storageMismatch(storage: string, jobId: string, coordinatorStora
     `${storage} is not the coordinator's storage (${coordinatorStorage} there): ${marker} ${what}. ` +
     "Shards written here would never be merged; mount the shared storage on this host and pass --storage with its path here"
   );
+}
+
+/**
+ * Why this process cannot create its shard in `shardsDir` (the coordinator made it, perhaps as another user), or
+ * null. Found at registration, not as a bare EACCES at the first batch: a worker running as root on an NFS share
+ * exported with root_squash writes as nobody, and one running as another user than the coordinator may not write a
+ * directory the coordinator created with its umask.
+ */
+export function shardsDirProblem(shardsDir: string): string | null {
+  const probe = join(shardsDir, `.imgd-probe-${hostname()}-${process.pid}`);
+  try {
+    closeSync(openSync(probe, "wx"));
+    unlinkSync(probe);
+    return null;
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? String(err);
+    // Not there (yet): the shard's own mkdir creates it, or says why not.
+    if (code === "ENOENT") return null;
+    const uid = process.getuid?.();
+    const who = uid === undefined ? "this worker" : `this worker (uid ${uid})`;
+    if (code === "EROFS") return `${who} cannot write its shard in ${shardsDir}: the storage is mounted read-only here; mount it read-write`;
+    return (
+      `${who} cannot write its shard in ${shardsDir}: ${code}; ${ownerText(shardsDir)}. ` +
+      "Run the worker as a user that may write there, or let this one (a group both share, or chmod 1777 on it); " +
+      "NFS root_squash maps a worker running as root to nobody"
+    );
+  }
 }
 
 /** The job's roots, as this host maps them, that it cannot see as directories. */

@@ -2,7 +2,7 @@
 // then report the batch committed. Heartbeats renew the leases meanwhile. A coordinator that goes away is waited
 // for (backoff) and re-registered with the same id, so the shard and the work in hand survive its restart.
 import { freemem, homedir, hostname, availableParallelism, totalmem } from "node:os";
-import { join, resolve } from "node:path";
+import { dirname, join, resolve } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { closeStages, openStages } from "../engine/analysis/open-stages.ts";
 import { runIndex } from "../engine/index-pipeline.ts";
@@ -16,7 +16,7 @@ import { ThreadedImageEmbedder } from "../engine/threaded-image-embedder.ts";
 import { MeshClient, MeshRefusal, withBackoff } from "./mesh-client.ts";
 import { checkJobModels, fetchJobModels } from "./model-fetch.ts";
 import { mergedIndexDir } from "./storage-layout.ts";
-import { pathMapProblem, photosProblem, storageMismatch } from "./worker-checks.ts";
+import { pathMapProblem, photosProblem, shardsDirProblem, storageMismatch } from "./worker-checks.ts";
 import {
   CommitReply,
   HeartbeatReply,
@@ -142,6 +142,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
   const storage = opts.storage ?? reg.job.storage;
   const refusal =
     storageMismatch(storage, reg.job.id, reg.job.storage) ??
+    shardsDirProblem(dirname(join(storage, reg.shard))) ??
     pathMapProblem(reg.job.roots, opts.pathMap ?? []) ??
     photosProblem(reg.job, opts.pathMap ?? []);
   if (refusal) {
