@@ -2,11 +2,13 @@
 // commits once, and merge the shards when every batch is committed. All durable state is in the JobLedger.
 import type { StageSpec } from "../engine/analysis/open-stages.ts";
 import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync } from "node:fs";
+import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { ProgressModel } from "../engine/progress.ts";
 import { inScope, isUnder, rootsWithoutFiles, scanRoots, type ScanResult } from "../engine/scan.ts";
 import { commitFile } from "../engine/store/atomic-file.ts";
+import { claimHolderFile, HOLDER_STALE_MS, type HeldFile } from "../engine/store/holder-file.ts";
 import { mergeShards, type MergeReport } from "../engine/store/merge-shards.ts";
 import { settleMerge } from "../engine/store/merge-swap.ts";
 import { toCanonicalPath } from "../engine/path-map.ts";
@@ -26,7 +28,7 @@ import {
   type WorkerStats,
 } from "./protocol.ts";
 import { DEFAULT_MODEL } from "../engine/models.ts";
-import { holderDir, jobMarkerPath, shardDir, SHARDS_DIR, ledgerPath, mergedIndexDir, MERGED_INDEX } from "./storage-layout.ts";
+import { coordinatorHolderPath, holderDir, jobMarkerPath, shardDir, SHARDS_DIR, ledgerPath, mergedIndexDir, MERGED_INDEX } from "./storage-layout.ts";
 
 export interface CoordinatorOptions {
   roots: string[];
@@ -97,6 +99,7 @@ export class Coordinator {
     readonly ledger: JobLedger,
     private job: JobRecord,
     readonly resumed: { done: number } | null,
+    private readonly held: HeldFile,
   ) {
     this.progressTotal = job.total - (resumed?.done ?? 0);
     this.progress = new ProgressModel(this.progressTotal);
@@ -111,7 +114,14 @@ export class Coordinator {
     const scanned = existsSync(ledgerPath(opts.storage)) ? null : withImages(await scanRoots(opts.roots), opts);
     mkdirSync(join(opts.storage, SHARDS_DIR), { recursive: true });
     mkdirSync(dirname(ledgerPath(opts.storage)), { recursive: true });
+    const held = claimHolderFile(coordinatorHolderPath(opts.storage), (h, ageMs) =>
+      h.host === hostname()
+        ? `another coordinator (pid ${h.pid}) runs the job in ${opts.storage}: stop it first, or give another --storage`
+        : `another coordinator (pid ${h.pid} on ${h.host}, alive ${Math.round(ageMs / 1000)} s ago) runs the job in ${opts.storage}: ` +
+          `stop it first, or give another --storage (one that stopped without a word frees it ${HOLDER_STALE_MS / 1000} s after its last sign)`,
+    );
     const ledger = await JobLedger.open(ledgerPath(opts.storage)).catch((err: unknown) => {
+      held.release();
       const holder = /Conflicting lock is held in .*\(PID (\d+)\)/.exec(err instanceof Error ? err.message : String(err));
       if (!holder) throw err;
       throw new Error(`another coordinator (pid ${holder[1]}) runs the job in ${opts.storage}: stop it first, or give another --storage`);
@@ -163,7 +173,7 @@ export class Coordinator {
           opts.onEvent?.(`stages keep the job's models: ${stages.map((st) => `${st.name} ${Object.values(st.models ?? {}).join(" + ")}`.trim()).join(", ")}`);
         }
         // The job's stages, models and all: the model files served to workers are those of opts.stages.
-        const coordinator = new Coordinator({ ...opts, model: existing.model, stages: existing.stages }, ledger, existing, { done: counts.filesDone });
+        const coordinator = new Coordinator({ ...opts, model: existing.model, stages: existing.stages }, ledger, existing, { done: counts.filesDone }, held);
         for (const w of await ledger.workers()) coordinator.known.set(w.id, { drain: w.drain, state: w.state });
         return coordinator;
       }
@@ -174,9 +184,10 @@ export class Coordinator {
       const job = await ledger.createJob(opts.roots, model, files, batchFiles, opts.stages ?? []);
       commitFile(jobMarkerPath(opts.storage), job.id);
       opts.onEvent?.(`new job ${job.id}: ${files.length} files in ${Math.ceil(files.length / batchFiles)} batches`);
-      return new Coordinator({ ...opts, model }, ledger, job, null);
+      return new Coordinator({ ...opts, model }, ledger, job, null, held);
     } catch (error) {
       await ledger.close();
+      held.release();
       throw error;
     }
   }
@@ -586,6 +597,7 @@ export class Coordinator {
     await this.ticking?.catch(() => null);
     await this.merge?.catch(() => null);
     await this.ledger.close();
+    this.held.release();
   }
 
   private async knownWorker(workerId: string): Promise<{ drain: boolean; state: string }> {

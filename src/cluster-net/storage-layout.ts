@@ -23,6 +23,14 @@ export function jobMarkerPath(storage: string): string {
 /** The merged index, as the holder of the rows of the batches merged into it (see JobLedger.markMerged). */
 export const MERGED_INDEX = "index";
 
+/**
+ * Which coordinator runs the job (host, pid, last beat): refuses a second one where the ledger's file lock does not
+ * reach across clients of the share (see holder-file.ts).
+ */
+export function coordinatorHolderPath(storage: string): string {
+  return join(storage, "coordinator", "holder.json");
+}
+
 export function mergedIndexDir(storage: string): string {
   return join(storage, MERGED_INDEX);
 }

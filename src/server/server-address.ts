@@ -4,6 +4,7 @@ import { readFileSync, unlinkSync } from "node:fs";
 import { hostname } from "node:os";
 import { join } from "node:path";
 import { commitFile } from "../engine/store/atomic-file.ts";
+import { processAlive } from "../engine/store/holder-file.ts";
 
 export interface ServerAddress {
   url: string;
@@ -36,7 +37,7 @@ export function publishServerAddress(indexDir: string, url: URL): () => void {
 /** The server answering for `indexDir` on this machine, if one is running. */
 export function runningServerFor(indexDir: string): ServerAddress | undefined {
   const address = readServerAddress(indexDir);
-  if (!address || address.host !== hostname() || !alive(address.pid)) return undefined;
+  if (!address || address.host !== hostname() || !processAlive(address.pid)) return undefined;
   return address;
 }
 
@@ -46,15 +47,5 @@ function readServerAddress(indexDir: string): ServerAddress | undefined {
     return typeof value?.url === "string" && Number.isInteger(value?.pid) && typeof value?.host === "string" ? value : undefined;
   } catch {
     return undefined;
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: alive, but another user's.
-    return (err as NodeJS.ErrnoException).code === "EPERM";
   }
 }

@@ -1,0 +1,96 @@
+// Who holds a file that only one process may write, recorded beside it for the filesystems whose locks do not reach
+// across clients: sshfs, and NFS mounted with `nolock` or `local_lock=all`, lock only within one client. There, a
+// second process (on another host, or through another mount on this one) gets DuckDB's lock as if the file were
+// free, and two writers corrupt it. This file is read and written as plain data, so every client sees it.
+import { readFileSync, unlinkSync } from "node:fs";
+import { hostname } from "node:os";
+import { commitFile } from "./atomic-file.ts";
+
+export interface Holder {
+  host: string;
+  pid: number;
+  /** When the holder last said it was alive (its clock, ms since the epoch). */
+  beatAtMs: number;
+}
+
+/**
+ * A holder on another host is taken for alive while it beat this recently. Generous: hosts' clocks differ, and a
+ * holder's beat can wait on a slow share.
+ */
+export const HOLDER_STALE_MS = 60_000;
+const BEAT_MS = 10_000;
+
+export interface HeldFile {
+  release(): void;
+}
+
+/** Thrown when another live process holds the file; `holder` says which. */
+export class HeldElsewhere extends Error {
+  constructor(
+    readonly holder: Holder,
+    readonly ageMs: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/**
+ * Records this process as the holder in `path`, refreshed until release(), unless another live process holds it:
+ * one on this host whose pid runs, or one on another host that beat within HOLDER_STALE_MS. A holder that is gone
+ * (its pid no longer runs here, or it stopped beating) is replaced.
+ */
+export function claimHolderFile(path: string, describe: (holder: Holder, ageMs: number) => string, nowMs = Date.now()): HeldFile {
+  const live = liveHolder(readHolder(path), nowMs);
+  if (live) throw new HeldElsewhere(live.holder, live.ageMs, describe(live.holder, live.ageMs));
+  const beat = () => commitFile(path, `${JSON.stringify({ host: hostname(), pid: process.pid, beatAtMs: Date.now() } satisfies Holder)}\n`);
+  beat();
+  const timer = setInterval(() => {
+    // Taken over meanwhile (this process was stopped longer than HOLDER_STALE_MS): the other one is the holder now.
+    if (!isOurs(readHolder(path))) return clearInterval(timer);
+    try {
+      beat();
+    } catch {
+      // A share that is briefly away: the next beat tries again.
+    }
+  }, BEAT_MS);
+  timer.unref();
+  return {
+    release() {
+      clearInterval(timer);
+      if (isOurs(readHolder(path))) unlinkSync(path);
+    },
+  };
+}
+
+/** The holder recorded in `path` if it is another process that is alive, with how long ago it beat. */
+export function liveHolder(holder: Holder | undefined, nowMs: number): { holder: Holder; ageMs: number } | undefined {
+  if (!holder || isOurs(holder)) return undefined;
+  const ageMs = Math.max(0, nowMs - holder.beatAtMs);
+  const alive = holder.host === hostname() ? processAlive(holder.pid) : ageMs < HOLDER_STALE_MS;
+  return alive ? { holder, ageMs } : undefined;
+}
+
+export function readHolder(path: string): Holder | undefined {
+  try {
+    const v = JSON.parse(readFileSync(path, "utf8"));
+    return typeof v?.host === "string" && Number.isInteger(v?.pid) && Number.isFinite(v?.beatAtMs) ? v : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+function isOurs(holder: Holder | undefined): boolean {
+  return holder?.host === hostname() && holder.pid === process.pid;
+}
+
+/** Whether `pid` runs on this host. */
+export function processAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    // EPERM: alive, but another user's.
+    return (err as NodeJS.ErrnoException).code === "EPERM";
+  }
+}
