@@ -17,7 +17,7 @@ export interface PersonsCatalog {
 export async function openPersonsCatalog(indexDir: string, opts: { readOnly: boolean }): Promise<PersonsCatalog> {
   const path = join(indexDir, CATALOG_FILE);
   if (!existsSync(path)) throw new Error(`no index at ${indexDir}; run imgd index first`);
-  const instance = await openCatalogFile(path, opts.readOnly);
+  const { instance, release } = await openCatalogFile(path, opts.readOnly);
   const conn = await instance.connect();
   return {
     read: readerOf(conn),
@@ -32,6 +32,7 @@ export async function openPersonsCatalog(indexDir: string, opts: { readOnly: boo
     close() {
       conn.closeSync();
       instance.closeSync();
+      release();
     },
   };
 }

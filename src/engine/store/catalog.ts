@@ -1,9 +1,12 @@
 // catalog.duckdb: the source of truth for every file imgd has seen, including each embedding.
 // Embeddings are stored as raw little-endian float32 BLOBs: the DuckDB appender takes a BLOB in one call,
 // while a FLOAT[dims] value is converted element by element in JS (~40 ms per 64x512 batch against <1 ms).
+import { hostname } from "node:os";
+import { dirname, join } from "node:path";
 import type { DuckDBConnection, DuckDBInstance, DuckDBValue } from "@duckdb/node-api";
 import { deleteImageRows } from "../faces/persons-prototypes.ts";
 import { loadDuckDB } from "../native.ts";
+import { claimHolderFile, refuseIfHeld, type HeldFile, type Holder } from "./holder-file.ts";
 import type { FailureReason } from "../types.ts";
 
 export const CATALOG_FILE = "catalog.duckdb";
@@ -96,12 +99,13 @@ export class Catalog {
     private readonly instance: DuckDBInstance,
     private readonly conn: DuckDBConnection,
     readonly dims: number,
+    private readonly release: () => void,
   ) {}
 
   static async open(path: string, dims: number, readOnly: boolean): Promise<Catalog> {
-    const instance = await openCatalogFile(path, readOnly);
+    const { instance, release } = await openCatalogFile(path, readOnly);
     const conn = await instance.connect();
-    const catalog = new Catalog(instance, conn, dims);
+    const catalog = new Catalog(instance, conn, dims, release);
     if (!readOnly) await catalog.createTables();
     else {
       const found = await catalog.query(
@@ -403,6 +407,7 @@ export class Catalog {
     await this.queue.catch(() => {});
     this.conn.closeSync();
     this.instance.closeSync();
+    this.release();
   }
 
   private async createTables(): Promise<void> {
@@ -548,14 +553,33 @@ export function toRecord(r: DuckDBValue[]): ImageRecord {
   };
 }
 
+/** Beside the catalog: which process has it open for writing (see holder-file.ts). */
+export const CATALOG_HOLDER_FILE = "holder.json";
+
+export interface OpenedCatalogFile {
+  instance: DuckDBInstance;
+  /** Withdraws this process's claim on the catalog; call it after closing `instance`. */
+  release(): void;
+}
+
 /**
  * DuckDB lets one process write a database file, and none read it meanwhile. Its own message on that names a lock
- * and a PID; this one says what the other process most likely is and what to do.
+ * and a PID; this one says what the other process most likely is and what to do. Where the filesystem's locks do
+ * not reach across its clients (sshfs; NFS mounted nolock or local_lock=all), DuckDB would let a process on another
+ * host (or through another mount) open a catalog that is being written: the holder file beside it refuses that.
  */
-export async function openCatalogFile(path: string, readOnly: boolean): Promise<DuckDBInstance> {
+export async function openCatalogFile(path: string, readOnly: boolean): Promise<OpenedCatalogFile> {
+  const holderPath = join(dirname(path), CATALOG_HOLDER_FILE);
+  const describe = (h: Holder, ageMs: number) =>
+    openElsewhereText(path, h.host === hostname() ? String(h.pid) : `${h.pid} on ${h.host}, alive ${Math.round(ageMs / 1000)} s ago`);
+  let held: HeldFile | null = null;
+  if (readOnly) refuseIfHeld(holderPath, describe);
+  else held = claimHolderFile(holderPath, describe);
   try {
-    return await loadDuckDB().DuckDBInstance.create(path, readOnly ? { access_mode: "READ_ONLY" } : {});
+    const instance = await loadDuckDB().DuckDBInstance.create(path, readOnly ? { access_mode: "READ_ONLY" } : {});
+    return { instance, release: () => held?.release() };
   } catch (error) {
+    held?.release();
     throw explainCatalogLock(path, error);
   }
 }
@@ -564,10 +588,13 @@ export async function openCatalogFile(path: string, readOnly: boolean): Promise<
 export function explainCatalogLock(path: string, error: unknown): unknown {
   const message = error instanceof Error ? error.message : String(error);
   if (!/lock/i.test(message)) return error;
-  const pid = message.match(/PID (\d+)/)?.[1];
-  return new Error(
+  return new Error(openElsewhereText(path, message.match(/PID (\d+)/)?.[1]));
+}
+
+function openElsewhereText(path: string, pid: string | undefined): string {
+  return (
     `${path} is open for writing in another process${pid ? ` (PID ${pid})` : ""}, most likely imgd serve or imgd index; ` +
-      "stop it first, or search through that server",
+    "stop it first, or search through that server"
   );
 }
 

@@ -40,34 +40,57 @@ export class HeldElsewhere extends Error {
  * one on this host whose pid runs, or one on another host that beat within HOLDER_STALE_MS. A holder that is gone
  * (its pid no longer runs here, or it stopped beating) is replaced.
  */
-export function claimHolderFile(path: string, describe: (holder: Holder, ageMs: number) => string, nowMs = Date.now()): HeldFile {
-  const live = liveHolder(readHolder(path), nowMs);
-  if (live) throw new HeldElsewhere(live.holder, live.ageMs, describe(live.holder, live.ageMs));
+export function claimHolderFile(path: string, describe: (holder: Holder, ageMs: number) => string): HeldFile {
+  // Claims of one path within this process share its file (an index opened twice, say): the last release removes it.
+  const mine = claims.get(path);
+  if (mine) {
+    mine.count++;
+    return { release: () => releaseClaim(path) };
+  }
+  refuseIfHeld(path, describe);
   const beat = () => commitFile(path, `${JSON.stringify({ host: hostname(), pid: process.pid, beatAtMs: Date.now() } satisfies Holder)}\n`);
   beat();
   const timer = setInterval(() => {
-    // Taken over meanwhile (this process was stopped longer than HOLDER_STALE_MS): the other one is the holder now.
-    if (!isOurs(readHolder(path))) return clearInterval(timer);
     try {
-      beat();
+      // Taken over meanwhile (this process was stopped longer than HOLDER_STALE_MS): the other one is the holder now.
+      if (isOurs(readHolder(path))) beat();
     } catch {
       // A share that is briefly away: the next beat tries again.
     }
   }, BEAT_MS);
   timer.unref();
-  return {
-    release() {
-      clearInterval(timer);
-      if (isOurs(readHolder(path))) unlinkSync(path);
-    },
-  };
+  claims.set(path, { count: 1, timer });
+  return { release: () => releaseClaim(path) };
 }
 
-/** The holder recorded in `path` if it is another process that is alive, with how long ago it beat. */
+/** Throws HeldElsewhere when another live process holds `path`; for a reader, which must not read a file mid-write. */
+export function refuseIfHeld(path: string, describe: (holder: Holder, ageMs: number) => string): void {
+  const live = liveHolder(readHolder(path), Date.now());
+  if (live) throw new HeldElsewhere(live.holder, live.ageMs, describe(live.holder, live.ageMs));
+}
+
+const claims = new Map<string, { count: number; timer: ReturnType<typeof setInterval> }>();
+
+function releaseClaim(path: string): void {
+  const claim = claims.get(path);
+  if (!claim || --claim.count > 0) return;
+  claims.delete(path);
+  clearInterval(claim.timer);
+  try {
+    if (isOurs(readHolder(path))) unlinkSync(path);
+  } catch {
+    // Gone already, or the share is away: a holder that no longer beats is taken for gone.
+  }
+}
+
+/**
+ * The holder recorded in `path` if it is another process that is alive, with how long ago it beat: one that beat
+ * within HOLDER_STALE_MS and, on this host, whose pid still runs (a pid alone could have been reused since).
+ */
 export function liveHolder(holder: Holder | undefined, nowMs: number): { holder: Holder; ageMs: number } | undefined {
   if (!holder || isOurs(holder)) return undefined;
   const ageMs = Math.max(0, nowMs - holder.beatAtMs);
-  const alive = holder.host === hostname() ? processAlive(holder.pid) : ageMs < HOLDER_STALE_MS;
+  const alive = ageMs < HOLDER_STALE_MS && (holder.host !== hostname() || processAlive(holder.pid));
   return alive ? { holder, ageMs } : undefined;
 }
 
