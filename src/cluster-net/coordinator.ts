@@ -8,6 +8,7 @@ import pkg from "../../package.json" with { type: "json" };
 import { ProgressModel } from "../engine/progress.ts";
 import { inScope, isUnder, rootsWithoutFiles, scanRoots, type ScanResult } from "../engine/scan.ts";
 import { commitFile } from "../engine/store/atomic-file.ts";
+import { lockRefusedText } from "../engine/store/catalog.ts";
 import { claimHolderFile, HOLDER_STALE_MS, type HeldFile } from "../engine/store/holder-file.ts";
 import { mergeShards, type MergeReport } from "../engine/store/merge-shards.ts";
 import { settleMerge } from "../engine/store/merge-swap.ts";
@@ -122,7 +123,10 @@ export class Coordinator {
     );
     const ledger = await JobLedger.open(ledgerPath(opts.storage)).catch((err: unknown) => {
       held.release();
-      const holder = /Conflicting lock is held in .*\(PID (\d+)\)/.exec(err instanceof Error ? err.message : String(err));
+      const message = err instanceof Error ? err.message : String(err);
+      const refused = lockRefusedText(ledgerPath(opts.storage), message);
+      if (refused) throw new Error(refused);
+      const holder = /Conflicting lock is held in .*\(PID (\d+)\)/.exec(message);
       if (!holder) throw err;
       throw new Error(`another coordinator (pid ${holder[1]}) runs the job in ${opts.storage}: stop it first, or give another --storage`);
     });

@@ -584,11 +584,30 @@ export async function openCatalogFile(path: string, readOnly: boolean): Promise<
   }
 }
 
-/** DuckDB's error on opening or attaching the catalog at `path`, reworded when another process holds its lock. */
+/**
+ * DuckDB's error on opening or attaching the catalog at `path`, reworded when another process holds its lock, or when
+ * the filesystem takes no locks at all (NFSv3 without lockd answers ENOLCK: that is no other process).
+ */
 export function explainCatalogLock(path: string, error: unknown): unknown {
   const message = error instanceof Error ? error.message : String(error);
+  const unlockable = lockRefusedText(path, message);
+  if (unlockable) return new Error(unlockable);
   if (!/lock/i.test(message)) return error;
   return new Error(openElsewhereText(path, message.match(/PID (\d+)/)?.[1]));
+}
+
+/**
+ * Why DuckDB could not lock the file at `path` when the reason is the filesystem, not another process holding it;
+ * null for any other error. DuckDB names a holder ("Conflicting lock is held in ... (PID n)") only when there is one;
+ * otherwise its message ends in the system's reason for refusing the lock.
+ */
+export function lockRefusedText(path: string, message: string): string | null {
+  const m = /Could not set lock on file "[^"]*": ([^.]*)/.exec(message);
+  if (!m || /Conflicting lock|already held/i.test(m[1]!)) return null;
+  return (
+    `${path} cannot be locked on this filesystem (${m[1]!.trim()}); DuckDB locks it to keep a second writer out. ` +
+    "On NFS, mount it with working locks (NFSv4, or NFSv3 with rpc.statd and lockd on both ends), or keep it on a local disk"
+  );
 }
 
 function openElsewhereText(path: string, pid: string | undefined): string {

@@ -5,7 +5,7 @@ import { expect, test } from "bun:test";
 import { existsSync, mkdtempSync, writeFileSync } from "node:fs";
 import { hostname, tmpdir } from "node:os";
 import { join } from "node:path";
-import { CATALOG_HOLDER_FILE } from "../../src/engine/store/catalog.ts";
+import { CATALOG_HOLDER_FILE, explainCatalogLock } from "../../src/engine/store/catalog.ts";
 import { HOLDER_STALE_MS, readHolder } from "../../src/engine/store/holder-file.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
 
@@ -60,4 +60,20 @@ test("a holder that stopped beating, or whose pid no longer runs on this host, i
     expect(readHolder(join(dir, CATALOG_HOLDER_FILE))).toMatchObject({ host: hostname(), pid: process.pid });
     await store.close();
   }
+});
+
+test("a filesystem that refuses locks (NFSv3 without lockd: ENOLCK) is named as the cause, not taken for another process holding the catalog", () => {
+  const path = "/mnt/nfs/index/catalog.duckdb";
+  // DuckDB's messages (local_file_system.cpp): the system's reason when F_GETLK cannot name a holder, else the holder.
+  const refused = new Error(`IO Error: Could not set lock on file "${path}": No locks available. See also https://duckdb.org/docs/connect/concurrency`);
+  expect((explainCatalogLock(path, refused) as Error).message).toBe(
+    `${path} cannot be locked on this filesystem (No locks available); DuckDB locks it to keep a second writer out. ` +
+      "On NFS, mount it with working locks (NFSv4, or NFSv3 with rpc.statd and lockd on both ends), or keep it on a local disk",
+  );
+  const held = new Error(`IO Error: Could not set lock on file "${path}": Conflicting lock is held in /usr/local/bin/imgd (PID 77) by user me. See also https://duckdb.org/docs/connect/concurrency`);
+  expect((explainCatalogLock(path, held) as Error).message).toBe(
+    `${path} is open for writing in another process (PID 77), most likely imgd serve or imgd index; stop it first, or search through that server`,
+  );
+  const other = new Error(`IO Error: Cannot open file "${path}": Permission denied`);
+  expect(explainCatalogLock(path, other)).toBe(other);
 });
