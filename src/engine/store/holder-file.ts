@@ -24,28 +24,16 @@ export interface HeldFile {
   release(): void;
 }
 
-/** Thrown when another live process holds the file; `holder` says which. */
-export class HeldElsewhere extends Error {
-  constructor(
-    readonly holder: Holder,
-    readonly ageMs: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 /**
- * Records this process as the holder in `path`, refreshed until release(), unless another live process holds it:
- * one on this host whose pid runs, or one on another host that beat within HOLDER_STALE_MS. A holder that is gone
- * (its pid no longer runs here, or it stopped beating) is replaced.
+ * Records this process as the holder in `path`, refreshed until release(), unless another live process holds it
+ * (see liveHolder). A holder that is gone (it stopped beating, or its pid no longer runs on this host) is replaced.
  */
 export function claimHolderFile(path: string, describe: (holder: Holder, ageMs: number) => string): HeldFile {
   // Claims of one path within this process share its file (an index opened twice, say): the last release removes it.
   const mine = claims.get(path);
   if (mine) {
     mine.count++;
-    return { release: () => releaseClaim(path) };
+    return handle(path);
   }
   refuseIfHeld(path, describe);
   const beat = () => commitFile(path, `${JSON.stringify({ host: hostname(), pid: process.pid, beatAtMs: Date.now() } satisfies Holder)}\n`);
@@ -60,13 +48,25 @@ export function claimHolderFile(path: string, describe: (holder: Holder, ageMs: 
   }, BEAT_MS);
   timer.unref();
   claims.set(path, { count: 1, timer });
-  return { release: () => releaseClaim(path) };
+  return handle(path);
 }
 
-/** Throws HeldElsewhere when another live process holds `path`; for a reader, which must not read a file mid-write. */
+/** One claim's release, which counts once however often it is called. */
+function handle(path: string): HeldFile {
+  let released = false;
+  return {
+    release() {
+      if (released) return;
+      released = true;
+      releaseClaim(path);
+    },
+  };
+}
+
+/** Throws `describe`'s text when another live process holds `path`; for a reader, which must not read a file mid-write. */
 export function refuseIfHeld(path: string, describe: (holder: Holder, ageMs: number) => string): void {
   const live = liveHolder(readHolder(path), Date.now());
-  if (live) throw new HeldElsewhere(live.holder, live.ageMs, describe(live.holder, live.ageMs));
+  if (live) throw new Error(describe(live.holder, live.ageMs));
 }
 
 const claims = new Map<string, { count: number; timer: ReturnType<typeof setInterval> }>();
