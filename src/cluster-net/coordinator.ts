@@ -14,6 +14,7 @@ import { mergeShards, type MergeReport } from "../engine/store/merge-shards.ts";
 import { settleMerge } from "../engine/store/merge-swap.ts";
 import { toCanonicalPath } from "../engine/path-map.ts";
 import { JobLedger, type JobRecord, type WorkerRecord } from "./job-ledger.ts";
+import { ownerText } from "./owner-text.ts";
 import { checkShard } from "./shard-check.ts";
 import {
   PROTOCOL_VERSION,
@@ -113,14 +114,16 @@ export class Coordinator {
     // A new job is scanned before anything is written: a root that does not exist (a typo, a share not mounted)
     // fails here and leaves no ledger behind under --storage.
     const scanned = existsSync(ledgerPath(opts.storage)) ? null : withImages(await scanRoots(opts.roots), opts);
-    mkdirSync(join(opts.storage, SHARDS_DIR), { recursive: true });
-    mkdirSync(dirname(ledgerPath(opts.storage)), { recursive: true });
-    const held = claimHolderFile(coordinatorHolderPath(opts.storage), (h, ageMs) =>
-      h.host === hostname()
-        ? `another coordinator (pid ${h.pid}) runs the job in ${opts.storage}: stop it first, or give another --storage`
-        : `another coordinator (pid ${h.pid} on ${h.host}, alive ${Math.round(ageMs / 1000)} s ago) runs the job in ${opts.storage}: ` +
-          `stop it first, or give another --storage (one that stopped without a word frees it ${HOLDER_STALE_MS / 1000} s after its last sign)`,
-    );
+    const held = withStorageWritable(() => {
+      mkdirSync(join(opts.storage, SHARDS_DIR), { recursive: true });
+      mkdirSync(dirname(ledgerPath(opts.storage)), { recursive: true });
+      return claimHolderFile(coordinatorHolderPath(opts.storage), (h, ageMs) =>
+        h.host === hostname()
+          ? `another coordinator (pid ${h.pid}) runs the job in ${opts.storage}: stop it first, or give another --storage`
+          : `another coordinator (pid ${h.pid} on ${h.host}, alive ${Math.round(ageMs / 1000)} s ago) runs the job in ${opts.storage}: ` +
+            `stop it first, or give another --storage (one that stopped without a word frees it ${HOLDER_STALE_MS / 1000} s after its last sign)`,
+      );
+    });
     const ledger = await JobLedger.open(ledgerPath(opts.storage)).catch((err: unknown) => {
       held.release();
       const message = err instanceof Error ? err.message : String(err);
@@ -608,6 +611,27 @@ export class Coordinator {
     const w = this.known.get(workerId);
     if (!w) throw new CoordinatorError(404, `unknown worker ${workerId}; register again`);
     return w;
+  }
+}
+
+/**
+ * Runs `write` (the coordinator's first writes under --storage), turning a permission error into who may not write
+ * where: on a share, the storage was often made by another user, and NFS root_squash makes root nobody.
+ */
+function withStorageWritable<T>(write: () => T): T {
+  try {
+    return write();
+  } catch (err) {
+    const e = err as NodeJS.ErrnoException;
+    if ((e.code !== "EACCES" && e.code !== "EPERM" && e.code !== "EROFS") || !e.path) throw err;
+    const dir = dirname(e.path);
+    const uid = process.getuid?.();
+    const who = uid === undefined ? "this coordinator" : `this coordinator (uid ${uid})`;
+    if (e.code === "EROFS") throw new Error(`${who} cannot write in ${dir}: the storage is mounted read-only here; mount it read-write`);
+    throw new Error(
+      `${who} cannot write in ${dir}: ${e.code}; ${ownerText(dir)}. Give --storage a directory this user may write ` +
+        "(NFS root_squash maps root to nobody: run the coordinator as a user the share lets write, or let that user write it)",
+    );
   }
 }
 

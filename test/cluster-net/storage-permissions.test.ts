@@ -70,3 +70,17 @@ test("a worker that may not write in the coordinator's shards directory is told 
   expect(asOutsider(dir, "worker-checks.ts", check, shards, 0o1777)).toBeNull();
   expect(readdirSync(shards)).toEqual([]);
 });
+
+test("a coordinator that may not write its --storage (made by another user, or root squashed to nobody) says whose it is before writing anything", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "imgd-storage-perm-"));
+  chmodSync(dir, 0o755);
+  const photos = join(dir, "photos");
+  await makePhotos(photos, 2);
+  const storage = join(dir, "storage");
+  mkdirSync(storage);
+  const open = `m.Coordinator.open({ roots: [${JSON.stringify(photos)}], storage: ${JSON.stringify(storage)}, model: "test-clip", leaseTtlMs: 60000 }).then(() => "opened", (e) => e.message)`;
+  const refused = asOutsider(dir, "coordinator.ts", open, storage, 0o755) as string;
+  expect(refused).toStartWith("this coordinator (uid ");
+  expect(refused).toContain(`cannot write in ${storage}: EACCES; ${storage} is owned by uid ${process.getuid?.()}, mode 0${outsiderMode(0o755).toString(8)}. Give --storage a directory this user may write`);
+  expect(readdirSync(storage)).toEqual([]);
+});
