@@ -23,6 +23,7 @@ export class IndexDonor {
     private readonly instance: DuckDBInstance,
     private readonly conn: DuckDBConnection,
     private readonly dims: number,
+    private readonly release: () => void,
   ) {}
 
   /** The index at `dir` if there is one built with `model` (name and dims), else null. */
@@ -30,8 +31,8 @@ export class IndexDonor {
     const manifest = readManifest(dir);
     const catalogPath = join(dir, CATALOG_FILE);
     if (!manifest || manifest.model.name !== model.name || manifest.model.dims !== model.dims || !existsSync(catalogPath)) return null;
-    const instance = await openCatalogFile(catalogPath, true);
-    return new IndexDonor(catalogPath, instance, await instance.connect(), model.dims);
+    const { instance, release } = await openCatalogFile(catalogPath, true);
+    return new IndexDonor(catalogPath, instance, await instance.connect(), model.dims, release);
   }
 
   /** An indexed image whose content hash (imohash) is `hash`, or null. */
@@ -57,5 +58,6 @@ export class IndexDonor {
     await this.queue;
     this.conn.closeSync();
     this.instance.closeSync();
+    this.release();
   }
 }
