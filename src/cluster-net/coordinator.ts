@@ -30,7 +30,7 @@ import {
   type WorkerStats,
 } from "./protocol.ts";
 import { DEFAULT_MODEL } from "../engine/models.ts";
-import { coordinatorHolderPath, holderDir, jobMarkerPath, shardDir, SHARDS_DIR, ledgerPath, mergedIndexDir, MERGED_INDEX } from "./storage-layout.ts";
+import { coordinatorHolderPath, ownerRowsDir, jobMarkerPath, shardDir, SHARDS_DIR, ledgerPath, mergedIndexDir, MERGED_INDEX } from "./storage-layout.ts";
 
 export interface CoordinatorOptions {
   roots: string[];
@@ -404,7 +404,7 @@ export class Coordinator {
     let requeued = 0;
     const committedBy = new Map<string, Map<string, number>>();
     for (const id of owners) {
-      const dir = holderDir(this.opts.storage, id);
+      const dir = ownerRowsDir(this.opts.storage, id);
       if (!existsSync(dir)) {
         const files = await this.ledger.requeueCommittedBy(id);
         requeued += files;

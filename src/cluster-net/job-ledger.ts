@@ -15,7 +15,7 @@ import { MERGED_INDEX } from "./storage-layout.ts";
  * Whose rows a committed batch's files are: its worker's shard, or, once merged (its shard deleted), the merged
  * index's (MERGED_INDEX). A worker id is never MERGED_INDEX: it ends in -N.
  */
-const HOLDER = `CASE WHEN merged THEN '${MERGED_INDEX}' ELSE committed_by END`;
+const OWNER = `CASE WHEN merged THEN '${MERGED_INDEX}' ELSE committed_by END`;
 
 export interface JobRecord {
   id: string;
@@ -382,35 +382,35 @@ export class JobLedger {
     };
   }
 
-  /** Files per leased batch, by holder: what each worker has in flight. */
+  /** Files per leased batch, by worker: what each worker has in flight. */
   async inFlight(): Promise<Map<string, number>> {
     const rows = await this.rows("SELECT worker_id, sum(file_count) FROM batches WHERE state = 'leased' GROUP BY worker_id");
     return new Map(rows.map((r) => [r[0] as string, Number(r[1])]));
   }
 
   /**
-   * Canonical paths of the files whose rows `holder` (a worker's shard, or MERGED_INDEX) holds, each with its batch:
+   * Canonical paths of the files whose rows `owner` (a worker's shard, or MERGED_INDEX) holds, each with its batch:
    * exactly what the merge takes from it.
    */
-  async committedPaths(holder: string): Promise<Map<string, number>> {
+  async committedPaths(owner: string): Promise<Map<string, number>> {
     const rows = await this.rows(
-      `SELECT f.path, f.batch_id FROM files f JOIN batches b ON b.id = f.batch_id WHERE b.state = 'committed' AND ${HOLDER} = $1`,
-      [holder],
+      `SELECT f.path, f.batch_id FROM files f JOIN batches b ON b.id = f.batch_id WHERE b.state = 'committed' AND ${OWNER} = $1`,
+      [owner],
     );
     return new Map(rows.map((r) => [r[0] as string, Number(r[1])]));
   }
 
   /**
-   * Puts the committed batches whose rows `holder` (a worker's shard, or MERGED_INDEX) held back in the queue (it
+   * Puts the committed batches whose rows `owner` (a worker's shard, or MERGED_INDEX) held back in the queue (it
    * lost them): those of `batchIds`, or every one. Returns how many files.
    */
-  async requeueCommittedBy(holder: string, batchIds?: number[]): Promise<number> {
+  async requeueCommittedBy(owner: string, batchIds?: number[]): Promise<number> {
     if (batchIds?.length === 0) return 0;
     const only = batchIds ? ` AND id IN (${batchIds.map((id) => Math.trunc(id)).join(",")})` : "";
     const rows = await this.rows(
       `UPDATE batches SET state = 'queued', committed_by = NULL, indexed = NULL, failed = NULL, committed_ms = NULL, merged = false
-       WHERE state = 'committed' AND ${HOLDER} = $1${only} RETURNING id, file_count`,
-      [holder],
+       WHERE state = 'committed' AND ${OWNER} = $1${only} RETURNING id, file_count`,
+      [owner],
     );
     if (rows.length > 0) await this.exec(`UPDATE files SET failed = NULL WHERE batch_id IN (${rows.map((r) => Number(r[0])).join(",")})`);
     return rows.reduce((sum, r) => sum + Number(r[1]), 0);
@@ -434,7 +434,7 @@ export class JobLedger {
 
   /** Who holds committed rows: the workers whose shards are not merged yet, and MERGED_INDEX once a merge took some. */
   async shardOwners(): Promise<string[]> {
-    const rows = await this.rows(`SELECT DISTINCT ${HOLDER} FROM batches WHERE state = 'committed' ORDER BY 1`);
+    const rows = await this.rows(`SELECT DISTINCT ${OWNER} FROM batches WHERE state = 'committed' ORDER BY 1`);
     return rows.map((r) => r[0] as string);
   }
 

@@ -20,7 +20,7 @@ export function jobMarkerPath(storage: string): string {
   return join(storage, "coordinator", "job-id");
 }
 
-/** The merged index, as the holder of the rows of the batches merged into it (see JobLedger.markMerged). */
+/** The merged index, as the owner of the rows of the batches merged into it (see JobLedger.markMerged). */
 export const MERGED_INDEX = "index";
 
 /**
@@ -35,7 +35,7 @@ export function mergedIndexDir(storage: string): string {
   return join(storage, MERGED_INDEX);
 }
 
-/** Where a holder of committed rows keeps them: a worker's shard, or the merged index. */
-export function holderDir(storage: string, holder: string): string {
-  return holder === MERGED_INDEX ? mergedIndexDir(storage) : shardDir(storage, holder);
+/** Where an owner of committed rows keeps them: a worker's shard, or the merged index. */
+export function ownerRowsDir(storage: string, owner: string): string {
+  return owner === MERGED_INDEX ? mergedIndexDir(storage) : shardDir(storage, owner);
 }
