@@ -1,11 +1,12 @@
 import { mulberry32 } from "../../src/engine/seeded-random.ts";
 import { describe, expect, test } from "bun:test";
-import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, statSync, truncateSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, statSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { commitFile, commitFileWith } from "../../src/engine/store/atomic-file.ts";
 import { appendJobLog } from "../../src/engine/store/job-log.ts";
 import { IndexStore, type NewImage } from "../../src/engine/store/index-store.ts";
+import { COMPLETE_MARK } from "../../src/engine/store/merge-swap.ts";
 import { VECTORS_FILE as VECTORS } from "../../src/engine/store/vectors.ts";
 
 const DIMS = 16;
@@ -305,6 +306,29 @@ describe("index store", () => {
     await (await IndexStore.open(dir, { model: MODEL, vectors: { dtype: "f16" } })).close();
     await expect(IndexStore.open(dir, { model: MODEL, vectors: { dtype: "i8" } })).rejects.toThrow(/holds f16 vectors, not i8/);
     await (await IndexStore.open(dir, { model: MODEL })).close();
+  });
+
+  test("a writer opening an index that a merge killed between its renames left beside itself puts that one in place, never a new empty one", async () => {
+    const dir = tempIndex();
+    const store = await IndexStore.open(dir, { model: MODEL });
+    await store.addBatch(rows(12), vectors(12));
+    await store.close();
+    // As mergeShards leaves it between `index -> index.old-PID` and `index.merging-PID -> index`.
+    renameSync(dir, `${dir}.merging-4242`);
+    writeFileSync(join(`${dir}.merging-4242`, COMPLETE_MARK), "4242\n");
+    const writer = await IndexStore.open(dir, { model: MODEL });
+    expect(writer.dir).toBe(dir);
+    expect(Number((await writer.read("SELECT count(*) FROM images"))[0]![0])).toBe(12);
+    await writer.close();
+    expect(existsSync(`${dir}.merging-4242`)).toBe(false);
+    // A half-built one (no completion mark) is not taken: the writer makes its index as it would with none there.
+    const other = tempIndex();
+    const half = await IndexStore.open(`${other}.merging-4243`, { model: MODEL });
+    await half.addBatch(rows(3), vectors(3));
+    await half.close();
+    const fresh = await IndexStore.open(other, { model: MODEL });
+    expect(Number((await fresh.read("SELECT count(*) FROM images"))[0]![0])).toBe(0);
+    await fresh.close();
   });
 
   test("opening a directory without an index says to run imgd index", async () => {

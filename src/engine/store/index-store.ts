@@ -19,7 +19,7 @@ import {
 } from "./index-manifest.ts";
 import { dot } from "../vector-math.ts";
 import { EXACT_FILE, ExactRows } from "./exact-rows.ts";
-import { completeMergeBeside } from "./merge-swap.ts";
+import { completeMergeBeside, restoreCompleteMerge } from "./merge-swap.ts";
 import { storeVersions } from "./versions.ts";
 import { fileDigest, fileSize, TWINS_FILE, VECTORS_FILE, VectorIndex, type VectorMatch } from "./vectors.ts";
 
@@ -104,10 +104,16 @@ export class IndexStore {
   static async open(dir: string, opts: OpenOptions = {}): Promise<IndexStore> {
     const readOnly = opts.readOnly ?? false;
     let manifest = readManifest(dir);
-    if (!manifest && readOnly) {
-      // A merge killed between its two renames left no index here, but the complete new one beside it.
-      const merged = completeMergeBeside(dir);
-      if (merged) return IndexStore.open(merged, opts);
+    if (!manifest) {
+      // A merge killed between its two renames left no index here, but the complete new one beside it: a reader opens
+      // that one where it is; a writer puts it in place, as a new empty index here would have the next coordinator
+      // delete it (it keeps an index it finds) and with it every row and person merged into it.
+      if (readOnly) {
+        const merged = completeMergeBeside(dir);
+        if (merged) return IndexStore.open(merged, opts);
+      } else if (restoreCompleteMerge(dir)) {
+        manifest = readManifest(dir);
+      }
     }
     if (!manifest) {
       if (!opts.model) throw new Error(`no index at ${dir}; run imgd index first`);

@@ -34,13 +34,30 @@ export function completeMergeBeside(outDir: string): string | null {
 }
 
 /**
+ * With no index at `outDir`, puts the complete merged index a merge killed between its renames left beside it in its
+ * place, as that merge's second rename would have; returns the directory it was, or null when there was none. A
+ * merge that is itself between its renames finds its index in place already, and fails its own rename harmlessly.
+ */
+export function restoreCompleteMerge(outDir: string): string | null {
+  const restored = completeMergeBeside(outDir);
+  if (!restored) return null;
+  try {
+    renameSync(restored, outDir);
+  } catch (err) {
+    // Another process (a coordinator starting, another writer) put it in place first.
+    if ((err as NodeJS.ErrnoException).code === "ENOENT" && existsSync(outDir)) return null;
+    throw err;
+  }
+  return restored;
+}
+
+/**
  * Puts right what a merge into `outDir` killed part-way left beside it: with no index at `outDir`, a complete merged
  * index takes its place; every other leftover (an index half built, one being replaced) is removed. Call only when
  * no merge into `outDir` runs.
  */
 export function settleMerge(outDir: string): { restored: string | null; removed: string[] } {
-  const restored = completeMergeBeside(outDir);
-  if (restored) renameSync(restored, outDir);
+  const restored = restoreCompleteMerge(outDir);
   const removed = leftBeside(outDir).filter((dir) => dir !== restored);
   for (const dir of removed) rmSync(dir, { recursive: true, force: true });
   return { restored, removed };
