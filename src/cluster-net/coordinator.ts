@@ -473,10 +473,14 @@ export class Coordinator {
         };
       });
       // The rows merged before that are still the job's: a file deleted since, or replaced and redone, is left out.
+      // Rows no batch of the job ever held (imgd serve's uploads under the index, a folder imgd index added outside
+      // the roots) are another writer's, and stay.
       const merged = committedBy.get(MERGED_INDEX);
       if (sources.length === 0 && !merged) return null;
       settleMergedIndex(this.opts);
-      return mergeShards(sources, mergedIndexDir(this.opts.storage), merged ? { keep: (path) => merged.has(path) } : {});
+      const index = mergedIndexDir(this.opts.storage);
+      const jobs = (path: string) => !isUnder(path, index) && this.job.roots.some((root) => isUnder(path, root));
+      return mergeShards(sources, index, merged ? { keep: (path) => merged.has(path) || !jobs(path) } : {});
     })();
     try {
       const report = await this.merge;

@@ -1,9 +1,12 @@
 import { afterAll, expect, test } from "bun:test";
-import { copyFileSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync, statSync, utimesSync, writeFileSync } from "node:fs";
 import { basename, join } from "node:path";
+import { ImageEmbedder } from "../../src/engine/embed.ts";
+import { Ingestor } from "../../src/engine/ingest.ts";
+import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
 import { loadDuckDB, loadSharp } from "../../src/engine/native.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
-import { makePhotos, PHOTOS, startCoordinatorProc, startWorkerProc, tempDir, type Proc } from "./cluster-harness.ts";
+import { makePhotos, MODELS, PHOTOS, startCoordinatorProc, startWorkerProc, tempDir, type Proc } from "./cluster-harness.ts";
 import { mergedPaths, readRows } from "./helpers-db.ts";
 
 const procs: Proc[] = [];
@@ -269,4 +272,23 @@ test("a re-run whose merged index another process holds open for writing (imgd s
   await served.close();
   expect(await second.p.exited).toBe(0);
   expect(await mergedPaths(storage)).toEqual([...photos, ...added].sort());
+}, 60_000);
+
+test("a re-run's merge keeps the rows another writer added to the merged index outside the job's roots (imgd serve's uploads)", async () => {
+  const { dir, photos, storage, args } = await mergedJob("rerun-uploads", 4, 64);
+  const index = join(storage, "index");
+  // An upload through imgd serve on the merged index: its bytes under <index>/uploads, its row in the catalog.
+  const served = await IndexStore.open(index);
+  const embedder = await ImageEmbedder.open(await resolveModel("test-clip", modelSearchDirs(MODELS)), { threads: 1 });
+  const bytes = await loadSharp()(join(PHOTOS, "fruits.jpg")).resize(90).jpeg().toBuffer();
+  const report = await new Ingestor({ store: served, embedder, uploadsDir: join(index, "uploads") }).ingest([{ name: "upload.jpg", bytes: new Uint8Array(bytes) }]);
+  await embedder.close();
+  await served.close();
+  expect(report.processed).toBe(1);
+  const [[uploaded]] = (await readRows(join(index, "catalog.duckdb"), "SELECT path FROM images WHERE path LIKE '%/uploads/%'")) as [[string]];
+
+  const added = await makePhotos(join(dir, "later"), 1, 56);
+  await runJob(dir, storage, args);
+  expect(await mergedPaths(storage)).toEqual([...photos, ...added, uploaded].sort());
+  expect(existsSync(uploaded)).toBe(true);
 }, 60_000);
