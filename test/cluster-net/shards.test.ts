@@ -1,5 +1,6 @@
 import { beforeAll, expect, test } from "bun:test";
-import { basename, join } from "node:path";
+import { mkdirSync, renameSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { searchShards } from "../../src/cluster-net/shard-query.ts";
 import { TextEmbedder } from "../../src/engine/embed.ts";
 import { exportParquet } from "../../src/engine/export-parquet.ts";
@@ -8,6 +9,10 @@ import { modelSearchDirs, resolveModel, type ResolvedModel } from "../../src/eng
 import { parsePathMaps, toCanonicalPath, toLocalPath } from "../../src/engine/path-map.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
 import { mergeShards } from "../../src/engine/store/merge-shards.ts";
+import { CATALOG_FILE } from "../../src/engine/store/catalog.ts";
+import { openPersonsCatalog } from "../../src/engine/faces/persons-catalog.ts";
+import { assignFaces, createPerson } from "../../src/engine/faces/persons.ts";
+import { FACE_DIMS, insertFaces, row, unitVectors } from "../fixtures/synthetic-faces.ts";
 import { scanRoots } from "../../src/engine/scan.ts";
 import { makePhotos, MODELS, tempDir } from "./cluster-harness.ts";
 import { readRows } from "./helpers-db.ts";
@@ -107,3 +112,44 @@ test("path maps rewrite on whole path components, longest prefix first, both way
   expect(toCanonicalPath("/Volumes/photos/a.jpg", maps)).toBe("/data/photos/a.jpg");
   expect(() => parsePathMaps(["nope"])).toThrow("--path-map takes FROM=TO");
 });
+
+test("a merge onto a kept index moves the row of a file a shard holds under a new path (same content): its id, faces and their person stay", async () => {
+  const dir = tempDir("merge-moves");
+  const [moved, stays] = await makePhotos(join(dir, "photos"), 2, 64);
+  const base = join(dir, "index");
+  const shard = join(dir, "shard");
+  const index = async (to: string, paths: string[]) => {
+    const { files } = await scanRoots(paths);
+    return runIndex({ roots: [], files, indexDir: to, model, batchSize: 8, threads: 1 });
+  };
+  await index(base, [moved!, stays!]);
+  const idOf = async (path: string) => Number((await readRows(join(base, CATALOG_FILE), `SELECT id FROM images WHERE path = '${path}'`))[0]![0]);
+  const before = await idOf(moved!);
+  // A face on the photo, named Alice by the user in the merged index.
+  const [face] = await insertFaces(join(base, CATALOG_FILE), [{ imageId: before, embedding: row(unitVectors(1, FACE_DIMS, 5), 0) }]);
+  const persons = await openPersonsCatalog(base, { readOnly: false });
+  const alice = await persons.write((conn) => createPerson(conn, "Alice"));
+  await persons.write((conn) => assignFaces(conn, [face!], alice));
+  persons.close();
+
+  // The photo moved to another folder; the re-run's worker indexed it there, with its face (no person in a shard).
+  const renamed = join(dir, "photos", "2024", "moved.jpg");
+  mkdirSync(dirname(renamed), { recursive: true });
+  renameSync(moved!, renamed);
+  await index(shard, [renamed]);
+  const shardId = Number((await readRows(join(shard, CATALOG_FILE), "SELECT id FROM images"))[0]![0]);
+  await insertFaces(join(shard, CATALOG_FILE), [{ imageId: shardId, embedding: row(unitVectors(1, FACE_DIMS, 5), 0) }]);
+
+  const report = await mergeShards([{ dir: shard, accept: (p) => p }], base, { keep: (p) => p === stays });
+  expect([report.rows, report.indexed, report.kept]).toEqual([2, 2, 1]);
+  expect(await readRows(join(base, CATALOG_FILE), "SELECT path FROM images ORDER BY path")).toEqual([[renamed], [stays]]);
+  expect(await idOf(renamed)).toBe(before);
+  const faces = await readRows(
+    join(base, CATALOG_FILE),
+    "SELECT i.path, p.name FROM faces f JOIN images i ON i.id = f.image_id LEFT JOIN persons p ON p.id = f.person_id",
+  );
+  expect(faces).toEqual([[renamed, "Alice"]]);
+  const merged = await IndexStore.open(base, { readOnly: true });
+  expect((await merged.stats()).vectors).toBe(2);
+  await merged.close();
+}, 60_000);

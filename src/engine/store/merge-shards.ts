@@ -10,7 +10,7 @@ import { loadDuckDB } from "../native.ts";
 import { THUMBNAIL_DIR } from "../thumbnail.ts";
 import { commitFile } from "./atomic-file.ts";
 import { buildingDir, COMPLETE_MARK, replacedDir } from "./merge-swap.ts";
-import { CATALOG_FILE, RECORD_COLUMNS, toRecord, type NewImage } from "./catalog.ts";
+import { CATALOG_FILE, RECORD_COLUMNS, toRecord, type FileMove, type NewImage } from "./catalog.ts";
 import { readManifest } from "./index-manifest.ts";
 import { IndexStore } from "./index-store.ts";
 
@@ -64,11 +64,13 @@ export async function mergeShards(shards: ShardSource[], outDir: string, opts: M
   let store: IndexStore | null = null;
   try {
     store = await IndexStore.open(building, { model: first.model, vectors: first.vectors });
+    // Paths a shard supplies by moving a row not kept (same content) there: that row stands for the shard's.
+    let moved = new Set<string>();
     if (opts.keep) {
-      const dropped: number[] = [];
-      for (const [id, path, status] of await store.read("SELECT id, path, status FROM images")) {
+      const dropped: { id: number; imohash: string | null }[] = [];
+      for (const [id, path, status, imohash] of await store.read("SELECT id, path, status, imohash FROM images")) {
         if (!opts.keep(path as string)) {
-          dropped.push(Number(id));
+          dropped.push({ id: Number(id), imohash: status === "indexed" ? (imohash as string | null) : null });
           continue;
         }
         seen.add(path as string);
@@ -76,7 +78,10 @@ export async function mergeShards(shards: ShardSource[], outDir: string, opts: M
         if (status === "indexed") report.indexed++;
         else report.failed++;
       }
-      await store.removeIds(dropped);
+      const moves = await movesOntoShardPaths(shards, seen, dropped);
+      const movedIds = new Set(moves.map((m) => m.id));
+      await store.movePaths(moves, dropped.filter((d) => !movedIds.has(d.id)).map((d) => d.id));
+      moved = new Set(moves.map((m) => m.path));
       report.rows = report.kept;
     }
     // The shards' stage models (one job's, so the same), kept so a later run on the merged index keeps them too.
@@ -98,6 +103,11 @@ export async function mergeShards(shards: ShardSource[], outDir: string, opts: M
             continue;
           }
           seen.add(path);
+          if (moved.has(path)) {
+            taken++;
+            report.indexed++;
+            continue;
+          }
           rows.push({ ...r.row, path, sourceId: r.sourceId });
           if (r.row.status === "indexed") vectors.push(r.embedding!);
         }
@@ -136,8 +146,48 @@ export async function mergeShards(shards: ShardSource[], outDir: string, opts: M
 }
 
 /**
+ * The rows of `dropped` (not kept from the index merged onto) that the shards' rows of the same content (imohash) take
+ * over, each moved to that row's path with its size and mtime: a moved or touched file keeps its id, its stage rows and
+ * the persons of its faces, as imgd index moves a file, instead of a copy being added as its row is removed. A shard's
+ * row counts only where the merge would take it: accepted, and the first for its path (`taken` holds the kept ones).
+ */
+async function movesOntoShardPaths(
+  shards: ShardSource[],
+  taken: ReadonlySet<string>,
+  dropped: { id: number; imohash: string | null }[],
+): Promise<FileMove[]> {
+  const byHash = new Map<string, number[]>();
+  for (const d of dropped) if (d.imohash !== null) byHash.set(d.imohash, [...(byHash.get(d.imohash) ?? []), d.id]);
+  const moves: FileMove[] = [];
+  if (byHash.size === 0) return moves;
+  const first = new Set(taken);
+  for (const shard of shards) {
+    if (!existsSync(join(shard.dir, CATALOG_FILE))) continue;
+    const instance = await loadDuckDB().DuckDBInstance.create(join(shard.dir, CATALOG_FILE), { access_mode: "READ_ONLY" });
+    try {
+      const conn = await instance.connect();
+      try {
+        const rows = (await conn.runAndReadAll("SELECT path, status, imohash, size, mtime_ms FROM images ORDER BY id")).getRows();
+        for (const [shardPath, status, imohash, size, mtimeMs] of rows) {
+          const path = shard.accept(shardPath as string);
+          if (path === null || first.has(path)) continue;
+          first.add(path);
+          const id = status === "indexed" && imohash !== null ? byHash.get(imohash as string)?.shift() : undefined;
+          if (id !== undefined) moves.push({ id, path, size: Number(size), mtimeMs: mtimeMs as number });
+        }
+      } finally {
+        conn.closeSync();
+      }
+    } finally {
+      instance.closeSync();
+    }
+  }
+  return moves;
+}
+
+/**
  * A face's person (and the cluster it was put in) belong to the catalog that assigned them: that person may not exist
- * in this one, or not for long (the copy of a moved image is added as its old row is removed, faces, persons and all).
+ * in this one (a shard has none; a moved file's row is moved, persons and all, by movesOntoShardPaths).
  */
 const ASSIGNMENT_COLUMNS = new Set(['"person_id"', '"assigned_by"', '"cluster_id"']);
 
