@@ -162,7 +162,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
   const target = opts.memoryTargetBytes ?? DEFAULT_MEMORY_TARGET_BYTES;
   const governor = target > 0 ? governMemory(target) : null;
   // A re-run's moved or touched files are leased again (the coordinator hashes nothing): the merged index has them.
-  const donor = await IndexDonor.open(mergedIndexDir(storage), model.manifest).catch((err: unknown) => {
+  const donor = await IndexDonor.open(mergedIndexDir(storage), model.manifest, store).catch((err: unknown) => {
     log(`[worker] cannot read the merged index (${err instanceof Error ? err.message : err}): every file is embedded`);
     return null;
   });

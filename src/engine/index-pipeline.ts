@@ -18,7 +18,7 @@ import { ThreadedImageEmbedder } from "./threaded-image-embedder.ts";
 import { THUMBNAIL_DIR } from "./thumbnail.ts";
 import { StageTimings, type StageRow } from "./stage-timings.ts";
 import { appendJobLog } from "./store/job-log.ts";
-import type { DonatedImage, IndexDonor } from "./store/index-donor.ts";
+import { IndexDonor, type DonatedImage } from "./store/index-donor.ts";
 import { IndexStore, type FileMove, type KnownFile, type NewImage } from "./store/index-store.ts";
 import { copyStageRows } from "./store/merge-shards.ts";
 import { ImageError, type DecodedImage, type ScannedFile } from "./types.ts";
@@ -49,7 +49,7 @@ export interface IndexOptions {
   stages?: AnalysisStage[];
   /**
    * Another index (a cluster job's merged index, for a re-run's worker) whose embedding and stage rows a new file of
-   * the same content (imohash) takes instead of being decoded and embedded: a moved or touched file.
+   * the same content (imohash) takes instead of being decoded and embedded: a moved or touched file. Opened on `store`.
    */
   donor?: IndexDonor;
   signal?: AbortSignal;
@@ -127,6 +127,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
             excludeNames: opts.excludeDirNames,
           }),
   );
+  if (opts.donor && opts.donor.store !== opts.store) throw new Error("runIndex: a donor is read through the store it was opened on; pass that store");
   const ownStore = !opts.store;
   const store = opts.store ?? await IndexStore.open(opts.indexDir, {
     model: {
@@ -308,7 +309,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
         // redone, and the stages run on it then.
         const pairs = reused.map((p, i): [number, number] => [p.donated.id, ids[embedded.length + i]!]);
         if (pairs.length > 0 && opts.donor) {
-          await store.writeRows((conn) => copyStageRows(conn, pairs, "donor"), { path: opts.donor.catalogPath, as: "donor" });
+          await store.writeRows((conn) => copyStageRows(conn, pairs, IndexDonor.alias));
         }
       }
       const reanalysed = items.flatMap((p) => (p.kind === "analyze" ? [p] : []));

@@ -80,7 +80,7 @@ export function textInFilterSql(words: string): { sql: string; params: DuckDBVal
 
 /** The recognised lines of one image in reading order (for the API's detail view); none if OCR never ran. */
 export async function readOcrLines(conn: DuckDBConnection, imageId: number): Promise<OcrLine[]> {
-  const exists = await conn.runAndReadAll("SELECT 1 FROM duckdb_tables() WHERE table_name = 'ocr_lines'");
+  const exists = await conn.runAndReadAll("SELECT 1 FROM duckdb_tables() WHERE database_name = current_database() AND table_name = 'ocr_lines'");
   if (exists.getRows().length === 0) return [];
   const reader = await conn.runAndReadAll(
     "SELECT text, score, box FROM ocr_lines WHERE image_id = $1 ORDER BY line",

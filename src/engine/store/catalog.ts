@@ -109,7 +109,7 @@ export class Catalog {
     if (!readOnly) await catalog.createTables();
     else {
       const found = await catalog.query(
-        "SELECT 1 FROM duckdb_columns() WHERE schema_name = 'main' AND table_name = 'images' AND column_name = 'ctime_ms'",
+        "SELECT 1 FROM duckdb_columns() WHERE database_name = current_database() AND schema_name = 'main' AND table_name = 'images' AND column_name = 'ctime_ms'",
       );
       catalog.hasCtime = found.length > 0;
     }
@@ -285,6 +285,29 @@ export class Catalog {
     });
   }
 
+  /**
+   * Makes another catalog readable as `as` on this one's connection until `detach`: for a reader of it for a whole
+   * run. Attaching it here, rather than opening it in a second DuckDB instance, keeps one descriptor for the file in
+   * this process: closing any descriptor of a file drops all of a process's POSIX locks on it, so a second instance
+   * would lose its read lock whenever a write() attached and detached the file, and let a writer in.
+   */
+  attach(path: string, as: string): Promise<void> {
+    return this.serialized(async () => {
+      refuseIfCatalogHeld(path);
+      try {
+        await this.conn.run(`ATTACH '${path.replaceAll("'", "''")}' AS "${as}" (READ_ONLY)`);
+      } catch (error) {
+        throw explainCatalogLock(path, error);
+      }
+    });
+  }
+
+  detach(as: string): Promise<void> {
+    return this.serialized(async () => {
+      await this.conn.run(`DETACH DATABASE IF EXISTS "${as}"`);
+    });
+  }
+
   /** Runs CREATE ... IF NOT EXISTS statements (an analysis stage's tables). */
   ensureTables(ddl: readonly string[]): Promise<void> {
     return this.serialized(async () => {
@@ -311,7 +334,7 @@ export class Catalog {
 
   /** Names of the tables in this catalog (stage tables exist only once a stage has run). */
   async tables(): Promise<Set<string>> {
-    return new Set((await this.rows("SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main'")).map((r) => r[0] as string));
+    return new Set((await this.rows("SELECT table_name FROM duckdb_tables() WHERE database_name = current_database() AND schema_name = 'main'")).map((r) => r[0] as string));
   }
 
   /** Ids of indexed images for which `where` (SQL over `images`, e.g. an EXISTS on a stage table) holds. */
@@ -464,7 +487,7 @@ export class Catalog {
   private async deleteImages(ids: number[]): Promise<void> {
     const list = ids.map(toInt).join(",");
     const tables = await this.query(
-      "SELECT table_name FROM duckdb_columns() WHERE column_name = 'image_id' AND schema_name = 'main'",
+      "SELECT table_name FROM duckdb_columns() WHERE database_name = current_database() AND column_name = 'image_id' AND schema_name = 'main'",
     );
     await deleteImageRows(this.conn, tables.map((r) => r[0] as string), ids);
     await this.conn.run(`DELETE FROM images WHERE id IN (${list})`);
@@ -569,12 +592,9 @@ export interface OpenedCatalogFile {
  * host (or through another mount) open a catalog that is being written: the holder file beside it refuses that.
  */
 export async function openCatalogFile(path: string, readOnly: boolean): Promise<OpenedCatalogFile> {
-  const holderPath = join(dirname(path), CATALOG_HOLDER_FILE);
-  const describe = (h: Holder, ageMs: number) =>
-    openElsewhereText(path, h.host === hostname() ? String(h.pid) : `${h.pid} on ${h.host}, alive ${Math.round(ageMs / 1000)} s ago`);
   let held: HeldFile | null = null;
-  if (readOnly) refuseIfHeld(holderPath, describe);
-  else held = claimHolderFile(holderPath, describe);
+  if (readOnly) refuseIfCatalogHeld(path);
+  else held = claimHolderFile(catalogHolderPath(path), describeHolder(path));
   try {
     const instance = await loadDuckDB().DuckDBInstance.create(path, readOnly ? { access_mode: "READ_ONLY" } : {});
     return { instance, release: () => held?.release() };
@@ -582,6 +602,20 @@ export async function openCatalogFile(path: string, readOnly: boolean): Promise<
     held?.release();
     throw explainCatalogLock(path, error);
   }
+}
+
+function catalogHolderPath(catalogPath: string): string {
+  return join(dirname(catalogPath), CATALOG_HOLDER_FILE);
+}
+
+function describeHolder(path: string): (h: Holder, ageMs: number) => string {
+  return (h, ageMs) =>
+    openElsewhereText(path, h.host === hostname() ? String(h.pid) : `${h.pid} on ${h.host}, alive ${Math.round(ageMs / 1000)} s ago`);
+}
+
+/** Refuses to read the catalog at `path` while another process (here or on another host) writes it. */
+function refuseIfCatalogHeld(path: string): void {
+  refuseIfHeld(catalogHolderPath(path), describeHolder(path));
 }
 
 /**

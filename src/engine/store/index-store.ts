@@ -225,6 +225,15 @@ export class IndexStore {
     await this.catalog.write(work, attach);
   }
 
+  /** Another catalog, readable as `as` by read() and writeRows() until detach() (see Catalog.attach). */
+  attach(path: string, as: string): Promise<void> {
+    return this.catalog.attach(path, as);
+  }
+
+  detach(as: string): Promise<void> {
+    return this.catalog.detach(as);
+  }
+
   ensureTables(ddl: readonly string[]): Promise<void> {
     this.assertWritable();
     return this.catalog.ensureTables(ddl);

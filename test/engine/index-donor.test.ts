@@ -1,0 +1,62 @@
+// A run that copies embeddings from another index (a re-run's worker and its job's merged index): what it takes, and
+// that it holds that index as a reader for as long as it reads it.
+import { expect, test } from "bun:test";
+import { copyFileSync, mkdirSync } from "node:fs";
+import { join } from "node:path";
+import { runIndex } from "../../src/engine/index-pipeline.ts";
+import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
+import { loadDuckDB } from "../../src/engine/native.ts";
+import { CATALOG_FILE } from "../../src/engine/store/catalog.ts";
+import { IndexDonor } from "../../src/engine/store/index-donor.ts";
+import { IndexStore } from "../../src/engine/store/index-store.ts";
+import { MODELS, PHOTOS, tempDir } from "../cli/cli-harness.ts";
+
+/** Whether another process can open the catalog at `path` for writing now (as imgd serve would). */
+async function writableElsewhere(path: string): Promise<boolean> {
+  const script = `import { loadDuckDB } from ${JSON.stringify(join(import.meta.dir, "../../src/engine/native.ts"))};
+    try { (await loadDuckDB().DuckDBInstance.create(${JSON.stringify(path)})).closeSync(); console.log("opened"); } catch { console.log("locked"); }`;
+  const p = Bun.spawn([process.execPath, "-e", script], { stdout: "pipe", stderr: "inherit" });
+  const out = (await new Response(p.stdout).text()).trim();
+  await p.exited;
+  return out === "opened";
+}
+
+test("a donor lends its embeddings to files of the same content, and stays locked against writers while it is open", async () => {
+  const root = tempDir("donor");
+  const photos = join(root, "photos");
+  mkdirSync(photos);
+  for (const name of ["orange.jpg", "rocket.jpg"]) copyFileSync(join(PHOTOS, name), join(photos, name));
+  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
+  const merged = join(root, "merged");
+  await runIndex({ roots: [photos], indexDir: merged, model, threads: 1 });
+  // A table the receiving index has not, and is not copied (not per image, as persons is).
+  const duck = await loadDuckDB().DuckDBInstance.create(join(merged, CATALOG_FILE));
+  const conn = await duck.connect();
+  await conn.run("CREATE TABLE donor_only (note VARCHAR)");
+  conn.closeSync();
+  duck.closeSync();
+
+  // The same photos somewhere else, indexed into a shard with the merged index as donor.
+  const moved = join(root, "moved");
+  mkdirSync(moved);
+  for (const name of ["orange.jpg", "rocket.jpg"]) copyFileSync(join(photos, name), join(moved, name));
+  const shard = join(root, "shard");
+  const store = await IndexStore.open(shard, { model: model.manifest });
+  const donor = (await IndexDonor.open(merged, model.manifest, store))!;
+  try {
+    expect(await writableElsewhere(join(merged, CATALOG_FILE))).toBe(false);
+    const report = await runIndex({ roots: [moved], indexDir: shard, model, threads: 1, store, donor });
+    expect([report.reused, report.embedded]).toEqual([2, 0]);
+    // Its stage rows were copied by attaching the donor's catalog: the donor's own lock must outlive that.
+    expect(await writableElsewhere(join(merged, CATALOG_FILE))).toBe(false);
+    // The donor's tables are not the store's: its own are listed, and a row removed deletes from its own only.
+    expect((await store.tables()).has("donor_only")).toBe(false);
+    const [[id]] = (await store.read("SELECT id FROM images LIMIT 1")) as [[bigint]];
+    await store.removeIds([Number(id)]);
+    expect(Number((await store.read("SELECT count(*) FROM images"))[0]![0])).toBe(1);
+  } finally {
+    await donor.close();
+    await store.close();
+  }
+  expect(await writableElsewhere(join(merged, CATALOG_FILE))).toBe(true);
+}, 60_000);
