@@ -12,6 +12,7 @@ import { failedRow, indexedRow, reusedRow } from "./image-rows.ts";
 import { filesToHashForMoves, knownAfterMoves, movedFromIndex, planIndexWork, resolveMoves } from "./index-plan.ts";
 import type { ResolvedModel } from "./models.ts";
 import { preprocessInto } from "./preprocess.ts";
+import { isRawName } from "./raw-preview.ts";
 import { ProgressModel, type ProgressSnapshot } from "./progress.ts";
 import { readPathList, scanRoots } from "./scan.ts";
 import { ThreadedImageEmbedder } from "./threaded-image-embedder.ts";
@@ -101,8 +102,9 @@ type Prepared =
   | { kind: "unreadable"; file: ScannedFile; error: ImageError };
 
 /**
- * Files up to this size are read whole, once, for both the hash and the decode. Camera files are far smaller; above
- * it, holding a file (times the files in flight) would cost more memory than the decode itself.
+ * Files up to this size are read whole, once, for both the hash and the decode (camera RAW files excepted: see
+ * prepare). Camera JPEGs are far smaller; above it, holding a file (times the files in flight) would cost more memory
+ * than the decode itself.
  */
 export const WHOLE_READ_MAX_BYTES = 64 * 1024 * 1024;
 
@@ -228,8 +230,10 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
           const donated = await opts.donor.find(hash);
           if (donated) return { kind: "reuse", file, donated };
         }
-        // A file too large to hold (a film scan, a video called .jpg) is sampled for its hash and decoded from disk.
-        const bytes = file.size > WHOLE_READ_MAX_BYTES ? null : await timings.time("read", () => readFile(file.path));
+        // A file too large to hold (a film scan, a video called .jpg) is sampled for its hash and decoded from disk; so
+        // is a camera RAW, whose decode reads only its head and JPEG preview, a few MB of a file mostly sensor data.
+        const wholeRead = file.size <= WHOLE_READ_MAX_BYTES && !isRawName(file.path);
+        const bytes = wholeRead ? await timings.time("read", () => readFile(file.path)) : null;
         const decode = () =>
           timings.time("decode", () => decodeImage(bytes ?? file.path, { name: file.path, targetShortSide: decodeSide, maxPixels: opts.maxPixels }));
         if (analyzeId !== null) {

@@ -10,6 +10,7 @@ import { loadDuckDB, loadSharp } from "../../src/engine/native.ts";
 import { CATALOG_FILE } from "../../src/engine/store/catalog.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
 import { MODELS, PHOTOS, tempDir } from "../cli/cli-harness.ts";
+import { dngFile, photoJpeg } from "../fixtures/raw-files.ts";
 
 test("files larger than the whole-read limit are sampled and decoded from disk, never held in memory whole", async () => {
   const root = tempDir("large-files");
@@ -178,4 +179,27 @@ test("a catalog written before ctimes were kept still opens read-only, and its f
   utimesSync(orange, when, when);
   expect((await run()).embedded).toBe(1);
   expect((await widthsOf(indexDir))["orange.jpg"]).toBe(200);
+}, 60_000);
+
+test("a camera RAW is hashed from samples and read only for its preview, never whole: its sensor data is most of the file", async () => {
+  const root = tempDir("raw-reads");
+  const photos = join(root, "photos");
+  mkdirSync(photos);
+  // A DNG whose sensor data (here a sparse tail, as far as the TIFF walk is concerned) makes it 60 MB: under the
+  // whole-read limit, like most RAW files, yet 99 % of it is nothing a decode of its preview needs.
+  const raw = join(photos, "big.dng");
+  writeFileSync(raw, await dngFile(await photoJpeg("rocket.jpg", 900, 600), [900, 600], { make: "Nikon", model: "Z 6", taken: "2024:05:06 07:08:09" }));
+  truncateSync(raw, 60 * 1024 * 1024);
+  expect(statSync(raw).size).toBeLessThan(WHOLE_READ_MAX_BYTES);
+  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
+  const report = await runIndex({ roots: [photos], indexDir: join(root, "index"), model, threads: 1 });
+  expect([report.embedded, report.failed]).toEqual([1, 0]);
+  // No whole read happened: the run's read stage never ran.
+  expect(report.stages.find((s) => s.stage === "read")!.totalMs).toBe(0);
+  const store = await IndexStore.open(join(root, "index"), { readOnly: true });
+  try {
+    expect((await store.knownFiles()).get(raw)!.imohash).toBe(await imohashFile(raw));
+  } finally {
+    await store.close();
+  }
 }, 60_000);
