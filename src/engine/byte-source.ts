@@ -13,18 +13,27 @@ export function bytesSource(bytes: Uint8Array): ByteSource {
   return { size: bytes.length, read: async (at, length) => bytes.subarray(at, at + length) };
 }
 
-/** `use` given positional reads of the file at `path`, which is closed after; a file that will not open is "unreadable". */
+/**
+ * `use` given positional reads of the file at `path`, which is closed after. A file that will not open, or whose
+ * reads fail (an I/O error, a share gone), is "unreadable": that says nothing of its content, and an index keeps the
+ * row of an unreadable file as it was, where a "corrupt" one would replace it.
+ */
 export async function withFileSource<T>(path: string, label: string, use: (file: ByteSource) => Promise<T>): Promise<T> {
+  const unreadable = (err: Error) => new ImageError("unreadable", `${label}: cannot read the file (${err.message})`);
   const handle = await open(path, "r").catch((err: Error) => {
-    throw new ImageError("unreadable", `${label}: cannot read the file (${err.message})`);
+    throw unreadable(err);
   });
   try {
-    const size = (await handle.stat()).size;
+    const size = (await handle.stat().catch((err: Error) => {
+      throw unreadable(err);
+    })).size;
     return await use({
       size,
       read: async (at, length) => {
         const buf = Buffer.alloc(Math.max(0, Math.min(length, size - at)));
-        const { bytesRead } = await handle.read(buf, 0, buf.length, at);
+        const { bytesRead } = await handle.read(buf, 0, buf.length, at).catch((err: Error) => {
+          throw unreadable(err);
+        });
         return buf.subarray(0, bytesRead);
       },
     });

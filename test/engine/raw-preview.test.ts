@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { readBmp } from "../../src/engine/bmp.ts";
 import { decodeImage } from "../../src/engine/decode.ts";
 import { loadSharp } from "../../src/engine/native.ts";
 import { isRawName, NO_PREVIEW, readRawPreview } from "../../src/engine/raw-preview.ts";
@@ -136,6 +137,20 @@ describe("a RAW's picture", () => {
     expect(Buffer.from(ours.data).equals(reference.data)).toBe(true);
     const missing = await failure(() => renderThumbnail(join(dir, "gone.dng"), 256));
     expect(missing.reason).toBe("unreadable");
+  });
+
+  test("a file that opens but will not read (an I/O error: here EISDIR) is unreadable, not corrupt, as a RAW or a BMP", async () => {
+    // "unreadable" keeps an indexed row as it is until the file reads again (an NFS hiccup); "corrupt" replaces it,
+    // faces and persons with it. And a thumbnail's failure is an ImageError, whatever the format.
+    for (const name of ["folder.dng", "folder.bmp"]) {
+      const path = join(dir, name);
+      mkdirSync(path);
+      const read = () => (name.endsWith(".dng") ? readRawPreview(path, path) : readBmp(path, path, 1e8));
+      for (const attempt of [read, () => renderThumbnail(path, 256)]) {
+        const err = await failure(attempt);
+        expect([err.reason, err.message]).toEqual(["unreadable", expect.stringContaining(`${path}: cannot read the file (EISDIR`)]);
+      }
+    }
   });
 });
 
