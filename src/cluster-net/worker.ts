@@ -175,6 +175,8 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
   let errors = 0;
   let note: string | undefined;
   let drainRequested = false;
+  /** The last donor error logged: said once, not per batch. */
+  let donorError: string | null = null;
   opts.drain?.addEventListener("abort", () => {
     log("[worker] draining: finishing the current batch, then leaving");
     drainRequested = true;
@@ -331,6 +333,10 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
           checkpointEveryMs: Number.MAX_SAFE_INTEGER,
         });
         await store.checkpoint();
+        if (report.donorError && report.donorError !== donorError) {
+          donorError = report.donorError;
+          log(`[worker] the merged index did not answer (${donorError}): its files were embedded instead`);
+        }
         // Every file failing at once is most often the photo share gone from this host (or unmounted, leaving its
         // empty mount point): stop rather than commit a batch of failures (another worker redoes it).
         const gone = report.failed === files.length ? photosProblem(reg.job, opts.pathMap ?? []) : null;

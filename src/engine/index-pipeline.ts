@@ -65,6 +65,8 @@ export interface IndexReport {
   embedded: number;
   /** New files indexed with the embedding and stage rows of an image of the same content in IndexOptions.donor. */
   reused: number;
+  /** The first error the donor gave, if it failed to answer: the files it would have lent were embedded. */
+  donorError: string | null;
   /** Unchanged images that only went through analysis stages they had not run yet. */
   analysed: number;
   /** What the analysis stages found in this run. */
@@ -214,6 +216,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       return undefined;
     };
 
+    let donorError: string | null = null;
     const prepare = async (file: ScannedFile, analyzeId: number | null): Promise<Prepared> => {
       let hash: string | null = null;
       try {
@@ -227,7 +230,12 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
         // Hashed from samples first: a file the donor has (moved, touched) is never read whole.
         if (analyzeId === null && !prior && opts.donor) {
           hash = await timings.time("hash", () => imohashFile(file.path, { size: file.size }));
-          const donated = await opts.donor.find(hash);
+          // The donor only saves work: its failing (an I/O error on its catalog) is no fault of this file's, which is
+          // embedded; a failed row would stand for a good photo until the file changed.
+          const donated = await opts.donor.find(hash).catch((err: unknown) => {
+            donorError ??= err instanceof Error ? err.message : String(err);
+            return null;
+          });
           if (donated) return { kind: "reuse", file, donated };
         }
         // A file too large to hold (a film scan, a video called .jpg) is sampled for its hash and decoded from disk; so
@@ -394,6 +402,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       unchanged: plan.unchanged,
       embedded: counts.embed,
       reused: counts.reuse,
+      donorError,
       analysed: counts.analyze,
       found,
       touched: counts.touch,

@@ -60,3 +60,25 @@ test("a donor lends its embeddings to files of the same content, and stays locke
   }
   expect(await writableElsewhere(join(merged, CATALOG_FILE))).toBe(true);
 }, 60_000);
+
+test("a donor that fails to answer costs only the work it would have saved: its files are embedded, not failed", async () => {
+  const root = tempDir("donor-fails");
+  const photos = join(root, "photos");
+  mkdirSync(photos);
+  for (const name of ["orange.jpg", "rocket.jpg"]) copyFileSync(join(PHOTOS, name), join(photos, name));
+  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
+  const merged = join(root, "merged");
+  await runIndex({ roots: [photos], indexDir: merged, model, threads: 1 });
+  const store = await IndexStore.open(join(root, "shard"), { model: model.manifest });
+  const donor = (await IndexDonor.open(merged, model.manifest, store))!;
+  try {
+    // Its catalog gone from under it (as an I/O error on the share would make every lookup fail).
+    await store.detach(IndexDonor.alias);
+    const report = await runIndex({ roots: [photos], indexDir: join(root, "shard"), model, threads: 1, store, donor });
+    expect([report.embedded, report.reused, report.failed]).toEqual([2, 0, 0]);
+    expect(report.donorError).toContain(IndexDonor.alias);
+  } finally {
+    await donor.close();
+    await store.close();
+  }
+}, 60_000);
