@@ -6,8 +6,8 @@ import { isBmp, readBmp } from "../../src/engine/bmp.ts";
 import { decodeImage, DEFAULT_MAX_PIXELS } from "../../src/engine/decode.ts";
 import { loadSharp } from "../../src/engine/native.ts";
 import { renderThumbnail } from "../../src/engine/thumbnail.ts";
-import { ImageError } from "../../src/engine/types.ts";
 import { BMP_FIXTURES as FIXTURES, bmp24, bmpFixture as fixture } from "../fixtures/bmp-files.ts";
+import { imageErrorOf } from "../fixtures/image-error.ts";
 
 const sharp = loadSharp();
 // Each BMP fixture and the PNG it was made from (make_fixtures.py): 16-bit files keep `lossyBits` per channel.
@@ -24,15 +24,7 @@ async function sourcePixels(name: string, channels: 3 | 4): Promise<Uint8Array> 
   return new Uint8Array(data);
 }
 
-async function failure(run: () => Promise<unknown>): Promise<ImageError> {
-  try {
-    await run();
-  } catch (err) {
-    if (err instanceof ImageError) return err;
-    throw err;
-  }
-  throw new Error("succeeded");
-}
+const failure = imageErrorOf;
 
 /** `bytes` with `patch` written over it at `at` (little-endian numbers of 2 or 4 bytes). */
 function patched(bytes: Uint8Array, writes: [at: number, value: number, size: 2 | 4][]): Uint8Array {

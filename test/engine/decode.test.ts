@@ -6,7 +6,8 @@ import { decodeImage, jpegShrinkShortSide } from "../../src/engine/decode.ts";
 import { parseExif } from "../../src/engine/exif.ts";
 import { preprocessInto } from "../../src/engine/preprocess.ts";
 import { loadSharp } from "../../src/engine/native.ts";
-import { ImageError, type FailureReason } from "../../src/engine/types.ts";
+import type { FailureReason } from "../../src/engine/types.ts";
+import { imageErrorOf } from "../fixtures/image-error.ts";
 
 const PHOTOS = join(import.meta.dir, "../../../shared/photos");
 const sharp = loadSharp();
@@ -20,15 +21,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function failure(input: string | Uint8Array, opts = {}): Promise<ImageError> {
-  try {
-    await decodeImage(input, opts);
-  } catch (err) {
-    if (err instanceof ImageError) return err;
-    throw err;
-  }
-  throw new Error("decodeImage succeeded");
-}
+const failure = (input: string | Uint8Array, opts = {}) => imageErrorOf(() => decodeImage(input, opts));
 
 function rgbRaw(width: number, height: number, channels: 3 | 4, pixel: (x: number, y: number) => number[]) {
   const data = new Uint8Array(width * height * channels);

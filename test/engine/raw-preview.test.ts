@@ -9,6 +9,7 @@ import { isRawName, NO_PREVIEW, readRawPreview } from "../../src/engine/raw-prev
 import { renderThumbnail } from "../../src/engine/thumbnail.ts";
 import { ImageError } from "../../src/engine/types.ts";
 import { cr2File, dngFile, dngWithoutPreview, nefFile, photoJpeg, type Camera } from "../fixtures/raw-files.ts";
+import { imageErrorOf } from "../fixtures/image-error.ts";
 
 const sharp = loadSharp();
 const CAMERA: Camera = { make: "NIKON CORPORATION", model: "NIKON Z 6", taken: "2023:07:14 18:02:33" };
@@ -21,15 +22,7 @@ beforeAll(async () => {
 });
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
-async function failure(run: () => Promise<unknown>): Promise<ImageError> {
-  try {
-    await run();
-  } catch (err) {
-    if (err instanceof ImageError) return err;
-    throw err;
-  }
-  throw new Error("succeeded");
-}
+const failure = imageErrorOf;
 
 /** `jpeg` re-encoded from the same pixels with EXIF orientation `n`: the same picture data, told to turn. */
 async function withOrientation(jpeg: Uint8Array, n: number): Promise<Uint8Array> {

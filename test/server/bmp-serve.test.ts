@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runIndex } from "../../src/engine/index-pipeline.ts";
-import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
 import { loadSharp } from "../../src/engine/native.ts";
 import { renderThumbnail } from "../../src/engine/thumbnail.ts";
 import type { RunningServer } from "../../src/server/server.ts";
 import { bmp24, bmpFixture, BMP_FIXTURES } from "../fixtures/bmp-files.ts";
-import { form, MODELS, PHOTOS, serve, tempDir, type Fixture } from "./server-harness.ts";
+import { form, idsByName, indexFolder, PHOTOS, serve, tempDir, type Fixture } from "./server-harness.ts";
 
 const sharp = loadSharp();
 
@@ -20,7 +18,7 @@ describe("serving BMP files", () => {
   let fx: Fixture;
   let server: RunningServer;
   let scanPng: Uint8Array;
-  const ids = new Map<string, number>();
+  let ids = new Map<string, number>();
 
   beforeAll(async () => {
     const root = tempDir("bmp");
@@ -30,12 +28,9 @@ describe("serving BMP files", () => {
     scanPng = new Uint8Array(await sharp(data, { raw: info }).png().toBuffer());
     writeFileSync(join(photos, "Scan0001.bmp"), bmp24(data, info.width, info.height));
     writeFileSync(join(photos, "alpha.bmp"), bmpFixture("v5-argb32.bmp"));
-    fx = { root, photos, index: join(root, "index") };
-    const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
-    await runIndex({ roots: [photos], indexDir: fx.index, model, batchSize: 8, threads: 1 });
+    fx = await indexFolder(root, photos);
     server = await serve(fx);
-    const body = (await (await fetch(`${server.url}/api/search?q=photo&k=10`)).json()) as { hits: { id: number; path: string }[] };
-    for (const h of body.hits) ids.set(h.path.split("/").pop()!, h.id);
+    ids = await idsByName(server);
   });
   afterAll(() => server?.stop());
 

@@ -1,13 +1,11 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { runIndex } from "../../src/engine/index-pipeline.ts";
-import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
 import { loadSharp } from "../../src/engine/native.ts";
 import { renderThumbnail } from "../../src/engine/thumbnail.ts";
 import type { RunningServer } from "../../src/server/server.ts";
 import { dngFile, nefFile, photoJpeg, type Camera } from "../fixtures/raw-files.ts";
-import { form, MODELS, serve, tempDir, type Fixture } from "./server-harness.ts";
+import { form, idsByName, indexFolder, serve, tempDir, type Fixture } from "./server-harness.ts";
 
 const sharp = loadSharp();
 const CAMERA: Camera = { make: "SONY", model: "ILCE-7M3", taken: "2022:05:06 07:08:09" };
@@ -16,7 +14,7 @@ describe("serving camera RAW files", () => {
   let fx: Fixture;
   let server: RunningServer;
   let turned: Uint8Array;
-  const ids = new Map<string, number>();
+  let ids = new Map<string, number>();
 
   beforeAll(async () => {
     const root = tempDir("raw");
@@ -26,12 +24,9 @@ describe("serving camera RAW files", () => {
     turned = new Uint8Array(await sharp(await photoJpeg("fruits.jpg", 1024, 768)).withMetadata({ orientation: 6 }).toBuffer());
     writeFileSync(join(photos, "upright.dng"), await dngFile(upright, [1200, 800], CAMERA));
     writeFileSync(join(photos, "turned.NEF"), await nefFile(turned, CAMERA, 6));
-    fx = { root, photos, index: join(root, "index") };
-    const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
-    await runIndex({ roots: [photos], indexDir: fx.index, model, batchSize: 8, threads: 1 });
+    fx = await indexFolder(root, photos);
     server = await serve(fx);
-    const body = (await (await fetch(`${server.url}/api/search?q=photo&k=10`)).json()) as { hits: { id: number; path: string }[] };
-    for (const h of body.hits) ids.set(h.path.split("/").pop()!, h.id);
+    ids = await idsByName(server);
   });
   afterAll(() => server?.stop());
 

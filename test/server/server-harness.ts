@@ -30,10 +30,21 @@ export async function indexedPhotos(prefix: string, names: string[], layout: Rec
     mkdirSync(dir, { recursive: true });
     cpSync(join(PHOTOS, n), join(dir, n));
   }
+  return indexFolder(root, photos);
+}
+
+/** Indexes `photos` (already filled) with test-clip into `<root>/index`. */
+export async function indexFolder(root: string, photos: string): Promise<Fixture> {
   const index = join(root, "index");
   const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
   await runIndex({ roots: [photos], indexDir: index, model, batchSize: 8, threads: 1 });
   return { root, photos, index };
+}
+
+/** The ids the server gives the indexed files, by file name (a search that returns them all). */
+export async function idsByName(server: RunningServer, k = 10): Promise<Map<string, number>> {
+  const body = (await (await fetch(`${server.url}/api/search?q=photo&k=${k}`)).json()) as { hits: { id: number; path: string }[] };
+  return new Map(body.hits.map((h) => [h.path.split("/").pop()!, h.id]));
 }
 
 export async function serve(fixture: Fixture, opts: Partial<ServeOptions> = {}): Promise<RunningServer> {
