@@ -59,3 +59,9 @@ export function defaultThreads(): number {
 
 export const DEFAULT_INDEX = ".imgd";
 export { DEFAULT_MODEL } from "../engine/models.ts";
+
+/** `--token` and `--token-file` as the token lookup takes them; both at once is a mistake, not a silent choice. */
+export function tokenFlags(values: { token?: string; "token-file"?: string }): { token?: string; tokenFile?: string } {
+  if (values.token !== undefined && values["token-file"] !== undefined) throw new UsageError("--token and --token-file exclude each other: give one");
+  return { token: values.token, tokenFile: values["token-file"] };
+}

@@ -69,6 +69,12 @@ describe("imgd from the README", () => {
     writeFileSync(empty, "\n");
     const worker = await imgd(["worker", "--coordinator", "http://127.0.0.1:9", "--token-file", empty]);
     expect([worker.code, worker.stderr]).toEqual([1, `imgd: --token-file ${empty} is empty\n`]);
+    // Both at once is refused before either is read, whichever command takes them.
+    for (const args of [["query", "red", "--server", "http://127.0.0.1:9"], ["worker", "--coordinator", "http://127.0.0.1:9"]]) {
+      const both = await imgd([...args, "--token", "a-token-of-16-chars", "--token-file", missing]);
+      expect(both.code).toBe(2);
+      expect(both.stderr).toStartWith("imgd: --token and --token-file exclude each other: give one\n");
+    }
   });
 
   test("imgd export of an index a server holds says which process has it, as query and info do", async () => {

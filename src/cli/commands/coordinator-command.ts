@@ -6,7 +6,7 @@ import { mergedIndexDir } from "../../cluster-net/storage-layout.ts";
 import { deferredServer } from "../../server/deferred-server.ts";
 import { formatStatusLine, plainStatusLog } from "../../cluster-net/coordinator-plain.ts";
 import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
-import { intFlag, parse, portFlag } from "../args.ts";
+import { intFlag, parse, portFlag, tokenFlags } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 import { UsageError } from "../usage.ts";
 
@@ -28,7 +28,7 @@ export async function run(argv: string[]): Promise<number> {
   });
   if (positionals.length === 0) throw new UsageError("coordinator needs at least one DIR");
   if (!values.storage) throw new UsageError("coordinator needs --storage DIR (shared by every worker)");
-  const token = resolveToken({ token: values.token, tokenFile: values["token-file"] });
+  const token = resolveToken(tokenFlags(values));
   // The mesh hands out work and model files to whoever holds it, on every interface by default.
   if (token.length < MIN_TOKEN_LENGTH) {
     throw new UsageError(`the mesh token must be at least ${MIN_TOKEN_LENGTH} characters (openssl rand -hex 16 > ~/.imgd-token)`);

@@ -4,7 +4,7 @@ import { awaitRegistration } from "../../cluster-net/deploy-registration.ts";
 import { readHostsFile } from "../../cluster-net/hosts-file.ts";
 import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
 import { deployHost, fileSha256, formatDeployTable, stopWorker, workerLogs, workerStatus } from "../../cluster-net/ssh-deploy.ts";
-import { coordinatorUrlFlag, intFlag, parse } from "../args.ts";
+import { coordinatorUrlFlag, intFlag, parse, tokenFlags } from "../args.ts";
 import { UsageError } from "../usage.ts";
 
 /** `imgd deploy --hosts FILE ...` or `imgd deploy status|stop|logs HOST --hosts FILE`. */
@@ -53,7 +53,7 @@ export async function run(argv: string[]): Promise<number> {
   if (!values.coordinator) throw new UsageError("deploy needs --coordinator URL (as the workers will reach it)");
   // A compiled imgd deploys itself; from a checkout this process is bun, which would be uploaded in its place.
   if (!values.binary && !Bun.main.startsWith("/$bunfs/")) throw new UsageError("from a checkout, deploy needs --binary dist/imgd");
-  const token = resolveToken({ token: values.token, tokenFile: values["token-file"] });
+  const token = resolveToken(tokenFlags(values));
   // The coordinator refuses a shorter one: every worker would start, then fail to register.
   if (token.length < MIN_TOKEN_LENGTH) throw new UsageError(`the mesh token must be at least ${MIN_TOKEN_LENGTH} characters`);
   const binaryPath = resolve(values.binary ?? process.execPath);

@@ -8,7 +8,7 @@ import { IndexStore, type SearchHit } from "../../engine/store/index-store.ts";
 import { givenToken } from "../../cluster-net/mesh-token.ts";
 import { RemoteSearchError, SearchClient } from "../../server/search-client.ts";
 import { runningServerFor } from "../../server/server-address.ts";
-import { DEFAULT_INDEX, defaultThreads, intFlag, parse } from "../args.ts";
+import { DEFAULT_INDEX, defaultThreads, intFlag, parse, tokenFlags } from "../args.ts";
 import { printable } from "../printable.ts";
 import { UsageError } from "../usage.ts";
 
@@ -189,7 +189,7 @@ function absolutePrefix(prefix: string): string {
 }
 
 function tokenOf(values: Values): string | undefined {
-  return givenToken({ token: values.token || undefined, tokenFile: values["token-file"] });
+  return givenToken({ ...tokenFlags(values), token: values.token || undefined });
 }
 
 /** A server found beside the index that does not answer (killed, its PID reused) leaves the search to this process. */

@@ -3,7 +3,7 @@ import { DEFAULT_MEMORY_TARGET_BYTES } from "../../engine/memory-governor.ts";
 import { parsePathMaps } from "../../engine/path-map.ts";
 import { resolveToken } from "../../cluster-net/mesh-token.ts";
 import { DEFAULT_WORKER_BATCH, runWorker } from "../../cluster-net/worker.ts";
-import { coordinatorUrlFlag, defaultThreads, intFlag, noArguments, parse } from "../args.ts";
+import { coordinatorUrlFlag, defaultThreads, intFlag, noArguments, parse, tokenFlags } from "../args.ts";
 import { UsageError } from "../usage.ts";
 
 export async function run(argv: string[]): Promise<number> {
@@ -31,7 +31,7 @@ export async function run(argv: string[]): Promise<number> {
   process.on("SIGINT", onSignal);
   const summary = await runWorker({
     coordinator: coordinatorUrlFlag(values.coordinator),
-    token: resolveToken({ token: values.token, tokenFile: values["token-file"] }),
+    token: resolveToken(tokenFlags(values)),
     threads: intFlag(values.threads, "threads", defaultThreads()),
     batchSize: values.batch ? intFlag(values.batch, "batch", DEFAULT_WORKER_BATCH) : undefined,
     storage: values.storage ? resolve(values.storage) : undefined,
