@@ -21,6 +21,9 @@ test("models pull of a stage model without a download says how to get it; an unk
   expect(unknown.code).toBe(1);
   expect(unknown.stderr).toContain("test-clip");
   expect(unknown.stderr).toContain("scrfd-10g");
+  // A second name is refused, not ignored: its silence read as a pass.
+  const two = await imgd(["models", "verify", "test-clip", "test-yolo"]);
+  expect([two.code, two.stderr.split("\n")[0]]).toEqual([2, 'imgd: models verify takes one NAME, got "test-clip test-yolo"']);
 });
 
 test("models verify checks the OCR files imgd carries, which models list calls ready", async () => {

@@ -13,7 +13,9 @@ export async function run(argv: string[]): Promise<number> {
     json: { type: "boolean" },
     to: { type: "string" },
   });
-  const [action, name] = positionals;
+  const [action, name, ...extra] = positionals;
+  // One model per verify or pull: a second name was ignored, and a user took its silence for a pass.
+  if (extra.length > 0) throw new UsageError(`models ${action} takes one NAME, got "${positionals.slice(1).join(" ")}"`);
   const dirs = modelSearchDirs(values.models);
   const print = (obj: unknown, text: string) =>
     process.stdout.write(values.json ? `${JSON.stringify(obj)}\n` : `${text}\n`);
