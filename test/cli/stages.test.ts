@@ -52,6 +52,9 @@ describe("imgd index --objects --ocr", () => {
     expect(names(await imgdJson(["query", ...base, "--text-in", "exit"]))).toEqual(["exit-sign.jpg"]);
     expect(names(await imgdJson(["query", "blue", ...base, "--text-in", "open", "--has", "person"]))).toEqual(["blue-person-open.jpg"]);
     expect(names(await imgdJson(["query", ...base, "--text-in", "open", "--has", "car"]))).toEqual([]);
+    // Comma-separated labels, as the API takes them: every one must be there.
+    expect(names(await imgdJson(["query", ...base, "--has", "person,car"]))).toEqual([]);
+    expect(names(await imgdJson(["query", ...base, "--has", "person, person"]))).toEqual(["blue-person-open.jpg"]);
   });
 
   test("a second run with the same stages analyses nothing again", async () => {

@@ -40,6 +40,8 @@ function parseQueryArgs(argv: string[]) {
 export async function run(argv: string[]): Promise<number> {
   const t0 = performance.now();
   const { values, positionals } = parseQueryArgs(argv);
+  // Labels repeated or comma-separated, as the API takes them ("--has car,person").
+  values.has = values.has?.flatMap((s) => s.split(",")).map((s) => s.trim()).filter(Boolean);
   const text = positionals.join(" ").trim();
   // Every filter given, as --json reports them (undefined ones drop out of the JSON).
   const filters = {
