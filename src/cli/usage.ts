@@ -29,7 +29,7 @@ usage:
   imgd dups [--index PATH] [--near T] [--exact-only] [--json]
   imgd faces cluster [--min-size N] [--min-samples N] | suggest [--threshold T] | list --image ID | similar FACE_ID [-k N]
              | settings [--assign-threshold T] [--suggest-threshold T]   [--index PATH] [--json]
-  imgd persons list [--named|--unnamed] | show PERSON | name PERSON NAME | merge TARGET SOURCE...
+  imgd persons list [--named|--unnamed] | show PERSON | name PERSON NAME | delete PERSON | merge TARGET SOURCE...
                | split PERSON FACE_ID... [--name NAME] | assign FACE_ID... (--to PERSON | --none)
                | suggestions PERSON | reject PERSON FACE_ID...   [--index PATH] [--json] [--limit N]
   imgd bench ingest --dir DIR --url URL [--workers 16] [--batch 64] [--queue 1024] [--report 10]

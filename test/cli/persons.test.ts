@@ -136,6 +136,23 @@ describe("imgd faces / imgd persons", () => {
     expect(missing.stderr).toContain("no face 424242");
   });
 
+  test("persons delete frees a person's faces for the next clustering, which groups them again", async () => {
+    const carol = facesOfIdentity.get(2)!;
+    await imgdJson(["persons", "assign", ...carol.map(String), "--to", "Carol", "--index", index]);
+    const gone = await imgdJson(["persons", "delete", "Carol", "--index", index]);
+    expect(gone.deleted).toMatchObject({ name: "Carol", faces: carol.length });
+    const missing = await imgd(["persons", "show", "Carol", "--index", index]);
+    expect(missing.code).toBe(1);
+    // Assigned by the user, they were out of clustering's reach; deleted, they are a cluster of their own again.
+    await imgdJson(["faces", "cluster", "--index", index]);
+    const image = imageOfFace.get(carol[0]!)!;
+    const listed = await imgdJson(["faces", "list", "--image", String(image), "--index", index]);
+    const person = listed.faces.find((f: any) => f.id === carol[0]).personId;
+    expect(person).not.toBeNull();
+    const shown = await imgdJson(["persons", "show", String(person), "--index", index]);
+    expect(shown.person).toMatchObject({ name: null, faces: carol.length });
+  });
+
   test("faces settings stores the thresholds the index uses", async () => {
     const set = await imgdJson(["faces", "settings", "--assign-threshold", "0.6", "--index", index]);
     expect(set).toEqual({ assign_threshold: 0.6, suggest_threshold: 0.38 });

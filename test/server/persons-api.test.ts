@@ -181,6 +181,19 @@ describe("persons API", () => {
     expect((await call("GET", `/api/faces/${carol[0]}/similar?k=0`)).status).toBe(400);
   });
 
+  test("DELETE a person: its faces belong to nobody, its name is free, a second DELETE is 404", async () => {
+    const zed = await call("POST", "/api/persons", { name: "Zed" });
+    const faces = identityFaces.get(0)!;
+    await call("POST", `/api/persons/${zed.body.id}/assign`, { face_ids: faces });
+    const gone = await call("DELETE", `/api/persons/${zed.body.id}`);
+    expect(gone.status).toBe(200);
+    expect(gone.body.deleted).toMatchObject({ id: zed.body.id, name: "Zed", faces: faces.length });
+    for (const f of faces) expect(await personOfFace(f)).toBeNull();
+    expect((await call("GET", `/api/persons/${zed.body.id}`)).status).toBe(404);
+    expect((await call("DELETE", `/api/persons/${zed.body.id}`)).status).toBe(404);
+    expect((await call("POST", "/api/persons", { name: "Zed" })).status).toBe(201);
+  });
+
   test("rejecting suggestions for an unknown person or an unknown face is 404, as documented", async () => {
     const carol = identityFaces.get(2)!;
     const person = (await personOfFace(carol[0]!))!;

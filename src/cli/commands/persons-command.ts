@@ -3,6 +3,7 @@ import { openPersonsCatalog, type PersonsCatalog } from "../../engine/faces/pers
 import {
   assignFaces,
   createPerson,
+  deletePerson,
   getPerson,
   listPersons,
   mergePersons,
@@ -70,6 +71,13 @@ export async function run(argv: string[]): Promise<number> {
         return out(person, () => formatPerson(person));
       });
     }
+    case "delete": {
+      expectArgs(args, 1, "persons delete PERSON");
+      return runPersonsWork(dir, false, async (db) => {
+        const result = await db.write(async (conn) => deletePerson(conn, await resolvePerson(db.read, args[0]!)));
+        return out(result, () => `deleted ${formatPerson(result.deleted)}; its faces belong to nobody now`);
+      });
+    }
     case "merge": {
       if (args.length < 2) throw new UsageError("persons merge TARGET SOURCE... needs a target and at least one source");
       return runPersonsWork(dir, false, async (db) => {
@@ -133,7 +141,7 @@ export async function run(argv: string[]): Promise<number> {
     }
     default:
       throw new UsageError(
-        sub ? `unknown persons command "${sub}"` : "persons needs a command: list, show, name, merge, split, assign, suggestions or reject",
+        sub ? `unknown persons command "${sub}"` : "persons needs a command: list, show, name, delete, merge, split, assign, suggestions or reject",
       );
   }
 }

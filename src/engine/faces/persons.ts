@@ -142,6 +142,21 @@ export async function mergePersons(conn: DuckDBConnection, target: number, sourc
   return personSummary(read, target);
 }
 
+/**
+ * Deletes a person (a wrong name, a cluster of strangers): its faces belong to nobody again and, no longer the user's
+ * placement, are clustered and suggested anew; its name, prototypes and suggestions go with it.
+ */
+export async function deletePerson(conn: DuckDBConnection, id: number): Promise<{ deleted: PersonSummary }> {
+  const deleted = await personSummary(readerOf(conn), id);
+  const p = idList([id]);
+  await conn.run(`UPDATE faces SET person_id = NULL, assigned_by = NULL WHERE person_id = ${p}`);
+  await conn.run(`DELETE FROM face_suggestions WHERE person_id = ${p}`);
+  await conn.run(`DELETE FROM person_prototypes WHERE person_id = ${p}`);
+  await conn.run(`DELETE FROM persons WHERE id = ${p}`);
+  await bumpGeneration(conn);
+  return { deleted };
+}
+
 /** Moves `faceIds` (all of them `personId`'s) to a new person, named or not. */
 export async function splitPerson(
   conn: DuckDBConnection,

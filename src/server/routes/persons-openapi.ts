@@ -3,6 +3,7 @@ import type { z } from "zod";
 import {
   AssignResponse,
   CreatePersonBody,
+  DeleteResponse,
   FaceIdsBody,
   FacesQuery,
   FacesResponse,
@@ -47,6 +48,11 @@ export function personsOpenApiPaths(h: OpenApiHelpers) {
     },
     "/api/persons/{id}": {
       get: { summary: "One person and their faces", parameters: [h.idParam, ...h.queryParameters(PersonFacesQuery)], responses: { "200": h.ok(PersonResponse), ...h.apiErrors, ...notFound } },
+      delete: {
+        summary: "Delete a person: their faces belong to nobody again, to be clustered and suggested anew",
+        parameters: [h.idParam],
+        responses: { "200": h.ok(DeleteResponse), ...h.apiErrors, ...notFound, ...noFaces },
+      },
     },
     "/api/persons/{id}/name": edit("Name or rename a person", NameBody, Person, { "409": h.error("The name is taken (names are unique ignoring case).") }),
     "/api/persons/{id}/merge": edit("Move every face of `sources` to this person and delete them", MergeBody, Person, { "409": h.error("Two different names would meet in an unnamed person; name it first.") }),

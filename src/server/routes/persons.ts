@@ -7,6 +7,7 @@ import { FacesIndex, similarFaceIds } from "../../engine/faces/faces-index.ts";
 import {
   assignFaces,
   createPerson,
+  deletePerson,
   facesByIds,
   facesOfImage,
   getPerson,
@@ -79,6 +80,7 @@ export const SimilarFacesResponse = z.object({
   faces: z.array(Face.extend({ similarity: z.number().meta({ description: "cosine to the query face" }) })),
 });
 export const SplitResponse = z.object({ from: Person, to: Person });
+export const DeleteResponse = z.object({ deleted: Person });
 export const AssignResponse = z.object({ assigned: z.number().int(), persons: z.array(z.number().int()) });
 export const SuggestionsResponse = z.object({
   person: z.number().int(),
@@ -154,6 +156,11 @@ export function personRoutes(deps: AppDeps) {
       const q = parseInput(PersonFacesQuery, c.req.query());
       const { person, faces } = await engine(() => getPerson(read, params(c), q));
       return c.json({ person: toPerson(person), faces: faces.map(toFace) });
+    })
+    .delete("/:id", async (c) => {
+      const personId = params(c);
+      const { deleted } = await write((conn) => deletePerson(conn, personId));
+      return c.json({ deleted: toPerson(deleted) });
     })
     .post("/:id/name", async (c) => {
       const personId = params(c);
