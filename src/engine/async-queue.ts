@@ -1,5 +1,6 @@
 // A bounded FIFO between pipeline stages: producers wait when it is full, so decoded tensors never pile up faster
-// than the model consumes them (memory stays O(capacity), not O(files)).
+// than the model consumes them (memory stays O(capacity), not O(files)). And a pool that keeps a few I/O requests
+// in flight over many small items (a scan's stats, a re-run's hashes).
 export class BoundedQueue<T> {
   private readonly items: T[] = [];
   private closed = false;
@@ -40,4 +41,28 @@ export class BoundedQueue<T> {
     for (const taker of this.waitingTakers.splice(0)) taker(undefined);
     for (const putter of this.waitingPutters.splice(0)) putter();
   }
+}
+
+/**
+ * Run `work` over a queue that work items may extend, with at most `limit` in flight. Depth-first (LIFO) so a
+ * deep tree does not hold every pending directory at once.
+ */
+export async function runPool<T>(initial: T[], limit: number, work: (item: T) => Promise<T[] | void>): Promise<void> {
+  const queue = initial.slice().reverse();
+  let active = 0;
+  await new Promise<void>((done, fail) => {
+    const pump = () => {
+      if (queue.length === 0 && active === 0) return done();
+      while (active < limit && queue.length > 0) {
+        const item = queue.pop()!;
+        active++;
+        work(item).then((more) => {
+          if (more) for (let i = more.length - 1; i >= 0; i--) queue.push(more[i]!);
+          active--;
+          pump();
+        }, fail);
+      }
+    };
+    pump();
+  });
 }

@@ -4,7 +4,7 @@ import { readFile, stat } from "node:fs/promises";
 import { join } from "node:path";
 import { analyzeImage, addCounts, decodeShortSide, stagesToRun, writeStageOutcomes, type StageOutcome } from "./analysis/stage-runner.ts";
 import type { AnalysisStage, StageCounts } from "./analysis/stage.ts";
-import { BoundedQueue } from "./async-queue.ts";
+import { BoundedQueue, runPool } from "./async-queue.ts";
 import { decodeImage } from "./decode.ts";
 import type { BatchImageEmbedder } from "./embed.ts";
 import { imohashBytes, imohashFile } from "./identity.ts";
@@ -110,6 +110,9 @@ type Prepared =
  */
 export const WHOLE_READ_MAX_BYTES = 64 * 1024 * 1024;
 
+/** Files hashed at once for the move plan: as the scan's stats, enough to keep a disk's or a NAS's queue full. */
+const MOVE_HASH_CONCURRENCY = 16;
+
 export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
   const t0 = performance.now();
   const timings = new StageTimings();
@@ -133,7 +136,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
   );
   if (opts.donor && opts.donor.store !== opts.store) throw new Error("runIndex: a donor is read through the store it was opened on; pass that store");
   const ownStore = !opts.store;
-  const store = opts.store ?? await IndexStore.open(opts.indexDir, {
+  const store = opts.store ?? await timings.time("open", () => IndexStore.open(opts.indexDir, {
     model: {
       name: opts.model.manifest.name,
       dims: opts.model.manifest.dims,
@@ -141,11 +144,12 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       tokenizer: opts.model.manifest.tokenizer,
     },
     vectors: opts.vectors,
-  });
+  }));
   // The image tower's worker thread keeps the process alive: a run that fails must close it too, or it hangs.
   let ownedEmbedder: ThreadedImageEmbedder | null = null;
   try {
     // An explicit batch only needs its own rows; a full scan needs every row to find moves and deletions.
+    const planStarted = performance.now();
     const knownBefore = await store.knownFiles(opts.files ? opts.files.map((f) => f.path) : undefined);
     await store.prepareStages(stages);
     const runs = stages.length > 0 ? await store.analysisRuns() : new Map<number, Map<string, string>>();
@@ -155,28 +159,37 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       allowEmptyRoots: opts.allowEmptyRoots,
       needsAnalysis: (id) => pending(id).length > 0,
     });
+    timings.add("plan", performance.now() - planStarted);
     // Renames (swaps and cycles among known paths too) are settled before any pixel is read, in one transaction:
     // a path that now holds another known photo would otherwise be re-embedded under a new id, losing its rows.
     const hashes = new Map<string, string>();
-    await timings.time("hash", async () => {
-      for (const file of filesToHashForMoves(plan, knownBefore)) {
+    await timings.time("hash", () =>
+      // Every touched file is hashed here (a `chmod -R`: all of them), a few reads each: one at a time, a NAS's
+      // latency per read would add up to hours.
+      runPool(filesToHashForMoves(plan, knownBefore), MOVE_HASH_CONCURRENCY, async (file) => {
         // One that cannot be hashed now is read (and its failure recorded) by the pipeline.
         const hash = await imohashFile(file.path, { size: file.size }).catch(() => null);
         if (hash !== null) hashes.set(file.path, hash);
-      }
-    });
+      }),
+    );
     const movePlan = resolveMoves(plan, knownBefore, hashes);
     await timings.time("write", async () => {
       await store.movePaths(movePlan.moves.map(({ id, file }) => ({ id, ...file })), movePlan.displaced);
       await store.setCtimes(plan.adoptCtimes);
     });
+    const planResumed = performance.now();
     const known = knownAfterMoves(knownBefore, movePlan);
     const movedTo = new Map(movePlan.moves.map(({ id, file }) => [file.path, id]));
     const claimedMoves = new Set(movePlan.moves.map((m) => m.id));
     // Files catalogued outside this scan's scope: one whose content turns up here is a move only if it is gone. Files
     // that failed count too: nothing else would ever drop the row of one whose folder was moved out of every scope.
-    const missingIds = new Set(plan.missing.map((m) => m.id));
-    const elsewhere = movedFromIndex(opts.files ? [] : [...known.values()].filter((k) => !missingIds.has(k.id)), { failedToo: true });
+    // Built on the first new file that asks: a run with none (the nightly re-run) never indexes the whole catalog.
+    let elsewhere: Map<string, KnownFile[]> | undefined;
+    const elsewhereByHash = () => {
+      if (elsewhere) return elsewhere;
+      const missingIds = new Set(plan.missing.map((m) => m.id));
+      return (elsewhere = movedFromIndex(opts.files ? [] : [...known.values()].filter((k) => !missingIds.has(k.id)), { failedToo: true }));
+    };
     const work = [
       ...plan.candidates.flatMap((file) => {
         const id = movedTo.get(file.path);
@@ -186,6 +199,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       }),
       ...plan.reanalyze.map(({ file, id }) => ({ file, analyzeId: id as number | null })),
     ];
+    timings.add("plan", performance.now() - planResumed);
     opts.onPlan?.({
       scanned: scan.files.length,
       unchanged: plan.unchanged,
@@ -206,7 +220,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
      * path takes it too. Moves within the scope were settled before the run.
      */
     const movedHere = async (hash: string, path: string): Promise<KnownFile | undefined> => {
-      for (const m of elsewhere.get(hash) ?? []) {
+      for (const m of elsewhereByHash().get(hash) ?? []) {
         if (m.path === path || claimedMoves.has(m.id)) continue;
         // Claimed before the check, which yields: two copies of one photo must not both take it.
         claimedMoves.add(m.id);

@@ -33,16 +33,17 @@ export interface PlanOptions {
   needsAnalysis?: (id: number) => boolean;
 }
 
+/** `scanned` holds each path once, as every scan and path list gives them. */
 export function planIndexWork(scanned: ScannedFile[], known: Map<string, KnownFile>, opts: PlanOptions): IndexPlan {
   const needsAnalysis = opts.needsAnalysis ?? (() => false);
-  const seen = new Set<string>();
   const candidates: ScannedFile[] = [];
   const reanalyze: IndexPlan["reanalyze"] = [];
   const adoptCtimes: IndexPlan["adoptCtimes"] = [];
   let unchanged = 0;
+  let seenKnown = 0;
   for (const file of scanned) {
-    seen.add(file.path);
     const prior = known.get(file.path);
+    if (prior) seenKnown++;
     // A file that could not be read (permissions, I/O) is tried again: fixing that does not change its mtime.
     if (prior && sameFileState(prior, file) && prior.errorReason !== "unreadable") {
       if (prior.ctimeMs === null && file.ctimeMs !== undefined) adoptCtimes.push({ id: prior.id, ctimeMs: file.ctimeMs });
@@ -52,6 +53,9 @@ export function planIndexWork(scanned: ScannedFile[], known: Map<string, KnownFi
   }
   const scope = opts.scope;
   if (!scope) return { unchanged, candidates, missing: [], reanalyze, emptyRoots: [], adoptCtimes };
+  // Every catalogued path scanned again (the nightly re-run): none is missing, and a 1M-path set is not needed to say so.
+  if (seenKnown === known.size) return { unchanged, candidates, missing: [], reanalyze, emptyRoots: [], adoptCtimes };
+  const seen = new Set(scanned.map((f) => f.path));
   let missing = [...known.values()].filter((k) => !seen.has(k.path) && inScope(scope, k.path));
   const emptyRoots: IndexPlan["emptyRoots"] = [];
   if (!opts.allowEmptyRoots) {

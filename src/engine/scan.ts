@@ -4,6 +4,7 @@
 import type { Dirent, Stats } from "node:fs";
 import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
+import { runPool } from "./async-queue.ts";
 import { BMP_EXTENSIONS } from "./bmp.ts";
 import { isRawName, RAW_EXTENSIONS } from "./raw-preview.ts";
 import type { ScannedFile } from "./types.ts";
@@ -145,7 +146,8 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
       if (!includeHidden && name.startsWith(".")) continue;
       const path = join(dir, name);
       const kind = direntKind(entry) ?? (await lstatKind(path));
-      if ((kind !== "file" || hasImageExtension(name)) && (await undecodableName(name, path))) {
+      const image = hasImageExtension(name);
+      if ((kind !== "file" || image) && (await undecodableName(name, path))) {
         skipped.push({ path, reason: "name-not-utf8" });
         continue;
       }
@@ -153,25 +155,27 @@ export async function scanRoots(roots: string[], opts: ScanOptions = {}): Promis
         if (excludedNames.has(name)) skipped.push({ path, reason: "excluded-dir" });
         else if (!excluded.has(path)) subdirs.push({ path, ancestors });
       } else if (kind === "file") {
-        if (hasImageExtension(name)) found.push(path);
+        if (image) found.push(path);
       } else if (kind === "symlink") {
         const target = await stat(path).catch(() => null);
         if (!follow) {
-          if (target?.isDirectory() || hasImageExtension(name)) skipped.push({ path, reason: "symlink" });
+          if (target?.isDirectory() || image) skipped.push({ path, reason: "symlink" });
         } else if (!target) {
-          if (hasImageExtension(name)) skipped.push({ path, reason: "broken-symlink" });
+          if (image) skipped.push({ path, reason: "broken-symlink" });
         } else if (target.isDirectory()) {
           if (excludedNames.has(name)) skipped.push({ path, reason: "excluded-dir" });
           else subdirs.push({ path, ancestors });
         }
-        else if (target.isFile() && hasImageExtension(name)) found.push(path);
+        else if (target.isFile() && image) found.push(path);
       }
     }
-    const processedStems = new Set(found.filter((p) => !isRawName(p)).map(stemOf));
-    for (const path of found) {
-      if (isRawName(path) && processedStems.has(stemOf(path))) skipped.push({ path, reason: "raw-beside-processed" });
+    // Most folders hold no RAW file: their stems are not needed.
+    const raw = found.map(isRawName);
+    const processedStems = raw.includes(true) ? new Set(found.filter((_, i) => !raw[i]).map(stemOf)) : null;
+    found.forEach((path, i) => {
+      if (raw[i] && processedStems!.has(stemOf(path))) skipped.push({ path, reason: "raw-beside-processed" });
       else candidates.add(path);
-    }
+    });
     return subdirs;
   });
 
@@ -307,30 +311,6 @@ async function lstatKind(path: string): Promise<EntryKind> {
 async function identityOf(path: string): Promise<string | null> {
   const s = await stat(path).catch(() => null);
   return s ? `${s.dev}:${s.ino}` : null;
-}
-
-/**
- * Run `work` over a queue that work items may extend, with at most `limit` in flight. Depth-first (LIFO) so a
- * deep tree does not hold every pending directory at once.
- */
-async function runPool<T>(initial: T[], limit: number, work: (item: T) => Promise<T[] | void>): Promise<void> {
-  const queue = initial.slice().reverse();
-  let active = 0;
-  await new Promise<void>((done, fail) => {
-    const pump = () => {
-      if (queue.length === 0 && active === 0) return done();
-      while (active < limit && queue.length > 0) {
-        const item = queue.pop()!;
-        active++;
-        work(item).then((more) => {
-          if (more) for (let i = more.length - 1; i >= 0; i--) queue.push(more[i]!);
-          active--;
-          pump();
-        }, fail);
-      }
-    };
-    pump();
-  });
 }
 
 function sortByPath<T extends { path: string }>(items: T[]): T[] {

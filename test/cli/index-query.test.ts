@@ -31,7 +31,7 @@ describe("imgd index + query on real photos with the test model", () => {
     expect(first.embedded).toBe(PHOTO_NAMES.length);
     expect(first.failed).toBe(3);
     expect(first.interrupted).toBe(false);
-    expect(first.stages.map((s: any) => s.stage)).toEqual(["scan", "read", "hash", "decode", "preprocess", "infer", "write"]);
+    expect(first.stages.map((s: any) => s.stage)).toEqual(["scan", "open", "plan", "read", "hash", "decode", "preprocess", "infer", "write"]);
   });
 
   test("info --errors names each bad file with its reason", async () => {

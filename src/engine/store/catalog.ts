@@ -141,28 +141,37 @@ export class Catalog {
     return rows.map((r) => (r[0] as string) || "/");
   }
 
-  /** Every catalogued file, or only those among `paths` (a worker's batch need not read a whole shard). */
+  /**
+   * Every catalogued file, or only those among `paths` (a worker's batch need not read a whole shard). Read a chunk
+   * at a time, column by column: every row of a 1M-photo catalog as DuckDB values at once would be held beside the
+   * map made of them, and rows cost half as much again to build as columns. The status comes as a boolean: a
+   * string is a call into DuckDB per row.
+   */
   async knownFiles(paths?: string[]): Promise<Map<string, KnownFile>> {
     const out = new Map<string, KnownFile>();
-    const select = `SELECT id, path, size, mtime_ms, imohash, status, error_reason, ${this.hasCtime ? "ctime_ms" : "NULL"} FROM images`;
-    const rows = paths
-      ? paths.length === 0
-        ? []
-        : await this.query(`${select} WHERE path IN (${paths.map((_, i) => `$${i + 1}`).join(",")})`, paths)
-      : await this.rows(select);
-    for (const r of rows) {
-      const path = r[1] as string;
-      out.set(path, {
-        id: Number(r[0]),
-        path,
-        size: Number(r[2]),
-        mtimeMs: r[3] as number,
-        imohash: r[4] as string | null,
-        status: r[5] as ImageStatus,
-        errorReason: r[6] as string | null,
-        ctimeMs: r[7] as number | null,
-      });
-    }
+    if (paths?.length === 0) return out;
+    const select = `SELECT id, path, size, mtime_ms, imohash, status = 'indexed', error_reason, ${this.hasCtime ? "ctime_ms" : "NULL"} FROM images`;
+    await this.serialized(async () => {
+      const result = paths
+        ? await this.conn.stream(`${select} WHERE path IN (${paths.map((_, i) => `$${i + 1}`).join(",")})`, paths)
+        : await this.conn.stream(select);
+      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
+        const [ids, pathColumn, sizes, mtimes, hashes, indexed, reasons, ctimes] = chunk.getColumns();
+        for (let i = 0; i < chunk.rowCount; i++) {
+          const path = pathColumn![i] as string;
+          out.set(path, {
+            id: Number(ids![i]),
+            path,
+            size: Number(sizes![i]),
+            mtimeMs: mtimes![i] as number,
+            imohash: hashes![i] as string | null,
+            status: indexed![i] ? "indexed" : "failed",
+            errorReason: reasons![i] as string | null,
+            ctimeMs: ctimes![i] as number | null,
+          });
+        }
+      }
+    });
     return out;
   }
 
