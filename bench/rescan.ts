@@ -4,6 +4,7 @@
 // earlier run would have left them; the child's report says whether it took them for unchanged.
 //
 //   bun bench/rescan.ts --files 100000 [--dims 512] [--links 1] [--dir /tmp/imgd-rescan-N-D-L] [--cli src/cli/main.ts]
+//                       [--coordinator [--port 18801]]
 //
 // Two runs: nothing changed; then 1 % of the files touched (new mtime, same content) and 1 % deleted. Each prints
 // the child's stage times, its wall (the report's, and the process's with start-up and close) and its peak RSS.
@@ -96,17 +97,17 @@ interface Run {
   maxRssMb: number;
 }
 
-/** The real `imgd index` in a child process, with GNU time for its peak RSS. */
+/** The real `imgd index` in a child process, and its peak RSS. */
 async function runIndex(): Promise<Run> {
   const t0 = performance.now();
   const child = Bun.spawn(
-    ["/usr/bin/time", "-f", "maxrss_kb=%M", "bun", cli, "index", root, "--index", indexDir, "--models", modelsDir, "--json"],
+    ["bun", cli, "index", root, "--index", indexDir, "--models", modelsDir, "--json"],
     { stdout: "pipe", stderr: "pipe", cwd: REPO },
   );
   const [out, err, code] = await Promise.all([new Response(child.stdout).text(), new Response(child.stderr).text(), child.exited]);
   if (code !== 0) throw new Error(`imgd index exited ${code}:\n${err}`);
-  const rss = /maxrss_kb=(\d+)/.exec(err);
-  return { report: JSON.parse(out.trim().split("\n").pop()!), processSeconds: (performance.now() - t0) / 1000, maxRssMb: rss ? Number(rss[1]) / 1024 : NaN };
+  const maxRssMb = (child.resourceUsage()?.maxRSS ?? NaN) / 2 ** 20;
+  return { report: JSON.parse(out.trim().split("\n").pop()!), processSeconds: (performance.now() - t0) / 1000, maxRssMb };
 }
 
 function print(label: string, run: Run): void {
@@ -125,35 +126,107 @@ function expect(what: string, got: number, want: number): void {
   if (got !== want) throw new Error(`${what}: expected ${want}, got ${got}`);
 }
 
+/**
+ * `imgd coordinator` on the same roots: a job is made (its first start, stopped at once), marked merged as if every
+ * batch had been indexed and merged, then started again: it scans its roots again and, nothing changed, exits.
+ * Then again with 1 % touched and 1 % deleted: it is timed to the moment it listens (workers would then be leased
+ * the changed files), and stopped.
+ */
+async function runCoordinator(storage: string, stopWhenListening: boolean): Promise<{ seconds: number; maxRssMb: number; events: string; files: number }> {
+  const t0 = performance.now();
+  const child = Bun.spawn(
+    ["bun", cli, "coordinator", root, "--storage", storage, "--port", flag("--port", "18801"),
+      "--token-file", join(dir, "token"), "--plain", "--models", modelsDir, "--model", modelName],
+    { stdout: "pipe", stderr: "pipe", cwd: REPO },
+  );
+  let seconds = NaN;
+  const listening = (async () => {
+    const decoder = new TextDecoder();
+    let out = "";
+    const reader = child.stdout.getReader();
+    for (let read = await reader.read(); !read.done; read = await reader.read()) {
+      out += decoder.decode(read.value);
+      if (out.includes('"listening"')) {
+        seconds = (performance.now() - t0) / 1000;
+        if (stopWhenListening) child.kill("SIGTERM");
+        return;
+      }
+    }
+  })();
+  const [err, code] = await Promise.all([new Response(child.stderr).text(), child.exited, listening]);
+  if (code !== 0 && code !== 130 && !stopWhenListening) throw new Error(`imgd coordinator exited ${code}:\n${err}`);
+  const maxRssMb = (child.resourceUsage()?.maxRSS ?? NaN) / 2 ** 20;
+  if (!stopWhenListening) seconds = (performance.now() - t0) / 1000;
+  const events = err.split("\n").filter((l) => /roots scanned again|resumed job|new job/.test(l)).join("\n  ");
+  const files = Number(/(\d+) files in \d+ batches/.exec(events)?.[1] ?? NaN);
+  return { seconds, maxRssMb, events, files };
+}
+
+async function markMerged(storage: string): Promise<void> {
+  const { loadDuckDB } = await import("../src/engine/native.ts");
+  const { ledgerPath, mergedIndexDir } = await import("../src/cluster-net/storage-layout.ts");
+  const instance = await loadDuckDB().DuckDBInstance.create(ledgerPath(storage));
+  const conn = await instance.connect();
+  await conn.run(`UPDATE batches SET state = 'committed', committed_by = 'index', merged = true, indexed = file_count, failed = 0,
+    committed_ms = epoch_ms(now()), attempts = 1`);
+  await conn.run("UPDATE files SET failed = false");
+  await conn.run("UPDATE job SET phase = 'merged'");
+  conn.closeSync();
+  instance.closeSync();
+  if (!existsSync(mergedIndexDir(storage))) symlinkSync(indexDir, mergedIndexDir(storage));
+}
+
+/**
+ * 1 % of the files touched (every 100th inode: new mtime, same bytes) and 1 % of `scanned` deleted (other files, every
+ * link of each: unlinking one changes the ctime of the others, which would count as touched), as a nightly run meets them.
+ */
+function touchAndDelete(scanned: number): { touchedPaths: number; deleted: number[] } {
+  const alive: number[] = [];
+  for (let i = 0; i < files; i++) if (existsSync(pathOf(i))) alive.push(i);
+  const later = new Date(Date.now() + 60_000);
+  let touchedPaths = 0;
+  const touchedInodes = new Set<number>();
+  for (const i of alive) {
+    if (inodeOf(i) % 100 !== 7) continue;
+    if (!touchedInodes.has(inodeOf(i))) utimesSync(pathOf(i), later, later);
+    touchedInodes.add(inodeOf(i));
+    touchedPaths++;
+  }
+  const byInode = new Map<number, number[]>();
+  for (const i of alive) if (inodeOf(i) % 100 !== 7) byInode.set(inodeOf(i), [...(byInode.get(inodeOf(i)) ?? []), i]);
+  const deleted: number[] = [];
+  for (const [k, paths] of [...byInode.values()].entries()) {
+    if (deleted.length >= Math.round(scanned / 100)) break;
+    if (k % 99 === 50) deleted.push(...paths);
+  }
+  for (const i of deleted) unlinkSync(pathOf(i));
+  return { touchedPaths, deleted };
+}
+
 await buildFixture();
+if (process.argv.includes("--coordinator")) {
+  writeFileSync(join(dir, "token"), "imgd-rescan-bench-token-0123456789abcdef");
+  const storage = join(dir, "coordinator-storage");
+  rmSync(storage, { recursive: true, force: true });
+  const created = await runCoordinator(storage, true);
+  console.log(`coordinator (${cli}), ${loadNote()}\nfirst start (scan, job made): ${created.seconds.toFixed(2)} s to listen, peak RSS ${created.maxRssMb.toFixed(0)} MB\n  ${created.events}`);
+  await markMerged(storage);
+  const again = await runCoordinator(storage, false);
+  console.log(`merged job, nothing changed: ${again.seconds.toFixed(2)} s start to exit, peak RSS ${again.maxRssMb.toFixed(0)} MB\n  ${again.events}`);
+  const { touchedPaths, deleted } = touchAndDelete(created.files);
+  const changedStart = await runCoordinator(storage, true);
+  console.log(`merged job, ${touchedPaths} touched and ${deleted.length} deleted: ${changedStart.seconds.toFixed(2)} s to listen, peak RSS ${changedStart.maxRssMb.toFixed(0)} MB\n  ${changedStart.events}`);
+  process.exit(0);
+}
 console.log(`rescan (${cli}): ${files} files (${links} path${links === 1 ? "" : "s"} per inode), ${dims}-d rows, ${loadNote()}`);
 
-const unchanged = await runIndex();
+let unchanged = await runIndex();
+// Files a coordinator run of this bench changed are caught up first.
+if (unchanged.report.unchanged !== unchanged.report.scanned) unchanged = await runIndex();
 print("nothing changed", unchanged);
 expect("unchanged", unchanged.report.unchanged, unchanged.report.scanned);
 
-// 1 % touched (every 100th inode, new mtime, same bytes) and 1 % deleted (other paths), as a nightly run meets them.
-const scanned = unchanged.report.scanned as number;
-const alive: number[] = [];
-for (let i = 0; i < files; i++) if (existsSync(pathOf(i))) alive.push(i);
-const later = new Date(Date.now() + 60_000);
-let touchedPaths = 0;
-const touchedInodes = new Set<number>();
-for (const i of alive) {
-  if (inodeOf(i) % 100 !== 7) continue;
-  if (!touchedInodes.has(inodeOf(i))) utimesSync(pathOf(i), later, later);
-  touchedInodes.add(inodeOf(i));
-  touchedPaths++;
-}
-// Every link of a file goes: unlinking one changes the ctime of the others, which would count as touched.
-const byInode = new Map<number, number[]>();
-for (const i of alive) if (inodeOf(i) % 100 !== 7) byInode.set(inodeOf(i), [...(byInode.get(inodeOf(i)) ?? []), i]);
-const deleted: number[] = [];
-for (const [k, paths] of [...byInode.values()].entries()) {
-  if (deleted.length >= Math.round(scanned / 100)) break;
-  if (k % 99 === 50) deleted.push(...paths);
-}
-for (const i of deleted) unlinkSync(pathOf(i));
+const { touchedPaths, deleted } = touchAndDelete(unchanged.report.scanned);
 const changed = await runIndex();
 print(`${touchedPaths} touched, ${deleted.length} deleted`, changed);
 expect("touched", changed.report.touched, touchedPaths);

@@ -260,21 +260,25 @@ async function statRoot(root: string, path: string): Promise<{ stats?: Stats; er
  * they are without following.
  */
 async function statCandidates(paths: string[], skipped: ScanSkip[], dedupeByRealPath: boolean): Promise<ScannedFile[]> {
-  const byReal = new Map<string, ScannedFile>();
+  // `paths` are distinct: without dedupe every file is kept, and a million-entry map would only cost time.
+  const byReal = dedupeByRealPath ? new Map<string, ScannedFile>() : null;
+  const files: ScannedFile[] = [];
   await runPool(paths, STAT_CONCURRENCY, async (path) => {
     try {
       const s = await stat(path);
       if (!s.isFile()) return void skipped.push({ path, reason: "not-a-file" });
-      const real = dedupeByRealPath ? await realpath(path) : path;
+      const file = { path, size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs };
+      if (!byReal) return void files.push(file);
+      const real = await realpath(path);
       const kept = byReal.get(real);
       if (kept && (kept.path === real || (path !== real && kept.path < path))) return;
-      byReal.set(real, { path, size: s.size, mtimeMs: s.mtimeMs, ctimeMs: s.ctimeMs });
+      byReal.set(real, file);
     } catch (error) {
       const code = errorCode(error);
       skipped.push({ path, reason: code === "ENOENT" || code === "ENOTDIR" ? "missing" : unreadable(error) });
     }
   });
-  return sortByPath([...byReal.values()]);
+  return sortByPath(byReal ? [...byReal.values()] : files);
 }
 
 /**
