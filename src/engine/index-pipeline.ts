@@ -157,7 +157,8 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const plan = planIndexWork(scan.files, knownBefore, {
       scope: scan.scope ?? null,
       allowEmptyRoots: opts.allowEmptyRoots,
-      needsAnalysis: (id) => pending(id).length > 0,
+      // Asked of every unchanged file: without stages the answer is no, without a filter per file.
+      needsAnalysis: stages.length > 0 ? (id) => pending(id).length > 0 : undefined,
     });
     timings.add("plan", performance.now() - planStarted);
     // Renames (swaps and cycles among known paths too) are settled before any pixel is read, in one transaction:

@@ -159,6 +159,32 @@ describe("index store", () => {
     await store.close();
   });
 
+  test("a writer that only moves files leaves the vectors file as committed, and the next open needs no recovery", async () => {
+    const dir = tempIndex();
+    const first = await IndexStore.open(dir, { model: MODEL });
+    const ids = await first.addBatch(rows(30), vectors(30));
+    await first.close();
+    const committed = statSync(join(dir, VECTORS));
+    const store = await IndexStore.open(dir, { model: MODEL });
+    await store.movePaths([{ id: ids[3]!, path: "/moved/three.jpg", size: 1, mtimeMs: 2 }]);
+    await store.close();
+    const after = statSync(join(dir, VECTORS));
+    expect([after.ino, after.mtimeMs, after.size]).toEqual([committed.ino, committed.mtimeMs, committed.size]);
+    const reopened = await IndexStore.open(dir, { model: MODEL });
+    expect(reopened.recovery).toBe("none");
+    const [hit] = await reopened.search(vectors(1, 3), 1);
+    expect([hit!.id, hit!.path]).toEqual([ids[3]!, "/moved/three.jpg"]);
+    // The mapped graph takes writes too: it is loaded into memory on the first one.
+    await reopened.removeIds([ids[3]!]);
+    const [next] = await reopened.search(vectors(1, 3), 1);
+    expect(next!.id).not.toBe(ids[3]!);
+    await reopened.close();
+    const last = await IndexStore.open(dir, { model: MODEL });
+    expect(last.recovery).toBe("none");
+    expect(last.vectorCount).toBe(29);
+    await last.close();
+  });
+
   test("moves may permute paths among themselves and take a path whose row is removed in the same transaction", async () => {
     const dir = tempIndex();
     const store = await IndexStore.open(dir, { model: MODEL });

@@ -52,6 +52,11 @@ export class VectorIndex {
     return new VectorIndex(new TwinGraph(index, dims, twins), mapped ? path : null, options);
   }
 
+  /** Whether this is still the mapped view of `path`, as opened: no vector was added or removed since. */
+  isViewOf(path: string): boolean {
+    return this.viewedFrom === path;
+  }
+
   /** Ids with a vector. */
   get size(): number {
     return this.graph.size;
