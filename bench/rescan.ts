@@ -6,8 +6,9 @@
 //   bun bench/rescan.ts --files 100000 [--dims 512] [--links 1] [--dir /tmp/imgd-rescan-N-D-L] [--cli src/cli/main.ts]
 //                       [--coordinator [--port 18801]]
 //
-// Two runs: nothing changed; then 1 % of the files touched (new mtime, same content) and 1 % deleted. Each prints
-// the child's stage times, its wall (the report's, and the process's with start-up and close) and its peak RSS.
+// Three runs: nothing changed; 1 % of the files touched (new mtime, same content) and 1 % deleted; 10 % touched
+// and none deleted (a sync tool rewriting mtimes). Each prints the child's stage times, its wall (the report's, and
+// the process's with start-up and close) and its peak RSS.
 // --dims below 512 writes a copy of the test-clip manifest with that width (for 1M rows: a 512-wide catalog would
 // not fit the disk), --links L makes every L paths hard links of one file (1M files at 4 KB each would not either).
 // The fixture is kept for the next run; each changed-files run deletes another 1 %. --cli runs another checkout's
@@ -232,4 +233,16 @@ print(`${touchedPaths} touched, ${deleted.length} deleted`, changed);
 expect("touched", changed.report.touched, touchedPaths);
 expect("removed", changed.report.removed, deleted.length);
 expect("embedded", changed.report.embedded, 0);
+
+// 10 % touched and nothing deleted, as after a sync tool or `touch` rewrote mtimes: no vector changes.
+const later = new Date(Date.now() + 120_000);
+let retouched = 0;
+for (let i = 0; i < files; i++) {
+  if (inodeOf(i) % 10 !== 3 || !existsSync(pathOf(i))) continue;
+  if (i % links === 0 || !existsSync(pathOf(i - (i % links)))) utimesSync(pathOf(i), later, later);
+  retouched++;
+}
+const touchOnly = await runIndex();
+print(`${retouched} touched, none deleted`, touchOnly);
+expect("touched", touchOnly.report.touched, retouched);
 console.log(`\nfixture kept at ${dir} for the next run (rm -rf it when done)`);
