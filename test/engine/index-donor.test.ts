@@ -21,14 +21,20 @@ async function writableElsewhere(path: string): Promise<boolean> {
   return out === "opened";
 }
 
-test("a donor lends its embeddings to files of the same content, and stays locked against writers while it is open", async () => {
-  const root = tempDir("donor");
+/** Two shared photos indexed with test-clip into `<root>/merged`, the index a donor lends from. */
+async function mergedOfTwo(prefix: string) {
+  const root = tempDir(prefix);
   const photos = join(root, "photos");
   mkdirSync(photos);
   for (const name of ["orange.jpg", "rocket.jpg"]) copyFileSync(join(PHOTOS, name), join(photos, name));
   const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
   const merged = join(root, "merged");
   await runIndex({ roots: [photos], indexDir: merged, model, threads: 1 });
+  return { root, photos, model, merged };
+}
+
+test("a donor lends its embeddings to files of the same content, and stays locked against writers while it is open", async () => {
+  const { root, photos, model, merged } = await mergedOfTwo("donor");
   // A table the receiving index has not, and is not copied (not per image, as persons is).
   const duck = await loadDuckDB().DuckDBInstance.create(join(merged, CATALOG_FILE));
   const conn = await duck.connect();
@@ -62,13 +68,7 @@ test("a donor lends its embeddings to files of the same content, and stays locke
 }, 60_000);
 
 test("a donor that fails to answer costs only the work it would have saved: its files are embedded, not failed", async () => {
-  const root = tempDir("donor-fails");
-  const photos = join(root, "photos");
-  mkdirSync(photos);
-  for (const name of ["orange.jpg", "rocket.jpg"]) copyFileSync(join(PHOTOS, name), join(photos, name));
-  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
-  const merged = join(root, "merged");
-  await runIndex({ roots: [photos], indexDir: merged, model, threads: 1 });
+  const { root, photos, model, merged } = await mergedOfTwo("donor-fails");
   const store = await IndexStore.open(join(root, "shard"), { model: model.manifest });
   const donor = (await IndexDonor.open(merged, model.manifest, store))!;
   try {
