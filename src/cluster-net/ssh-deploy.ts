@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { PLATFORM_PROBE, platformMismatch } from "./binary-platform.ts";
 import type { DeployHost } from "./hosts-file.ts";
+import { sq } from "./remote-shell.ts";
 import { SshSession, type SshTarget } from "./ssh-session.ts";
 import { jobMarkerPath, SHARDS_DIR } from "./storage-layout.ts";
 
@@ -29,11 +30,6 @@ export interface DeployRow {
   /** The running worker: its pid and the host name it registers with (the remote's own, not the hosts file's). */
   pid?: number;
   hostname?: string;
-}
-
-/** Single-quotes for sh. */
-export function sq(s: string): string {
-  return `'${s.replace(/'/g, `'\\''`)}'`;
 }
 
 /** Remote paths: `dir` relative to the login directory unless absolute; "$HOME" is expanded by the shell. */
@@ -161,7 +157,7 @@ export async function deployHost(host: DeployHost, opts: DeployOptions, localSha
       } finally {
         rmSync(tmp, { recursive: true, force: true });
       }
-      // The worker writes its own pid: `$!` is not it where the login shell (bash) runs the backgrounded list in a
+      // The worker writes its own pid: `$!` is not it where /bin/sh (bash on some hosts) runs the backgrounded list in a
       // subshell that forks the command, and stop would then signal that subshell and leave the worker running.
       const launch = sq(`echo $$ > ${r.pid} && exec ./imgd ${args}`);
       const start = await s.exec(

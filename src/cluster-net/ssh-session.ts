@@ -2,6 +2,7 @@
 // credential is sent. Offers what deploy needs: run a command, upload a file over SFTP.
 import { createReadStream, readFileSync } from "node:fs";
 import { addHostKey, checkHostKey } from "./known-hosts.ts";
+import { viaSh } from "./remote-shell.ts";
 // Imported statically, so that `bun build --compile` bundles ssh2 (and its optional crypto addon) into dist/imgd; a
 // runtime require of a package name has no node_modules to resolve from in the binary.
 // @ts-expect-error ssh2 ships no types
@@ -91,9 +92,10 @@ export class SshSession {
     });
   }
 
+  /** Runs the sh command `command` on the host, through /bin/sh whatever the user's login shell (see viaSh). */
   exec(command: string): Promise<ExecResult> {
     return new Promise((resolve, reject) => {
-      this.client.exec(command, (err, stream) => {
+      this.client.exec(viaSh(command), (err, stream) => {
         if (err) return reject(err);
         let stdout = "";
         let stderr = "";

@@ -1,5 +1,6 @@
 // A real SSH server for the deploy tests, on 127.0.0.1: public-key auth against one user key, `exec` runs the
-// command with bash (child_process), and SFTP serves the few file operations an upload needs.
+// command with the user's login shell, bash unless told (child_process), and SFTP serves the few file operations an
+// upload needs.
 import { spawn } from "node:child_process";
 import { closeSync, fchmodSync, fstatSync, openSync, statSync, writeSync, type Stats } from "node:fs";
 import { createRequire } from "node:module";
@@ -33,7 +34,7 @@ function attrsOf(s: Stats) {
   return { mode: s.mode, uid: s.uid, gid: s.gid, size: s.size, atime: Math.floor(s.atimeMs / 1000), mtime: Math.floor(s.mtimeMs / 1000) };
 }
 
-export async function startSshd(opts: { hostKey: string; userPublicKey: string; home: string }): Promise<LoopbackSshd> {
+export async function startSshd(opts: { hostKey: string; userPublicKey: string; home: string; loginShell?: string }): Promise<LoopbackSshd> {
   const allowed = ssh2.utils.parseKey(opts.userPublicKey);
   const commands: string[] = [];
   const server = new ssh2.Server({ hostKeys: [opts.hostKey] }, (client: any) => {
@@ -50,9 +51,10 @@ export async function startSshd(opts: { hostKey: string; userPublicKey: string; 
         session.on("exec", (acceptExec: () => any, _reject: unknown, info: { command: string }) => {
           const stream = acceptExec();
           commands.push(info.command);
-          // As OpenSSH runs it: `<login shell> -c`, and the usual login shell is bash, which forks where dash does not
-          // (a backgrounded `a && b` list runs in a subshell, so `$!` is not b's pid).
-          const child = spawn("bash", ["-c", info.command], { cwd: opts.home, env: { ...process.env, HOME: opts.home } });
+          // As OpenSSH runs it: `<login shell> -c`. The usual login shell is bash, which forks where dash does not (a
+          // backgrounded `a && b` list runs in a subshell, so `$!` is not b's pid); some users have fish or tcsh.
+          const shell = opts.loginShell ?? "bash";
+          const child = spawn(shell, ["-c", info.command], { cwd: opts.home, env: { ...process.env, HOME: opts.home, SHELL: shell } });
           child.stdout.pipe(stream, { end: false });
           child.stderr.pipe(stream.stderr, { end: false });
           child.on("close", (code) => {
