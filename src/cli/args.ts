@@ -40,6 +40,14 @@ function asWritten(name: string): string {
   return name.length === 1 ? `-${name}` : `--${name}`;
 }
 
+/** `--exclude-dir NAME`: a folder's name, matched at any depth (a path would never match one). */
+export function excludeDirNames(names: string[] | undefined): string[] | undefined {
+  for (const name of names ?? []) {
+    if (name === "" || name.includes("/")) throw new UsageError(`--exclude-dir takes a folder name, not a path: ${JSON.stringify(name)}`);
+  }
+  return names;
+}
+
 /** The coordinator's address as workers reach it. */
 export function coordinatorUrlFlag(value: string): string {
   if (!URL.canParse(value) || !/^https?:$/.test(new URL(value).protocol)) {

@@ -17,7 +17,8 @@ usage:
              [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
              (stages run on ingested images)
   imgd coordinator DIR... --storage DIR [--port N] [--bind ADDR] [--token T | --token-file F] [--batch N]
-                    [--lease-ttl S] [--min-free-mb MB] [--model NAME] [--models DIR] [--serve] [--plain]
+                    [--lease-ttl S] [--min-free-mb MB] [--exclude-dir NAME]... [--model NAME] [--models DIR]
+                    [--serve] [--plain]
                     [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
                     (--serve: stays up after the merge and answers imgd serve's API and page, mesh token as bearer)
   imgd worker --coordinator URL [--token T | --token-file F] [--threads N] [--batch N] [--storage DIR]

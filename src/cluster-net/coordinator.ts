@@ -39,6 +39,11 @@ export interface CoordinatorOptions {
   model?: string;
   /** Analysis stages every worker runs beside the embedding. */
   stages?: StageSpec[];
+  /**
+   * Folder names its scans pass over beside the NAS and OS ones (`--exclude-dir`); left out, a resumed job keeps its
+   * own, and given, they replace them: the rescan drops the files now excluded and adds those no longer excluded.
+   */
+  excludeNames?: string[];
   /** Files per lease (default 64); given to a resumed job, it re-splits the batches not yet leased. */
   batchFiles?: number;
   leaseTtlMs: number;
@@ -113,7 +118,8 @@ export class Coordinator {
   static async open(opts: CoordinatorOptions): Promise<Coordinator> {
     // A new job is scanned before anything is written: a root that does not exist (a typo, a share not mounted)
     // fails here and leaves no ledger behind under --storage.
-    const scanned = existsSync(ledgerPath(opts.storage)) ? null : withImages(await scanRoots(opts.roots), opts);
+    const excludeNames = [...new Set(opts.excludeNames ?? [])].sort();
+    const scanned = existsSync(ledgerPath(opts.storage)) ? null : withImages(await scanRoots(opts.roots, { excludeNames }), opts);
     const held = withStorageWritable(() => {
       mkdirSync(join(opts.storage, SHARDS_DIR), { recursive: true });
       mkdirSync(dirname(ledgerPath(opts.storage)), { recursive: true });
@@ -149,6 +155,14 @@ export class Coordinator {
               "give another --storage, or remove its coordinator/ and shards/ directories to start over (a shard left there keeps its model)",
           );
         }
+        // Stored before the rescan that acts on them: one killed between the two still rescans with the new names when started again.
+        if (opts.excludeNames !== undefined && JSON.stringify(excludeNames) !== JSON.stringify(existing.excludeNames)) {
+          await ledger.setExcludeNames(excludeNames);
+          opts.onEvent?.(
+            `--exclude-dir: folders named ${excludeNames.join(", ") || "(none)"} are passed over from now on (were ${existing.excludeNames.join(", ") || "none"})`,
+          );
+          existing = { ...existing, excludeNames };
+        }
         // A merged job too: run again, it leases only what changed since and merges again without what is gone.
         await rescanRoots(ledger, existing, opts);
         existing = (await ledger.job())!;
@@ -180,18 +194,24 @@ export class Coordinator {
           opts.onEvent?.(`stages keep the job's models: ${stages.map((st) => `${st.name} ${Object.values(st.models ?? {}).join(" + ")}`.trim()).join(", ")}`);
         }
         // The job's stages, models and all: the model files served to workers are those of opts.stages.
-        const coordinator = new Coordinator({ ...opts, model: existing.model, stages: existing.stages }, ledger, existing, { done: counts.filesDone }, held);
+        const coordinator = new Coordinator(
+          { ...opts, model: existing.model, stages: existing.stages, excludeNames: existing.excludeNames },
+          ledger,
+          existing,
+          { done: counts.filesDone },
+          held,
+        );
         for (const w of await ledger.workers()) coordinator.known.set(w.id, { drain: w.drain, state: w.state });
         return coordinator;
       }
-      const scan = scanned ?? withImages(await scanRoots(opts.roots), opts);
+      const scan = scanned ?? withImages(await scanRoots(opts.roots, { excludeNames }), opts);
       const files = [...scan.files].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
       const batchFiles = opts.batchFiles ?? DEFAULT_BATCH_FILES;
       const model = opts.model ?? DEFAULT_MODEL;
-      const job = await ledger.createJob(opts.roots, model, files, batchFiles, opts.stages ?? []);
+      const job = await ledger.createJob(opts.roots, model, files, batchFiles, opts.stages ?? [], excludeNames);
       commitFile(jobMarkerPath(opts.storage), job.id);
       opts.onEvent?.(`new job ${job.id}: ${files.length} files in ${Math.ceil(files.length / batchFiles)} batches`);
-      return new Coordinator({ ...opts, model }, ledger, job, null, held);
+      return new Coordinator({ ...opts, model, excludeNames }, ledger, job, null, held);
     } catch (error) {
       await ledger.close();
       held.release();
@@ -644,7 +664,8 @@ export function versionText(theirs: number): string {
 }
 
 /**
- * A job resumed takes its roots as they are now: files added meanwhile join it, and files deleted leave it rather than
+ * A job resumed takes its roots as they are now, scanned with its folder names to pass over (a folder newly excluded
+ * goes as if deleted): files added meanwhile join it, and files deleted leave it rather than
  * be merged as "cannot read the file" (see JobLedger.reconcileFiles); a merged job is merged again. As `imgd index` does, a
  * root with no image at all now keeps its files (a share not mounted, most likely), as does a folder the scan could
  * not read; a scan that fails resumes the job as it was.
@@ -652,7 +673,7 @@ export function versionText(theirs: number): string {
 async function rescanRoots(ledger: JobLedger, job: JobRecord, opts: CoordinatorOptions): Promise<void> {
   let scan: ScanResult;
   try {
-    scan = await scanRoots(opts.roots);
+    scan = await scanRoots(opts.roots, { excludeNames: job.excludeNames });
   } catch (err) {
     opts.onEvent?.(`cannot scan the roots again (${err instanceof Error ? err.message : err}): resuming with the files as first scanned`);
     return;

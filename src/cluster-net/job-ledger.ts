@@ -23,6 +23,8 @@ export interface JobRecord {
   model: string;
   /** Analysis stages every worker runs beside the embedding. */
   stages: StageSpec[];
+  /** Folder names the scans of its roots pass over (`--exclude-dir`), beside the NAS and OS ones every scan does. */
+  excludeNames: string[];
   batchFiles: number;
   total: number;
   paused: boolean;
@@ -69,7 +71,7 @@ export class JobLedger {
   }
 
   async job(): Promise<JobRecord | null> {
-    const [r] = await this.rows("SELECT id, roots, model, batch_files, total, paused, phase, created_ms, stages FROM job");
+    const [r] = await this.rows("SELECT id, roots, model, batch_files, total, paused, phase, created_ms, stages, exclude_names FROM job");
     if (!r) return null;
     return {
       id: r[0] as string,
@@ -81,6 +83,7 @@ export class JobLedger {
       phase: r[6] as JobRecord["phase"],
       createdMs: Number(r[7]),
       stages: JSON.parse((r[8] as string | null) ?? "[]") as StageSpec[],
+      excludeNames: JSON.parse((r[9] as string | null) ?? "[]") as string[],
     };
   }
 
@@ -91,12 +94,14 @@ export class JobLedger {
     files: ScannedFile[],
     batchFiles: number,
     stages: StageSpec[] = [],
+    excludeNames: string[] = [],
   ): Promise<JobRecord> {
     const job: JobRecord = {
       id: randomUUID(),
       roots,
       model,
       stages,
+      excludeNames,
       batchFiles,
       total: files.length,
       paused: false,
@@ -106,8 +111,9 @@ export class JobLedger {
     return this.serialized(async () => {
       await this.transaction(async () => {
         await this.conn.run(
-          "INSERT INTO job VALUES ($1, $2, $3, $4, $5, false, $6, $7, $8)",
-          [job.id, JSON.stringify(roots), model, batchFiles, files.length, job.phase, job.createdMs, JSON.stringify(stages)],
+          `INSERT INTO job (id, roots, model, batch_files, total, paused, phase, created_ms, stages, exclude_names)
+           VALUES ($1, $2, $3, $4, $5, false, $6, $7, $8, $9)`,
+          [job.id, JSON.stringify(roots), model, batchFiles, files.length, job.phase, job.createdMs, JSON.stringify(stages), JSON.stringify(excludeNames)],
         );
         const batchCount = Math.ceil(files.length / batchFiles);
         const batches = await this.conn.createAppender("batches");
@@ -241,6 +247,11 @@ export class JobLedger {
       });
       return out;
     });
+  }
+
+  /** The folder names the job's scans pass over from now on; the next reconcileFiles brings its files in line. */
+  setExcludeNames(names: string[]): Promise<void> {
+    return this.exec("UPDATE job SET exclude_names = $1", [JSON.stringify(names)]);
   }
 
   setPaused(paused: boolean): Promise<void> {
@@ -542,6 +553,8 @@ export class JobLedger {
   private async createTables(): Promise<void> {
     await this.conn.run(`CREATE TABLE IF NOT EXISTS job (id VARCHAR PRIMARY KEY, roots VARCHAR, model VARCHAR,
       batch_files INT, total BIGINT, paused BOOLEAN, phase VARCHAR, created_ms DOUBLE, stages VARCHAR)`);
+    // `--exclude-dir` names, as JSON; a ledger from before it has none, and its job passes over no folder by name.
+    await this.conn.run("ALTER TABLE job ADD COLUMN IF NOT EXISTS exclude_names VARCHAR");
     await this.conn.run(`CREATE TABLE IF NOT EXISTS batches (id INT PRIMARY KEY, state VARCHAR NOT NULL, file_count INT,
       lease_id VARCHAR, worker_id VARCHAR, expires_ms DOUBLE, committed_by VARCHAR, indexed INT, failed INT,
       committed_ms DOUBLE, attempts INT)`);

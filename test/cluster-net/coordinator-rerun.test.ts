@@ -6,7 +6,7 @@ import { Ingestor } from "../../src/engine/ingest.ts";
 import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
 import { loadDuckDB, loadSharp } from "../../src/engine/native.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
-import { makePhotos, MODELS, PHOTOS, startCoordinatorProc, startWorkerProc, tempDir, type Proc } from "./cluster-harness.ts";
+import { makePhotos, MODELS, PHOTOS, spawnCli, startCoordinatorProc, startWorkerProc, tempDir, TOKEN, type Proc } from "./cluster-harness.ts";
 import { mergedPaths, readRows } from "./helpers-db.ts";
 
 const procs: Proc[] = [];
@@ -292,3 +292,61 @@ test("a re-run's merge keeps the rows another writer added to the merged index o
   expect(await mergedPaths(storage)).toEqual([...photos, ...added, uploaded].sort());
   expect(existsSync(uploaded)).toBe(true);
 }, 60_000);
+
+test("--exclude-dir folders stay out of the merged index; a re-run without it keeps the job's names, one with other names drops and adds their files", async () => {
+  const root = tempDir("rerun-exclude");
+  const dir = join(root, "photos");
+  const photos = await makePhotos(dir, 5, 72);
+  const trip = await makePhotos(join(dir, "trip"), 2, 60);
+  // Matched at any depth, a nested one too; other sides than the rest, so no two files are the same image.
+  const shots = [...(await makePhotos(join(dir, "Screenshots"), 2, 64)), ...(await makePhotos(join(dir, "trip", "Screenshots"), 1, 56))].sort();
+  const storage = join(root, "storage");
+  const args = ["--batch", "4", "--lease-ttl", "2"];
+  const ledger = join(storage, "coordinator", "ledger.duckdb");
+
+  const bad = spawnCli(["coordinator", dir, "--storage", storage, "--token", TOKEN, "--exclude-dir", "trip/Screenshots"]);
+  expect(await bad.exited).toBe(2);
+  expect(bad.stderr.join("\n")).toContain('--exclude-dir takes a folder name, not a path: "trip/Screenshots"');
+  expect(existsSync(storage)).toBe(false);
+
+  await runJob(dir, storage, [...args, "--exclude-dir", "Screenshots"]);
+  expect(await mergedPaths(storage)).toEqual([...photos, ...trip].sort());
+  expect(await readRows(ledger, "SELECT exclude_names, total FROM job")).toEqual([['["Screenshots"]', 7n]]);
+
+  // Run again without the flag (a restart by hand, a service's unit): the job's names hold; only the new photo goes out.
+  const later = await makePhotos(join(dir, "later"), 1, 52);
+  const second = await runJob(dir, storage, args);
+  expect(second.p.stderr.some((l) => l.includes("--exclude-dir"))).toBe(false);
+  expect(second.worker.stderr.find((l) => l.includes("leaving (job complete)"))).toMatch(/: 1 files in 1 batches/);
+  expect(await mergedPaths(storage)).toEqual([...photos, ...trip, ...later].sort());
+
+  // Other names replace them: trip/ leaves the job as if deleted (its nested Screenshots with it), Screenshots/ joins.
+  const third = await startCoordinatorProc([dir], storage, [...args, "--exclude-dir", "trip"]);
+  procs.push(third.p);
+  expect(await third.p.waitFor(/--exclude-dir:/)).toBe("[coordinator] --exclude-dir: folders named trip are passed over from now on (were Screenshots)");
+  expect(await third.p.waitFor(/roots scanned again/)).toBe("[coordinator] roots scanned again: 2 new files, 0 changed, 2 gone since the job was made");
+  const w3 = startWorkerProc(third.url);
+  procs.push(w3);
+  expect(await third.p.exited).toBe(0);
+  expect(await w3.exited).toBe(0);
+  expect(await mergedPaths(storage)).toEqual([...photos, ...later, ...shots.filter((p) => !p.includes("/trip/"))].sort());
+  expect(await readRows(ledger, "SELECT exclude_names, total FROM job")).toEqual([['["trip"]', 8n]]);
+
+  // A name passed over anyway clears the job's own: everything joins.
+  const fourth = await runJob(dir, storage, [...args, "--exclude-dir", "@eaDir"]);
+  expect(fourth.p.stderr).toContain("[coordinator] --exclude-dir: folders named @eaDir are passed over from now on (were trip)");
+  expect(await mergedPaths(storage)).toEqual([...photos, ...trip, ...shots, ...later].sort());
+
+  // A ledger from before --exclude-dir has no names: its job resumes, passing over no folder by name.
+  const db = await loadDuckDB().DuckDBInstance.create(ledger);
+  const conn = await db.connect();
+  await conn.run("ALTER TABLE job DROP COLUMN exclude_names");
+  conn.closeSync();
+  db.closeSync();
+  const fifth = await startCoordinatorProc([dir], storage, args);
+  procs.push(fifth.p);
+  expect(await fifth.p.exited).toBe(0);
+  expect(fifth.p.stderr.some((l) => l.includes("roots scanned again"))).toBe(false);
+  expect(await mergedPaths(storage)).toEqual([...photos, ...trip, ...shots, ...later].sort());
+  expect(await readRows(ledger, "SELECT exclude_names, total FROM job")).toEqual([[null, 11n]]);
+}, 120_000);

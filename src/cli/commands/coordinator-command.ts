@@ -6,7 +6,7 @@ import { mergedIndexDir } from "../../cluster-net/storage-layout.ts";
 import { deferredServer } from "../../server/deferred-server.ts";
 import { formatStatusLine, plainStatusLog } from "../../cluster-net/coordinator-plain.ts";
 import { MIN_TOKEN_LENGTH, resolveToken } from "../../cluster-net/mesh-token.ts";
-import { intFlag, parse, portFlag, tokenFlags } from "../args.ts";
+import { excludeDirNames, intFlag, parse, portFlag, tokenFlags } from "../args.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
 import { UsageError } from "../usage.ts";
 
@@ -20,6 +20,7 @@ export async function run(argv: string[]): Promise<number> {
     batch: { type: "string" },
     "lease-ttl": { type: "string" },
     "min-free-mb": { type: "string" },
+    "exclude-dir": { type: "string", multiple: true },
     model: { type: "string" },
     models: { type: "string" },
     serve: { type: "boolean" },
@@ -52,6 +53,8 @@ export async function run(argv: string[]): Promise<number> {
     modelsDir: values.models,
     // Left out, a resumed job keeps the batch size it was started with.
     batchFiles: values.batch === undefined ? undefined : intFlag(values.batch, "batch", DEFAULT_BATCH_FILES),
+    // Left out, a resumed job keeps the names it was started (or last run) with.
+    excludeNames: excludeDirNames(values["exclude-dir"]),
     leaseTtlMs: Math.round(ttlSeconds * 1000),
     // 0 turns the check off, for a filesystem whose free space says nothing (a quota elsewhere, say).
     minFreeBytes: intFlag(values["min-free-mb"], "min-free-mb", DEFAULT_MIN_FREE_BYTES / 1e6, 0) * 1e6,

@@ -6,7 +6,7 @@ import { readManifest } from "../../engine/store/index-manifest.ts";
 import { isReadFailure } from "../../engine/scan.ts";
 import { RunProfile } from "../../engine/run-profile.ts";
 import { formatStageTable } from "../../engine/stage-timings.ts";
-import { DEFAULT_INDEX, DEFAULT_MODEL, defaultThreads, intFlag, parse } from "../args.ts";
+import { DEFAULT_INDEX, DEFAULT_MODEL, defaultThreads, excludeDirNames, intFlag, parse } from "../args.ts";
 import { printable } from "../printable.ts";
 import { progressReporter } from "../progress-output.ts";
 import { STAGE_FLAGS, stageSpecs } from "../stage-flags.ts";
@@ -115,14 +115,6 @@ export async function run(argv: string[]): Promise<number> {
     process.stdout.write(`${out.join("\n")}\n`);
   }
   return report.interrupted ? 130 : 0;
-}
-
-/** `--exclude-dir NAME`: a folder's name, matched at any depth (a path would never match one). */
-function excludeDirNames(names: string[] | undefined): string[] | undefined {
-  for (const name of names ?? []) {
-    if (name === "" || name.includes("/")) throw new UsageError(`--exclude-dir takes a folder name, not a path: ${JSON.stringify(name)}`);
-  }
-  return names;
 }
 
 const NAMED_PATH_SKIPS: ReadonlySet<string> = new Set(["missing", "not-a-file", "not-an-image-extension"]);
