@@ -9,7 +9,7 @@ import { ProgressModel } from "../engine/progress.ts";
 import { inScope, isUnder, rootsWithoutFiles, scanRoots, type ScanResult } from "../engine/scan.ts";
 import { commitFile } from "../engine/store/atomic-file.ts";
 import { lockRefusedText } from "../engine/store/catalog.ts";
-import { claimHolderFile, HOLDER_STALE_MS, type HeldFile } from "../engine/store/holder-file.ts";
+import { claimHolderFile, HOLDER_STALE_MS, holderProcessText, type HeldFile } from "../engine/store/holder-file.ts";
 import { mergeShards, type MergeReport } from "../engine/store/merge-shards.ts";
 import { settleMerge } from "../engine/store/merge-swap.ts";
 import { toCanonicalPath } from "../engine/path-map.ts";
@@ -124,10 +124,8 @@ export class Coordinator {
       mkdirSync(join(opts.storage, SHARDS_DIR), { recursive: true });
       mkdirSync(dirname(ledgerPath(opts.storage)), { recursive: true });
       return claimHolderFile(coordinatorHolderPath(opts.storage), (h, ageMs) =>
-        h.host === hostname()
-          ? `another coordinator (pid ${h.pid}) runs the job in ${opts.storage}: stop it first, or give another --storage`
-          : `another coordinator (pid ${h.pid} on ${h.host}, alive ${Math.round(ageMs / 1000)} s ago) runs the job in ${opts.storage}: ` +
-            `stop it first, or give another --storage (one that stopped without a word frees it ${HOLDER_STALE_MS / 1000} s after its last sign)`,
+        anotherCoordinatorText(opts.storage, holderProcessText(h, ageMs)) +
+        (h.host === hostname() ? "" : ` (one that stopped without a word frees it ${HOLDER_STALE_MS / 1000} s after its last sign)`),
       );
     });
     const ledger = await JobLedger.open(ledgerPath(opts.storage)).catch((err: unknown) => {
@@ -137,7 +135,7 @@ export class Coordinator {
       if (refused) throw new Error(refused);
       const holder = /Conflicting lock is held in .*\(PID (\d+)\)/.exec(message);
       if (!holder) throw err;
-      throw new Error(`another coordinator (pid ${holder[1]}) runs the job in ${opts.storage}: stop it first, or give another --storage`);
+      throw new Error(anotherCoordinatorText(opts.storage, holder[1]!));
     });
     try {
       // Before anything reads the merged index: a merge killed between its renames left none, but the new one beside it.
@@ -477,10 +475,10 @@ export class Coordinator {
     // A shard is open for writing until its worker leaves; a lost worker's process is presumed dead.
     const open = workers.filter((w) => owners.includes(w.id) && w.state !== "gone" && w.state !== "lost");
     if (open.length > 0) return;
+    const shards = owners.filter((id) => id !== MERGED_INDEX);
     this.merge = (async () => {
       const committedBy = await this.requeueBrokenShards(owners, workers);
       if (!committedBy) return "requeued" as const;
-      const shards = owners.filter((id) => id !== MERGED_INDEX);
       const sources = shards.map((id) => {
         const accepted = committedBy.get(id) ?? new Map<string, number>();
         const pathMap = workers.find((w) => w.id === id)?.info.pathMap ?? [];
@@ -507,7 +505,6 @@ export class Coordinator {
       if (report === "requeued") return;
       this.lastMerge = report;
       // The new index holds these shards' rows from here on; only now may they go.
-      const shards = owners.filter((id) => id !== MERGED_INDEX);
       await this.ledger.markMerged(shards);
       this.job = { ...this.job, phase: "merged" };
       this.opts.onEvent?.(
@@ -536,12 +533,12 @@ export class Coordinator {
    * deleted them, or holding only batches another worker's commit counted for).
    */
   private async removeMergedShards(merged: string[], workers: WorkerRecord[]): Promise<void> {
-    const holders = new Set(await this.ledger.shardOwners());
+    const owners = new Set(await this.ledger.shardOwners());
     const dir = join(this.opts.storage, SHARDS_DIR);
     for (const id of readdirSync(dir)) {
       const state = workers.find((w) => w.id === id)?.state;
       const closed = merged.includes(id) || state === "gone" || state === "lost";
-      if (!closed || holders.has(id)) continue;
+      if (!closed || owners.has(id)) continue;
       try {
         rmSync(join(dir, id), { recursive: true, force: true });
       } catch (err) {
@@ -657,6 +654,10 @@ function withStorageWritable<T>(write: () => T): T {
         "(NFS root_squash maps root to nobody: run the coordinator as a user the share lets write, or let that user write it)",
     );
   }
+}
+
+function anotherCoordinatorText(storage: string, pid: string): string {
+  return `another coordinator (pid ${pid}) runs the job in ${storage}: stop it first, or give another --storage`;
 }
 
 export function versionText(theirs: number): string {

@@ -1,12 +1,11 @@
 // catalog.duckdb: the source of truth for every file imgd has seen, including each embedding.
 // Embeddings are stored as raw little-endian float32 BLOBs: the DuckDB appender takes a BLOB in one call,
 // while a FLOAT[dims] value is converted element by element in JS (~40 ms per 64x512 batch against <1 ms).
-import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import type { DuckDBConnection, DuckDBInstance, DuckDBValue } from "@duckdb/node-api";
 import { deleteImageRows } from "../faces/persons-prototypes.ts";
 import { loadDuckDB } from "../native.ts";
-import { claimHolderFile, refuseIfHeld, type HeldFile, type Holder } from "./holder-file.ts";
+import { claimHolderFile, holderProcessText, refuseIfHeld, type HeldFile, type Holder } from "./holder-file.ts";
 import type { FailureReason } from "../types.ts";
 
 export const CATALOG_FILE = "catalog.duckdb";
@@ -619,7 +618,7 @@ function catalogHolderPath(catalogPath: string): string {
 
 function describeHolder(path: string): (h: Holder, ageMs: number) => string {
   return (h, ageMs) =>
-    openElsewhereText(path, h.host === hostname() ? String(h.pid) : `${h.pid} on ${h.host}, alive ${Math.round(ageMs / 1000)} s ago`);
+    openElsewhereText(path, holderProcessText(h, ageMs));
 }
 
 /** Refuses to read the catalog at `path` while another process (here or on another host) writes it. */

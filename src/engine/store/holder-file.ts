@@ -63,6 +63,11 @@ function handle(path: string): HeldFile {
   };
 }
 
+/** A holder as messages name it after "pid": its pid here; its pid, host and last sign of life on another host. */
+export function holderProcessText(holder: Holder, ageMs: number): string {
+  return holder.host === hostname() ? `${holder.pid}` : `${holder.pid} on ${holder.host}, alive ${Math.round(ageMs / 1000)} s ago`;
+}
+
 /** Throws `describe`'s text when another live process holds `path`; for a reader, which must not read a file mid-write. */
 export function refuseIfHeld(path: string, describe: (holder: Holder, ageMs: number) => string): void {
   const live = liveHolder(readHolder(path), Date.now());
