@@ -499,10 +499,6 @@ export class JobLedger {
     return rows.length > 0;
   }
 
-  setWorkerState(id: string, state: WorkerState): Promise<void> {
-    return this.exec("UPDATE workers SET state = $1 WHERE id = $2", [state, id]);
-  }
-
   setWorkerGone(id: string, reason: string): Promise<void> {
     return this.exec("UPDATE workers SET state = 'gone', left_reason = $1 WHERE id = $2", [reason, id]);
   }
