@@ -17,6 +17,7 @@ import { JobLedger, type JobRecord, type WorkerRecord } from "./job-ledger.ts";
 import { ownerText } from "./owner-text.ts";
 import { checkShard } from "./shard-check.ts";
 import {
+  ORDERLY_LEAVE,
   PROTOCOL_VERSION,
   type CommitReply,
   type CommitRequest,
@@ -259,8 +260,8 @@ export class Coordinator {
   async lease(workerId: string, ahead = false): Promise<LeaseReply> {
     const worker = await this.knownWorker(workerId);
     if (worker.drain || this.job.phase !== "indexing" || this.job.paused) await this.ledger.touchWorker(workerId, Date.now(), null);
-    if (worker.drain) return { batch: null, done: true, reason: "drained by the coordinator", retryMs: 0 };
-    if (this.job.phase !== "indexing") return { batch: null, done: true, reason: "job complete", retryMs: 0 };
+    if (worker.drain) return { batch: null, done: true, reason: ORDERLY_LEAVE.drainedByCoordinator, retryMs: 0 };
+    if (this.job.phase !== "indexing") return { batch: null, done: true, reason: ORDERLY_LEAVE.jobComplete, retryMs: 0 };
     if (this.job.paused) return { batch: null, done: false, reason: "dispatch paused", retryMs: 500 };
     const full = this.spaceShortage();
     if (full) return { batch: null, done: false, reason: full, retryMs: 5000 };

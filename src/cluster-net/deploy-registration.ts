@@ -1,7 +1,7 @@
 // After `imgd deploy` has started its workers: has each one registered with the coordinator? A worker that is alive
 // but cannot reach it (a wrong URL, a firewall, another token) would otherwise read as "started".
 import { MeshClient, MeshRefusal } from "./mesh-client.ts";
-import { JobStatus } from "./protocol.ts";
+import { JobStatus, ORDERLY_LEAVE_REASONS } from "./protocol.ts";
 import type { DeployRow } from "./ssh-deploy.ts";
 
 /**
@@ -32,7 +32,7 @@ export async function awaitRegistration(rows: DeployRow[], coordinator: string, 
       // registered and stopped at its first batch (a shard it may not write): the coordinator has its reason.
       if (w.state === "gone") {
         const reason = w.note?.replace(/^left: /, "") ?? "";
-        if (LEFT_IN_ORDER.has(reason) || reason === "") row.worker += `, registered as ${w.id}, since left after ${w.done} files`;
+        if (ORDERLY_LEAVE_REASONS.has(reason) || reason === "") row.worker += `, registered as ${w.id}, since left after ${w.done} files`;
         else fail(row, `registered as ${w.id}, then left: ${reason}`);
       } else if (w.state === "lost") fail(row, `registered as ${w.id}, then lost: see imgd deploy logs ${row.host}`);
       else row.worker += `, registered as ${w.id}`;
@@ -44,9 +44,6 @@ export async function awaitRegistration(rows: DeployRow[], coordinator: string, 
   for (const row of pending) fail(row, `not registered after ${waitMs / 1000} s: see imgd deploy logs ${row.host}`);
   return null;
 }
-
-/** Reasons a worker gives for leaving when nothing went wrong (worker.ts). */
-const LEFT_IN_ORDER: ReadonlySet<string> = new Set(["job complete", "drained", "drained by the coordinator"]);
 
 function fail(row: DeployRow, why: string): void {
   row.worker += `, ${why}`;

@@ -124,6 +124,10 @@ export type CommitReply = z.infer<typeof CommitReply>;
 
 export const DeregisterRequest = z.object({ workerId: z.string(), reason: z.string() });
 
+/** Why a worker leaves when nothing went wrong (a lease reply's reason, or the worker's own); any other is an error's. */
+export const ORDERLY_LEAVE = { jobComplete: "job complete", drained: "drained", drainedByCoordinator: "drained by the coordinator" } as const;
+export const ORDERLY_LEAVE_REASONS: ReadonlySet<string> = new Set(Object.values(ORDERLY_LEAVE));
+
 export const ControlRequest = z.object({
   action: z.enum(["pause", "resume", "drain"]),
   workerId: z.string().optional(),

@@ -21,6 +21,7 @@ import {
   CommitReply,
   HeartbeatReply,
   LeaseReply,
+  ORDERLY_LEAVE,
   PROTOCOL_VERSION,
   RegisterReply,
   type LeasedBatch,
@@ -242,7 +243,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
   try {
     for (;;) {
       if (drainRequested) {
-        summary.reason = "drained";
+        summary.reason = ORDERLY_LEAVE.drained;
         break;
       }
       const m0 = performance.now();
@@ -250,7 +251,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
       prefetched = null;
       summary.meshMs += performance.now() - m0;
       if (lease.done) {
-        summary.reason = lease.reason ?? "job complete";
+        summary.reason = lease.reason ?? ORDERLY_LEAVE.jobComplete;
         break;
       }
       if (!lease.batch) {
