@@ -4,6 +4,7 @@
 // cache in step: each of its writes hands the cache what changed before the write resolves.
 import type { DuckDBValue } from "@duckdb/node-api";
 import { localTime, type CatalogFilter, type ImageRecord } from "./catalog.ts";
+import { PathTable } from "./path-table.ts";
 
 /** The fields of a record a search hit needs. */
 export type HitRecord = Pick<ImageRecord, "id" | "path" | "size" | "width" | "height" | "takenAt" | "cameraMake" | "cameraModel">;
@@ -36,7 +37,7 @@ export class MetadataCache implements RecordCache {
   /** id -> slot + 1 (0: not cached). Ids are never reused, so this grows with the catalog's next id. */
   private slotOf = new Int32Array(1024);
   private ids = new Float64Array(1024);
-  private paths: (string | null)[] = [];
+  private readonly paths = new PathTable();
   private sizes = new Float64Array(1024);
   private widths = new Int32Array(1024);
   private heights = new Int32Array(1024);
@@ -79,7 +80,7 @@ export class MetadataCache implements RecordCache {
     for (const id of ids) {
       const slot = id < this.slotOf.length ? this.slotOf[id]! - 1 : -1;
       if (slot < 0) continue;
-      if (filter.pathPrefix && !this.paths[slot]!.startsWith(filter.pathPrefix)) continue;
+      if (filter.pathPrefix && !this.paths.startsWith(slot, filter.pathPrefix)) continue;
       if (after !== null || before !== null) {
         const taken = this.taken[slot]!;
         if (Number.isNaN(taken) || (after !== null && taken < after) || (before !== null && taken >= before)) continue;
@@ -94,7 +95,7 @@ export class MetadataCache implements RecordCache {
     for (const m of change.moved ?? []) {
       const slot = m.id < this.slotOf.length ? this.slotOf[m.id]! - 1 : -1;
       if (slot < 0) continue;
-      this.paths[slot] = m.path;
+      this.paths.set(slot, m.path);
       this.sizes[slot] = m.size;
     }
     const added = change.added ?? [];
@@ -110,7 +111,7 @@ export class MetadataCache implements RecordCache {
     const h = this.heights[slot]!;
     return {
       id: this.ids[slot]!,
-      path: this.paths[slot]!,
+      path: this.paths.get(slot)!,
       size: this.sizes[slot]!,
       width: w === NO_INT ? null : w,
       height: h === NO_INT ? null : h,
@@ -136,7 +137,7 @@ export class MetadataCache implements RecordCache {
     this.ensureCapacity(slot + 1, id + 1);
     this.slotOf[id] = slot + 1;
     this.ids[slot] = id;
-    this.paths[slot] = path as string;
+    this.paths.set(slot, path as string);
     this.sizes[slot] = Number(size);
     this.widths[slot] = width === null ? NO_INT : (width as number);
     this.heights[slot] = height === null ? NO_INT : (height as number);
@@ -153,7 +154,7 @@ export class MetadataCache implements RecordCache {
     const slot = id < this.slotOf.length ? this.slotOf[id]! - 1 : -1;
     if (slot < 0) return;
     this.slotOf[id] = 0;
-    this.paths[slot] = null;
+    this.paths.clear(slot);
     this.takenOdd.delete(slot);
     this.freeSlots.push(slot);
   }
