@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { runIndex } from "../../src/engine/index-pipeline.ts";
 import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
 import { loadDuckDB } from "../../src/engine/native.ts";
+import { mulberry32 } from "../../src/engine/seeded-random.ts";
 import { CATALOG_FILE } from "../../src/engine/store/catalog.ts";
 import { IndexDonor } from "../../src/engine/store/index-donor.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
@@ -77,6 +78,49 @@ test("a donor that fails to answer costs only the work it would have saved: its 
     const report = await runIndex({ roots: [photos], indexDir: join(root, "shard"), model, threads: 1, store, donor });
     expect([report.embedded, report.reused, report.failed]).toEqual([2, 0, 0]);
     expect(report.donorError).toContain(IndexDonor.alias);
+  } finally {
+    await donor.close();
+    await store.close();
+  }
+}, 60_000);
+
+test("a donor finds each of its images by content hash, and nothing for a hash it lacks, even one of the same fingerprint", async () => {
+  const root = tempDir("donor-keys");
+  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
+  const dims = model.manifest.dims;
+  // Two hashes of one crc32 (the donor's in-memory fingerprint): only the catalog's imohash can tell them apart.
+  const seen = new Map<number, string>();
+  let twins: [string, string] | null = null;
+  const rand = mulberry32(5);
+  while (!twins) {
+    const hash = Array.from({ length: 32 }, () => "0123456789abcdef"[Math.floor(rand() * 16)]).join("");
+    const other = seen.get(Bun.hash.crc32(hash));
+    if (other) twins = [other, hash];
+    else seen.set(Bun.hash.crc32(hash), hash);
+  }
+  const hashes = [twins[0], ...Array.from({ length: 2999 }, (_, i) => `d${String(i).padStart(31, "0")}`)];
+  const mergedDir = join(root, "merged");
+  const merged = await IndexStore.open(mergedDir, { model: model.manifest });
+  const vectors = new Float32Array(hashes.length * dims);
+  for (let r = 0; r < hashes.length; r++) vectors[r * dims + (r % dims)] = 1;
+  const ids = await merged.addBatch(
+    hashes.map((imohash, i) => ({
+      path: `/photos/${i}.jpg`, size: 1000 + i, mtimeMs: 0, imohash, width: 4, height: 3,
+      takenAt: null, cameraMake: null, cameraModel: null, status: "indexed" as const,
+    })),
+    vectors,
+  );
+  await merged.close();
+
+  const store = await IndexStore.open(join(root, "shard"), { model: model.manifest });
+  const donor = (await IndexDonor.open(mergedDir, model.manifest, store))!;
+  try {
+    for (const i of [0, 1, 1500, 2999]) {
+      const found = await donor.find(hashes[i]!);
+      expect({ i, id: found?.id, hash: found?.row.imohash, one: found?.embedding[i % dims] }).toEqual({ i, id: ids[i], hash: hashes[i], one: 1 });
+    }
+    expect(await donor.find(twins[1])).toBeNull();
+    expect(await donor.find("f".repeat(32))).toBeNull();
   } finally {
     await donor.close();
     await store.close();
