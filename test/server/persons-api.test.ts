@@ -62,6 +62,13 @@ describe("persons API", () => {
     expect(one.status).toBe(200);
     expect(one.body.faces.map((f: any) => f.id).sort((a: number, b: number) => a - b)).toEqual(identityFaces.get(2));
     expect(one.body.faces.every((f: any) => f.assigned_by === "cluster" && f.box.length === 4)).toBe(true);
+    // Each face carries its photo's pixel size (the space of its box, which a face crop needs), and the list each
+    // person's cover face.
+    const image = (await call("GET", `/api/images/${one.body.faces[0].image_id}`)).body;
+    expect([one.body.faces[0].image_width, one.body.faces[0].image_height]).toEqual([image.width, image.height]);
+    expect(image.width).toBeGreaterThan(0);
+    expect(biggest.cover).toMatchObject({ id: biggest.cover_face_id, person_id: biggest.id, image_width: expect.any(Number) });
+    expect(body.persons.every((p: any) => p.cover?.id === p.cover_face_id)).toBe(true);
     const thumb = await fetch(`${server.url}${one.body.faces[0].thumb}`);
     expect(thumb.status).toBe(200);
     expect(thumb.headers.get("content-type")).toStartWith("image/");
@@ -147,6 +154,7 @@ describe("persons API", () => {
     const suggestions = await call("GET", `/api/persons/${bob.body.id}/suggestions`);
     expect(suggestions.body.suggestions.map((s: any) => s.face_id)).toEqual([bobFaces[5]]);
     expect(suggestions.body.suggestions[0].score).toBeGreaterThan(0.38);
+    expect(suggestions.body.suggestions[0].image_width).toBe((await call("GET", `/api/images/${imageOfFace.get(bobFaces[5]!)}`)).body.width);
     // offset pages like everywhere else: past the one suggestion, nothing.
     expect((await call("GET", `/api/persons/${bob.body.id}/suggestions?offset=1`)).body.suggestions).toEqual([]);
 

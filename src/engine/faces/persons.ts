@@ -22,6 +22,9 @@ export interface PersonFace {
   imageId: number;
   path: string;
   box: [number, number, number, number];
+  /** The source image's pixel size, the space `box` is in (a face crop needs it); null when it was not recorded. */
+  imageWidth: number | null;
+  imageHeight: number | null;
   score: number;
   personId: number | null;
   person: string | null;
@@ -256,7 +259,7 @@ async function facesWhere(read: RowReader, where: string, opts: { limit?: number
   const named = await hasTable(read, "persons");
   const rows = await read(
     `SELECT f.id, f.image_id, i.path, f.x0, f.y0, f.x1, f.y1, f.score, f.person_id, ${named ? "p.name" : "NULL"},
-       f.assigned_by, f.cluster_id
+       f.assigned_by, f.cluster_id, i.width, i.height
      FROM faces f JOIN images i ON i.id = f.image_id ${named ? "LEFT JOIN persons p ON p.id = f.person_id" : ""}
      WHERE ${where} ORDER BY f.image_id, f.x0, f.id
      LIMIT ${Math.trunc(opts.limit ?? 10_000)} OFFSET ${Math.trunc(opts.offset ?? 0)}`,
@@ -271,6 +274,8 @@ async function facesWhere(read: RowReader, where: string, opts: { limit?: number
     person: (r[9] as string | null) ?? null,
     assignedBy: (r[10] as string | null) ?? null,
     clusterId: r[11] === null ? null : Number(r[11]),
+    imageWidth: r[12] === null ? null : Number(r[12]),
+    imageHeight: r[13] === null ? null : Number(r[13]),
   }));
 }
 

@@ -146,6 +146,8 @@ export interface Suggestion {
   imageId: number;
   path: string;
   box: [number, number, number, number];
+  imageWidth: number | null;
+  imageHeight: number | null;
   score: number;
 }
 
@@ -153,7 +155,7 @@ export interface Suggestion {
 export async function personSuggestions(read: RowReader, personId: number, limit = 100): Promise<Suggestion[]> {
   if (!(await hasTable(read, "face_suggestions")) || !(await hasTable(read, "faces"))) return [];
   const rows = await read(
-    `SELECT s.face_id, f.image_id, i.path, f.x0, f.y0, f.x1, f.y1, s.score FROM face_suggestions s
+    `SELECT s.face_id, f.image_id, i.path, f.x0, f.y0, f.x1, f.y1, s.score, i.width, i.height FROM face_suggestions s
      JOIN faces f ON f.id = s.face_id AND f.person_id IS NULL JOIN images i ON i.id = f.image_id
      WHERE s.person_id = $1 AND s.status = 'pending' ORDER BY s.score DESC, s.face_id LIMIT ${Math.trunc(limit)}`,
     [personId],
@@ -164,6 +166,8 @@ export async function personSuggestions(read: RowReader, personId: number, limit
     path: r[2] as string,
     box: [Number(r[3]), Number(r[4]), Number(r[5]), Number(r[6])],
     score: Number(r[7]),
+    imageWidth: r[8] === null ? null : Number(r[8]),
+    imageHeight: r[9] === null ? null : Number(r[9]),
   }));
 }
 

@@ -66,13 +66,18 @@ export const Face = z.object({
   path: z.string(),
   thumb: z.string(),
   box: z.array(z.number()).meta({ description: "x0, y0, x1, y1 in source-image pixels" }),
+  image_width: z.number().int().nullable().meta({ description: "the source image's width in pixels, the space of box" }),
+  image_height: z.number().int().nullable(),
   score: z.number(),
   person_id: z.number().int().nullable(),
   person: z.string().nullable(),
   assigned_by: z.enum(["auto", "user", "cluster"]).nullable(),
   cluster_id: z.number().int().nullable(),
 });
-export const PersonsResponse = z.object({ total: z.number().int(), persons: z.array(Person) });
+export const PersonsResponse = z.object({
+  total: z.number().int(),
+  persons: z.array(Person.extend({ cover: Face.nullable().meta({ description: "the face cover_face_id names, to show for the person" }) })),
+});
 export const PersonResponse = z.object({ person: Person, faces: z.array(Face) });
 export const FacesResponse = z.object({ image: z.number().int(), faces: z.array(Face) });
 export const SimilarFacesResponse = z.object({
@@ -84,7 +89,7 @@ export const DeleteResponse = z.object({ deleted: Person });
 export const AssignResponse = z.object({ assigned: z.number().int(), persons: z.array(z.number().int()) });
 export const SuggestionsResponse = z.object({
   person: z.number().int(),
-  suggestions: z.array(z.object({ face_id: z.number().int(), image_id: z.number().int(), path: z.string(), thumb: z.string(), box: z.array(z.number()), score: z.number() })),
+  suggestions: z.array(Face.pick({ image_id: true, path: true, thumb: true, box: true, image_width: true, image_height: true, score: true }).extend({ face_id: z.number().int() })),
 });
 export const RejectResponse = z.object({ rejected: z.number().int() });
 export const SuggestResponse = z.object({
@@ -145,7 +150,8 @@ export function personRoutes(deps: AppDeps) {
       const q = parseInput(PersonsQuery, c.req.query());
       const named = q.named === undefined ? undefined : q.named === "true";
       const listed = await engine(() => listPersons(read, { named, limit: q.limit, offset: q.offset }));
-      return c.json({ total: listed.total, persons: listed.persons.map(toPerson) });
+      const covers = new Map((await facesByIds(read, listed.persons.flatMap((p) => p.coverFaceId ?? []))).map((f) => [f.id, toFace(f)]));
+      return c.json({ total: listed.total, persons: listed.persons.map((p) => ({ ...toPerson(p), cover: covers.get(p.coverFaceId!) ?? null })) });
     })
     .post("/", async (c) => {
       const b = await body(c, CreatePersonBody);
@@ -192,7 +198,16 @@ export function personRoutes(deps: AppDeps) {
       });
       return c.json({
         person: personId,
-        suggestions: list.map((s) => ({ face_id: s.faceId, image_id: s.imageId, path: s.path, thumb: thumb(s.imageId), box: s.box, score: s.score })),
+        suggestions: list.map((s) => ({
+          face_id: s.faceId,
+          image_id: s.imageId,
+          path: s.path,
+          thumb: thumb(s.imageId),
+          box: s.box,
+          image_width: s.imageWidth,
+          image_height: s.imageHeight,
+          score: s.score,
+        })),
       });
     })
     .post("/:id/reject", async (c) => {
@@ -269,6 +284,8 @@ function toFace(f: PersonFace): z.infer<typeof Face> {
     path: f.path,
     thumb: thumb(f.imageId),
     box: f.box,
+    image_width: f.imageWidth,
+    image_height: f.imageHeight,
     score: f.score,
     person_id: f.personId,
     person: f.person,
