@@ -3,7 +3,7 @@ import { existsSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { RunningServer } from "../../src/server/server.ts";
-import { indexedPhotos, serve, type Fixture } from "./server-harness.ts";
+import { indexedPhotos, prefixProxy, serve, type Fixture } from "./server-harness.ts";
 
 const CHROMIUM = "/usr/bin/chromium";
 const missing = existsSync(CHROMIUM) ? null : `${CHROMIUM} is not installed (apt-get install chromium)`;
@@ -87,20 +87,7 @@ describe("the search page in headless Chromium", () => {
   });
 
   test("behind a proxy that serves it under /photos/, the page searches, shows thumbnails and opens the original", async () => {
-    // A real HTTP proxy, as nginx's `location /photos/ { proxy_pass http://imgd/; }` is: the prefix is stripped and
-    // Host kept (the server is told the proxy's name with --allowed-host; an IP literal needs none).
-    const upstream = new URL(server.url);
-    const proxy = Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      async fetch(req) {
-        const url = new URL(req.url);
-        if (!url.pathname.startsWith("/photos/")) return new Response("not here", { status: 404 });
-        const target = new URL(url.pathname.slice("/photos".length) + url.search, upstream);
-        const res = await fetch(target, { method: req.method, headers: req.headers, body: req.body, redirect: "manual" });
-        return new Response(res.body, { status: res.status, headers: res.headers });
-      },
-    });
+    const proxy = prefixProxy(server.url);
     try {
       const page = await ctx.newPage();
       await page.goto(`http://127.0.0.1:${proxy.port}/photos/?q=blue%20sky`);

@@ -69,3 +69,22 @@ export function form(files: [string, Uint8Array, string?][], fields: Record<stri
   for (const [k, v] of Object.entries(fields)) f.append(k, v);
   return f;
 }
+
+/**
+ * A real HTTP proxy serving `upstream` under `prefix`, as nginx's `location /photos/ { proxy_pass http://imgd/; }`
+ * does: the prefix is stripped and Host kept (the server is told the proxy's name with --allowed-host; an IP literal
+ * needs none); any other path is 404.
+ */
+export function prefixProxy(upstream: string, prefix = "/photos") {
+  return Bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    async fetch(req) {
+      const url = new URL(req.url);
+      if (!url.pathname.startsWith(`${prefix}/`)) return new Response("not here", { status: 404 });
+      const target = new URL(url.pathname.slice(prefix.length) + url.search, upstream);
+      const res = await fetch(target, { method: req.method, headers: req.headers, body: req.body, redirect: "manual" });
+      return new Response(res.body, { status: res.status, headers: res.headers });
+    },
+  });
+}
