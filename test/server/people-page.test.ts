@@ -85,7 +85,7 @@ describe("the People view edits persons", () => {
     await server?.stop();
   });
 
-  test("rename, remove faces, accept and reject suggestions, merge, refuse a taken name, delete", async () => {
+  test("rename, remove faces, accept and reject suggestions, merge, show a refusal, delete, merge by naming", async () => {
     // The clustering cut identity 1 in two, as a real one does: the user merges them back.
     const [bobBig, bobSmall] = [identityFaces.get(1)!.slice(0, 4), identityFaces.get(1)!.slice(4)];
     const bob = (await personOfFace(bobBig[0]!))!;
@@ -172,30 +172,49 @@ describe("the People view edits persons", () => {
     const merged = (await call("GET", `/api/persons/${bob}`)).body;
     expect(merged.faces.map((f: any) => f.id).sort()).toEqual([...identityFaces.get(1)!].sort());
 
-    // A name that is taken: the API's 409 reason is shown, and nothing changes.
-    await page.fill("#person-name", "carol");
+    // The API's refusal (4xx with a reason) is shown in the dialog, and nothing changes.
+    await page.fill("#person-name", "12345");
     await page.press("#person-name", "Enter");
     await page.waitForSelector("#person-status.error");
-    expect(await page.textContent("#person-status")).toContain(`"carol" is already person ${carol}`);
+    expect(await page.textContent("#person-status")).toBe(`Naming Unnamed #${bob} “12345”: "12345" would read as a person id; add a letter`);
     expect((await call("GET", `/api/persons/${bob}`)).body.person.name).toBeNull();
+    // Another person's name (any case) is offered as a merge into them; declined, nothing changes.
+    const answer = (accept: boolean) => new Promise<string>((done) => page.once("dialog", (d) => void (done(d.message()), accept ? d.accept() : d.dismiss())));
+    let asked = answer(false);
+    await page.fill("#person-name", "carol");
+    await page.press("#person-name", "Enter");
+    expect(await asked).toBe(`Carol is another person (7 faces). Merge Unnamed #${bob} into Carol?`);
+    expect((await call("GET", `/api/persons/${bob}`)).body.person.faces).toBe(6);
     await page.keyboard.press("Escape");
 
     // Delete asks first: dismissed, the person stays; accepted, it is gone and its faces belong to nobody.
     await page.click(`.card[data-person="${alice}"]`);
     await page.waitForSelector("#person.open");
-    page.once("dialog", (d) => void d.dismiss());
+    asked = answer(false);
     await page.click("#delete-person");
+    expect(await asked).toBe(`Delete Unnamed #${alice}? Their 4 faces will belong to nobody; the photos stay.`);
     expect((await call("GET", `/api/persons/${alice}`)).status).toBe(200);
     expect(await page.isVisible("#person")).toBe(true);
-    let asked = "";
-    page.once("dialog", (d) => void ((asked = d.message()), d.accept()));
+    asked = answer(true);
     await page.click("#delete-person");
+    await asked;
     await page.waitForFunction(() => document.getElementById("status")!.textContent!.startsWith("Deleting"));
-    expect(asked).toBe(`Delete Unnamed #${alice}? Their 4 faces will belong to nobody; the photos stay.`);
     expect(await page.textContent("#status")).toBe(`Deleting Unnamed #${alice}: done`);
     expect((await call("GET", `/api/persons/${alice}`)).status).toBe(404);
     expect(await personOfFace(identityFaces.get(0)![0]!)).toBeNull();
     expect(await page.$$eval(".card[data-person]", (els) => els.map((e) => Number((e as HTMLElement).dataset.person)))).toEqual([carol, bob]);
+
+    // Naming a person as another is, accepted, merges them.
+    await page.click(`.card[data-person="${bob}"]`);
+    await page.waitForSelector("#person.open");
+    asked = answer(true);
+    await page.fill("#person-name", "CAROL");
+    await page.press("#person-name", "Enter");
+    await asked;
+    await done(`Merging Unnamed #${bob} into Carol`);
+    expect(await page.textContent("#person-title")).toBe("Carol");
+    expect((await call("GET", `/api/persons/${bob}`)).status).toBe(404);
+    expect((await call("GET", `/api/persons/${carol}`)).body.person.faces).toBe(13);
     process.stderr.write(`people page screenshot: ${shots}\n`);
     await page.close();
   });
