@@ -45,27 +45,30 @@ describe("the People view edits persons", () => {
   };
 
   beforeAll(async () => {
-    fx = await indexedPhotos("people-page", ["messi5.jpg", "astronaut.png", "chelsea.png"]);
+    fx = await indexedPhotos("people-page", ["astronaut.png", "baboon.jpg", "messi5.jpg"]);
     const ro = await openPersonsCatalog(fx.index, { readOnly: true });
-    const images = (await ro.read("SELECT id, width, height FROM images ORDER BY path")).map((r) => r.map(Number) as [number, number, number]);
+    const images = (await ro.read("SELECT id FROM images ORDER BY path")).map((r) => Number(r[0]));
     ro.close();
-    // Identity i has 4 + 2i faces (as in persons-api.test.ts), six on each photo, laid out in a 3 × 2 grid over it so
-    // the crops the page shows are of distinct places of real photos.
+    // Identity i has 4 + 2i faces (as in persons-api.test.ts), each on its own photo's one real face (the
+    // astronaut's, the baboon's, the footballer's: boxes measured by eye, in the photos' pixels), each face's box a
+    // little moved and scaled, so the crops the page shows (and docs/people.png) are of faces.
+    const faceBoxes = [[168, 52, 284, 188], [110, 70, 400, 450], [212, 66, 262, 124]] as const;
     const identityOf = [0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2];
     const vectors = facesOf(unitVectors(3, FACE_DIMS, 31), identityOf, 0.8, 8);
     const ids = await insertFaces(
       join(fx.index, "catalog.duckdb"),
-      identityOf.map((_, i) => ({ imageId: images[i % 3]![0], embedding: row(vectors, i) })),
+      identityOf.map((identity, i) => ({ imageId: images[identity]!, embedding: row(vectors, i) })),
     );
     ids.forEach((id, i) => identityFaces.set(identityOf[i]!, [...(identityFaces.get(identityOf[i]!) ?? []), id]));
     const rw = await openPersonsCatalog(fx.index, { readOnly: false });
     await rw.write(async (conn) => {
       for (const [i, id] of ids.entries()) {
-        const [, w, h] = images[i % 3]!;
-        const k = Math.floor(i / 3) % 6;
-        const side = Math.round(Math.min(w / 3, h / 2) * 0.7);
-        const x0 = Math.round((k % 3) * (w / 3) + w / 20), y0 = Math.round(Math.floor(k / 3) * (h / 2) + h / 20);
-        await conn.run(`UPDATE faces SET x0 = ${x0}, y0 = ${y0}, x1 = ${x0 + side}, y1 = ${y0 + side} WHERE id = ${id}`);
+        const [x0, y0, x1, y1] = faceBoxes[identityOf[i]!]!;
+        const scale = 0.92 + 0.06 * (i % 4);
+        const w = (x1 - x0) * scale, h = (y1 - y0) * scale;
+        const cx = (x0 + x1) / 2 + (((i * 37) % 11) - 5) * 0.01 * w, cy = (y0 + y1) / 2 + (((i * 53) % 11) - 5) * 0.01 * h;
+        const box = [cx - w / 2, cy - h / 2, cx + w / 2, cy + h / 2].map(Math.round);
+        await conn.run(`UPDATE faces SET x0 = ${box[0]}, y0 = ${box[1]}, x1 = ${box[2]}, y1 = ${box[3]} WHERE id = ${id}`);
       }
       await clusterFaces(conn, { minClusterSize: 3 });
     });
@@ -111,6 +114,7 @@ describe("the People view edits persons", () => {
     expect(await page.evaluate(() => document.activeElement?.id)).toBe("person-name");
     expect(await page.textContent("#person-title")).toBe(`Unnamed #${carol}`);
     await page.waitForFunction(() => document.querySelectorAll("#person-faces figure").length === 8);
+    expect(await page.textContent("#person-counts")).toBe("8 faces in 1 photo");
     await page.keyboard.type("Carol");
     await page.keyboard.press("Enter");
     await done(`Naming Unnamed #${carol} “Carol”`);
