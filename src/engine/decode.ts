@@ -53,8 +53,9 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
   const size = typeof input === "string" ? await fileSize(input) : input.length;
   if (size === 0) throw new ImageError("empty-file", `${label}: the file is empty (0 bytes)`);
   const name = opts.name ?? (typeof input === "string" ? input : "");
-  if (isRawName(name)) {
-    const preview = await readRawPreview(input, label);
+  // A file named as a RAW that is no RAW container (a JPEG renamed .CR2) is decoded as what it is.
+  const preview = isRawName(name) ? await readRawPreview(input, label) : null;
+  if (preview) {
     const image = await decodePixels(preview.jpeg, `${label} (its embedded JPEG preview)`, opts, preview.orientation);
     return { ...image, format: extname(name).slice(1).toLowerCase(), exif: preview.exif };
   }

@@ -7,6 +7,11 @@ const TAG_MODEL = 0x0110;
 const TAG_DATETIME = 0x0132;
 const TAG_EXIF_IFD = 0x8769;
 const TAG_DATETIME_ORIGINAL = 0x9003;
+const TAG_ORIENTATION = 0x0112;
+const TYPE_SHORT = 3;
+// TIFF's 42, and the magic numbers of the camera RAW files that are TIFF in all but that: Panasonic's RW2 (0x55) and
+// Olympus' ORF ("RO", "RS"). Their IFD0 and EXIF directory read as any TIFF's.
+const TIFF_MAGICS = new Set([42, 0x55, 0x4f52, 0x5352]);
 const TYPE_ASCII = 2;
 const TYPE_LONG = 4;
 
@@ -79,22 +84,31 @@ function tiffStart(bytes: Uint8Array): number {
   return 0;
 }
 
+/** The TIFF block in `buf` and its IFD0, or null if `buf` holds none. */
+function openTiff(buf: Uint8Array | undefined): { tiff: Tiff; ifd0: Entries } | null {
+  if (!buf || buf.length < 14) return null;
+  const base = tiffStart(buf);
+  const view = new DataView(buf.buffer, buf.byteOffset + base, buf.byteLength - base);
+  const order = view.getUint16(0, false);
+  if (order !== 0x4949 && order !== 0x4d4d) return null;
+  const little = order === 0x4949;
+  if (!TIFF_MAGICS.has(view.getUint16(2, little))) return null;
+  const tiff: Tiff = { view, little };
+  return { tiff, ifd0: readIfd(tiff, view.getUint32(4, little)) };
+}
+
 export function parseExif(buf: Uint8Array | undefined): ExifInfo {
-  if (!buf || buf.length < 14) return { ...NONE };
   try {
-    const base = tiffStart(buf);
-    const view = new DataView(buf.buffer, buf.byteOffset + base, buf.byteLength - base);
-    const order = view.getUint16(0, false);
-    if (order !== 0x4949 && order !== 0x4d4d) return { ...NONE };
-    const little = order === 0x4949;
-    if (view.getUint16(2, little) !== 42) return { ...NONE };
-    const tiff: Tiff = { view, little };
-    const ifd0 = readIfd(tiff, view.getUint32(4, little));
-    let original: string | null = null;
+    const opened = openTiff(buf);
+    if (!opened) return { ...NONE };
+    const { tiff, ifd0 } = opened;
+    const { view, little } = tiff;
+    // Canon's CR3 keeps its EXIF directory as a TIFF of its own, whose IFD0 it is (CMT2).
+    let original = exifDate(readAscii(tiff, ifd0, TAG_DATETIME_ORIGINAL));
     const exifPointer = ifd0.get(TAG_EXIF_IFD);
     if (exifPointer && exifPointer.type === TYPE_LONG) {
       const sub = readIfd(tiff, view.getUint32(exifPointer.valueOffset, little));
-      original = exifDate(readAscii(tiff, sub, TAG_DATETIME_ORIGINAL));
+      original = exifDate(readAscii(tiff, sub, TAG_DATETIME_ORIGINAL)) ?? original;
     }
     return {
       takenAt: original ?? exifDate(readAscii(tiff, ifd0, TAG_DATETIME)),
@@ -104,4 +118,26 @@ export function parseExif(buf: Uint8Array | undefined): ExifInfo {
   } catch {
     return { ...NONE };
   }
+}
+
+/** IFD0's orientation (1-8) in the TIFF or APP1 EXIF block `buf`, null if it has none. */
+export function exifOrientation(buf: Uint8Array | undefined): number | null {
+  try {
+    const opened = openTiff(buf);
+    const entry = opened?.ifd0.get(TAG_ORIENTATION);
+    if (!opened || !entry || entry.type !== TYPE_SHORT) return null;
+    const value = opened.tiff.view.getUint16(entry.valueOffset, opened.tiff.little);
+    return value >= 1 && value <= 8 ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+/** `first`, its unknown fields taken from `second`. */
+export function fillExif(first: ExifInfo, second: ExifInfo): ExifInfo {
+  return {
+    takenAt: first.takenAt ?? second.takenAt,
+    cameraMake: first.cameraMake ?? second.cameraMake,
+    cameraModel: first.cameraModel ?? second.cameraModel,
+  };
 }

@@ -1,16 +1,19 @@
-// The picture imgd takes from a camera RAW file. sharp's libvips has no RAW decoder, but DNG, CR2, NEF and ARW are
-// TIFF containers that carry a JPEG the camera itself rendered (a full-size or large preview): we walk the TIFF
-// directories for the embedded JPEGs, keep the largest that libjpeg can decode, and report IFD0's orientation, which
-// applies to the preview (cameras store it unrotated). libvips alone would open such a file as a plain TIFF and find
-// only the thumbnail of IFD0, or nothing.
+// The picture imgd takes from a camera RAW file. sharp's libvips has no RAW decoder, but every RAW format carries a
+// JPEG the camera itself rendered (a full-size or large preview): we find the embedded JPEGs (raw-tiff.ts for the
+// TIFF-based formats, raw-cr3.ts, raw-raf.ts), keep the largest that libjpeg can decode, and report the RAW's
+// orientation, which applies to the preview (cameras store it unrotated). libvips alone would open a TIFF-based RAW
+// as a plain TIFF and find only the thumbnail of IFD0, or nothing.
 import { extname } from "node:path";
 import type { Sharp } from "sharp";
 import { withByteSource, type ByteSource } from "./byte-source.ts";
-import { parseExif } from "./exif.ts";
+import { exifOrientation, fillExif, parseExif } from "./exif.ts";
+import { cr3Layout, isCr3 } from "./raw-cr3.ts";
+import { isRaf, rafLayout } from "./raw-raf.ts";
+import { isTiffRaw, tiffLayout } from "./raw-tiff.ts";
 import { ImageError, type ExifInfo } from "./types.ts";
 
 /** Lower-case extensions, without the dot, of the camera RAW files imgd indexes through their preview. */
-export const RAW_EXTENSIONS: ReadonlySet<string> = new Set(["dng", "cr2", "nef", "arw"]);
+export const RAW_EXTENSIONS: ReadonlySet<string> = new Set(["dng", "cr2", "cr3", "nef", "arw", "raf", "rw2", "orf"]);
 
 export function isRawName(path: string): boolean {
   return RAW_EXTENSIONS.has(extname(path).slice(1).toLowerCase());
@@ -18,135 +21,120 @@ export function isRawName(path: string): boolean {
 
 export const NO_PREVIEW = "RAW file without an embedded JPEG preview imgd can decode";
 
+/**
+ * The most of a file imgd reads as one embedded preview. A camera's full-size JPEG is a few MB to some 30 MB (a
+ * 100 MP sensor at top quality); a length field that says more is damaged, and must not make imgd read gigabytes.
+ */
+export const MAX_PREVIEW_BYTES = 64 * 1024 * 1024;
+
 export interface RawPreview {
   /** A whole baseline or progressive JPEG stream. */
   jpeg: Uint8Array;
   /** Its size as stored, before `orientation`. */
   width: number;
   height: number;
-  /** EXIF orientation 1-8 from IFD0. */
+  /** EXIF orientation 1-8: the RAW's own, or where only the preview holds one (RAF), the preview's. */
   orientation: number;
-  /** Date and camera from the RAW's own IFD0 and EXIF directory. */
+  /** Date and camera from the RAW's own directories, and where they lack them, from the preview's EXIF. */
   exif: ExifInfo;
 }
 
-const TAG_ORIENTATION = 0x0112;
-const TAG_COMPRESSION = 0x0103;
-const TAG_STRIP_OFFSETS = 0x0111;
-const TAG_STRIP_BYTE_COUNTS = 0x0117;
-const TAG_TILE_OFFSETS = 0x0144;
-const TAG_TILE_BYTE_COUNTS = 0x0145;
-const TAG_SUB_IFDS = 0x014a;
-const TAG_JPEG_OFFSET = 0x0201;
-const TAG_JPEG_LENGTH = 0x0202;
-const TAGS_READ = new Set([TAG_ORIENTATION, TAG_COMPRESSION, TAG_STRIP_OFFSETS, TAG_STRIP_BYTE_COUNTS, TAG_TILE_OFFSETS,
-  TAG_TILE_BYTE_COUNTS, TAG_SUB_IFDS, TAG_JPEG_OFFSET, TAG_JPEG_LENGTH]);
-// Old-style and new-style JPEG compression: a strip of either may be a whole JPEG stream (CR2's IFD0, DNG previews).
-const JPEG_COMPRESSIONS = new Set([6, 7]);
-// A real RAW has a handful of directories; the cap stops a crafted file whose pointers form a web.
-const MAX_DIRECTORIES = 64;
-// The date and camera sit in IFD0 and the EXIF directory, within the first kilobytes of every RAW format here.
-const EXIF_HEAD_BYTES = 1024 * 1024;
+/** A JPEG stream's place in the file. */
+export interface Candidate {
+  offset: number;
+  length: number;
+}
 
-/** The largest decodable JPEG preview of the RAW file at `source` (its path or its bytes); an ImageError if none. */
-export async function readRawPreview(source: string | Uint8Array, label: string): Promise<RawPreview> {
+/** What a format's reader finds in a RAW file. */
+export interface RawLayout {
+  /** Embedded JPEG streams, of any kind (imgd keeps the largest it can decode). */
+  candidates: Candidate[];
+  /** The RAW's orientation, null where it keeps none of its own. */
+  orientation: number | null;
+  exif: ExifInfo;
+  /** Whether a directory or box ran past the end of the file. */
+  cut: boolean;
+}
+
+/**
+ * The largest decodable JPEG preview of the RAW file at `source` (its path or its bytes); an ImageError if it is a
+ * RAW without one. Null when the file is no RAW container (a JPEG renamed .CR2, say): it is to be decoded as what
+ * it is.
+ */
+export async function readRawPreview(source: string | Uint8Array, label: string): Promise<RawPreview | null> {
   try {
     return await withByteSource(source, label, (file) => previewFrom(file, label));
   } catch (err) {
     if (err instanceof ImageError) throw err;
     // A pointer into the middle of a value, a count that reads past a directory: damage the walk did not foresee.
-    throw new ImageError("corrupt", `${label}: the image data is corrupt (the RAW file's TIFF directories do not read: ${(err as Error).message})`);
+    throw new ImageError("corrupt", `${label}: the image data is corrupt (the RAW file's directories do not read: ${(err as Error).message})`);
   }
 }
 
-interface Candidate {
-  offset: number;
-  length: number;
-}
-
-async function previewFrom(file: ByteSource, label: string): Promise<RawPreview> {
+async function previewFrom(file: ByteSource, label: string): Promise<RawPreview | null> {
   if (file.size === 0) throw new ImageError("empty-file", `${label}: the file is empty (0 bytes)`);
-  const header = await file.read(0, 8);
-  const order = header.length === 8 ? String.fromCharCode(header[0]!, header[1]!) : "";
-  if (order !== "II" && order !== "MM") {
-    throw new ImageError("not-an-image", `${label}: not a TIFF-based camera RAW file (DNG, CR2, NEF, ARW)`);
-  }
-  const little = order === "II";
-  const u16 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset).getUint16(at, little);
-  const u32 = (b: Uint8Array, at: number) => new DataView(b.buffer, b.byteOffset).getUint32(at, little);
-  if (u16(header, 2) !== 42) throw new ImageError("not-an-image", `${label}: not a TIFF-based camera RAW file (DNG, CR2, NEF, ARW)`);
-
-  /** The SHORT or LONG values of an entry (at `entry` within `ifd`), read from wherever they sit. */
-  const values = async (ifd: Uint8Array, entry: number): Promise<number[]> => {
-    const [type, count] = [u16(ifd, entry + 2), u32(ifd, entry + 4)];
-    const width = type === 3 ? 2 : type === 4 || type === 13 ? 4 : 0;
-    if (width === 0 || count === 0 || count > 4096) return [];
-    const data = width * count <= 4 ? ifd.subarray(entry + 8, entry + 12) : await file.read(u32(ifd, entry + 8), width * count);
-    if (data.length < width * count) return [];
-    return Array.from({ length: count }, (_, k) => (width === 2 ? u16(data, 2 * k) : u32(data, 4 * k)));
-  };
-
-  const candidates: Candidate[] = [];
-  let orientation = 1;
-  let cut = false;
-  const seen = new Set<number>();
-  const queue = [u32(header, 4)];
-  for (let first = true; queue.length > 0 && seen.size < MAX_DIRECTORIES; first = false) {
-    const at = queue.shift()!;
-    if (at < 8 || seen.has(at)) continue;
-    seen.add(at);
-    // A directory past the end is the mark of a file cut short (libtiff writes them after the pixels).
-    if (at + 2 > file.size) {
-      cut = true;
-      continue;
-    }
-    const count = u16(await file.read(at, 2), 0);
-    const ifd = await file.read(at + 2, 12 * count + 4);
-    if (ifd.length < 12 * count) {
-      cut = true;
-      continue;
-    }
-    const tags = new Map<number, number[]>();
-    for (let e = 0; e < 12 * count; e += 12) {
-      if (TAGS_READ.has(u16(ifd, e))) tags.set(u16(ifd, e), await values(ifd, e));
-    }
-    if (ifd.length === 12 * count + 4) queue.push(u32(ifd, 12 * count));
-    queue.push(...(tags.get(TAG_SUB_IFDS) ?? []));
-    if (first) orientation = tags.get(TAG_ORIENTATION)?.[0] ?? 1;
-
-    const [jpegOffset, jpegLength] = [tags.get(TAG_JPEG_OFFSET)?.[0], tags.get(TAG_JPEG_LENGTH)?.[0]];
-    if (jpegOffset !== undefined && jpegLength !== undefined) candidates.push({ offset: jpegOffset, length: jpegLength });
-    // A JPEG-compressed image in one strip or tile is one JPEG stream; in several, each is a piece of the picture.
-    if (JPEG_COMPRESSIONS.has(tags.get(TAG_COMPRESSION)?.[0] ?? 0)) {
-      for (const [offsets, lengths] of [[TAG_STRIP_OFFSETS, TAG_STRIP_BYTE_COUNTS], [TAG_TILE_OFFSETS, TAG_TILE_BYTE_COUNTS]] as const) {
-        const [o, l] = [tags.get(offsets), tags.get(lengths)];
-        if (o?.length === 1 && l?.length === 1) candidates.push({ offset: o[0]!, length: l[0]! });
-      }
-    }
-  }
-
+  const head = await file.read(0, 16);
+  const layout = isTiffRaw(head) ? await tiffLayout(file) : isCr3(head) ? await cr3Layout(file) : isRaf(head) ? await rafLayout(file) : null;
+  if (!layout) return null;
+  let oversized: Candidate | null = null;
   let best: (Candidate & { width: number; height: number }) | null = null;
-  for (const c of candidates) {
+  const area = (f: { width: number; height: number } | null) => (f ? f.width * f.height : 0);
+  let cut = layout.cut;
+  // The largest frame among the JPEGs that run past the end (an interrupted copy), as far as their headers read.
+  let cutArea = 0;
+  for (const c of layout.candidates) {
     if (c.length < 4) continue;
     if (c.offset + c.length > file.size) {
       cut = true;
+      cutArea = Math.max(cutArea, area(await jpegFrame(file, { offset: c.offset, length: Math.max(0, file.size - c.offset) })));
+      continue;
+    }
+    if (c.length > MAX_PREVIEW_BYTES) {
+      oversized = c;
       continue;
     }
     const frame = await jpegFrame(file, c);
-    if (frame && (!best || frame.width * frame.height > best.width * best.height)) best = { ...c, ...frame };
+    if (frame && area(frame) > area(best)) best = { ...c, ...frame };
+  }
+  // Cut inside its largest preview, a RAW would show only its thumbnail: it is a truncated file, not that picture.
+  if (cut && (!best || cutArea > area(best))) {
+    throw new ImageError("truncated", `${label}: the image data ends early (truncated file): a directory or JPEG preview of the RAW file runs past its end`);
   }
   if (!best) {
-    if (cut) throw new ImageError("truncated", `${label}: the image data ends early (truncated file): a directory or JPEG preview of the RAW file runs past its end`);
+    if (oversized) {
+      throw new ImageError("corrupt", `${label}: the image data is corrupt: the RAW file's embedded JPEG preview is said to be ${oversized.length} bytes long, more than the ${MAX_PREVIEW_BYTES} imgd reads of one`);
+    }
     throw new ImageError("not-an-image", `${label}: ${NO_PREVIEW}`);
   }
-  const head = await file.read(0, EXIF_HEAD_BYTES);
+  const jpeg = await file.read(best.offset, best.length);
+  const own = jpegExif(jpeg);
+  const orientation = layout.orientation ?? exifOrientation(own) ?? 1;
   return {
-    jpeg: await file.read(best.offset, best.length),
+    jpeg,
     width: best.width,
     height: best.height,
     orientation: orientation >= 1 && orientation <= 8 ? orientation : 1,
-    exif: parseExif(head),
+    exif: fillExif(layout.exif, parseExif(own)),
   };
+}
+
+/** The EXIF block (APP1 "Exif\0\0") of a JPEG stream, if it has one before its frame. */
+function jpegExif(jpeg: Uint8Array): Uint8Array | undefined {
+  for (let at = 2; at + 4 <= jpeg.length; ) {
+    if (jpeg[at] !== 0xff) return undefined;
+    const marker = jpeg[at + 1]!;
+    if (marker === 0xff) {
+      at++;
+      continue;
+    }
+    if (marker === 0xda || marker === 0xd9 || FRAME_MARKERS.has(marker)) return undefined;
+    const length = (jpeg[at + 2]! << 8) | jpeg[at + 3]!;
+    if (length < 2) return undefined;
+    const payload = jpeg.subarray(at + 4, at + 2 + length);
+    if (marker === 0xe1 && String.fromCharCode(...payload.subarray(0, 6)) === "Exif\0\0") return payload;
+    at += 2 + length;
+  }
+  return undefined;
 }
 
 // SOF0 baseline, SOF1 extended sequential, SOF2 progressive: the Huffman-coded frames libjpeg decodes. SOF3 is the

@@ -1,14 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, rmSync, truncateSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { readBmp } from "../../src/engine/bmp.ts";
 import { decodeImage } from "../../src/engine/decode.ts";
 import { loadSharp } from "../../src/engine/native.ts";
-import { isRawName, NO_PREVIEW, readRawPreview } from "../../src/engine/raw-preview.ts";
+import { isRawName, MAX_PREVIEW_BYTES, NO_PREVIEW, readRawPreview, type RawPreview } from "../../src/engine/raw-preview.ts";
 import { renderThumbnail } from "../../src/engine/thumbnail.ts";
 import { ImageError } from "../../src/engine/types.ts";
-import { cr2File, dngFile, dngWithoutPreview, nefFile, photoJpeg, type Camera } from "../fixtures/raw-files.ts";
+import { cameraJpeg, cr2File, cr3File, dngFile, dngWithoutPreview, nefFile, orfFile, photoJpeg, rafFile, rw2File, type Camera } from "../fixtures/raw-files.ts";
 import { imageErrorOf } from "../fixtures/image-error.ts";
 
 const sharp = loadSharp();
@@ -23,6 +23,13 @@ beforeAll(async () => {
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 const failure = imageErrorOf;
+
+/** The preview of a file that is a RAW. */
+async function previewOf(source: string | Uint8Array, name: string): Promise<RawPreview> {
+  const found = await readRawPreview(source, name);
+  if (!found) throw new Error(`${name}: taken for no RAW`);
+  return found;
+}
 
 /** `jpeg` re-encoded from the same pixels with EXIF orientation `n`: the same picture data, told to turn. */
 async function withOrientation(jpeg: Uint8Array, n: number): Promise<Uint8Array> {
@@ -43,7 +50,7 @@ describe("readRawPreview", () => {
       writeFileSync(path, bytes);
       // From its path (positional reads, as a thumbnail is made) and from its bytes (as an index run reads it).
       for (const source of [path, bytes]) {
-        const found = await readRawPreview(source, name);
+        const found = await previewOf(source, name);
         expect(Buffer.from(found.jpeg).equals(Buffer.from(preview))).toBe(true);
         expect([found.width, found.height, found.orientation]).toEqual([1200, 800, 1]);
         expect(found.exif).toEqual({ takenAt: "2023-07-14T18:02:33", cameraMake: CAMERA.make, cameraModel: CAMERA.model });
@@ -61,10 +68,23 @@ describe("readRawPreview", () => {
     expect([asTiff.format, asTiff.sourceWidth, asTiff.sourceHeight]).toEqual(["tiff", 256, 171]);
   });
 
-  test("a file named as a RAW that is no TIFF, or cut short, or damaged, is an ImageError with its reason", async () => {
-    const notTiff = await failure(() => decodeImage(preview, { name: "x.CR2" }));
-    expect(notTiff.reason).toBe("not-an-image");
-    expect(notTiff.message).toContain("not a TIFF-based camera RAW file");
+  test("a file named as a RAW that is another image is decoded as what it is; one that is no image is an ImageError", async () => {
+    // A JPEG renamed .CR2 (a camera's JPEG misnamed, or a converter's output): the picture, as a JPEG.
+    expect(await readRawPreview(preview, "x.CR2")).toBeNull();
+    const renamed = await decodeImage(preview, { name: "x.CR2", targetShortSide: 224 });
+    const asJpeg = await decodeImage(preview, { targetShortSide: 224 });
+    expect(renamed.format).toBe("jpeg");
+    expect(Buffer.from(renamed.data).equals(Buffer.from(asJpeg.data))).toBe(true);
+    const path = join(dir, "renamed.orf");
+    writeFileSync(path, preview);
+    expect([(await decodeImage(path)).format, (await decodeImage(path)).sourceWidth]).toEqual(["jpeg", 1200]);
+    const thumbnail = await sharp(await renderThumbnail(path, 128)).metadata();
+    expect([thumbnail.width, thumbnail.height]).toEqual([128, 85]);
+    const text = await failure(() => decodeImage(new TextEncoder().encode("not a photo at all, just some text"), { name: "x.raf" }));
+    expect(text.reason).toBe("not-an-image");
+  });
+
+  test("a RAW cut short, or damaged, is an ImageError with its reason", async () => {
     const whole = await dngFile(preview, [1200, 800], CAMERA);
     // Cut inside the preview, whose directory (written after the data) is lost with it.
     const cut = await failure(() => decodeImage(whole.subarray(0, 100_000), { name: "x.dng" }));
@@ -91,9 +111,9 @@ describe("readRawPreview", () => {
     expect(reasons.size).toBeGreaterThan(1);
   });
 
-  test("isRawName takes .dng .cr2 .nef .arw in any case, and nothing else", () => {
-    for (const name of ["a.dng", "A.DNG", "b.Cr2", "c.NEF", "d.arw"]) expect(isRawName(name)).toBe(true);
-    for (const name of ["a.tif", "b.cr3", "c.jpg", "nef", "d.arw.jpg"]) expect(isRawName(name)).toBe(false);
+  test("isRawName takes .dng .cr2 .cr3 .nef .arw .raf .rw2 .orf in any case, and nothing else", () => {
+    for (const name of ["a.dng", "A.DNG", "b.Cr2", "c.NEF", "d.arw", "e.CR3", "f.raf", "g.RW2", "h.Orf"]) expect(isRawName(name)).toBe(true);
+    for (const name of ["a.tif", "b.crw", "c.jpg", "nef", "d.arw.jpg", "e.raw", "f.rwl"]) expect(isRawName(name)).toBe(false);
   });
 });
 
@@ -147,6 +167,129 @@ describe("a RAW's picture", () => {
   });
 });
 
+const FUJI: Camera = { make: "FUJIFILM", model: "X-T3", taken: "2021:05:06 07:08:09" };
+const PANASONIC: Camera = { make: "Panasonic", model: "DC-G9", taken: "2022:01:02 03:04:05" };
+const OLYMPUS: Camera = { make: "OLYMPUS CORPORATION", model: "E-M1MarkII", taken: "2019:02:03 04:05:06" };
+const CANON: Camera = { make: "Canon", model: "Canon EOS R5", taken: "2020:12:31 23:59:59" };
+
+interface Sample {
+  name: string;
+  bytes: Uint8Array;
+  /** The JPEG the file carries: the picture, tagged with the file's orientation. */
+  jpeg: Uint8Array;
+  camera: Camera;
+}
+
+/**
+ * One file of each format beyond the TIFF-based four, of orientation `n`: CR3 and ORF keep it in their own IFD0 (and
+ * their preview, as cameras write it, carries none that counts), RAF and RW2's JPEG carries it in its EXIF.
+ */
+async function otherFormats(n: number): Promise<Sample[]> {
+  const tagged = await withOrientation(preview, n);
+  const fuji = await cameraJpeg("messi5.jpg", 1200, 800, FUJI, n);
+  const panasonic = await cameraJpeg("messi5.jpg", 1200, 800, PANASONIC, n);
+  return [
+    { name: "x.cr3", bytes: await cr3File(tagged, [1200, 800], CANON, n), jpeg: tagged, camera: CANON },
+    { name: "x.raf", bytes: rafFile(fuji, FUJI.model), jpeg: fuji, camera: FUJI },
+    { name: "x.rw2", bytes: rw2File(panasonic, PANASONIC, n), jpeg: panasonic, camera: PANASONIC },
+    { name: "x.orf", bytes: await orfFile(tagged, OLYMPUS, n), jpeg: tagged, camera: OLYMPUS },
+  ];
+}
+
+const exifOf = (camera: Camera) => ({ takenAt: camera.taken.replace(/^(\d{4}):(\d{2}):(\d{2}) /, "$1-$2-$3T"), cameraMake: camera.make, cameraModel: camera.model });
+
+describe("CR3, RAF, RW2 and ORF", () => {
+  test("the camera's JPEG is found: CR3's PRVW box, RAF's header, RW2's JpgFromRaw, ORF's maker note; with date and camera", async () => {
+    for (const { name, bytes, jpeg, camera } of await otherFormats(6)) {
+      const path = join(dir, name);
+      writeFileSync(path, bytes);
+      for (const source of [path, bytes]) {
+        const found = await previewOf(source, name);
+        expect(Buffer.from(found.jpeg).equals(Buffer.from(jpeg))).toBe(true);
+        expect([name, found.width, found.height, found.orientation]).toEqual([name, 1200, 800, 6]);
+        expect(found.exif).toEqual(exifOf(camera));
+      }
+    }
+  });
+
+  test("each is turned upright by its orientation, as its JPEG tagged with it is", async () => {
+    for (const n of [3, 8]) {
+      for (const { name, bytes, jpeg } of await otherFormats(n)) {
+        const ours = await decodeImage(bytes, { name, targetShortSide: 224 });
+        const reference = await decodeImage(jpeg, { targetShortSide: 224 });
+        expect([name, ours.sourceWidth, ours.sourceHeight, ours.format]).toEqual([name, reference.sourceWidth, reference.sourceHeight, name.slice(2)]);
+        expect(Buffer.from(ours.data).equals(Buffer.from(reference.data))).toBe(true);
+      }
+    }
+  });
+
+  test("cut anywhere, each is decoded or an ImageError with its reason; cut inside its preview, truncated", async () => {
+    for (const { name, bytes, jpeg } of await otherFormats(1)) {
+      const previewAt = Buffer.from(bytes).indexOf(Buffer.from(jpeg));
+      expect(previewAt).toBeGreaterThan(0);
+      const inPreview = await failure(() => decodeImage(bytes.subarray(0, previewAt + jpeg.length / 2), { name }));
+      expect([name, inPreview.reason]).toEqual([name, "truncated"]);
+      const reasons = new Set<string>();
+      for (let k = 1; k < 40; k++) {
+        const cut = bytes.subarray(0, Math.floor((bytes.length * k) / 40));
+        try {
+          await decodeImage(cut, { name, targetShortSide: 64 });
+          reasons.add("decoded");
+        } catch (err) {
+          expect(err).toBeInstanceOf(ImageError);
+          reasons.add((err as ImageError).reason);
+        }
+      }
+      expect([name, reasons.has("truncated")]).toEqual([name, true]);
+    }
+  });
+
+  test("damaged in its header, directories or boxes, each is decoded or an ImageError, never another throw", async () => {
+    let seed = 11;
+    const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    for (const { name, bytes, jpeg } of await otherFormats(6)) {
+      const previewAt = Buffer.from(bytes).indexOf(Buffer.from(jpeg));
+      // Everything but the JPEG's entropy-coded data, whose damage libjpeg reports as it decodes.
+      const structure = [...Array(previewAt + 700).keys(), ...Array.from({ length: bytes.length - previewAt - jpeg.length }, (_, i) => previewAt + jpeg.length + i)];
+      const reasons = new Set<string>();
+      for (let i = 0; i < 120; i++) {
+        const damaged = Uint8Array.from(bytes);
+        for (let k = 0; k < 3; k++) damaged[structure[Math.floor(random() * structure.length)]!] = Math.floor(random() * 256);
+        try {
+          await decodeImage(damaged, { name, targetShortSide: 64 });
+          reasons.add("decoded");
+        } catch (err) {
+          expect([name, err instanceof ImageError ? "ImageError" : String(err)]).toEqual([name, "ImageError"]);
+          reasons.add((err as ImageError).reason);
+        }
+      }
+      expect([name, reasons.has("decoded")]).toEqual([name, true]);
+    }
+  });
+
+  test("a preview length past MAX_PREVIEW_BYTES is not read: a clear error, or the next preview where there is one", async () => {
+    // Files of that size made sparse: they cost no disk, and a reader that trusted the length would read it all.
+    const fuji = await cameraJpeg("messi5.jpg", 1200, 800, FUJI, 1);
+    const raf = rafFile(fuji, FUJI.model);
+    new DataView(raf.buffer).setUint32(0x58, MAX_PREVIEW_BYTES + 1);
+    const rafPath = join(dir, "lying.raf");
+    writeFileSync(rafPath, raf);
+    truncateSync(rafPath, 0x94 + MAX_PREVIEW_BYTES + 1);
+    const err = await failure(() => decodeImage(rafPath));
+    expect([err.reason, err.message]).toEqual(["corrupt", expect.stringContaining(`said to be ${MAX_PREVIEW_BYTES + 1} bytes long`)]);
+
+    const cr3 = await cr3File(preview, [1200, 800], CANON, 1);
+    const lengthAt = Buffer.from(cr3).indexOf("PRVW") + 4 + 12;
+    new DataView(cr3.buffer).setUint32(lengthAt, MAX_PREVIEW_BYTES + 1);
+    const cr3Path = join(dir, "lying.cr3");
+    writeFileSync(cr3Path, cr3);
+    truncateSync(cr3Path, lengthAt + 4 + MAX_PREVIEW_BYTES + 1);
+    // Its 160x120 thumbnail (THMB) is whole.
+    const found = await previewOf(cr3Path, "lying.cr3");
+    expect([found.width, found.height]).toEqual([160, 120]);
+  });
+});
+
 // A side-by-side check against a reference reader. exiftool is not installed in CI (Debian: libimage-exiftool-perl),
 // so this test is skipped where `exiftool` is not on the PATH.
 const exiftool = Bun.which("exiftool");
@@ -159,6 +302,7 @@ describe("readRawPreview beside exiftool", () => {
       ["x.nef", await nefFile(preview, CAMERA, 6)],
       ["x.cr2", await cr2File(preview, [1200, 800], canon, 3)],
       ["none.dng", await dngWithoutPreview(CAMERA)],
+      ...(await otherFormats(6)).map(({ name, bytes }): [string, Uint8Array] => [name, bytes]),
     ];
     const run = (args: string[]) => Bun.spawnSync([exiftool!, ...args]).stdout as Uint8Array;
     for (const [name, bytes] of files) {
@@ -173,7 +317,7 @@ describe("readRawPreview beside exiftool", () => {
         expect((await failure(() => readRawPreview(path, name))).message).toContain(NO_PREVIEW);
         continue;
       }
-      const ours = await readRawPreview(path, name);
+      const ours = await previewOf(path, name);
       expect(largest.length).toBeGreaterThan(0);
       expect(Buffer.from(ours.jpeg).equals(Buffer.from(largest))).toBe(true);
       expect(String(ours.orientation)).toBe(orientation!);

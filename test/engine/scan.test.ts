@@ -108,7 +108,7 @@ describe("scanRoots", () => {
     expect(paths(await scanRoots([join(root, "#recycle")]))).toEqual([join(root, "#recycle/old.jpg")]);
   });
 
-  test("picks up camera RAW files, but passes over one beside a processed image of its name, as rclip does", async () => {
+  test("picks up camera RAW files (DNG, CR2, CR3, NEF, ARW, RAF, RW2, ORF), but passes over one beside a processed image of its name, as rclip does", async () => {
     const root = tree({
       "IMG_0001.CR2": "r",
       "IMG_0001.JPG": "j",
@@ -122,11 +122,24 @@ describe("scanRoots", () => {
       "other/IMG_0001.CR2": "r",
       "pair.dng": "r",
       "pair.arw": "r",
+      "IMG_0004.CR3": "r",
+      "IMG_0004.jpg": "j",
+      "DSCF0005.RAF": "r",
+      "DSCF0005.JPG": "j",
+      "P1000006.RW2": "r",
+      "P1000006.JPG": "j",
+      "P7000007.ORF": "r",
+      "P7000007.jpg": "j",
+      "solo.cr3": "r",
+      "solo.raf": "r",
+      "solo.rw2": "r",
+      "solo.orf": "r",
     });
     const result = await scanRoots([root]);
-    const kept = ["DSC_0002.jpeg", "IMG_0001.JPG", "_DSC0003.HEIC", "other/IMG_0001.CR2", "pair.arw", "pair.dng", "scan.DNG.jpg", "scan.dng", "solo.Dng"];
+    const kept = ["DSC_0002.jpeg", "IMG_0001.JPG", "_DSC0003.HEIC", "other/IMG_0001.CR2", "pair.arw", "pair.dng", "scan.DNG.jpg", "scan.dng", "solo.Dng",
+      "IMG_0004.jpg", "DSCF0005.JPG", "P1000006.JPG", "P7000007.jpg", "solo.cr3", "solo.raf", "solo.rw2", "solo.orf"];
     expect(paths(result)).toEqual(kept.map((n) => join(root, n)).sort());
-    const passed = ["DSC_0002.nef", "IMG_0001.CR2", "_DSC0003.ARW"].map((n) => join(root, n)).sort();
+    const passed = ["DSC_0002.nef", "IMG_0001.CR2", "_DSC0003.ARW", "IMG_0004.CR3", "DSCF0005.RAF", "P1000006.RW2", "P7000007.ORF"].map((n) => join(root, n)).sort();
     expect(result.skipped).toEqual(passed.map((path) => ({ path, reason: "raw-beside-processed" })));
     expect(result.skipped.filter(isReadFailure)).toEqual([]);
     // Named as a root, a RAW is the user's choice and is taken beside its JPEG.
