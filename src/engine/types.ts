@@ -28,7 +28,7 @@ export interface DecodedImage {
   /** Size of the stored image after orientation, before any shrink-on-load. */
   sourceWidth: number;
   sourceHeight: number;
-  /** sharp's name of the format (jpeg, png, heif...), or a camera RAW's extension (dng, cr2, nef, arw). */
+  /** sharp's name of the format (jpeg, png, heif...), or a camera RAW's extension (dng, cr2, cr3, nef, arw, raf, rw2, orf). */
   format: string;
   exif: ExifInfo;
 }

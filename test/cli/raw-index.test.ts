@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { loadSharp } from "../../src/engine/native.ts";
 import { NO_PREVIEW } from "../../src/engine/raw-preview.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
-import { cr2File, dngFile, dngWithoutPreview, nefFile, photoJpeg, type Camera } from "../fixtures/raw-files.ts";
+import { cameraJpeg, cr2File, cr3File, dngFile, dngWithoutPreview, nefFile, orfFile, photoJpeg, rafFile, rw2File, type Camera } from "../fixtures/raw-files.ts";
 import { copyPhotos, imgd, imgdJson, tempDir } from "./cli-harness.ts";
 
 const sharp = loadSharp();
@@ -86,5 +86,71 @@ describe("imgd index on a folder of camera RAW files", () => {
   test("query --image takes a RAW file and finds it and its twin first", async () => {
     const r = await imgdJson(["query", "--image", join(photos, "b.NEF"), "--index", index, "-k", "2"]);
     expect(r.hits.map((h: { path: string }) => h.path).sort()).toEqual([join(photos, "b.NEF"), join(previews, "b.jpg")]);
+  });
+});
+
+const FUJI: Camera = { make: "FUJIFILM", model: "X-T3", taken: "2021:05:06 07:08:09" };
+const PANASONIC: Camera = { make: "Panasonic", model: "DC-G9", taken: "2022:01:02 03:04:05" };
+const OLYMPUS: Camera = { make: "OLYMPUS CORPORATION", model: "E-M1MarkII", taken: "2019:02:03 04:05:06" };
+const CANON_R: Camera = { make: "Canon", model: "Canon EOS R5", taken: "2020:12:31 23:59:59" };
+
+describe("imgd index and query on a folder of CR3, RAF, RW2 and ORF files", () => {
+  const root = tempDir("raw-index-more");
+  const photos = join(root, "photos");
+  const previews = join(root, "previews");
+  const index = join(root, "index");
+  const files = { a: "a.CR3", b: "b.raf", c: "c.RW2", d: "d.orf" } as const;
+  const cameras = { a: CANON_R, b: FUJI, c: PANASONIC, d: OLYMPUS };
+  let cr3: Uint8Array;
+
+  beforeAll(async () => {
+    mkdirSync(photos);
+    mkdirSync(previews);
+    const a = await photoJpeg("messi5.jpg", 1200, 800);
+    // Fujifilm's and Panasonic's JPEGs carry the camera's EXIF, orientation 6 in the RAF's.
+    const b = await cameraJpeg("fruits.jpg", 1024, 768, FUJI, 6);
+    const c = await cameraJpeg("rocket.jpg", 900, 600, PANASONIC, 1);
+    const d = await photoJpeg("apple.jpg", 1000, 750);
+    cr3 = await cr3File(a, [1200, 800], CANON_R);
+    writeFileSync(join(photos, files.a), cr3);
+    writeFileSync(join(photos, files.b), rafFile(b, FUJI.model));
+    writeFileSync(join(photos, files.c), rw2File(c, PANASONIC));
+    writeFileSync(join(photos, files.d), await orfFile(d, OLYMPUS));
+    // An interrupted copy: cut inside its preview.
+    const previewAt = Buffer.from(cr3).indexOf(Buffer.from(a));
+    writeFileSync(join(photos, "cut.cr3"), cr3.subarray(0, previewAt + 1000));
+    // A JPEG someone named .nef.
+    copyPhotos(["orange.jpg"], photos);
+    renameSync(join(photos, "orange.jpg"), join(photos, "e.nef"));
+    for (const [name, jpeg] of Object.entries({ a, b, c, d })) writeFileSync(join(previews, `${name}.jpg`), jpeg);
+    const r = await imgd(["index", photos, previews, "--index", index, "--model", "test-clip"]);
+    expect(r.code).toBe(0);
+  });
+
+  test("query --image on each RAW finds it and its JPEG twin first", async () => {
+    for (const [name, file] of Object.entries(files)) {
+      const r = await imgdJson(["query", "--image", join(photos, file), "--index", index, "-k", "2"]);
+      expect(r.hits.map((h: { path: string }) => h.path).sort()).toEqual([join(photos, file), join(previews, `${name}.jpg`)]);
+    }
+  });
+
+  test("rows hold the upright size, date and camera; the cut file is a failure, the JPEG named .nef indexed", async () => {
+    const info = await imgdJson(["info", "--index", index, "--errors"]);
+    expect(info.failures.map((f: { path: string; reason: string }) => [f.path, f.reason])).toEqual([[join(photos, "cut.cr3"), "truncated"]]);
+    const store = await IndexStore.open(index, { readOnly: true });
+    try {
+      const known = await store.knownFiles();
+      const sizes = { a: [1200, 800], b: [768, 1024], c: [900, 600], d: [1000, 750] };
+      for (const [name, file] of Object.entries(files)) {
+        const row = (await store.getImage(known.get(join(photos, file))!.id))!;
+        const camera = cameras[name as keyof typeof cameras];
+        expect([file, row.width, row.height]).toEqual([file, ...sizes[name as keyof typeof sizes]]);
+        expect([row.cameraMake, row.cameraModel]).toEqual([camera.make, camera.model]);
+        expect(String(row.takenAt)).toContain(camera.taken.slice(0, 10).replaceAll(":", "-"));
+      }
+      expect(known.get(join(photos, "e.nef"))?.status).toBe("indexed");
+    } finally {
+      await store.close();
+    }
   });
 });
