@@ -15,9 +15,9 @@ export interface DecodeOptions {
   /** Images with more pixels than this are refused from their header. Default 100 million. */
   maxPixels?: number;
   /**
-   * The file's name, when `input` is its bytes: a camera RAW (raw-preview.ts's extensions; a file so named that is
-   * no RAW container is decoded as what it is) is decoded from the JPEG preview it carries, which libvips would not find, and a BMP by bmp.ts, as libvips has no BMP loader (a BMP is
-   * known by its header too). A path input is its own name.
+   * The file's name, when `input` is its bytes: a camera RAW (raw-preview.ts's extensions) is decoded from the JPEG
+   * preview it carries, which libvips would not find (a file so named that is no RAW is decoded as what it is), and a
+   * BMP by bmp.ts, as libvips has no BMP loader (a BMP is known by its header too). A path input is its own name.
    */
   name?: string;
 }
