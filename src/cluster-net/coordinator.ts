@@ -6,7 +6,7 @@ import { hostname } from "node:os";
 import { dirname, join } from "node:path";
 import pkg from "../../package.json" with { type: "json" };
 import { ProgressModel } from "../engine/progress.ts";
-import { inScope, isUnder, rootsWithoutFiles, scanRoots, type ScanResult } from "../engine/scan.ts";
+import { inScope, isUnder, rootsWithoutFiles, scanRoots, skipSummary, type ScanResult } from "../engine/scan.ts";
 import { commitFile } from "../engine/store/atomic-file.ts";
 import { lockRefusedText } from "../engine/store/catalog.ts";
 import { claimHolderFile, HOLDER_STALE_MS, holderProcessText, type HeldFile } from "../engine/store/holder-file.ts";
@@ -681,6 +681,8 @@ async function rescanRoots(ledger: JobLedger, job: JobRecord, opts: CoordinatorO
     return;
   }
   const scope = scan.scope!;
+  const skips = skipSummary(scan.skipped);
+  if (skips) opts.onEvent?.(skips);
   const emptyRoots = rootsWithoutFiles(opts.roots, scan.files);
   const kept = new Map<string, number>();
   const change = await ledger.reconcileFiles(
@@ -715,6 +717,8 @@ function withImages(scan: ScanResult, opts: Pick<CoordinatorOptions, "roots" | "
     throw new Error(`no images under ${opts.roots.join(", ")}: nothing to index (is the share mounted?)`);
   }
   for (const root of rootsWithoutFiles(opts.roots, scan.files)) opts.onEvent?.(`${root} holds no images`);
+  const skips = skipSummary(scan.skipped);
+  if (skips) opts.onEvent?.(skips);
   return scan;
 }
 

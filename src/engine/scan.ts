@@ -205,6 +205,33 @@ const POLICY_SKIPS: ReadonlySet<string> = new Set([
   "name-not-utf8",
 ]);
 
+/**
+ * One line on what a scan passed over that its user may not expect (folders by name, symlinks, RAW files beside
+ * their JPEGs, paths it could not read), or null: for a run that reports no per-path list, as a coordinator's.
+ */
+export function skipSummary(skipped: ScanSkip[]): string | null {
+  const folders = new Map<string, number>();
+  let links = 0;
+  let rawPairs = 0;
+  let unreadable = 0;
+  for (const s of skipped) {
+    if (s.reason === "excluded-dir") folders.set(basename(s.path), (folders.get(basename(s.path)) ?? 0) + 1);
+    else if (s.reason === "symlink") links++;
+    else if (s.reason === "raw-beside-processed") rawPairs++;
+    else if (isReadFailure(s)) unreadable++;
+  }
+  const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
+  const parts: string[] = [];
+  if (folders.size > 0) {
+    const names = [...folders].map(([name, n]) => (n > 1 ? `${JSON.stringify(name)} ×${n}` : JSON.stringify(name))).join(", ");
+    parts.push(`${count([...folders.values()].reduce((a, b) => a + b), "folder")} by name (${names})`);
+  }
+  if (links > 0) parts.push(count(links, "symlink"));
+  if (rawPairs > 0) parts.push(`${count(rawPairs, "RAW file")} beside a JPEG of the same name`);
+  if (unreadable > 0) parts.push(`${count(unreadable, "path")} it could not read`);
+  return parts.length > 0 ? `the scan passed over ${parts.join(", ")}` : null;
+}
+
 /** A path the scan could not read (EACCES, EIO...): whatever is catalogued under it may still be there. */
 export function isReadFailure(skip: ScanSkip): boolean {
   return !POLICY_SKIPS.has(skip.reason);

@@ -309,7 +309,8 @@ test("--exclude-dir folders stay out of the merged index; a re-run without it ke
   expect(bad.stderr.join("\n")).toContain('--exclude-dir takes a folder name, not a path: "trip/Screenshots"');
   expect(existsSync(storage)).toBe(false);
 
-  await runJob(dir, storage, [...args, "--exclude-dir", "Screenshots"]);
+  const first = await runJob(dir, storage, [...args, "--exclude-dir", "Screenshots"]);
+  expect(first.p.stderr).toContain('[coordinator] the scan passed over 2 folders by name ("Screenshots" ×2)');
   expect(await mergedPaths(storage)).toEqual([...photos, ...trip].sort());
   expect(await readRows(ledger, "SELECT exclude_names, total FROM job")).toEqual([['["Screenshots"]', 7n]]);
 
@@ -324,6 +325,7 @@ test("--exclude-dir folders stay out of the merged index; a re-run without it ke
   const third = await startCoordinatorProc([dir], storage, [...args, "--exclude-dir", "trip"]);
   procs.push(third.p);
   expect(await third.p.waitFor(/--exclude-dir:/)).toBe("[coordinator] --exclude-dir: folders named trip are passed over from now on (were Screenshots)");
+  expect(await third.p.waitFor(/the scan passed over/)).toBe('[coordinator] the scan passed over 1 folder by name ("trip")');
   expect(await third.p.waitFor(/roots scanned again/)).toBe("[coordinator] roots scanned again: 2 new files, 0 changed, 2 gone since the job was made");
   const w3 = startWorkerProc(third.url);
   procs.push(w3);

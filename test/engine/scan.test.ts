@@ -9,6 +9,7 @@ import {
   readPathList,
   scanRoots,
   type ScanResult,
+  skipSummary,
 } from "../../src/engine/scan.ts";
 
 const photos = join(import.meta.dir, "../../../shared/photos");
@@ -296,4 +297,16 @@ describe("readPathList", () => {
     const missing = join(temp, "no-list.txt");
     await expect(readPathList(missing)).rejects.toThrow(missing);
   });
+});
+
+test("skipSummary names in one line what a scan passed over that a user may not expect, and nothing for a plain tree", async () => {
+  const root = join(temp, "summary");
+  for (const dir of ["@eaDir", "a/@eaDir", "#recycle", "Screenshots"]) mkdirSync(join(root, dir), { recursive: true });
+  for (const file of ["IMG_1.JPG", "IMG_1.CR2", "IMG_2.cr3", "IMG_2.jpg", "a/x.jpg", "@eaDir/t.jpg", "Screenshots/s.png"]) writeFileSync(join(root, file), "x");
+  symlinkSync(join(root, "a"), join(root, "link"));
+  const scan = await scanRoots([root], { excludeNames: ["Screenshots"] });
+  expect(skipSummary(scan.skipped)).toBe(
+    'the scan passed over 4 folders by name ("#recycle", "@eaDir" ×2, "Screenshots"), 1 symlink, 2 RAW files beside a JPEG of the same name',
+  );
+  expect(skipSummary((await scanRoots([join(root, "Screenshots")])).skipped)).toBeNull();
 });
