@@ -5,6 +5,7 @@ import { extname } from "node:path";
 import type { Metadata, SharpOptions } from "sharp";
 import { isBmpInput, readBmp, type BmpPixels } from "./bmp.ts";
 import { parseExif } from "./exif.ts";
+import { decodeHevcHeif, isHevcHeif } from "./heic-decoder.ts";
 import { loadSharp } from "./native.ts";
 import { isRawName, orientPreview, readRawPreview, uprightSize } from "./raw-preview.ts";
 import { ImageError, type DecodedImage, type FailureReason } from "./types.ts";
@@ -72,7 +73,8 @@ export async function decodeImage(input: string | Uint8Array, opts: DecodeOption
 async function decodePixels(input: string | Uint8Array | BmpPixels, label: string, opts: DecodeOptions, orientation?: number): Promise<DecodedImage> {
   const maxPixels = opts.maxPixels ?? DEFAULT_MAX_PIXELS;
   const sharp = loadSharp();
-  const pixels = typeof input === "string" || input instanceof Uint8Array ? null : input;
+  // Also a HEIC's, once heic-decoder.ts has decoded it (below): libvips reads its header but not its HEVC.
+  let pixels = typeof input === "string" || input instanceof Uint8Array ? null : input;
   const load = (options: SharpOptions) =>
     pixels
       ? sharp(pixels.data, { ...options, raw: { width: pixels.width, height: pixels.height, channels: pixels.channels } })
@@ -89,14 +91,23 @@ async function decodePixels(input: string | Uint8Array | BmpPixels, label: strin
   if (!INDEXED_FORMATS.has(meta.format ?? "")) {
     throw new ImageError("not-an-image", `${label}: ${meta.format ?? "this"} is not an image format imgd indexes (JPEG, PNG, WebP, GIF, TIFF, AVIF, HEIC, BMP)`);
   }
-  const width = meta.width ?? 0;
-  const height = meta.height ?? 0;
+  let width = meta.width ?? 0;
+  let height = meta.height ?? 0;
   // Checked from the header, before any pixel is decoded: a small file can claim a huge canvas.
   if (width * height > maxPixels) {
     throw new ImageError(
       "too-many-pixels",
       `${label}: ${width}x${height} is ${width * height} pixels, more than the limit of ${maxPixels}`,
     );
+  }
+  if (!pixels && isHevcHeif(meta)) {
+    // libheif turns it upright by its irot and imir boxes; libvips already reports no EXIF orientation for a HEIF
+    // (the EXIF one, which iPhones also write, would turn it a second time), so nothing below turns it again.
+    pixels = await decodeHevcHeif(input as string | Uint8Array).catch(async (err) => {
+      throw await failure(err);
+    });
+    [width, height] = [pixels.width, pixels.height];
+    meta = { ...meta, autoOrient: { width, height } };
   }
 
   // Pillow ignores embedded ICC profiles and so did CLIP's training data, so we keep pixel values as stored
@@ -132,16 +143,7 @@ async function decodePixels(input: string | Uint8Array | BmpPixels, label: strin
     data = new Uint8Array(result.data.buffer, result.data.byteOffset, result.data.byteLength);
     info = result.info;
   } catch (err) {
-    const error = await failure(err);
-    // sharp's libvips decodes AVIF but has no HEVC decoder (a patent matter): a camera's HEIC is whole, just not
-    // decodable here, and libvips' text for that is lost behind its sniffing noise.
-    if (meta.compression === "hevc" && error.reason !== "truncated") {
-      throw new ImageError(
-        "not-an-image",
-        `${label}: HEIC coded with HEVC, which imgd cannot decode (its image library has no HEVC decoder): convert it to JPEG or AVIF to index it`,
-      );
-    }
-    throw error;
+    throw await failure(err);
   }
   if (info.channels !== 3) {
     throw new ImageError("corrupt", `${label}: decoded to ${info.channels} channels, expected RGB`);

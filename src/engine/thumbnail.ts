@@ -10,7 +10,8 @@ import { join } from "node:path";
 import { LruCache } from "./lru-cache.ts";
 import { loadSharp } from "./native.ts";
 import { asImageError, DEFAULT_MAX_PIXELS, edgesOf } from "./decode.ts";
-import { isBmpInput, readBmp } from "./bmp.ts";
+import { isBmpInput, readBmp, type BmpPixels } from "./bmp.ts";
+import { hevcHeifPixels } from "./heic-decoder.ts";
 import { isRawName, orientPreview, readRawPreview } from "./raw-preview.ts";
 import { ImageError } from "./types.ts";
 
@@ -33,8 +34,10 @@ export async function renderThumbnail(source: string | Uint8Array, size: number)
   const bmp = !raw && (await isBmpInput(source, label)) ? await readBmp(source, label, DEFAULT_MAX_PIXELS) : null;
   const sharp = loadSharp();
   try {
-    const input = bmp
-      ? sharp(bmp.data, { raw: { width: bmp.width, height: bmp.height, channels: bmp.channels } })
+    // A phone's HEIC (HEVC) from heic-decoder.ts's threads, upright; libvips reads it for everything else.
+    const pixels: BmpPixels | null = bmp ?? (raw ? null : await hevcHeifPixels(source, label, DEFAULT_MAX_PIXELS));
+    const input = pixels
+      ? sharp(pixels.data, { raw: { width: pixels.width, height: pixels.height, channels: pixels.channels } })
       : sharp(raw ? raw.jpeg : source, { limitInputPixels: DEFAULT_MAX_PIXELS, autoOrient: !raw });
     const resized = input.resize(size, size, {
       fit: "inside",

@@ -29,7 +29,7 @@ export function serveTower<Tower extends { close(): Promise<void> }, Embed>(
       } else if (msg.type === "embed") {
         if (!tower) throw new Error("the tower thread was asked to embed before it opened a model");
         const vectors = await embed(tower, msg);
-        self.postMessage({ type: "done", id: msg.id, vectors } satisfies WorkerReply, [vectors.buffer]);
+        self.postMessage({ type: "done", id: msg.id, result: vectors } satisfies WorkerReply, [vectors.buffer]);
       } else {
         await tower?.close();
         self.postMessage({ type: "done", id: msg.id } satisfies WorkerReply);

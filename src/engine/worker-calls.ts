@@ -4,22 +4,23 @@ import type { EmbedderOptions } from "./embed.ts";
 import type { ResolvedModel } from "./models.ts";
 import { nativeTreeDir } from "./native-bundle.ts";
 
-export type WorkerReply = { id: number } & ({ type: "error"; message: string } | { type: "done"; vectors?: Float32Array });
+/** A thread's answer to one request: a tower's is its vectors, the HEIC decoder's its pixels (heic-thread.ts). */
+export type WorkerReply<Result = Float32Array> = { id: number } & ({ type: "error"; message: string } | { type: "done"; result?: Result });
 
-export class WorkerCalls<Request extends { type: string }> {
+export class WorkerCalls<Request extends { type: string }, Result = Float32Array> {
   private nextId = 1;
-  private readonly pending = new Map<number, { resolve: (v: Float32Array | undefined) => void; reject: (e: Error) => void }>();
+  private readonly pending = new Map<number, { resolve: (v: Result | undefined) => void; reject: (e: Error) => void }>();
 
   constructor(
     readonly worker: Worker,
     what: string,
   ) {
-    worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+    worker.onmessage = (event: MessageEvent<WorkerReply<Result>>) => {
       const reply = event.data;
       const p = this.pending.get(reply.id);
       this.pending.delete(reply.id);
       if (reply.type === "error") p?.reject(new Error(reply.message));
-      else p?.resolve(reply.vectors);
+      else p?.resolve(reply.result);
     };
     worker.onerror = (event) => {
       for (const p of this.pending.values()) p.reject(new Error(`${what} thread failed: ${event.message}`));
@@ -56,7 +57,7 @@ export class WorkerCalls<Request extends { type: string }> {
     }
   }
 
-  call(request: Request, transfer: Transferable[] = []): Promise<Float32Array | undefined> {
+  call(request: Request, transfer: Transferable[] = []): Promise<Result | undefined> {
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });

@@ -207,8 +207,8 @@ describe("decodeImage failures", () => {
     }
   });
 
-  test("a whole HEIC coded with HEVC (an iPhone's) says that imgd cannot decode HEVC, not that the file is broken", async () => {
-    // Built box by box: one 640x480 hvc1 item. No HEVC encoder is at hand, and the decoder never reads its bytes.
+  test("a whole HEIC whose HEVC stream is no HEVC is corrupt, with libheif's reason, and is not called truncated", async () => {
+    // Built box by box: one 640x480 hvc1 item whose decoder configuration and data are filler bytes.
     const u32 = (n: number) => Buffer.from([n >>> 24, (n >> 16) & 255, (n >> 8) & 255, n & 255]);
     const u16 = (n: number) => Buffer.from([n >> 8, n & 255]);
     const box = (type: string, ...body: Buffer[]) => Buffer.concat([u32(8 + Buffer.concat(body).length), Buffer.from(type), ...body]);
@@ -232,8 +232,8 @@ describe("decodeImage failures", () => {
     writeFileSync(path, heic);
     for (const input of [new Uint8Array(heic), path]) {
       const err = await failure(input, { targetShortSide: 224 });
-      expect(err.reason).toBe("not-an-image");
-      expect(err.message).toContain("HEVC");
+      expect(err.reason).toBe("corrupt");
+      expect(err.message).toContain("libheif");
     }
   });
 
