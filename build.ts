@@ -87,7 +87,13 @@ await import("../../src/cli/main.ts");
 
 const result = await Bun.build({
   // Worker threads are separate entry points: the binary must carry them to start them.
-  entrypoints: [entryPath, join(root, "src/engine/embed-worker.ts"), join(root, "src/engine/text-embed-worker.ts")],
+  // heic-thread.ts carries libheif's wasm inline (libheif-js's bundle), so it needs nothing from the native tree.
+  entrypoints: [
+    entryPath,
+    join(root, "src/engine/embed-worker.ts"),
+    join(root, "src/engine/text-embed-worker.ts"),
+    join(root, "src/engine/heic-thread.ts"),
+  ],
   compile: { outfile: join(outDir, "imgd") },
   minify: true,
   sourcemap: "none",

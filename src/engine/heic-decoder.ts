@@ -46,8 +46,9 @@ export function isHevcHeif(meta: { format?: string; compression?: string }): boo
  * the caller to classify against the file's bytes (decode.ts's asImageError).
  */
 export async function decodeHevcHeif(input: string | Uint8Array): Promise<BmpPixels> {
-  // A copy of its own is moved to the thread: the caller's bytes may be a view into a larger buffer, or still needed.
-  const bytes = typeof input === "string" ? new Uint8Array(await readFile(input)) : input.slice();
+  // A copy of its own is moved to the thread: the caller's bytes may be a view into a larger buffer, and are still
+  // needed (to tell a truncated file from a corrupt one). Not Buffer's slice(), which makes a view.
+  const bytes = typeof input === "string" ? new Uint8Array(await readFile(input)) : new Uint8Array(input);
   const thread = await acquire();
   let keep = true;
   try {

@@ -104,6 +104,14 @@ describe("HEIC coded with HEVC", () => {
     expect(mean).toBeLessThan(8);
   });
 
+  test("the caller's bytes stay whole: a Buffer from readFile (whose slice() is a view) is not moved to the thread", async () => {
+    const bytes = readFileSync(fixture("photo"));
+    const copy = Buffer.from(bytes);
+    expect((await decodeImage(bytes)).width).toBe(190);
+    expect(bytes.buffer.byteLength).toBeGreaterThan(0);
+    expect(bytes.equals(copy)).toBe(true);
+  });
+
   test("date taken, camera make and model come from the HEIC's Exif item, as from a JPEG's", async () => {
     const image = await decodeImage(new Uint8Array(readFileSync(fixture("photo"))));
     expect(image.exif).toEqual({ takenAt: "2023-07-14T10:20:30", cameraMake: "Apple", cameraModel: "iPhone 15 Pro" });
