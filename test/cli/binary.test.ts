@@ -1,6 +1,7 @@
 import { beforeAll, expect, test } from "bun:test";
 import { copyFileSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
+import { loadSharp } from "../../src/engine/native.ts";
 import { copyPhotos, MODELS, REPO, tempDir } from "./cli-harness.ts";
 import { spawnCommand, until } from "../cluster-net/cluster-harness.ts";
 import { generateKeys, startSshd } from "../cluster-net/loopback-sshd.ts";
@@ -40,6 +41,32 @@ test("dist/imgd runs alone from an empty directory: index then query, with neith
   const queried = run(["query", "an orange", "--index", join(root, "idx"), "-k", "1", "--json"]);
   expect(queried.exitCode).toBe(0);
   expect(JSON.parse(queried.stdout.toString()).hits[0].path).toBe(join(photos, "orange.jpg"));
+}, 120_000);
+
+test("dist/imgd decodes iPhone photos (HEIC, HEVC) with the libheif it carries: index, query, and a JPEG thumbnail from serve", async () => {
+  const phone = join(root, "phone");
+  mkdirSync(phone);
+  copyFileSync(join(REPO, "test/fixtures/heic/photo.heic"), join(phone, "IMG_0001.HEIC"));
+  copyFileSync(join(REPO, "test/fixtures/heic/rotated.heic"), join(phone, "IMG_0002.HEIC"));
+  const index = join(root, "phone-idx");
+  const indexed = run(["index", phone, "--index", index, "--model", "test-clip", "--json"]);
+  expect(indexed.stderr.toString()).toBe("");
+  expect(JSON.parse(indexed.stdout.toString())).toMatchObject({ embedded: 2, failed: 0 });
+  const queried = run(["query", "--image", join(phone, "IMG_0002.HEIC"), "--index", index, "-k", "1", "--json"]);
+  const hit = JSON.parse(queried.stdout.toString()).hits[0];
+  expect(hit).toMatchObject({ path: join(phone, "IMG_0002.HEIC"), width: 190, height: 126, cameraModel: "iPhone 15 Pro" });
+
+  const serve = spawnCommand([bin, "serve", "--index", index, "--port", "0", "--log", join(root, "phone-serve.log")], env, join(root, "empty"));
+  try {
+    const url = (await serve.waitFor(/serving http:\/\/127\.0\.0\.1:\d+/)).match(/(http:\/\/127\.0\.0\.1:\d+)/)![1]!;
+    const thumb = await fetch(`${url}/api/images/${hit.id}/thumb?size=128`);
+    expect([thumb.status, thumb.headers.get("content-type")]).toEqual([200, "image/jpeg"]);
+    const meta = await loadSharp()(new Uint8Array(await thumb.arrayBuffer())).metadata();
+    expect([meta.format, meta.width, meta.height]).toEqual(["jpeg", 128, 85]);
+  } finally {
+    serve.proc.kill();
+    await serve.exited;
+  }
 }, 120_000);
 
 test("dist/imgd deploys itself over SSH, and the worker it starts does the coordinator's job", async () => {
