@@ -1,5 +1,5 @@
-// HEIC coded with HEVC to upright 8-bit pixels, on heic-thread.ts's threads: as many as there are cores (up to four)
-// decode at once, so `imgd index` over a phone's library keeps its cores busy and `imgd serve` answers other requests
+// HEIC coded with HEVC to upright 8-bit pixels, on heic-thread.ts's threads: as many as there are cores (up to four,
+// two in a server) decode at once, so `imgd index` over a phone's library keeps its cores busy and `imgd serve` answers other requests
 // while a photo decodes. A thread's wasm memory only grows (a 12 MP photo takes it to ~90 MB, a 48 MP one to
 // ~350 MB), so a thread that grew past heicThreadLimits.keepHeapBytes is ended after its image, and an idle thread soon after.
 import { readFile } from "node:fs/promises";
@@ -11,10 +11,10 @@ import { ImageError } from "./types.ts";
 import { WorkerCalls } from "./worker-calls.ts";
 import { workerEntry } from "./worker-entry.ts";
 
-const MAX_THREADS = Math.max(1, Math.min(4, availableParallelism()));
-
-/** Read at each decode (tests lower them). */
+/** Read at each decode (tests lower them; the server lowers maxThreads). */
 export const heicThreadLimits = {
+  /** Each thread holds ~170 MB once it has decoded a 12 MP photo. */
+  maxThreads: Math.max(1, Math.min(4, availableParallelism())),
   /** Above a 12 MP photo's ~90 MB and below a 24 MP one's ~175 MB: a phone's usual photo keeps its thread. */
   keepHeapBytes: 128 * 2 ** 20,
   /** A thread idle this long is ended: its instance holds the memory of the largest image it decoded. */
@@ -29,6 +29,8 @@ interface Thread {
   calls: WorkerCalls<Request, HeicPixels>;
   busy: boolean;
   idle: ReturnType<typeof setTimeout> | null;
+  /** performance.now() when it last finished an image. */
+  idleSince: number;
 }
 
 const threads: Thread[] = [];
@@ -79,21 +81,25 @@ export async function hevcHeifPixels(source: string | Uint8Array, label: string,
   return decodeHevcHeif(source);
 }
 
-/** Ends every decoding thread now (a thread in use is ended when its image is done). */
-export function endIdleHeicThreads(): void {
-  for (const thread of threads.filter((t) => !t.busy)) end(thread);
+/**
+ * Ends the threads that have had nothing to decode for `minIdleMs` (every idle one by default): the memory governor's
+ * way to give their memory back sooner. One that only waits for the pipeline's next file is left to it.
+ */
+export function endIdleHeicThreads(minIdleMs = 0): void {
+  const now = performance.now();
+  for (const thread of threads.filter((t) => !t.busy && now - t.idleSince >= minIdleMs)) end(thread);
 }
 
 function acquire(): Promise<Thread> {
   const free = threads.find((t) => !t.busy);
   if (free) return Promise.resolve(take(free));
-  if (threads.length < MAX_THREADS) return Promise.resolve(take(start()));
+  if (threads.length < heicThreadLimits.maxThreads) return Promise.resolve(take(start()));
   return new Promise((resolve) => waiting.push(resolve));
 }
 
 function start(): Thread {
   const worker = new Worker(workerEntry("src/engine/heic-thread.ts", new URL("./heic-thread.ts", import.meta.url)));
-  const thread: Thread = { calls: new WorkerCalls<Request, HeicPixels>(worker, "HEIC decoding"), busy: false, idle: null };
+  const thread: Thread = { calls: new WorkerCalls<Request, HeicPixels>(worker, "HEIC decoding"), busy: false, idle: null, idleSince: 0 };
   // A thread that dies (out of memory) fails its call through WorkerCalls; it is not given another.
   worker.addEventListener("error", () => end(thread));
   threads.push(thread);
@@ -115,6 +121,7 @@ function release(thread: Thread): void {
   const next = waiting.shift();
   if (next) return next(thread);
   thread.busy = false;
+  thread.idleSince = performance.now();
   (thread.calls.worker as BunWorker).unref();
   thread.idle = setTimeout(() => end(thread), heicThreadLimits.idleMs);
   thread.idle.unref();

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cpSync, mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { heicThreadLimits } from "../../src/engine/heic-decoder.ts";
 import { loadSharp } from "../../src/engine/native.ts";
 import { renderThumbnail } from "../../src/engine/thumbnail.ts";
 import type { RunningServer } from "../../src/server/server.ts";
@@ -60,6 +61,10 @@ describe("serving HEIC photos (HEVC, as an iPhone writes them)", () => {
     expect(new Uint8Array(await file.arrayBuffer())).toEqual(heic("rotated"));
     const meta = (await (await fetch(`${server.url}/api/images/${ids.get("IMG_0001.HEIC")}`)).json()) as Record<string, unknown>;
     expect(meta).toMatchObject({ width: 190, height: 126, taken_at: "2023-07-14T10:20:30", camera_make: "Apple", camera_model: "iPhone 15 Pro" });
+  });
+
+  test("a server decodes on two threads at most, whatever the cores (each holds ~170 MB)", () => {
+    expect(heicThreadLimits.maxThreads).toBeLessThanOrEqual(2);
   });
 
   test("searching with an uploaded HEIC finds it first", async () => {
