@@ -23,7 +23,7 @@ describe("imgd index on a folder of iPhone photos (HEIC)", () => {
   beforeAll(async () => {
     mkdirSync(phone);
     mkdirSync(twins);
-    for (const [fixture, name] of [["photo", "IMG_0001.HEIC"], ["rotated", "IMG_0002.HEIC"], ["ten-bit", "IMG_0003.HEIC"], ["alpha", "IMG_0004.heic"]]) {
+    for (const [fixture, name] of [["photo", "IMG_0001.HEIC"], ["rotated", "IMG_0002.HEIC"], ["ten-bit", "IMG_0003.HEIC"], ["alpha", "IMG_0004.heic"], ["grid", "IMG_0008.HEIC"]]) {
       cpSync(join(FIXTURES, `${fixture}.heic`), join(phone, name));
     }
     const whole = readFileSync(join(FIXTURES, "photo.heic"));
@@ -52,7 +52,7 @@ describe("imgd index on a folder of iPhone photos (HEIC)", () => {
   }, 240_000);
 
   test("each HEIC is indexed with the embedding, size and camera of the photo it holds", async () => {
-    expect(first.embedded).toBe(heifEnc ? 7 : 6);
+    expect(first.embedded).toBe(heifEnc ? 8 : 7);
     expect(first.failed).toBe(2);
     const store = await IndexStore.open(index, { readOnly: true });
     try {
@@ -62,7 +62,7 @@ describe("imgd index on a folder of iPhone photos (HEIC)", () => {
         return u.reduce((s, e, i) => s + e * v[i]!, 0) / Math.hypot(...u) / Math.hypot(...v);
       };
       const twin = join(twins, "building.png");
-      for (const name of ["IMG_0001.HEIC", "IMG_0002.HEIC", "IMG_0003.HEIC", "IMG_0004.heic"]) {
+      for (const name of ["IMG_0001.HEIC", "IMG_0002.HEIC", "IMG_0003.HEIC", "IMG_0004.heic", "IMG_0008.HEIC"]) {
         const path = join(phone, name);
         expect([name, known.get(path)?.status]).toEqual([name, "indexed"]);
         expect([name, (await cosineOf(path, twin)) > 0.99]).toEqual([name, true]);

@@ -12,7 +12,8 @@ import { imageErrorOf } from "../fixtures/image-error.ts";
 // Made by test/fixtures/heic/make-fixtures.ts with Debian's heif-enc (x265) from this photo at 190x126.
 const FIXTURES = join(import.meta.dir, "../fixtures/heic");
 const PHOTO = join(import.meta.dir, "../../../shared/photos/building.jpg");
-const NAMES = ["photo", "thumb", "ten-bit", "alpha", "rotated"] as const;
+// grid.heic is a 2x2 grid of HEVC tiles cropped to the photo's size, as an iPhone stores its photos.
+const NAMES = ["photo", "thumb", "ten-bit", "alpha", "rotated", "grid"] as const;
 const sharp = loadSharp();
 const heifConvert = Bun.which("heif-convert");
 const heifEnc = Bun.which("heif-enc");
