@@ -57,11 +57,8 @@ export async function decodeHevcHeif(input: string | Uint8Array): Promise<BmpPix
     const pixels = (await thread.calls.call({ type: "decode", bytes }, [bytes.buffer]))!;
     keep = pixels.heapBytes <= heicThreadLimits.keepHeapBytes;
     return { data: pixels.data, width: pixels.width, height: pixels.height, channels: pixels.channels };
-  } catch (err) {
-    // A wasm trap (libde265 or libheif hitting a bad state) may leave the instance unusable: a fresh one next time.
-    keep = !/RuntimeError|thread failed|Aborted/.test(err instanceof Error ? err.message : String(err));
-    throw err;
   } finally {
+    // A thread that died was ended by its error listener (start()); release() passes it over.
     if (keep) release(thread);
     else end(thread);
   }
