@@ -5,7 +5,7 @@
 // Colour-space fields and ICC profiles of V4/V5 headers are ignored, as decode.ts ignores ICC in every format.
 import { extname } from "node:path";
 import { withByteSource, withFileSource, type ByteSource } from "./byte-source.ts";
-import { ImageError } from "./types.ts";
+import { ImageError, tooManyPixels } from "./types.ts";
 
 /** Lower-case extensions, without the dot, of BMP files. */
 export const BMP_EXTENSIONS: ReadonlySet<string> = new Set(["bmp", "dib"]);
@@ -114,7 +114,7 @@ async function readHeader(file: ByteSource, label: string, maxPixels: number): P
   if (planes !== 1) throw corrupt(label, `${planes} colour planes, where BMP has 1`);
   // Checked before any pixel is read or any buffer allocated: a 60-byte file can claim a canvas of 2^31 x 2^31.
   if (width * height > maxPixels) {
-    throw new ImageError("too-many-pixels", `${label}: ${width}x${height} is ${width * height} pixels, more than the limit of ${maxPixels}`);
+    throw tooManyPixels(label, width, height, maxPixels);
   }
   if (headerSize === OS2_V2_HEADER && (compression === 3 || compression === 4)) {
     throw new ImageError("not-an-image", `${label}: an OS/2 BMP coded with ${compression === 3 ? "Huffman 1D" : "RLE24"}, which imgd cannot decode`);

@@ -8,7 +8,7 @@ import { parseExif } from "./exif.ts";
 import { decodeHevcHeif, isHevcHeif } from "./heic-decoder.ts";
 import { loadSharp } from "./native.ts";
 import { isRawName, orientPreview, readRawPreview, uprightSize } from "./raw-preview.ts";
-import { ImageError, type DecodedImage, type FailureReason } from "./types.ts";
+import { ImageError, tooManyPixels, type DecodedImage, type FailureReason } from "./types.ts";
 
 export interface DecodeOptions {
   /** Shrink-on-load hint: the smallest short side the consumer needs (e.g. 224). */
@@ -94,12 +94,7 @@ async function decodePixels(input: string | Uint8Array | BmpPixels, label: strin
   let width = meta.width ?? 0;
   let height = meta.height ?? 0;
   // Checked from the header, before any pixel is decoded: a small file can claim a huge canvas.
-  if (width * height > maxPixels) {
-    throw new ImageError(
-      "too-many-pixels",
-      `${label}: ${width}x${height} is ${width * height} pixels, more than the limit of ${maxPixels}`,
-    );
-  }
+  if (width * height > maxPixels) throw tooManyPixels(label, width, height, maxPixels);
   if (!pixels && isHevcHeif(meta)) {
     // libheif turns it upright by its irot and imir boxes; libvips already reports no EXIF orientation for a HEIF
     // (the EXIF one, which iPhones also write, would turn it a second time), so nothing below turns it again.

@@ -1,13 +1,14 @@
-// HEIC coded with HEVC to upright 8-bit pixels, on heic-thread.ts's threads: as many as there are cores (up to four,
-// two in a server) decode at once, so `imgd index` over a phone's library keeps its cores busy and `imgd serve` answers other requests
-// while a photo decodes. A thread's wasm memory only grows (a 12 MP photo takes it to ~90 MB, a 48 MP one to
-// ~350 MB), so a thread that grew past heicThreadLimits.keepHeapBytes is ended after its image, and an idle thread soon after.
+// HEIC coded with HEVC to upright 8-bit pixels, on heic-thread.ts's threads: as many as there are cores (up to
+// four, two in a server) decode at once, so `imgd index` over a phone's library keeps its cores busy and `imgd serve`
+// answers other requests while a photo decodes. A thread's wasm memory only grows (a 12 MP photo takes it to ~90 MB,
+// a 48 MP one to ~350 MB), so a thread that grew past heicThreadLimits.keepHeapBytes is ended after its image, and an
+// idle thread soon after.
 import { readFile } from "node:fs/promises";
 import { availableParallelism } from "node:os";
 import type { BmpPixels } from "./bmp.ts";
 import type { HeicPixels, HeicRequest } from "./heic-thread.ts";
 import { loadSharp } from "./native.ts";
-import { ImageError } from "./types.ts";
+import { tooManyPixels } from "./types.ts";
 import { WorkerCalls } from "./worker-calls.ts";
 import { workerEntry } from "./worker-entry.ts";
 
@@ -71,10 +72,8 @@ export async function decodeHevcHeif(input: string | Uint8Array): Promise<BmpPix
 export async function hevcHeifPixels(source: string | Uint8Array, label: string, maxPixels: number): Promise<BmpPixels | null> {
   const meta = await loadSharp()(source, { limitInputPixels: false }).metadata().catch(() => null);
   if (!meta || !isHevcHeif(meta)) return null;
-  const pixels = (meta.width ?? 0) * (meta.height ?? 0);
-  if (pixels > maxPixels) {
-    throw new ImageError("too-many-pixels", `${label}: ${meta.width}x${meta.height} is ${pixels} pixels, more than the limit of ${maxPixels}`);
-  }
+  const [width, height] = [meta.width ?? 0, meta.height ?? 0];
+  if (width * height > maxPixels) throw tooManyPixels(label, width, height, maxPixels);
   return decodeHevcHeif(source);
 }
 

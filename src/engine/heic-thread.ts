@@ -2,7 +2,7 @@
 // decoder (a patent matter), so libheif 1.23 with libde265, compiled to WebAssembly (the npm package libheif-js,
 // LGPL-3.0, whose bundle carries the wasm inline and so goes into the compiled binary too), decodes them here. A wasm
 // call runs to its end without yielding, which on the server's or the pipeline's thread would stall everything else
-// for the second a 12 MP photo takes. heic-decoder.ts runs these threads.
+// for the half second a 12 MP photo takes. heic-decoder.ts runs these threads.
 import libheif from "libheif-js/libheif-wasm/libheif-bundle.js";
 import type { WorkerReply } from "./worker-calls.ts";
 

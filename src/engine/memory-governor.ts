@@ -1,7 +1,8 @@
 // Keeps a long-lived process's (a server's, a worker's) resident memory near a target. Under sustained HTTP load JSC lets its heap pages grow to
 // ~140 MB around ~20 MB of live objects (request and response garbage; `--smol` does not change it), and only a
 // full collection hands them back. Above the target the governor ends the HEIC decoding threads left idle, runs a
-// full collection, then has glibc return what the native side has freed: a ~7 ms pause at most every `intervalMs`, and none while the server is under the target.
+// full collection, then has glibc return what the native side has freed: a ~7 ms pause at most every `intervalMs`,
+// and none while the server is under the target.
 import { endIdleHeicThreads } from "./heic-decoder.ts";
 import { trimFreedMemory } from "./native-memory.ts";
 

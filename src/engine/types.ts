@@ -73,3 +73,8 @@ export class ImageError extends Error {
     this.name = "ImageError";
   }
 }
+
+/** What an image whose header claims more than `maxPixels` pixels is refused with, before any pixel is decoded. */
+export function tooManyPixels(label: string, width: number, height: number, maxPixels: number): ImageError {
+  return new ImageError("too-many-pixels", `${label}: ${width}x${height} is ${width * height} pixels, more than the limit of ${maxPixels}`);
+}
