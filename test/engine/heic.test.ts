@@ -1,10 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import exifr from "exifr";
 import { decodeImage } from "../../src/engine/decode.ts";
 import { endIdleHeicThreads, heicThreadCounts, heicThreadLimits } from "../../src/engine/heic-decoder.ts";
+import { runIndex } from "../../src/engine/index-pipeline.ts";
+import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
 import { loadSharp } from "../../src/engine/native.ts";
 import { renderThumbnail } from "../../src/engine/thumbnail.ts";
 import { imageErrorOf } from "../fixtures/image-error.ts";
@@ -160,6 +162,19 @@ describe("HEIC coded with HEVC", () => {
     const turned = new Uint8Array(await photo.clone().rotate(180).raw().toBuffer());
     expect(diff(pixels, same).mean).toBeLessThan(diff(pixels, turned).mean / 3);
   });
+});
+
+test("an index run held to one thread (--threads 1) decodes its HEICs on one thread", async () => {
+  const photos = join(dir, "threads-1");
+  mkdirSync(photos);
+  for (const name of NAMES) cpSync(fixture(name), join(photos, `${name}.heic`));
+  endIdleHeicThreads();
+  const started = heicThreadCounts.started;
+  const model = await resolveModel("test-clip", modelSearchDirs(join(import.meta.dir, "../../models")));
+  const report = await runIndex({ roots: [photos], indexDir: join(dir, "threads-1-index"), model, threads: 1 });
+  expect(report.embedded).toBe(NAMES.length);
+  expect(heicThreadLimits.maxThreads).toBe(1);
+  expect(heicThreadCounts.started - started).toBe(1);
 });
 
 describe.skipIf(!heifEnc)("HEIC decoding threads (needs heif-enc)", () => {
