@@ -53,13 +53,16 @@ export async function decodeHevcHeif(input: string | Uint8Array): Promise<BmpPix
   // needed (to tell a truncated file from a corrupt one). Not Buffer's slice(), which makes a view.
   const bytes = typeof input === "string" ? new Uint8Array(await readFile(input)) : new Uint8Array(input);
   const thread = await acquire();
-  let keep = true;
+  // Kept only after a decode that succeeded within the heap limit. A failed one may have grown its heap for an image
+  // it never finished (an error reply carries no size), or trapped and left its instance unusable: ended, which
+  // costs the next image ~0.2 s to compile the wasm again, on a file that is rare in a library.
+  let keep = false;
   try {
     const pixels = (await thread.calls.call({ type: "decode", bytes }, [bytes.buffer]))!;
     keep = pixels.heapBytes <= heicThreadLimits.keepHeapBytes;
     return { data: pixels.data, width: pixels.width, height: pixels.height, channels: pixels.channels };
   } finally {
-    // A thread that died was ended by its error listener (start()); release() passes it over.
+    // A thread that died was ended by its error listener (start()); end() passes it over.
     if (keep) release(thread);
     else end(thread);
   }

@@ -105,9 +105,7 @@ if (typeof self !== "undefined" && !Bun.isMainThread) {
       const pixels: HeicPixels = { ...decodeHeif(lib, bytes), heapBytes: lib.HEAPU8.byteLength };
       self.postMessage({ type: "done", id, result: pixels } satisfies WorkerReply<HeicPixels>, [pixels.data.buffer]);
     } catch (err) {
-      // A trap (libde265 or libheif in a state it did not expect, or out of memory) may leave the instance unusable:
-      // the next image gets a fresh one. libheif's own errors leave it as it was.
-      if (err instanceof WebAssembly.RuntimeError) instance = null;
+      // heic-decoder.ts ends a thread whose decode failed, with its instance (a trap may have left it unusable).
       self.postMessage({ type: "error", id, message: err instanceof Error ? err.message : String(err) } satisfies WorkerReply<HeicPixels>);
     }
   };

@@ -152,6 +152,18 @@ describe("HEIC coded with HEVC", () => {
     expect((await decodeImage(fixture("photo"))).width).toBe(190);
   });
 
+  test("a thread whose decode failed is ended: its heap may have grown for an image it never finished", async () => {
+    const full = readFileSync(fixture("photo"));
+    const pps = parameterSet(full, 34);
+    const damaged = new Uint8Array(Buffer.from(full).fill(0, pps.at + 2, pps.at + pps.length));
+    await decodeImage(fixture("photo"));
+    const ended = heicThreadCounts.ended;
+    expect((await imageErrorOf(() => decodeImage(damaged))).reason).toBe("corrupt");
+    expect(heicThreadCounts.ended).toBe(ended + 1);
+    // A good file after it decodes on a fresh thread.
+    expect((await decodeImage(fixture("photo"))).width).toBe(190);
+  });
+
   test("the thumbnail of a HEIC is a JPEG of the upright photo", async () => {
     const jpeg = await renderThumbnail(fixture("rotated"), 128);
     const meta = await sharp(jpeg).metadata();
