@@ -12,15 +12,26 @@ import { tooManyPixels } from "./types.ts";
 import { WorkerCalls } from "./worker-calls.ts";
 import { workerEntry } from "./worker-entry.ts";
 
-/** Read at each decode (tests lower them; the server lowers maxThreads). */
+/** One thread per core, up to four: what a process runs unless it is held to fewer (limitHeicThreads). */
+const DEFAULT_MAX_THREADS = Math.max(1, Math.min(4, availableParallelism()));
+
+/** Read at each decode (tests change them; limitHeicThreads sets maxThreads). */
 export const heicThreadLimits = {
   /** Each thread holds ~170 MB once it has decoded a 12 MP photo. */
-  maxThreads: Math.max(1, Math.min(4, availableParallelism())),
+  maxThreads: DEFAULT_MAX_THREADS,
   /** Above a 12 MP photo's ~90 MB and below a 24 MP one's ~175 MB: a phone's usual photo keeps its thread. */
   keepHeapBytes: 128 * 2 ** 20,
   /** A thread idle this long is ended: its instance holds the memory of the largest image it decoded. */
   idleMs: 10_000,
 };
+
+/**
+ * Holds this process to `threads` decoding threads (fewer where it has fewer cores): an index run to its --threads,
+ * a server to two. Set from the default each time, so a run asking for more than the one before it gets them.
+ */
+export function limitHeicThreads(threads: number): void {
+  heicThreadLimits.maxThreads = Math.max(1, Math.min(DEFAULT_MAX_THREADS, threads));
+}
 
 type Request = Omit<HeicRequest, "id">;
 /** Bun's Worker, whose ref() and unref() the DOM typings in use here lack. */

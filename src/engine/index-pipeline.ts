@@ -6,7 +6,7 @@ import { analyzeImage, addCounts, decodeShortSide, stagesToRun, writeStageOutcom
 import type { AnalysisStage, StageCounts } from "./analysis/stage.ts";
 import { BoundedQueue, runPool } from "./async-queue.ts";
 import { decodeImage } from "./decode.ts";
-import { heicThreadLimits } from "./heic-decoder.ts";
+import { limitHeicThreads } from "./heic-decoder.ts";
 import type { BatchImageEmbedder } from "./embed.ts";
 import { imohashBytes, imohashFile } from "./identity.ts";
 import { failedRow, indexedRow, reusedRow } from "./image-rows.ts";
@@ -120,7 +120,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
   const batchSize = opts.batchSize ?? 32;
   const threads = opts.threads ?? 2;
   // A run held to fewer cores (--threads, a shared host's worker) decodes HEICs on no more threads than that.
-  heicThreadLimits.maxThreads = Math.min(heicThreadLimits.maxThreads, threads);
+  limitHeicThreads(threads);
   const spec = opts.model.manifest.preprocess;
   const tensorSize = 3 * spec.size * spec.size;
   const stages = opts.stages ?? [];

@@ -5,7 +5,7 @@ import { mkdirSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { availableParallelism } from "node:os";
 import { ImageEmbedder, TextEmbedder, type BatchImageEmbedder } from "../engine/embed.ts";
-import { heicThreadLimits } from "../engine/heic-decoder.ts";
+import { limitHeicThreads } from "../engine/heic-decoder.ts";
 import { DEFAULT_MEMORY_TARGET_BYTES, governMemory, type MemoryGovernor } from "../engine/memory-governor.ts";
 import { trimFreedMemory } from "../engine/native-memory.ts";
 import type { SessionOptions } from "../engine/onnx-session.ts";
@@ -215,7 +215,7 @@ export async function openServer(opts: Omit<ServeOptions, "port">): Promise<Open
     closers.push(() => ingestor.close((i) => i.flush()));
     // A server decodes a HEIC for a thumbnail, an upload or a query image: two threads keep a page of HEIC results
     // coming without holding ~170 MB per core (README: 400 MB goal).
-    heicThreadLimits.maxThreads = Math.min(heicThreadLimits.maxThreads, 2);
+    limitHeicThreads(2);
     let ready = false;
     let governor: MemoryGovernor | null = null;
     closers.push(() => governor?.stop());

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
 import { cpSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import { join } from "node:path";
 import exifr from "exifr";
 import { decodeImage } from "../../src/engine/decode.ts";
@@ -187,6 +187,10 @@ test("an index run held to one thread (--threads 1) decodes its HEICs on one thr
   expect(report.embedded).toBe(NAMES.length);
   expect(heicThreadLimits.maxThreads).toBe(1);
   expect(heicThreadCounts.started - started).toBe(1);
+  // The next run in the same process (a worker's next batch, the next test file) gets what it asks for, not the
+  // lowest any run asked for.
+  await runIndex({ roots: [photos], indexDir: join(dir, "threads-2-index"), model, threads: 2 });
+  expect(heicThreadLimits.maxThreads).toBe(Math.min(2, 4, availableParallelism()));
 });
 
 describe.skipIf(!heifEnc)("HEIC decoding threads (needs heif-enc)", () => {
