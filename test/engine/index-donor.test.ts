@@ -126,3 +126,20 @@ test("a donor finds each of its images by content hash, and nothing for a hash i
     await store.close();
   }
 }, 60_000);
+
+test("a donor whose first lookup failed answers again once its catalog does (the failure is not kept)", async () => {
+  const { root, model, merged } = await mergedOfTwo("donor-recovers");
+  const store = await IndexStore.open(join(root, "shard"), { model: model.manifest });
+  const donor = (await IndexDonor.open(merged, model.manifest, store))!;
+  try {
+    const [[hash]] = (await store.read(`SELECT imohash FROM "${IndexDonor.alias}".images LIMIT 1`)) as [[string]];
+    // Its catalog gone for a moment (a share that did not answer), then back.
+    await store.detach(IndexDonor.alias);
+    await expect(donor.find(hash)).rejects.toThrow(IndexDonor.alias);
+    await store.attach(join(merged, CATALOG_FILE), IndexDonor.alias);
+    expect((await donor.find(hash))?.row.imohash).toBe(hash);
+  } finally {
+    await donor.close();
+    await store.close();
+  }
+}, 60_000);

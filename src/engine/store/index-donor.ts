@@ -62,7 +62,11 @@ export class IndexDonor {
 
   /** An indexed image whose content hash (imohash) is `hash`, or null. */
   async find(hash: string): Promise<DonatedImage | null> {
-    this.keys ??= this.readKeys();
+    // A read that failed is not kept: the next lookup tries again (a share that did not answer for a moment).
+    this.keys ??= this.readKeys().catch((err) => {
+      this.keys = undefined;
+      throw err;
+    });
     const keys = await this.keys;
     for (const id of keys ? candidates(keys, fingerprint(hash)) : [null]) {
       const [r] = await this.store.read(
