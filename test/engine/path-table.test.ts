@@ -62,4 +62,15 @@ describe("PathTable: the metadata cache's paths as folder and packed name", () =
     const bytes = (t as unknown as { bytes: Uint8Array }).bytes.length;
     expect(bytes).toBeLessThan(600_000);
   });
+
+  test("a name longer than the room the table grows by is stored whole, with cleared bytes not yet reclaimed", () => {
+    const t = new PathTable();
+    // 60,000 bytes written, a third of them cleared: too few to compact, so the table grows keeping them.
+    for (let slot = 0; slot < 60; slot++) t.set(slot, `/a/${String(slot).padStart(996, "x")}`);
+    for (let slot = 0; slot < 20; slot++) t.clear(slot);
+    const long = `/a/${"€".repeat(30_000)}`;
+    t.set(60, long);
+    expect(t.get(60)).toBe(long);
+    expect(t.get(59)).toBe(`/a/${String(59).padStart(996, "x")}`);
+  });
 });

@@ -82,7 +82,8 @@ export class PathTable {
   /** Room for `room` more bytes: names of cleared and renamed slots are dropped first when they are most of it. */
   private makeRoom(room: number): void {
     const compact = this.live < this.end / 2;
-    const size = Math.max(this.live + room, Math.ceil((compact ? this.live : this.bytes.length) * 1.5));
+    // Uncompacted, the garbage stays: room is needed after all `end` bytes, not just the live ones.
+    const size = Math.max((compact ? this.live : this.end) + room, Math.ceil((compact ? this.live : this.bytes.length) * 1.5));
     const next = new Uint8Array(size);
     if (!compact) {
       next.set(this.bytes.subarray(0, this.end));
