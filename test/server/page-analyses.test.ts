@@ -9,14 +9,12 @@ import { runIndex } from "../../src/engine/index-pipeline.ts";
 import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
 import { loadSharp } from "../../src/engine/native.ts";
 import type { RunningServer } from "../../src/server/server.ts";
-import { MODELS, PHOTOS, serve, tempDir } from "./server-harness.ts";
+import { chromiumMissing, launchChromium, MODELS, PHOTOS, serve, tempDir } from "./server-harness.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const missing = existsSync(CHROMIUM) ? null : `${CHROMIUM} is not installed (apt-get install chromium)`;
 
 describe("the search page shows what the stages found", () => {
-  if (missing) {
-    test.skip(`skipped: ${missing}`, () => {});
+  if (chromiumMissing) {
+    test.skip(`skipped: ${chromiumMissing}`, () => {});
     return;
   }
   let server: RunningServer;
@@ -48,12 +46,7 @@ describe("the search page shows what the stages found", () => {
     });
     await runIndex({ roots: [photos], indexDir: index, model, threads: 1, stages }).finally(() => closeStages(stages));
     server = await serve({ root, photos, index }, { stages: [{ name: "objects", models: { model: "test-yolo" } }] });
-    const { chromium } = await import("playwright-core");
-    ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "imgd-chromium-")), {
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-      viewport: { width: 1100, height: 760 },
-    });
+    ctx = await launchChromium();
   }, 120_000);
   afterAll(async () => {
     await ctx?.close();

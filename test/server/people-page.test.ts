@@ -2,22 +2,20 @@
 // person is renamed, two are merged, faces are removed, suggestions accepted and rejected, a person deleted, and
 // each change is read back through the API, not only from the page.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync } from "node:fs";
+import { mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { clusterFaces } from "../../src/engine/faces/face-clustering.ts";
 import { openPersonsCatalog } from "../../src/engine/faces/persons-catalog.ts";
 import type { RunningServer } from "../../src/server/server.ts";
 import { FACE_DIMS, facesOf, insertFaces, row, unitVectors } from "../fixtures/synthetic-faces.ts";
-import { indexedPhotos, prefixProxy, serve, type Fixture } from "./server-harness.ts";
+import { chromiumMissing, indexedPhotos, launchChromium, prefixProxy, serve, type Fixture } from "./server-harness.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const missing = existsSync(CHROMIUM) ? null : `${CHROMIUM} is not installed (apt-get install chromium)`;
 const TOKEN = "people-page-token";
 
 describe("the People view edits persons", () => {
-  if (missing) {
-    test.skip(`skipped: ${missing}`, () => {});
+  if (chromiumMissing) {
+    test.skip(`skipped: ${chromiumMissing}`, () => {});
     return;
   }
   let fx: Fixture;
@@ -75,12 +73,7 @@ describe("the People view edits persons", () => {
     rw.close();
     server = await serve(fx, { token: TOKEN });
     proxy = prefixProxy(server.url);
-    const { chromium } = await import("playwright-core");
-    ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "imgd-chromium-")), {
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-      viewport: { width: 1100, height: 760 },
-    });
+    ctx = await launchChromium();
   }, 120_000);
   afterAll(async () => {
     await ctx?.close();

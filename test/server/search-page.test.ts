@@ -1,16 +1,14 @@
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { existsSync, mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import type { RunningServer } from "../../src/server/server.ts";
-import { indexedPhotos, prefixProxy, serve, type Fixture } from "./server-harness.ts";
+import { chromiumMissing, indexedPhotos, launchChromium, prefixProxy, serve, type Fixture } from "./server-harness.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-const missing = existsSync(CHROMIUM) ? null : `${CHROMIUM} is not installed (apt-get install chromium)`;
 
 describe("the search page in headless Chromium", () => {
-  if (missing) {
-    test.skip(`skipped: ${missing}`, () => {});
+  if (chromiumMissing) {
+    test.skip(`skipped: ${chromiumMissing}`, () => {});
     return;
   }
   let fx: Fixture;
@@ -22,13 +20,7 @@ describe("the search page in headless Chromium", () => {
   beforeAll(async () => {
     fx = await indexedPhotos("page", ["home.jpg", "orange.jpg", "apple.jpg", "chelsea.png", "fruits.jpg", "rocket.jpg", "smarties.png", "coffee.png"]);
     server = await serve(fx);
-    const { chromium } = await import("playwright-core");
-    // A persistent context over a fresh temp dir: playwright's way of giving Chromium its own user-data-dir.
-    ctx = await chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "imgd-chromium-")), {
-      executablePath: CHROMIUM,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-      viewport: { width: 1100, height: 760 },
-    });
+    ctx = await launchChromium();
   });
   afterAll(async () => {
     await ctx?.close();

@@ -1,6 +1,6 @@
 // Real fixtures for the server tests: photos copied into a temp dir, indexed with the test model through the
 // engine, and served by the real app on 127.0.0.1 with an OS-chosen port.
-import { cpSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { runIndex } from "../../src/engine/index-pipeline.ts";
@@ -86,5 +86,19 @@ export function prefixProxy(upstream: string, prefix = "/photos") {
       const res = await fetch(target, { method: req.method, headers: req.headers, body: req.body, redirect: "manual" });
       return new Response(res.body, { status: res.status, headers: res.headers });
     },
+  });
+}
+
+/** Chromium for the page tests, and why they are skipped when it is not there. */
+export const CHROMIUM = "/usr/bin/chromium";
+export const chromiumMissing = existsSync(CHROMIUM) ? null : `${CHROMIUM} is not installed (apt-get install chromium)`;
+
+/** Headless Chromium in a persistent context over a fresh temp dir: playwright's way of giving it its own user-data-dir. */
+export async function launchChromium(): Promise<import("playwright-core").BrowserContext> {
+  const { chromium } = await import("playwright-core");
+  return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), "imgd-chromium-")), {
+    executablePath: CHROMIUM,
+    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
+    viewport: { width: 1100, height: 760 },
   });
 }
