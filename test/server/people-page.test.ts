@@ -215,4 +215,25 @@ describe("the People view edits persons", () => {
     process.stderr.write(`people page screenshot: ${shots}\n`);
     await page.close();
   });
+
+  test("a name is shown as text, never as markup, and a person of one face is counted as one", async () => {
+    const carol = (await personOfFace(identityFaces.get(2)![0]!))!;
+    const cut = await call("POST", `/api/persons/${carol}/split`, { face_ids: [identityFaces.get(2)![0]] });
+    expect(cut.status).toBe(201);
+    const name = `<img src=x onerror="window.injected=1">Eve & "Co"`;
+    expect((await call("POST", `/api/persons/${cut.body.to.id}/name`, { name })).status).toBe(200);
+    const page = await ctx.newPage();
+    await page.goto(`http://127.0.0.1:${proxy.port}/photos/#token=${TOKEN}`);
+    await page.click("#show-people");
+    const card = `.card[data-person="${cut.body.to.id}"]`;
+    await page.waitForSelector(card);
+    expect(await page.textContent(`${card} .name`)).toBe(name);
+    expect(await page.getAttribute(card, "aria-label")).toBe(`${name}, 1 face`);
+    await page.click(card);
+    await page.waitForSelector("#person.open");
+    expect(await page.textContent("#person-title")).toBe(name);
+    expect(await page.$$eval("#person-title *, .card .name *", (els) => els.length)).toBe(0);
+    expect(await page.evaluate(() => (window as any).injected)).toBeUndefined();
+    await page.close();
+  });
 });
