@@ -136,15 +136,20 @@ function scanNotes(report: IndexReport): string[] {
     if (unreadable.length > 10) out.push(`  ... and ${unreadable.length - 10} more (--json lists them all)`);
   }
   if (links > 0) out.push(`skipped ${links} symlinks (--follow-symlinks follows them)`);
-  const rawPairs = report.scanSkipped.filter((s) => s.reason === "raw-beside-processed").length;
-  if (rawPairs > 0) {
-    out.push(`skipped ${rawPairs} RAW file${rawPairs === 1 ? "" : "s"} beside a processed image of the same name (IMG_0001.CR2 beside IMG_0001.JPG)`);
+  const rawPairs = report.scanSkipped.filter((s) => s.reason === "raw-beside-processed");
+  if (rawPairs.length > 0) {
+    // One line, naming the first: a RAW+JPEG shooter's library has such a pair for every photo, on every run.
+    const more = rawPairs.length > 1 ? ` and ${rawPairs.length - 1} more` : "";
+    out.push(
+      `skipped ${rawPairs.length} RAW file${rawPairs.length === 1 ? "" : "s"} beside a processed image of the same name: ${printable(rawPairs[0]!.path)}${more}`,
+    );
   }
   const folders = new Map<string, number>();
   for (const s of report.scanSkipped) if (s.reason === "excluded-dir") folders.set(basename(s.path), (folders.get(basename(s.path)) ?? 0) + 1);
   if (folders.size > 0) {
     const names = [...folders].map(([name, n]) => (n > 1 ? `${printable(name)} ×${n}` : printable(name))).join(", ");
-    out.push(`skipped ${[...folders.values()].reduce((a, b) => a + b)} folders by name: ${names}`);
+    const n = [...folders.values()].reduce((a, b) => a + b);
+    out.push(`skipped ${n} folder${n === 1 ? "" : "s"} by name: ${names}`);
   }
   // A folder's walk passes over what is not an image without a word; these are paths the user named (or the list did).
   const named = report.scanSkipped.filter((s) => NAMED_PATH_SKIPS.has(s.reason));
