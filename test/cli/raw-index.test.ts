@@ -138,6 +138,8 @@ describe("imgd index and query on a folder of CR3, RAF, RW2 and ORF files", () =
   test("rows hold the upright size, date and camera; the cut file is a failure, the JPEG named .nef indexed", async () => {
     const info = await imgdJson(["info", "--index", index, "--errors"]);
     expect(info.failures.map((f: { path: string; reason: string }) => [f.path, f.reason])).toEqual([[join(photos, "cut.cr3"), "truncated"]]);
+    const text = await imgd(["info", "--index", index, "--errors"]);
+    expect(text.stdout).toContain(`truncated        ${join(photos, "cut.cr3")}  the image data ends early`);
     const store = await IndexStore.open(index, { readOnly: true });
     try {
       const known = await store.knownFiles();

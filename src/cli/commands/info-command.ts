@@ -26,7 +26,11 @@ export async function run(argv: string[]): Promise<number> {
     );
     if (failures) {
       if (failures.length === 0) process.stdout.write("no errors\n");
-      for (const f of failures) process.stdout.write(`${f.reason.padEnd(16)} ${printable(f.path)}  ${printable(f.error)}\n`);
+      for (const f of failures) {
+        // A file decoded from its path has its error begin with that path, which the line shows already.
+        const error = f.error.startsWith(`${f.path}: `) ? f.error.slice(f.path.length + 2) : f.error;
+        process.stdout.write(`${f.reason.padEnd(16)} ${printable(f.path)}  ${printable(error)}\n`);
+      }
     }
     return 0;
   } finally {
