@@ -145,13 +145,17 @@ export class Coordinator {
       if (existing) {
         // A stage given without model flags keeps the job's models (the shards so far were analysed with them).
         const stages = withJobModels(opts.stages ?? [], existing.stages);
-        const same =
-          existing.model === (opts.model ?? existing.model) && sameRoots(existing.roots, opts.roots) && sameStages(existing.stages, stages);
-        if (!same) {
+        // What this run asks for that the job differs in: a re-run without the job's --faces said only what the job was.
+        const differs: string[] = [];
+        if (!sameRoots(existing.roots, opts.roots)) differs.push(opts.roots.join(", "));
+        if (existing.model !== (opts.model ?? existing.model)) differs.push(`model ${opts.model}`);
+        if (!sameStages(existing.stages, stages)) differs.push(stages.length > 0 ? `stages ${describeStages(stages)}` : "no stages");
+        if (differs.length > 0) {
           throw new Error(
             `${opts.storage} holds a job for ${existing.roots.join(", ")} (model ${existing.model}` +
-              `${existing.stages.length > 0 ? `, stages ${existing.stages.map((s) => s.name).join(", ")}` : ""}); ` +
-              "give another --storage, or remove its coordinator/ and shards/ directories to start over (a shard left there keeps its model)",
+              `${existing.stages.length > 0 ? `, stages ${describeStages(existing.stages)}` : ""}), and this run asks for ${differs.join(", ")}: ` +
+              "run it with the job's roots, model and stages to go on with it, give another --storage, or remove its coordinator/ and shards/ " +
+              "directories to start over (a shard left there keeps its model)",
           );
         }
         // Stored before the rescan that acts on them: one killed between the two still rescans with the new names when started again.
@@ -189,9 +193,7 @@ export class Coordinator {
           );
         }
         commitFile(jobMarkerPath(opts.storage), existing.id);
-        if (JSON.stringify(stages) !== JSON.stringify(opts.stages ?? [])) {
-          opts.onEvent?.(`stages keep the job's models: ${stages.map((st) => `${st.name} ${Object.values(st.models ?? {}).join(" + ")}`.trim()).join(", ")}`);
-        }
+        if (JSON.stringify(stages) !== JSON.stringify(opts.stages ?? [])) opts.onEvent?.(`stages keep the job's models: ${describeStages(stages)}`);
         // The job's stages, models and all: the model files served to workers are those of opts.stages.
         const coordinator = new Coordinator(
           { ...opts, model: existing.model, stages: existing.stages, excludeNames: existing.excludeNames },
@@ -734,6 +736,11 @@ function withJobModels(given: StageSpec[], job: StageSpec[]): StageSpec[] {
     const own = job.find((j) => j.name === spec.name)?.models;
     return own ? { ...spec, models: { ...own, ...spec.models } } : spec;
   });
+}
+
+/** "faces test-scrfd + test-arcface, objects test-yolo". */
+function describeStages(stages: StageSpec[]): string {
+  return stages.map((st) => `${st.name} ${Object.values(st.models ?? {}).join(" + ")}`.trim()).join(", ");
 }
 
 /** Same stages, models and all, whatever the order of their roles (`models: {}` and none are the same). */

@@ -27,8 +27,11 @@ test("a resumed job's stages keep their models when no model flag is given; anot
   }
 
   const other = Coordinator.open({ ...opts, stages: [{ name: "faces", models: { detector: "scrfd-500m" } }] });
-  await expect(other).rejects.toThrow(/holds a job for .*stages faces/);
-  await expect(Coordinator.open({ ...opts, stages: [] })).rejects.toThrow(/holds a job for/);
+  await expect(other).rejects.toThrow(
+    /holds a job for .*stages faces test-scrfd \+ test-arcface\), and this run asks for stages faces scrfd-500m \+ test-arcface: run it with the job's/,
+  );
+  // Run again without --faces: the message says that is what differs.
+  await expect(Coordinator.open({ ...opts, stages: [] })).rejects.toThrow(/holds a job for .*, and this run asks for no stages: /);
 });
 
 test("a resumed job keeps its CLIP model when none is named, a new job takes the default, and another model is refused", async () => {
@@ -47,5 +50,5 @@ test("a resumed job keeps its CLIP model when none is named, a new job takes the
   } finally {
     await resumed.close();
   }
-  await expect(Coordinator.open({ ...opts, model: "clip-vit-b32" })).rejects.toThrow(/holds a job for .*\(model test-clip/);
+  await expect(Coordinator.open({ ...opts, model: "clip-vit-b32" })).rejects.toThrow(/holds a job for .*\(model test-clip\), and this run asks for model clip-vit-b32: /);
 });
