@@ -347,6 +347,11 @@ describe("the search API over a real index", () => {
   test("the search page is served at /", async () => {
     const res = await get("/");
     expect(res.headers.get("content-type")).toContain("text/html");
-    expect(await res.text()).toContain('id="q"');
+    const html = await res.text();
+    expect(html).toContain('id="q"');
+    // The image picker lists the RAW and HEIC extensions, which image/* does not cover in every browser.
+    const accept = /id="image-file" type="file" accept="([^"]*)"/.exec(html)?.[1]?.split(",");
+    expect(accept).toContain("image/*");
+    for (const ext of ["heic", "cr3", "raf", "rw2", "orf", "dng", "nef"]) expect(accept).toContain(`.${ext}`);
   });
 });
