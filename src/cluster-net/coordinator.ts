@@ -1,5 +1,6 @@
 // The coordinator's behaviour, free of HTTP: register workers, lease batches, renew and expire leases, count
 // commits once, and merge the shards when every batch is committed. All durable state is in the JobLedger.
+import { counted } from "../engine/counted.ts";
 import type { StageSpec } from "../engine/analysis/open-stages.ts";
 import { existsSync, mkdirSync, readdirSync, rmSync, statfsSync } from "node:fs";
 import { hostname } from "node:os";
@@ -211,7 +212,7 @@ export class Coordinator {
       const model = opts.model ?? DEFAULT_MODEL;
       const job = await ledger.createJob(opts.roots, model, files, batchFiles, opts.stages ?? [], excludeNames);
       commitFile(jobMarkerPath(opts.storage), job.id);
-      opts.onEvent?.(`new job ${job.id}: ${files.length} files in ${Math.ceil(files.length / batchFiles)} batches`);
+      opts.onEvent?.(`new job ${job.id}: ${counted(files.length, "file")} in ${counted(Math.ceil(files.length / batchFiles), "batch", "batches")}`);
       return new Coordinator({ ...opts, model, excludeNames }, ledger, job, null, held);
     } catch (error) {
       await ledger.close();
@@ -512,7 +513,7 @@ export class Coordinator {
       this.job = { ...this.job, phase: "merged" };
       this.opts.onEvent?.(
         report
-          ? `merged ${report.perShard.length} shards into ${mergedIndexDir(this.opts.storage)}` +
+          ? `merged ${counted(report.perShard.length, "shard")} into ${mergedIndexDir(this.opts.storage)}` +
               `${report.kept > 0 ? ` over the ${report.kept} rows kept from its last merge` : ""}: ` +
               `${report.indexed} indexed, ${report.failed} failed, ${(report.wallMs / 1000).toFixed(1)} s`
           : "nothing to merge",

@@ -1,5 +1,6 @@
 // `imgd worker`: register, then pull leased batches, index each into this worker's shard, checkpoint it, and only
 // then report the batch committed. Heartbeats renew the leases meanwhile. A coordinator that goes away is waited
+import { counted } from "../engine/counted.ts";
 // for (backoff) and re-registered with the same id, so the shard and the work in hand survive its restart.
 import { freemem, homedir, hostname, availableParallelism, totalmem } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -284,7 +285,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
         summary.reused += result.reused;
         if (reply.duplicate) summary.duplicates++;
         log(
-          `[worker] batch ${batch.batchId}: ${batch.files.length} files in ${(batchMs / 1000).toFixed(2)} s` +
+          `[worker] batch ${batch.batchId}: ${counted(batch.files.length, "file")} in ${(batchMs / 1000).toFixed(2)} s` +
             `${result.reused > 0 ? ` (${result.reused} reused from the merged index)` : ""}${reply.duplicate ? " (already committed elsewhere)" : ""}`,
         );
       });
@@ -310,7 +311,7 @@ async function registerAndWork(opts: WorkerOptions, registration: Registration):
     (err) => log(`[worker] could not deregister: ${err instanceof Error ? err.message : err}`),
   );
   log(
-    `[worker] ${workerId} leaving (${summary.reason}): ${summary.files} files in ${summary.batches} batches` +
+    `[worker] ${workerId} leaving (${summary.reason}): ${counted(summary.files, "file")} in ${counted(summary.batches, "batch", "batches")}` +
       `${summary.reused > 0 ? `, ${summary.reused} of them reused from the merged index` : ""}`,
   );
   return summary;

@@ -6,6 +6,7 @@ import { lstat, readdir, readFile, realpath, stat } from "node:fs/promises";
 import { basename, dirname, extname, join, resolve } from "node:path";
 import { runPool } from "./async-queue.ts";
 import { BMP_EXTENSIONS } from "./bmp.ts";
+import { counted } from "./counted.ts";
 import { isRawName, RAW_EXTENSIONS } from "./raw-preview.ts";
 import type { ScannedFile } from "./types.ts";
 
@@ -220,15 +221,14 @@ export function skipSummary(skipped: ScanSkip[]): string | null {
     else if (s.reason === "raw-beside-processed") rawPairs++;
     else if (isReadFailure(s)) unreadable++;
   }
-  const count = (n: number, noun: string) => `${n} ${noun}${n === 1 ? "" : "s"}`;
   const parts: string[] = [];
   if (folders.size > 0) {
     const names = [...folders].map(([name, n]) => (n > 1 ? `${JSON.stringify(name)} ×${n}` : JSON.stringify(name))).join(", ");
-    parts.push(`${count([...folders.values()].reduce((a, b) => a + b), "folder")} by name (${names})`);
+    parts.push(`${counted([...folders.values()].reduce((a, b) => a + b), "folder")} by name (${names})`);
   }
-  if (links > 0) parts.push(count(links, "symlink"));
-  if (rawPairs > 0) parts.push(`${count(rawPairs, "RAW file")} beside a JPEG of the same name`);
-  if (unreadable > 0) parts.push(`${count(unreadable, "path")} it could not read`);
+  if (links > 0) parts.push(counted(links, "symlink"));
+  if (rawPairs > 0) parts.push(`${counted(rawPairs, "RAW file")} beside a JPEG of the same name`);
+  if (unreadable > 0) parts.push(`${counted(unreadable, "path")} it could not read`);
   return parts.length > 0 ? `the scan passed over ${parts.join(", ")}` : null;
 }
 

@@ -96,7 +96,7 @@ test("dist/imgd deploys itself over SSH, and the worker it starts does the coord
       expect(deployed.stderr).toBe("");
       expect(deployed.stdout).toMatch(/^remote\s+ok\s+writable\s+uploaded\s+started \(pid \d+\), registered as \S+/m);
       expect(deployed.code).toBe(0);
-      await coordinator.waitFor(/merged 1 shards into/, 60_000);
+      await coordinator.waitFor(/merged 1 shard into/, 60_000);
       const hits = await until(async () => {
         const res = await fetch(`${url}/api/search?q=an%20orange&k=1`, { headers: { authorization: `Bearer ${token}` } });
         return res.ok ? ((await res.json()) as { hits: { path: string }[] }).hits : null;

@@ -75,7 +75,7 @@ test("a merged job run again leases only the files added or replaced since, and 
     `SELECT count(*), sum(b.file_count) FROM (SELECT * FROM leases ORDER BY leased_ms OFFSET ${leasesBefore}) l JOIN batches b ON b.id = l.batch_id`,
   );
   expect(Number(leased[0]![1])).toBe(5);
-  expect(w2.stderr.some((l) => /leaving \(job complete\): 5 files in \d+ batches/.test(l))).toBe(true);
+  expect(w2.stderr.some((l) => /leaving \(job complete\): 5 files in \d+ batch(es)?\b/.test(l))).toBe(true);
   // The failures left with their files: the totals say none, as the merged index has none.
   expect(second.p.stderr.at(-1)).toMatch(/^\[cluster\] 22\/22 100\.0% .*eta 0:00 \|/);
   expect(second.p.stderr.at(-1)).not.toContain("failed");
@@ -97,7 +97,7 @@ test("a merged job's shards are deleted once merged, and a re-run merges only it
   const run = async () => (await runJob(dir, storage, args)).p;
   const index = join(storage, "index", "catalog.duckdb");
   const first = await run();
-  expect(first.stderr.find((l) => l.includes("merged 1 shards"))).toContain(": 12 indexed, 0 failed");
+  expect(first.stderr.find((l) => l.includes("merged 1 shard into"))).toContain(": 12 indexed, 0 failed");
   expect(readdirSync(join(storage, "shards"))).toEqual([]);
   const idsBefore = new Map((await readRows(index, "SELECT path, id FROM images")).map((r) => [r[0], r[1]]));
 
@@ -105,7 +105,7 @@ test("a merged job's shards are deleted once merged, and a re-run merges only it
   copyFileSync(photos[2]!, photos[7]!);
   const added = await makePhotos(join(dir, "later"), 2, 72);
   const second = await run();
-  expect(second.stderr.find((l) => l.includes("merged 1 shards"))).toContain("over the 11 rows kept from its last merge: 14 indexed, 0 failed");
+  expect(second.stderr.find((l) => l.includes("merged 1 shard into"))).toContain("over the 11 rows kept from its last merge: 14 indexed, 0 failed");
   expect(readdirSync(join(storage, "shards"))).toEqual([]);
   expect(await mergedPaths(storage)).toEqual([...photos, ...added].sort());
   // The rows kept are the previous index's own (ids and all), not copies made from the first run's shard.
@@ -318,7 +318,7 @@ test("--exclude-dir folders stay out of the merged index; a re-run without it ke
   const later = await makePhotos(join(dir, "later"), 1, 52);
   const second = await runJob(dir, storage, args);
   expect(second.p.stderr.some((l) => l.includes("--exclude-dir"))).toBe(false);
-  expect(second.worker.stderr.find((l) => l.includes("leaving (job complete)"))).toMatch(/: 1 files in 1 batches/);
+  expect(second.worker.stderr.find((l) => l.includes("leaving (job complete)"))).toMatch(/: 1 file in 1 batch\b/);
   expect(await mergedPaths(storage)).toEqual([...photos, ...trip, ...later].sort());
 
   // Other names replace them: trip/ leaves the job as if deleted (its nested Screenshots with it), Screenshots/ joins.

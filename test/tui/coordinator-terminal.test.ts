@@ -71,5 +71,5 @@ test("in a real terminal the coordinator says how the job ended below its last f
   // The table's last frame was drawn before the merge; what follows it says the job is done and where its index is.
   const after = screen().split("q quit").at(-1)!;
   expect(after).toContain("[cluster] 12/12 100.0%");
-  expect(after).toContain(`merged 1 shards into ${join(storage, "index")}: 12 indexed, 0 failed`);
+  expect(after).toContain(`merged 1 shard into ${join(storage, "index")}: 12 indexed, 0 failed`);
 }, 60_000);

@@ -3,6 +3,7 @@ import { chooseStageModels, closeStages, describeStageModels, openStages } from 
 import { runIndex, type IndexReport } from "../../engine/index-pipeline.ts";
 import { modelSearchDirs, resolveModel } from "../../engine/models.ts";
 import { readManifest } from "../../engine/store/index-manifest.ts";
+import { counted } from "../../engine/counted.ts";
 import { isReadFailure } from "../../engine/scan.ts";
 import { RunProfile } from "../../engine/run-profile.ts";
 import { formatStageTable } from "../../engine/stage-timings.ts";
@@ -141,15 +142,14 @@ function scanNotes(report: IndexReport): string[] {
     // One line, naming the first: a RAW+JPEG shooter's library has such a pair for every photo, on every run.
     const more = rawPairs.length > 1 ? ` and ${rawPairs.length - 1} more` : "";
     out.push(
-      `skipped ${rawPairs.length} RAW file${rawPairs.length === 1 ? "" : "s"} beside a processed image of the same name: ${printable(rawPairs[0]!.path)}${more}`,
+      `skipped ${counted(rawPairs.length, "RAW file")} beside a processed image of the same name: ${printable(rawPairs[0]!.path)}${more}`,
     );
   }
   const folders = new Map<string, number>();
   for (const s of report.scanSkipped) if (s.reason === "excluded-dir") folders.set(basename(s.path), (folders.get(basename(s.path)) ?? 0) + 1);
   if (folders.size > 0) {
     const names = [...folders].map(([name, n]) => (n > 1 ? `${printable(name)} ×${n}` : printable(name))).join(", ");
-    const n = [...folders.values()].reduce((a, b) => a + b);
-    out.push(`skipped ${n} folder${n === 1 ? "" : "s"} by name: ${names}`);
+    out.push(`skipped ${counted([...folders.values()].reduce((a, b) => a + b), "folder")} by name: ${names}`);
   }
   // A folder's walk passes over what is not an image without a word; these are paths the user named (or the list did).
   const named = report.scanSkipped.filter((s) => NAMED_PATH_SKIPS.has(s.reason));

@@ -1,4 +1,5 @@
 import { resolve } from "node:path";
+import { counted } from "../../engine/counted.ts";
 import { openPersonsCatalog, type PersonsCatalog } from "../../engine/faces/persons-catalog.ts";
 import {
   assignFaces,
@@ -112,7 +113,7 @@ export async function run(argv: string[]): Promise<number> {
           });
           return assignFaces(conn, faceIds, target);
         });
-        return out(result, () => `${count(result.assigned, "face")} ${values.none ? "unassigned" : `assigned to ${values.to}`}`);
+        return out(result, () => `${counted(result.assigned, "face")} ${values.none ? "unassigned" : `assigned to ${values.to}`}`);
       });
     }
     case "suggestions": {
@@ -136,7 +137,7 @@ export async function run(argv: string[]): Promise<number> {
       return runPersonsWork(dir, false, async (db) => {
         const person = await resolvePerson(db.read, args[0]!);
         const rejected = await db.write((conn) => rejectSuggestions(conn, person, faceIds));
-        return out({ person, rejected }, () => `${count(rejected, "suggestion")} rejected`);
+        return out({ person, rejected }, () => `${counted(rejected, "suggestion")} rejected`);
       });
     }
     default:
@@ -164,13 +165,9 @@ export async function runPersonsWork(dir: string, readOnly: boolean, work: (db: 
 export function formatPerson(p: PersonSummary): string {
   const name = p.name === null ? "(unnamed)" : printable(p.name);
   const pending = p.pendingSuggestions > 0 ? `, ${p.pendingSuggestions} suggested` : "";
-  return `${String(p.id).padStart(5)}  ${name}  ${count(p.faces, "face")} in ${count(p.images, "image")}, ${count(p.prototypes, "prototype")}${pending}`;
+  return `${String(p.id).padStart(5)}  ${name}  ${counted(p.faces, "face")} in ${counted(p.images, "image")}, ${counted(p.prototypes, "prototype")}${pending}`;
 }
 
-/** "1 face", "2 faces". */
-function count(n: number, noun: string): string {
-  return `${n} ${noun}${n === 1 ? "" : "s"}`;
-}
 
 export function formatFace(f: PersonFace): string {
   const box = f.box.map((v) => Math.round(v)).join(",");
