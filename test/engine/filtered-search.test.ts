@@ -74,3 +74,25 @@ test("a filter nothing matches returns no hits, and offset pages through the mat
   expect(second[0]!.score).toBeLessThanOrEqual(first[9]!.score);
   await store.close();
 });
+
+test("a path or date filter that selects few images returns exactly the best of them, as a label filter does", async () => {
+  const n = 3000;
+  const keep = (i: number) => i % 97 === 3;
+  const store = await IndexStore.open(join(mkdtempSync(join(tmpdir(), "imgd-filter-")), "index"), { model: MODEL });
+  const all = unitVectors(n, 11);
+  // The kept images are in a folder of their own and the only ones taken in 2019.
+  const images = rows(n).map((r, i) => ({
+    ...r,
+    path: keep(i) ? r.path.replace("/photos/", "/photos/kept/") : r.path,
+    takenAt: keep(i) ? "2019-06-01T10:00:00" : "2023-06-01T10:00:00",
+  }));
+  const ids = await store.addBatch(images, all);
+  for (const seed of [1, 2, 3]) {
+    const query = unitVectors(1, 100 + seed);
+    const expected = bruteForce(all, query, ids, keep, 10).map((e) => e.id);
+    expect((await store.search(query, 10, { pathPrefix: "/photos/kept/" })).map((h) => h.id)).toEqual(expected);
+    expect((await store.search(query, 10, { takenBefore: "2020-01-01" })).map((h) => h.id)).toEqual(expected);
+    expect((await store.search(query, 5, { takenBefore: "2020-01-01", offset: 5 })).map((h) => h.id)).toEqual(expected.slice(5));
+  }
+  await store.close();
+});

@@ -81,6 +81,29 @@ describe("the in-memory metadata cache behind IndexStore.search", () => {
     await store.close();
   });
 
+  test("browsing by filters alone gives the catalog's pages in path order, with folders inside folders", async () => {
+    const rand = mulberry32(5);
+    const store = await IndexStore.open(join(mkdtempSync(join(tmpdir(), "imgd-meta-")), "index"), { model: MODEL });
+    // Paths of a folder interleave with those of the folders below it ("/a/b.jpg" < "/a/b/.." < "/a/c.jpg"), and
+    // "/ab/" sorts between "/a/" and "/b/" though it shares their first letters.
+    const names = ["/a/c.jpg", "/a/b/x.jpg", "/a/b.jpg", "/a/a.jpg", "/a/b/c/z.jpg", "/a/ba.jpg", "/ab/a.jpg", "/b/a.jpg", "/a/b/y.jpg", "top.jpg", "/a/é.jpg", "/a/z.jpg"];
+    const batch = Array.from({ length: 120 }, (_, i) => ({ ...rows(1, i)[0]!, path: names[i % names.length]!.replace(/(\.jpg)$/, `${i}$1`) }));
+    const ids = await addRows(store, batch, rand);
+    await store.removeIds([ids[7]!]);
+    const where = [{ sql: "id % 3 <> 0", params: [] }];
+    const filters: SearchOptions[] = [{ pathPrefix: "/" }, { pathPrefix: "/a/b" }, { pathPrefix: "/a/" }, { takenAfter: "2023-03-01" }, { pathPrefix: "/a/", where }, { where }];
+    const pages = async () => {
+      const out: unknown[] = [];
+      for (const f of filters) for (const k of [1, 7, 200]) for (const offset of [0, 3, 20, 61, 150]) out.push(await store.browse(k, { ...f, offset }));
+      return out;
+    };
+    const fromCatalog = await pages();
+    store.useRecordCache(await MetadataCache.load(store));
+    expect(await pages()).toEqual(fromCatalog);
+    expect((fromCatalog as unknown[][]).filter((hits) => hits.length > 1).length).toBeGreaterThan(filters.length * 6);
+    await store.close();
+  });
+
   test("every write through the store is visible to the very next search", async () => {
     const rand = mulberry32(11);
     const store = await IndexStore.open(join(mkdtempSync(join(tmpdir(), "imgd-meta-")), "index"), { model: MODEL });

@@ -22,7 +22,7 @@ describe("PathTable: the metadata cache's paths as folder and packed name", () =
     expect(t.get(PATHS.length)).toBeNull();
   });
 
-  test("startsWith agrees with String.startsWith for prefixes ending in the folder, at the slash and inside the name", () => {
+  test("prefixTest agrees with String.startsWith for prefixes ending in the folder, at the slash and inside the name", () => {
     const t = new PathTable();
     PATHS.forEach((p, slot) => t.set(slot, p));
     const prefixes = new Set<string>();
@@ -30,14 +30,19 @@ describe("PathTable: the metadata cache's paths as folder and packed name", () =
     prefixes.add("/photos/trip/0001.jpgX");
     let matches = 0;
     for (const prefix of prefixes) {
+      const test = t.prefixTest(prefix);
       PATHS.forEach((p, slot) => {
-        expect({ prefix, slot, is: t.startsWith(slot, prefix) }).toEqual({ prefix, slot, is: p.startsWith(prefix) });
+        expect({ prefix, slot, is: test(slot) }).toEqual({ prefix, slot, is: p.startsWith(prefix) });
         if (p.startsWith(prefix)) matches++;
       });
     }
     // Both answers occur, so the agreement above is not all false.
     expect(matches).toBeGreaterThan(prefixes.size);
-    expect(t.startsWith(PATHS.length, "")).toBe(false);
+    expect(t.prefixTest("")(PATHS.length)).toBe(false);
+    // A folder first seen after the test was made is still judged by its path.
+    const before = t.prefixTest("/new/");
+    t.set(PATHS.length, "/new/a.jpg");
+    expect(before(PATHS.length)).toBe(true);
   });
 
   test("cleared and renamed slots are dropped and their bytes reclaimed while live paths stay whole", () => {

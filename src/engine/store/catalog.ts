@@ -369,16 +369,21 @@ export class Catalog {
     // A bare `id IN (...)` is answered from the primary-key index; any other predicate in the same WHERE turns it
     // into a full scan (5x slower at 100K rows), so the filters run here on the few rows fetched.
     const rows = await this.rows(`SELECT ${RECORD_COLUMNS} FROM images WHERE id IN (${ids.map(toInt).join(",")})`);
-    const after = filter.takenAfter ? localTime(filter.takenAfter) : null;
-    const before = filter.takenBefore ? localTime(filter.takenBefore) : null;
-    return rows.map(toRecord).filter((r) => {
-      if (r.status !== "indexed") return false;
-      if (filter.pathPrefix && !r.path.startsWith(filter.pathPrefix)) return false;
-      if (after === null && before === null) return true;
-      const taken = r.takenAt ? localTime(r.takenAt) : null;
-      if (taken === null) return false;
-      return (after === null || taken >= after) && (before === null || taken < before);
-    });
+    const inRange = takenTest(filter);
+    return rows
+      .map(toRecord)
+      .filter((r) => r.status === "indexed" && (!filter.pathPrefix || r.path.startsWith(filter.pathPrefix)) && inRange(r.takenAt));
+  }
+
+  /** Ids of the indexed images passing `filter`'s path prefix and dates (not its `where`) if at most `limit` do, else null. */
+  async idsPassing(filter: CatalogFilter, limit: number): Promise<number[] | null> {
+    const rows = await this.rows(
+      `SELECT id, strftime(taken_at, '%Y-%m-%dT%H:%M:%S') FROM images WHERE status = 'indexed' ${filter.pathPrefix ? "AND starts_with(path, $1)" : ""}`,
+      filter.pathPrefix ? [filter.pathPrefix] : undefined,
+    );
+    const inRange = takenTest(filter);
+    const ids = rows.filter((r) => inRange(r[1] as string | null)).map((r) => Number(r[0]));
+    return ids.length <= limit ? ids : null;
   }
 
   async getEmbedding(id: number): Promise<Float32Array | null> {
@@ -667,6 +672,17 @@ const WALL_CLOCK = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:
  * its fields, not Date.parse: that takes "1" and "-0001-01-01" for 2001 and rolls 2024-02-30 over into March, so a
  * filter that is no date silently filtered by another one.
  */
+/** Whether a taken_at (as RECORD_COLUMNS reads it) is in `filter`'s date range; with no range, any is. */
+function takenTest(filter: CatalogFilter): (takenAt: string | null) => boolean {
+  const after = filter.takenAfter ? localTime(filter.takenAfter) : null;
+  const before = filter.takenBefore ? localTime(filter.takenBefore) : null;
+  if (after === null && before === null) return () => true;
+  return (takenAt) => {
+    const taken = takenAt ? localTime(takenAt) : null;
+    return taken !== null && (after === null || taken >= after) && (before === null || taken < before);
+  };
+}
+
 export function localTime(value: string): number | null {
   const m = WALL_CLOCK.exec(value);
   if (!m) return null;

@@ -343,6 +343,12 @@ export class IndexStore {
     if (allowed && allowed.size <= EXACT_SEARCH_LIMIT) {
       return this.searchAmong([...allowed].filter((id) => !exclude.has(id)), query, offset, wanted, opts);
     }
+    // So too a path or date filter that selects few: oversampling the graph for 20 of 1000 photos in 1M would fetch
+    // and score ever more candidates, up to the whole index (seconds a request).
+    const passing = hasPlainFilter(opts) ? await (this.recordCache ?? this.catalog).idsPassing(opts, EXACT_SEARCH_LIMIT) : null;
+    if (passing) {
+      return this.searchAmong(passing.filter((id) => !exclude.has(id) && (allowed === null || allowed.has(id))), query, offset, wanted, opts);
+    }
     if (this.currentManifest.vectors.dtype === "i8") return this.searchRescored(query, offset, wanted, exclude, allowed, opts);
     // USearch's JS binding has no filtered search: oversample, filter in the catalog, grow until enough or exhausted.
     for (let fetch = Math.min(this.vectors.size, wanted * 4 + exclude.size); ; fetch = Math.min(this.vectors.size, fetch * 4)) {
@@ -381,7 +387,10 @@ export class IndexStore {
   /** Images that pass `opts` without a query vector (e.g. "every photo with a car"), by path; score is 0. */
   async browse(k: number, opts: SearchOptions = {}): Promise<SearchHit[]> {
     const offset = opts.offset ?? 0;
-    const ids = opts.where?.length ? [...(await this.catalog.idsWhere(opts.where))] : await this.catalog.embeddedIds();
+    const allowed = opts.where?.length ? await this.catalog.idsWhere(opts.where) : null;
+    // Served from memory without a record per image (at 1M: 2.5 s a request, sorting every path, down to ms).
+    if (this.recordCache) return this.recordCache.browse(k, offset, opts, allowed).map((r) => toHit(r, 0));
+    const ids = allowed ? [...allowed] : await this.catalog.embeddedIds();
     const records = await this.records(ids, opts);
     return records
       .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
@@ -552,6 +561,10 @@ async function rebuild(catalog: Catalog, dims: number, options: VectorOptions): 
   const vectors = VectorIndex.create(dims, options);
   for await (const page of catalog.embeddings()) vectors.add(page.ids, page.vectors);
   return vectors;
+}
+
+function hasPlainFilter(f: CatalogFilter): boolean {
+  return Boolean(f.pathPrefix || f.takenAfter || f.takenBefore);
 }
 
 function toHit(r: HitRecord, score: number): SearchHit {

@@ -20,6 +20,10 @@ export interface StoreChange {
 /** A stand-in for the catalog's record lookup that IndexStore.search can use, and tells of every write. */
 export interface RecordCache {
   indexedRecords(ids: number[], filter?: CatalogFilter): HitRecord[];
+  /** Ids of the indexed images passing the plain filters when at most `limit` do, else null; as Catalog.idsPassing. */
+  idsPassing(filter: CatalogFilter, limit: number): number[] | null;
+  /** Records passing the plain filters and `allowed`, ordered by path, `k` from `offset`: as Catalog's browse order. */
+  browse(k: number, offset: number, filter: CatalogFilter, allowed: Set<number> | null): HitRecord[];
   apply(change: StoreChange): Promise<void>;
 }
 
@@ -74,20 +78,80 @@ export class MetadataCache implements RecordCache {
 
   /** Records of the cached ids among `ids` that pass `filter`; the same answer as Catalog.indexedRecords. */
   indexedRecords(ids: number[], filter: CatalogFilter = {}): HitRecord[] {
-    const after = filter.takenAfter ? localTime(filter.takenAfter) : null;
-    const before = filter.takenBefore ? localTime(filter.takenBefore) : null;
+    const passes = this.slotTest(filter);
     const out: HitRecord[] = [];
     for (const id of ids) {
       const slot = id < this.slotOf.length ? this.slotOf[id]! - 1 : -1;
-      if (slot < 0) continue;
-      if (filter.pathPrefix && !this.paths.startsWith(slot, filter.pathPrefix)) continue;
-      if (after !== null || before !== null) {
-        const taken = this.taken[slot]!;
-        if (Number.isNaN(taken) || (after !== null && taken < after) || (before !== null && taken >= before)) continue;
-      }
-      out.push(this.record(slot));
+      if (slot >= 0 && passes(slot)) out.push(this.record(slot));
     }
     return out;
+  }
+
+  /** One pass over typed arrays (~ms at 1M rows), so a search can score a selective filter's few images exactly. */
+  idsPassing(filter: CatalogFilter, limit: number): number[] | null {
+    const passes = this.slotTest(filter);
+    const ids: number[] = [];
+    for (let slot = 0; slot < this.used; slot++) {
+      if (this.paths.folderKey(slot) === 0 || !passes(slot)) continue;
+      if (ids.length === limit) return null;
+      ids.push(this.ids[slot]!);
+    }
+    return ids;
+  }
+
+  /**
+   * Paths are compared only where the page falls: one pass counts the passing rows per folder; folders sorted by
+   * name, each with those below it (whose paths interleave with its own), are groups whose paths sort wholly before
+   * or after each other's, so only the groups the page reaches are read out as paths and sorted.
+   */
+  browse(k: number, offset: number, filter: CatalogFilter, allowed: Set<number> | null): HitRecord[] {
+    const filterPasses = this.slotTest(filter);
+    const passes = allowed ? (slot: number) => allowed.has(this.ids[slot]!) && filterPasses(slot) : filterPasses;
+    const counts = new Uint32Array(this.paths.folderKeys);
+    for (let slot = 0; slot < this.used; slot++) {
+      const key = this.paths.folderKey(slot);
+      if (key !== 0 && passes(slot)) counts[key]!++;
+    }
+    const keys: number[] = [];
+    counts.forEach((n, key) => n > 0 && keys.push(key));
+    const name = (key: number) => this.paths.folder(key);
+    keys.sort((a, b) => (name(a) < name(b) ? -1 : name(a) > name(b) ? 1 : 0));
+    const read = new Uint8Array(counts.length);
+    let before = -1;
+    for (let i = 0, seen = 0; i < keys.length && seen < offset + k; ) {
+      const root = name(keys[i]!);
+      let n = 0;
+      let j = i;
+      for (; j < keys.length && name(keys[j]!).startsWith(root); j++) n += counts[keys[j]!]!;
+      if (seen + n > offset) {
+        if (before < 0) before = seen;
+        for (let m = i; m < j; m++) read[keys[m]!] = 1;
+      }
+      seen += n;
+      i = j;
+    }
+    if (before < 0) return [];
+    const page: { slot: number; path: string }[] = [];
+    for (let slot = 0; slot < this.used; slot++) {
+      if (read[this.paths.folderKey(slot)] === 1 && passes(slot)) page.push({ slot, path: this.paths.get(slot)! });
+    }
+    return page
+      .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))
+      .slice(offset - before, offset - before + k)
+      .map((p) => this.record(p.slot));
+  }
+
+  /** Whether a live slot passes the plain filters (path prefix, taken range), as Catalog.indexedRecords decides. */
+  private slotTest(filter: CatalogFilter): (slot: number) => boolean {
+    const prefix = filter.pathPrefix ? this.paths.prefixTest(filter.pathPrefix) : null;
+    const after = filter.takenAfter ? localTime(filter.takenAfter) : null;
+    const before = filter.takenBefore ? localTime(filter.takenBefore) : null;
+    if (after === null && before === null) return prefix ?? (() => true);
+    return (slot) => {
+      if (prefix && !prefix(slot)) return false;
+      const taken = this.taken[slot]!;
+      return !Number.isNaN(taken) && (after === null || taken >= after) && (before === null || taken < before);
+    };
   }
 
   async apply(change: StoreChange): Promise<void> {

@@ -47,13 +47,38 @@ export class PathTable {
     this.folderOf[slot] = NONE;
   }
 
-  /** The same answer as get(slot).startsWith(prefix), decoding the name only when the prefix reaches into it. */
-  startsWith(slot: number, prefix: string): boolean {
-    const id = this.folderOf[slot] ?? NONE;
-    if (id === NONE) return false;
-    const folder = this.folders[id - 1]!;
-    if (prefix.length <= folder.length) return folder.startsWith(prefix);
-    return prefix.startsWith(folder) && this.name(slot).startsWith(prefix.slice(folder.length));
+  /**
+   * A test with the same answer as get(slot).startsWith(prefix) for every slot: whether a folder decides it is worked
+   * out once per folder, not per slot, and a name is decoded only where the prefix reaches into it.
+   */
+  prefixTest(prefix: string): (slot: number) => boolean {
+    // Per folder: 0 no path in it matches, 1 every path does, 2 those whose name starts with the rest of the prefix.
+    const verdict = new Uint8Array(this.folders.length);
+    this.folders.forEach((folder, i) => {
+      verdict[i] = prefix.length <= folder.length ? (folder.startsWith(prefix) ? 1 : 0) : prefix.startsWith(folder) ? 2 : 0;
+    });
+    return (slot) => {
+      const id = this.folderOf[slot] ?? NONE;
+      if (id === NONE) return false;
+      const v = verdict[id - 1];
+      if (v === undefined) return this.get(slot)!.startsWith(prefix); // a folder added since the test was made
+      return v === 1 || (v === 2 && this.name(slot).startsWith(prefix.slice(this.folders[id - 1]!.length)));
+    };
+  }
+
+  /** Folder id + 1 of the slot's path (0: empty): slots with the same key have the same folder. */
+  folderKey(slot: number): number {
+    return this.folderOf[slot] ?? NONE;
+  }
+
+  /** The folder of a key from folderKey, with its trailing slash. */
+  folder(key: number): string {
+    return this.folders[key - 1]!;
+  }
+
+  /** One more than the largest folder key. */
+  get folderKeys(): number {
+    return this.folders.length + 1;
   }
 
   private name(slot: number): string {
