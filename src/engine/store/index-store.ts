@@ -19,6 +19,7 @@ import {
 } from "./index-manifest.ts";
 import { dot } from "../vector-math.ts";
 import { EXACT_FILE, ExactRows } from "./exact-rows.ts";
+import type { IdSet } from "./id-set.ts";
 import { completeMergeBeside, restoreCompleteMerge } from "./merge-swap.ts";
 import { storeVersions } from "./versions.ts";
 import { fileDigest, fileSize, TWINS_FILE, VECTORS_FILE, VectorIndex, type VectorMatch } from "./vectors.ts";
@@ -341,7 +342,7 @@ export class IndexStore {
     const exclude = new Set(opts.excludeIds ?? []);
     const allowed = opts.where?.length ? await this.catalog.idsWhere(opts.where) : null;
     if (allowed && allowed.size <= EXACT_SEARCH_LIMIT) {
-      return this.searchAmong([...allowed].filter((id) => !exclude.has(id)), query, offset, wanted, opts);
+      return this.searchAmong(allowed.ids().filter((id) => !exclude.has(id)), query, offset, wanted, opts);
     }
     // So too a path or date filter that selects few: oversampling the graph for 20 of 1000 photos in 1M would fetch
     // and score ever more candidates, up to the whole index (seconds a request).
@@ -370,7 +371,7 @@ export class IndexStore {
     offset: number,
     wanted: number,
     exclude: Set<number>,
-    allowed: Set<number> | null,
+    allowed: IdSet | null,
     opts: SearchOptions,
   ): Promise<SearchHit[]> {
     const size = this.vectors.size;
@@ -390,7 +391,7 @@ export class IndexStore {
     const allowed = opts.where?.length ? await this.catalog.idsWhere(opts.where) : null;
     // Served from memory without a record per image (at 1M: 2.5 s a request, sorting every path, down to ms).
     if (this.recordCache) return this.recordCache.browse(k, offset, opts, allowed).map((r) => toHit(r, 0));
-    const ids = allowed ? [...allowed] : await this.catalog.embeddedIds();
+    const ids = allowed ? allowed.ids() : await this.catalog.embeddedIds();
     const records = await this.records(ids, opts);
     return records
       .sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0))

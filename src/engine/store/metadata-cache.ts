@@ -4,6 +4,7 @@
 // cache in step: each of its writes hands the cache what changed before the write resolves.
 import type { DuckDBValue } from "@duckdb/node-api";
 import { localTime, type CatalogFilter, type ImageRecord } from "./catalog.ts";
+import type { IdSet } from "./id-set.ts";
 import { PathTable } from "./path-table.ts";
 
 /** The fields of a record a search hit needs. */
@@ -23,7 +24,7 @@ export interface RecordCache {
   /** Ids of the indexed images passing the plain filters when at most `limit` do, else null; as Catalog.idsPassing. */
   idsPassing(filter: CatalogFilter, limit: number): number[] | null;
   /** Records passing the plain filters and `allowed`, ordered by path, `k` from `offset`: as Catalog's browse order. */
-  browse(k: number, offset: number, filter: CatalogFilter, allowed: Set<number> | null): HitRecord[];
+  browse(k: number, offset: number, filter: CatalogFilter, allowed: IdSet | null): HitRecord[];
   apply(change: StoreChange): Promise<void>;
 }
 
@@ -104,7 +105,7 @@ export class MetadataCache implements RecordCache {
    * name, each with those below it (whose paths interleave with its own), are groups whose paths sort wholly before
    * or after each other's, so only the groups the page reaches are read out as paths and sorted.
    */
-  browse(k: number, offset: number, filter: CatalogFilter, allowed: Set<number> | null): HitRecord[] {
+  browse(k: number, offset: number, filter: CatalogFilter, allowed: IdSet | null): HitRecord[] {
     const filterPasses = this.slotTest(filter);
     const passes = allowed ? (slot: number) => allowed.has(this.ids[slot]!) && filterPasses(slot) : filterPasses;
     const counts = new Uint32Array(this.paths.folderKeys);
