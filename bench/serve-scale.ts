@@ -1,7 +1,7 @@
 // `imgd serve` on a large library: start-up phases, RSS, and per-request latency of each kind of request at c=10,
 // to find what costs time in proportion to the index (a catalog scan or a JS loop over every row per request).
 // Usage: bun bench/serve-scale.ts [--vectors 100000] [--seconds 3] [--concurrency 10] [--only text,prefix-0.1%,...]
-//                                 [--binary dist/imgd]
+//                                 [--duplicates yes] [--binary dist/imgd]
 // The index is load.ts's (random unit vectors, test-clip, i8), copied once to .bench/scale-N-i8 and given what
 // filters need: paths under /bench/lib/x/ (90 % of the folders) and /bench/lib/y/ (10 %), 1000 photos a folder;
 // dates in 2019 for 0.1 % of rows (2023 for the rest); object labels cat (0.1 %), car (10 %) and person (90 %);
@@ -131,6 +131,13 @@ if (import.meta.main) {
       const { ms, statuses } = await closedLoop(server.url, c, concurrency, seconds);
       const codes = [...statuses].map(([s, n]) => `${s}x${n}`).join(" ");
       console.log(`${c.name.padEnd(20)} c=${concurrency} n=${String(ms.length).padStart(5)}  p50 ${f(percentile(ms, 50))} ms  p99 ${f(percentile(ms, 99))} ms  ${codes.padEnd(10)}  RSS ${rssOf(server.pid).rss.toFixed(0)} MiB`);
+    }
+    // A duplicates report looks at every image (a kNN pass, every embedding read): one request each, when asked.
+    for (const path of flag("--duplicates", "") === "yes" ? ["/api/duplicates?exact_only=true", "/api/duplicates"] : []) {
+      const t1 = performance.now();
+      const res = await fetch(server.url + path);
+      await res.arrayBuffer();
+      console.log(`${path.padEnd(34)} one request: ${res.status} in ${((performance.now() - t1) / 1000).toFixed(2)} s, RSS ${rssOf(server.pid).rss.toFixed(0)} MiB`);
     }
     console.log(`after: ${rssText(server.pid)}, peak ${rssOf(server.pid).peak.toFixed(0)} MiB`);
   } finally {

@@ -355,15 +355,23 @@ export class Catalog {
       // Each clause numbers its own parameters from $1; renumber them into one statement.
       return `(${c.sql.replace(/\$(\d+)/g, (_, n) => `$${Number(n) + offset}`)})`;
     });
-    // Read a chunk at a time as doubles: rows of BIGINTs into a Set cost 3x the query itself.
+    // Read as doubles, a chunk at a time: rows of BIGINTs into a Set cost 3x the query itself.
     const ids = new IdSet();
-    await this.serialized(async () => {
-      const result = await this.conn.stream(`SELECT id::DOUBLE FROM images WHERE status = 'indexed' AND ${sql.join(" AND ")}`, params);
-      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) {
-        for (const id of chunk.getColumns()[0]!) ids.add(id as number);
-      }
+    await this.readChunks(`SELECT id::DOUBLE FROM images WHERE status = 'indexed' AND ${sql.join(" AND ")}`, params, ([column]) => {
+      for (const id of column!) ids.add(id as number);
     });
     return ids;
+  }
+
+  /**
+   * A serialized read handed over a chunk (~2048 rows) at a time, column by column: for results too large to hold
+   * as rows, which also cost several times as much to build as columns.
+   */
+  async readChunks(sql: string, params: DuckDBValue[] | undefined, onChunk: (columns: DuckDBValue[][]) => void): Promise<void> {
+    await this.serialized(async () => {
+      const result = await this.conn.stream(sql, params);
+      for (let chunk = await result.fetchChunk(); chunk && chunk.rowCount > 0; chunk = await result.fetchChunk()) onChunk(chunk.getColumns());
+    });
   }
 
   async getImage(id: number): Promise<ImageRecord | null> {

@@ -294,6 +294,11 @@ export class IndexStore {
     return this.catalog.read(sql, params);
   }
 
+  /** A read too large to hold as rows, a chunk of columns at a time (see Catalog.readChunks). */
+  readChunks(sql: string, onChunk: (columns: DuckDBValue[][]) => void): Promise<void> {
+    return this.catalog.readChunks(sql, undefined, onChunk);
+  }
+
   tables(): Promise<Set<string>> {
     return this.catalog.tables();
   }
