@@ -126,11 +126,11 @@ if (import.meta.main) {
   try {
     const f = (v: number) => (v < 10 ? v.toFixed(2) : v.toFixed(1)).padStart(8);
     for (const c of cases(count).filter((c) => only.length === 0 || only.includes(c.name))) {
-      // One request first: a case's first answer may fill a cache (thumbnails, the OpenAPI document).
-      await closedLoop(server.url, c, 1, 0.001);
+      // One request first, alone: a case's first answer may fill a cache (a label filter's ids, thumbnails, the OpenAPI document).
+      const first = (await closedLoop(server.url, c, 1, 0.001)).ms[0]!;
       const { ms, statuses } = await closedLoop(server.url, c, concurrency, seconds);
       const codes = [...statuses].map(([s, n]) => `${s}x${n}`).join(" ");
-      console.log(`${c.name.padEnd(20)} c=${concurrency} n=${String(ms.length).padStart(5)}  p50 ${f(percentile(ms, 50))} ms  p99 ${f(percentile(ms, 99))} ms  ${codes.padEnd(10)}  RSS ${rssOf(server.pid).rss.toFixed(0)} MiB`);
+      console.log(`${c.name.padEnd(20)} first ${f(first)} ms, then c=${concurrency} n=${String(ms.length).padStart(5)}  p50 ${f(percentile(ms, 50))} ms  p99 ${f(percentile(ms, 99))} ms  ${codes.padEnd(10)}  RSS ${rssOf(server.pid).rss.toFixed(0)} MiB`);
     }
     // A duplicates report looks at every image (a kNN pass, every embedding read): one request each, when asked.
     for (const path of flag("--duplicates", "") === "yes" ? ["/api/duplicates?exact_only=true", "/api/duplicates"] : []) {

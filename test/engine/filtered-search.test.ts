@@ -96,3 +96,23 @@ test("a path or date filter that selects few images returns exactly the best of 
   }
   await store.close();
 });
+
+test("a label filter asked again after a write sees the write: new images, and labels given to existing ones", async () => {
+  const keep = (i: number) => i % 50 === 1;
+  const { store, ids, all } = await storeWithLabels(600, keep);
+  const query = unitVectors(1, 21);
+  const before = await store.search(query, 5, { where: hasCat });
+  expect(await store.search(query, 5, { where: hasCat })).toEqual(before);
+  // A new image, labelled in the same transaction, that is the query itself: the best hit from now on.
+  const [added] = await store.addBatch(rows(1).map((r) => ({ ...r, path: "/photos/new.jpg" })), query, async (conn, newIds) => {
+    await conn.run(`INSERT INTO tags VALUES (${newIds[0]}, 'cat')`);
+  });
+  expect((await store.search(query, 5, { where: hasCat }))[0]!.id).toBe(added!);
+  // An existing image that was not a cat becomes one through a stage's write: now among the matches.
+  const unlabelled = ids.findIndex((_, i) => !keep(i));
+  await store.writeRows(async (conn) => void (await conn.run(`INSERT INTO tags VALUES (${ids[unlabelled]}, 'cat')`)));
+  const own = all.subarray(unlabelled * DIMS, (unlabelled + 1) * DIMS);
+  expect((await store.search(own, 1, { where: hasCat }))[0]!.id).toBe(ids[unlabelled]!);
+  expect((await store.browse(1000, { where: hasCat })).map((h) => h.id)).toContain(ids[unlabelled]!);
+  await store.close();
+});

@@ -11,6 +11,9 @@ import type { FailureReason } from "../types.ts";
 
 export const CATALOG_FILE = "catalog.duckdb";
 
+/** idsWhere answers kept (see Catalog.idsWhereCache). */
+const IDS_WHERE_CACHED = 8;
+
 export type ImageStatus = "indexed" | "failed";
 
 export interface NewImage {
@@ -91,6 +94,15 @@ const LOCAL_DATE_TIME = /^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?
 
 export class Catalog {
   private queue: Promise<unknown> = Promise.resolve();
+
+  /** Write transactions begun: an answer read before the latest one may no longer hold. */
+  private writes = 0;
+
+  /**
+   * The last few idsWhere answers, while no write has happened since: the same filter over 1M images, asked for
+   * page after page or query after query, costs a scan of the catalog (~200 ms) each time otherwise. 1 MB each.
+   */
+  private readonly idsWhereCache = new Map<string, { writes: number; ids: IdSet }>();
 
   /** Whether `images` has its ctime_ms column: a catalog written before it existed and opened read-only has not. */
   private hasCtime = true;
@@ -355,11 +367,25 @@ export class Catalog {
       // Each clause numbers its own parameters from $1; renumber them into one statement.
       return `(${c.sql.replace(/\$(\d+)/g, (_, n) => `$${Number(n) + offset}`)})`;
     });
+    const statement = `SELECT id::DOUBLE FROM images WHERE status = 'indexed' AND ${sql.join(" AND ")}`;
+    const key = JSON.stringify([statement, params], (_, v) => (typeof v === "bigint" ? `${v}n` : v));
+    const known = this.idsWhereCache.get(key);
+    if (known && known.writes === this.writes) {
+      this.idsWhereCache.delete(key);
+      this.idsWhereCache.set(key, known);
+      return known.ids;
+    }
     // Read as doubles, a chunk at a time: rows of BIGINTs into a Set cost 3x the query itself.
     const ids = new IdSet();
-    await this.readChunks(`SELECT id::DOUBLE FROM images WHERE status = 'indexed' AND ${sql.join(" AND ")}`, params, ([column]) => {
+    const writes = this.writes;
+    await this.readChunks(statement, params, ([column]) => {
       for (const id of column!) ids.add(id as number);
     });
+    // Kept only if no write ran before or during the read (reads and writes take turns on the one connection).
+    if (writes === this.writes) {
+      this.idsWhereCache.set(key, { writes, ids });
+      for (const oldest of this.idsWhereCache.keys()) if (this.idsWhereCache.size > IDS_WHERE_CACHED) this.idsWhereCache.delete(oldest);
+    }
     return ids;
   }
 
@@ -537,6 +563,7 @@ export class Catalog {
   }
 
   private transaction(work: () => Promise<void>): Promise<void> {
+    this.writes++;
     return inTransaction(this.conn, work);
   }
 
