@@ -144,11 +144,12 @@ export class MetadataCache implements RecordCache {
     const after = filter.takenAfter ? localTime(filter.takenAfter) : null;
     const before = filter.takenBefore ? localTime(filter.takenBefore) : null;
     if (after === null && before === null) return prefix ?? (() => true);
-    return (slot) => {
-      if (prefix && !prefix(slot)) return false;
-      const taken = this.taken[slot]!;
-      return !Number.isNaN(taken) && (after === null || taken >= after) && (before === null || taken < before);
-    };
+    // NaN (no date) fails both comparisons; an open end is an infinite bound. The array is read once: a test is
+    // used at once, before any write could replace it.
+    const from = after ?? -Infinity;
+    const until = before ?? Infinity;
+    const taken = this.taken;
+    return (slot) => taken[slot]! >= from && taken[slot]! < until && (prefix === null || prefix(slot));
   }
 
   async apply(change: StoreChange): Promise<void> {
