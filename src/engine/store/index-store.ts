@@ -263,6 +263,19 @@ export class IndexStore {
   }
 
   /**
+   * The graph's `k` nearest to each of `n` queries (row-major) with the graph's own scores: within ~0.02 of the
+   * cosine for an i8 index (then `approximate`), exact otherwise. `exactScores` scores the few that matter.
+   */
+  nearestMany(queries: Float32Array, n: number, k: number): { matches: VectorMatch[][]; approximate: boolean } {
+    return { matches: this.vectors.searchMany(queries, n, k), approximate: this.exact !== null };
+  }
+
+  /** Cosine similarity of `query` with each of `ids` from their stored rows (NaN for an id without one). */
+  exactScores(ids: number[], query: Float32Array): Float32Array {
+    return this.exact ? this.exact.scores(ids, query) : new Float32Array(ids.length).fill(Number.NaN);
+  }
+
+  /**
    * Nearest neighbours by id and cosine similarity, without the catalog (duplicate detection). An i8 index scores
    * RESCORE_FACTOR times the candidates by their rows, where it has them: near-duplicate thresholds need fine scores.
    */

@@ -85,7 +85,12 @@ export class VectorIndex {
   }
 
   search(query: Float32Array, k: number): VectorMatch[] {
-    return this.graph.search(query, 1, k, 0)[0]!.map((m) => ({ id: m.id, score: 1 - m.distance }));
+    return this.searchMany(query, 1, k)[0]!;
+  }
+
+  /** The `k` nearest to each of the `n` queries (row-major), searched on all cores at once. */
+  searchMany(queries: Float32Array, n: number, k: number): VectorMatch[][] {
+    return this.graph.search(queries, n, k, 0).map((matches) => matches.map((m) => ({ id: m.id, score: 1 - m.distance })));
   }
 
   /**
