@@ -1,6 +1,6 @@
 // GET /api/duplicates on the real app over a real test-clip index.
 import { afterAll, beforeAll, describe, expect, test } from "bun:test";
-import { copyFileSync } from "node:fs";
+import { copyFileSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { runIndex } from "../../src/engine/index-pipeline.ts";
 import { modelSearchDirs, resolveModel } from "../../src/engine/models.ts";
@@ -90,5 +90,37 @@ describe("GET /api/duplicates", () => {
   test("is described in /openapi.json", async () => {
     const doc = (await (await fetch(`${server.url}/openapi.json`)).json()) as any;
     expect(doc.paths["/api/duplicates"].get.parameters.map((p: any) => p.name).sort()).toEqual(["exact_only", "limit", "near"]);
+  });
+
+  test("one report serves concurrent and later requests, and a write to the catalog makes a new one", async () => {
+    const logged = async (ids: string[]) => {
+      await Bun.sleep(50);
+      const lines = readFileSync(join(fx.root, "server.log"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+      return ids.map((id) => lines.find((l) => l.request_id === id)?.duplicates_cached ?? false);
+    };
+    const ask = async (id: string, query = "?near=0.97") => {
+      const res = await fetch(`${server.url}/api/duplicates${query}`, { headers: { "x-request-id": id } });
+      return (await res.json()) as any;
+    };
+    const [a, b] = await Promise.all([ask("dups-a"), ask("dups-b")]);
+    expect(b).toEqual(a);
+    const one = await ask("dups-c", "?near=0.97&limit=1");
+    expect([one.total_groups, one.groups]).toEqual([a.total_groups, a.groups.slice(0, 1)]);
+    // One of the two concurrent requests computed the report; the other and the later one shared it.
+    expect((await logged(["dups-a", "dups-b", "dups-c"])).filter(Boolean).length).toBe(2);
+
+    // A near duplicate ingested (a write): the next report is computed again and has it.
+    await loadSharp()(join(PHOTOS, "home.jpg")).resize(200).jpeg({ quality: 70 }).toFile(join(fx.photos, "home-small.jpg"));
+    const ingest = await fetch(`${server.url}/api/ingest`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ paths: [join(fx.photos, "home-small.jpg")] }),
+    });
+    expect((await ingest.json()).processed).toBe(1);
+    const after = await ask("dups-d", "?near=0.9");
+    const again = await ask("dups-e", "?near=0.9");
+    expect(await logged(["dups-d", "dups-e"])).toEqual([false, true]);
+    expect(after.groups.some((g: any) => g.images.some((i: any) => i.path === join(fx.photos, "home-small.jpg")))).toBe(true);
+    expect(again).toEqual(after);
   });
 });

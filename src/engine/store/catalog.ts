@@ -562,6 +562,11 @@ export class Catalog {
     );
   }
 
+  /** Write transactions begun so far: an answer computed at one count holds until it changes. */
+  get writeCount(): number {
+    return this.writes;
+  }
+
   private transaction(work: () => Promise<void>): Promise<void> {
     this.writes++;
     return inTransaction(this.conn, work);

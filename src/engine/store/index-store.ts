@@ -289,6 +289,11 @@ export class IndexStore {
       .slice(0, k);
   }
 
+  /** Changes whenever the catalog is written: what a report computed over the index can be cached by. */
+  get writeCount(): number {
+    return this.catalog.writeCount;
+  }
+
   get vectorCount(): number {
     return this.vectors.size;
   }

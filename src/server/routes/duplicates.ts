@@ -1,6 +1,6 @@
 // GET /api/duplicates: exact duplicate groups (imohash confirmed by sha256) and near-duplicate groups (cosine ≥
-// near, default per model), with image ids for /api/images/:id/thumb. Computed per request: one kNN pass over the
-// index and a full-content hash of only the files that share an imohash.
+// near, default per model), with image ids for /api/images/:id/thumb: one kNN pass over the index and a
+// full-content hash of only the files that share an imohash, kept for later requests until the catalog changes.
 import { Hono } from "hono";
 import { z } from "zod";
 import { defaultNearThreshold, exactDuplicateGroups, MIN_NEAR_THRESHOLD, nearDuplicateGroups } from "../../engine/duplicates.ts";
@@ -44,12 +44,22 @@ export const DuplicatesResponse = z.object({
 
 type DuplicatesBody = z.infer<typeof DuplicatesResponse>;
 
+/** Reports kept: each threshold asked for, until the catalog is written or they are REPORT_TTL_MS old. */
+const REPORTS_KEPT = 4;
+/** Files can change on disk without a catalog write (the exact groups read them): a report is redone after this. */
+const REPORT_TTL_MS = 10 * 60_000;
+
+type Report = Omit<DuplicatesBody, "groups" | "total_groups"> & { groups: DuplicatesBody["groups"] };
+
 export function duplicateRoutes(deps: AppDeps) {
   const withThumb = <T extends { id: number }>(image: T) => ({ ...image, thumb: `/api/images/${image.id}/thumb` });
-  return new Hono<AppEnv>().get("/", async (c) => {
-    const q = parseInput(DuplicatesQuery, c.req.query());
+  // At 100K images a near-duplicate pass takes about a minute: requests for the same report, at once or later,
+  // share one computation instead of each starting its own (two of them held both of ingest's slots).
+  const reports = new Map<string, { writes: number; at: number; report: Promise<Report> }>();
+
+  const compute = async (threshold: number | null, time: <T>(stage: string, work: () => Promise<T>) => Promise<T>): Promise<Report> => {
     const model = deps.store.manifest.model.name;
-    const exact = await timed(c, "exact", () => exactDuplicateGroups(deps.store));
+    const exact = await time("exact", () => exactDuplicateGroups(deps.store));
     const groups: DuplicatesBody["groups"] = exact.groups.map((g) => ({
       kind: "exact",
       similarity: 1,
@@ -57,23 +67,49 @@ export function duplicateRoutes(deps: AppDeps) {
       size: g.size,
       images: g.images.map((i) => withThumb({ ...i, similarity: 1 })),
     }));
-    const nearWanted = q.exact_only !== "true" && q.exact_only !== "1";
-    const threshold = nearWanted ? (q.near ?? defaultNearThreshold(model)) : null;
     if (threshold !== null) {
-      const near = await timed(c, "near", () => nearDuplicateGroups(deps.store, threshold));
+      const near = await time("near", () => nearDuplicateGroups(deps.store, threshold));
       for (const g of near) {
         groups.push({ kind: "near", similarity: Math.min(...g.images.map((i) => i.similarity)), images: g.images.map(withThumb) });
       }
     }
-    c.get("logFields").duplicates = { groups: groups.length };
-    const body: DuplicatesBody = {
+    return {
       model,
       near_threshold: threshold,
-      threshold_source: threshold === null ? null : q.near === undefined ? "model-default" : "request",
-      total_groups: groups.length,
-      groups: groups.slice(0, q.limit),
+      threshold_source: null,
+      groups,
       imohash_collisions: exact.collisions,
       unreadable: exact.unreadable.length,
+    };
+  };
+
+  return new Hono<AppEnv>().get("/", async (c) => {
+    const q = parseInput(DuplicatesQuery, c.req.query());
+    const nearWanted = q.exact_only !== "true" && q.exact_only !== "1";
+    const threshold = nearWanted ? (q.near ?? defaultNearThreshold(deps.store.manifest.model.name)) : null;
+    const key = String(threshold);
+    const writes = deps.store.writeCount;
+    let kept = reports.get(key);
+    if (!kept || kept.writes !== writes || performance.now() - kept.at > REPORT_TTL_MS) {
+      const report = compute(threshold, (stage, work) => timed(c, stage, work));
+      kept = { writes, at: performance.now(), report };
+      reports.delete(key);
+      reports.set(key, kept);
+      for (const oldest of reports.keys()) if (reports.size > REPORTS_KEPT) reports.delete(oldest);
+      // A failed report is not kept: the next request tries again.
+      report.catch(() => {
+        if (reports.get(key)?.report === report) reports.delete(key);
+      });
+    } else {
+      c.get("logFields").duplicates_cached = true;
+    }
+    const report = await kept.report;
+    c.get("logFields").duplicates = { groups: report.groups.length };
+    const body: DuplicatesBody = {
+      ...report,
+      threshold_source: threshold === null ? null : q.near === undefined ? "model-default" : "request",
+      total_groups: report.groups.length,
+      groups: report.groups.slice(0, q.limit),
     };
     return c.json(body);
   });
