@@ -1,0 +1,74 @@
+// `imgd index` memory with and without the analysis stages: peak (VmHWM) and mean resident memory (VmRSS sampled
+// every 200 ms) of the CLI process, and its images/s, on camera-sized JPEGs, with test-clip and the test stage models.
+// Each configuration indexes the same folder into a fresh index, in its own process, `--rounds` times.
+// Usage: bun bench/index-memory.ts [--count 60] [--size 4032x3024] [--rounds 1] [--configs none,faces,objects,faces+objects]
+import { spawn } from "node:child_process";
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { BENCH_DIR, REPO, cameraJpegs, flag, loadNote } from "./fixtures.ts";
+
+const count = Number(flag("--count", "60"));
+const [width, height] = flag("--size", "4032x3024").split("x").map(Number) as [number, number];
+const rounds = Number(flag("--rounds", "1"));
+const configs = flag("--configs", "none,faces,objects,faces+objects").split(",");
+
+const FLAGS: Record<string, string[]> = {
+  none: [],
+  faces: ["--faces", "--face-detector", "test-scrfd", "--face-embedder", "test-arcface"],
+  objects: ["--objects", "--object-model", "test-yolo"],
+};
+FLAGS["faces+objects"] = [...FLAGS.faces!, ...FLAGS.objects!];
+
+interface Run {
+  peakMiB: number;
+  meanMiB: number;
+  imagesPerSecond: number;
+}
+
+function statusKiB(pid: number, key: string): number | null {
+  try {
+    const m = new RegExp(`^${key}:\\s+(\\d+) kB`, "m").exec(readFileSync(`/proc/${pid}/status`, "utf8"));
+    return m ? Number(m[1]) : null;
+  } catch {
+    return null;
+  }
+}
+
+async function indexOnce(dir: string, stageFlags: string[]): Promise<Run> {
+  const indexDir = join(BENCH_DIR, "index-memory-idx");
+  rmSync(indexDir, { recursive: true, force: true });
+  const args = [join(REPO, "src/cli/main.ts"), "index", dir, "--index", indexDir, "--model", "test-clip", "--models", join(REPO, "models"), "--json", ...stageFlags];
+  const child = spawn(process.execPath, args, { stdio: ["ignore", "pipe", "inherit"] });
+  let out = "";
+  child.stdout.on("data", (d) => (out += d));
+  const samples: number[] = [];
+  let peak = 0;
+  const timer = setInterval(() => {
+    const rss = statusKiB(child.pid!, "VmRSS");
+    const hwm = statusKiB(child.pid!, "VmHWM");
+    if (rss !== null) samples.push(rss);
+    if (hwm !== null) peak = Math.max(peak, hwm);
+  }, 200);
+  const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
+  clearInterval(timer);
+  if (code !== 0) throw new Error(`imgd index ${stageFlags.join(" ")} exited with ${code}`);
+  const report = JSON.parse(out.trim().split("\n").pop()!) as { imagesPerSecond: number; embedded: number };
+  if (report.embedded !== count) throw new Error(`indexed ${report.embedded} of ${count} images`);
+  // The last samples are the close; the middle of the run is what a long run holds.
+  const mean = samples.reduce((s, v) => s + v, 0) / Math.max(1, samples.length);
+  return { peakMiB: peak / 1024, meanMiB: mean / 1024, imagesPerSecond: report.imagesPerSecond };
+}
+
+const folder = await cameraJpegs(count, width, height);
+console.log(`${count} JPEGs ${width}x${height} (avg ${(folder.avgBytes / 1e6).toFixed(1)} MB)${folder.built ? ", built now" : ""}; ${loadNote()}`);
+for (const config of configs) {
+  const stageFlags = FLAGS[config];
+  if (!stageFlags) throw new Error(`unknown config ${config}; one of ${Object.keys(FLAGS).join(", ")}`);
+  for (let r = 0; r < rounds; r++) {
+    const run = await indexOnce(folder.dir, stageFlags);
+    console.log(
+      `${config.padEnd(14)} peak ${run.peakMiB.toFixed(0).padStart(5)} MiB  mean ${run.meanMiB.toFixed(0).padStart(5)} MiB  ${run.imagesPerSecond.toFixed(2).padStart(6)} img/s`,
+    );
+  }
+}
+console.log(loadNote());
