@@ -88,10 +88,17 @@ export interface IndexReport {
   vectorsRebuilt: boolean;
   /** Roots that held no image while the catalog has files under them: those files were kept. */
   emptyRoots: { root: string; catalogued: number }[];
+  /** The most decoded images (and their pixels' and tensors' bytes) the run held at once: what bounds its memory. */
+  peakDecoded: { images: number; bytes: number };
 }
 
+/**
+ * `image.data` and `pixels` are dropped (see DecodedHold) once the stages and the batch tensor have them: a camera
+ * photo decoded for the stages is ~2.3 MB (~6.5 MB from a HEIC), and a batch's worth of them, waiting for their write,
+ * came to hundreds of MB.
+ */
 type Prepared =
-  | { kind: "embed"; file: ScannedFile; hash: string; image: DecodedImage; pixels: Float32Array; stages: AnalysisStage[] }
+  | { kind: "embed"; file: ScannedFile; hash: string; image: DecodedImage; pixels: Float32Array | null; stages: AnalysisStage[] }
   /** A known image (same content) that only needs analysis stages; `touch` also updates its size and mtime. */
   | { kind: "analyze"; file: ScannedFile; id: number; image: DecodedImage; stages: AnalysisStage[]; touch: boolean }
   | { kind: "failed"; file: ScannedFile; hash: string | null; error: ImageError }
@@ -110,6 +117,37 @@ type Prepared =
  * than the decode itself.
  */
 export const WHOLE_READ_MAX_BYTES = 64 * 1024 * 1024;
+
+/** Counts the decoded images whose pixels the run holds, and keeps the most it held at once. */
+class DecodedHold {
+  images = 0;
+  bytes = 0;
+  peak = { images: 0, bytes: 0 };
+
+  hold(image: DecodedImage, pixels: Float32Array | null): void {
+    this.images++;
+    this.bytes += image.data.byteLength + (pixels?.byteLength ?? 0);
+    if (this.images > this.peak.images) this.peak.images = this.images;
+    if (this.bytes > this.peak.bytes) this.peak.bytes = this.bytes;
+  }
+
+  /** The image's pixels, once every stage has seen them; its size, EXIF and format stay for its row. */
+  releaseImage(p: { image: DecodedImage }): void {
+    if (p.image.data.byteLength === 0) return;
+    this.bytes -= p.image.data.byteLength;
+    p.image = { ...p.image, data: NO_PIXELS };
+    this.images--;
+  }
+
+  /** The CLIP tensor, once it is copied into its batch. */
+  releasePixels(p: { pixels: Float32Array | null }): void {
+    if (!p.pixels) return;
+    this.bytes -= p.pixels.byteLength;
+    p.pixels = null;
+  }
+}
+
+const NO_PIXELS = new Uint8Array(0);
 
 /** Files hashed at once for the move plan: as the scan's stats, enough to keep a disk's or a NAS's queue full. */
 const MOVE_HASH_CONCURRENCY = 16;
@@ -216,7 +254,12 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
     const ownEmbedder = !opts.embedder && work.some((w) => w.analyzeId === null);
     if (ownEmbedder) ownedEmbedder = await ThreadedImageEmbedder.open(opts.model, { threads });
     const embedder = opts.embedder ?? ownedEmbedder;
-    const queue = new BoundedQueue<Prepared>(Math.max(batchSize * 2, 8));
+    const prefetch = Math.max(1, opts.prefetch ?? threads + 2);
+    // An image for the stages is decoded at their size (640 px and up) and analysed as it leaves the queue, which
+    // needs to cover no more than the decoders' jitter; without stages an item is a 224 px tensor, and two batches
+    // of them keep the model fed.
+    const queue = new BoundedQueue<Prepared>(stages.length > 0 ? Math.max(2 * prefetch, 8) : Math.max(batchSize * 2, 8));
+    const held = new DecodedHold();
     let next = 0;
 
     /**
@@ -263,20 +306,27 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
         const decode = () =>
           timings.time("decode", () => decodeImage(bytes ?? file.path, { name: file.path, targetShortSide: decodeSide, maxPixels: opts.maxPixels }));
         if (analyzeId !== null) {
-          return { kind: "analyze", file, id: analyzeId, image: await decode(), stages: pending(analyzeId), touch: false };
+          const image = await decode();
+          held.hold(image, null);
+          return { kind: "analyze", file, id: analyzeId, image, stages: pending(analyzeId), touch: false };
         }
         hash = await timings.time("hash", () => (bytes ? imohashBytes(bytes) : imohashFile(file.path, { size: file.size })));
         if (prior && prior.status === "indexed" && prior.imohash === hash) {
           const missing = pending(prior.id);
           if (missing.length === 0) return { kind: "touch", file, id: prior.id };
-          return { kind: "analyze", file, id: prior.id, image: await decode(), stages: missing, touch: true };
+          const image = await decode();
+          held.hold(image, null);
+          return { kind: "analyze", file, id: prior.id, image, stages: missing, touch: true };
         }
         const moved = prior ? undefined : await movedHere(hash, file.path);
         if (moved) return { kind: "move", file, id: moved.id };
         const image = await decode();
         const pixels = new Float32Array(tensorSize);
         await timings.time("preprocess", () => preprocessInto(image, spec, pixels, 0));
-        return { kind: "embed", file, hash, image, pixels, stages };
+        const prepared: Prepared = { kind: "embed", file, hash, image, pixels, stages };
+        held.hold(image, pixels);
+        if (stages.length === 0) held.releaseImage(prepared);
+        return prepared;
       } catch (err) {
         const error =
           err instanceof ImageError
@@ -302,7 +352,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
         await queue.put(await prepare(work[i]!.file, work[i]!.analyzeId));
       }
     };
-    const producers = Array.from({ length: Math.max(1, opts.prefetch ?? threads + 2) }, producer);
+    const producers = Array.from({ length: prefetch }, producer);
     const allProduced = Promise.all(producers).then(() => queue.close());
 
     const counts = { embed: 0, reuse: 0, analyze: 0, failed: 0, touch: 0, move: movePlan.moves.length, changing: 0, unreadable: 0 };
@@ -367,38 +417,49 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       opts.onProgress?.(progress.snapshot());
     };
 
-    // Batch N is written while batch N+1 is inferred; writes stay in order.
+    // Batch N is inferred on the tower's thread while batch N+1 is taken from the queue and run through the stages on
+    // this one, and written while N+1 is inferred; writes stay in order. Each image goes through the stages as it is
+    // taken, so only the queue's few images are held at the stages' size, not two batches' worth.
     let writing: Promise<void> = Promise.resolve();
+    let inTower: { items: Prepared[]; analysed: Map<Prepared, StageOutcome[]>; vectors: Promise<Float32Array> } | null = null;
+    const writeWhenInferred = async (b: NonNullable<typeof inTower>) => {
+      const vectors = await b.vectors;
+      await writing;
+      writing = timings.time("write", () => write(b.items, vectors, b.analysed));
+    };
+    const analyse = async (p: Prepared, analysed: Map<Prepared, StageOutcome[]>) => {
+      if (p.kind !== "embed" && p.kind !== "analyze") return;
+      if (p.stages.length > 0) analysed.set(p, await analyzeImage(p.stages, p.image, timings));
+      held.releaseImage(p);
+    };
     for (;;) {
-      const first = await queue.take();
-      if (first === undefined) break;
-      const items = [first, ...queue.drain(batchSize - 1)];
-      // Fill the batch while the model would otherwise wait on a nearly-empty queue.
+      const items: Prepared[] = [];
+      const analysed = new Map<Prepared, StageOutcome[]>();
       while (items.length < batchSize) {
-        const more = await queue.take();
-        if (more === undefined) break;
-        items.push(more);
-        items.push(...queue.drain(batchSize - items.length));
+        const p = await queue.take();
+        if (p === undefined) break;
+        await analyse(p, analysed);
+        items.push(p);
       }
+      if (items.length === 0) break;
 
       const toEmbed = items.flatMap((p) => (p.kind === "embed" ? [p] : []));
       const batch = new Float32Array(toEmbed.length * tensorSize);
-      toEmbed.forEach((p, i) => batch.set(p.pixels, i * tensorSize));
-      const inferring =
+      toEmbed.forEach((p, i) => {
+        batch.set(p.pixels!, i * tensorSize);
+        held.releasePixels(p);
+      });
+      // One batch in the tower at a time: the previous one's vectors are in before this one goes.
+      if (inTower) await writeWhenInferred(inTower);
+      const vectors =
         toEmbed.length > 0
           ? timings.time("infer", () => embedder!.embed(batch, toEmbed.length))
           : Promise.resolve(new Float32Array(0));
-      // Stages run on this thread while the image tower runs on its worker thread.
-      const analysed = new Map<Prepared, StageOutcome[]>();
-      for (const p of items) {
-        if ((p.kind === "embed" || p.kind === "analyze") && p.stages.length > 0) {
-          analysed.set(p, await analyzeImage(p.stages, p.image, timings));
-        }
-      }
-      const vectors = await inferring;
-      await writing;
-      writing = timings.time("write", () => write(items, vectors, analysed));
+      // Awaited once the next batch is ready; a failure meanwhile must not count as unhandled.
+      vectors.catch(() => {});
+      inTower = { items, analysed, vectors };
     }
+    if (inTower) await writeWhenInferred(inTower);
     await writing;
     await allProduced;
 
@@ -436,6 +497,7 @@ export async function runIndex(opts: IndexOptions): Promise<IndexReport> {
       stages: timings.rows(counts.embed + counts.analyze + counts.failed, wallMs),
       vectorsRebuilt: store.rebuilt,
       emptyRoots: plan.emptyRoots,
+      peakDecoded: held.peak,
     };
     appendJobLog(opts.indexDir, {
       job: "index",

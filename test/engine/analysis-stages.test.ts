@@ -161,3 +161,28 @@ test("merging shards carries each stage's rows over under the merged image ids",
   expect(rows.map((r) => r.path)).toEqual(["apple.jpg", "home.jpg", "orange.jpg", "rocket.jpg"]);
   expect(rows.every((r) => r.stage === "1" && r.short >= 300)).toBe(true);
 });
+
+test("a run with stages holds a few decoded images at a time, not its batches' worth", async () => {
+  const { root, photos } = await setup();
+  // 40 distinct files (each photo flipped and tinted per copy), more than two batches; a slow stage keeps the
+  // decoders ahead of it, so the queue fills as it does under real detectors.
+  const { loadSharp } = await import("../../src/engine/native.ts");
+  const sharp = loadSharp();
+  const sources = ["orange.jpg", "apple.jpg", "home.jpg"];
+  for (let i = 0; i < 40; i++) {
+    await sharp(join(PHOTOS, sources[i % 3]!)).flop(i % 2 === 1).modulate({ brightness: 0.8 + i / 100 }).jpeg().toFile(join(photos, `copy-${i}.jpg`));
+  }
+  const colour = meanColourStage();
+  const slow: AnalysisStage<MeanColour> = { ...colour, analyze: async (image) => (await Bun.sleep(10), colour.analyze(image)) };
+  const model = await resolveModel("test-clip", modelSearchDirs(MODELS));
+  const threads = 1;
+  const batchSize = 16;
+  const report = await runIndex({ roots: [photos], indexDir: join(root, "index"), model, threads, batchSize, stages: [slow] });
+  expect(report.embedded).toBe(43);
+  expect(colour.seen.length).toBe(43);
+  // The queue (2 x the 3 producers, at least 8), one image per producer waiting on it, and the one in the stages.
+  // Before the stages ran as images left the queue: two batches plus the queue (32 + 32 here).
+  const prefetch = threads + 2;
+  expect(report.peakDecoded.images).toBeGreaterThan(1);
+  expect(report.peakDecoded.images).toBeLessThanOrEqual(Math.max(2 * prefetch, 8) + prefetch + 1);
+});
