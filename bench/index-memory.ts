@@ -23,6 +23,9 @@ interface Run {
   peakMiB: number;
   meanMiB: number;
   imagesPerSecond: number;
+  /** ms per image of the stages and the decode, from the run's own timings. */
+  perImage: string;
+  peakDecoded: { images: number; bytes: number };
 }
 
 function statusKiB(pid: number, key: string): number | null {
@@ -52,11 +55,20 @@ async function indexOnce(dir: string, stageFlags: string[]): Promise<Run> {
   const code = await new Promise<number | null>((resolve) => child.on("exit", resolve));
   clearInterval(timer);
   if (code !== 0) throw new Error(`imgd index ${stageFlags.join(" ")} exited with ${code}`);
-  const report = JSON.parse(out.trim().split("\n").pop()!) as { imagesPerSecond: number; embedded: number };
+  const report = JSON.parse(out.trim().split("\n").pop()!) as {
+    imagesPerSecond: number;
+    embedded: number;
+    stages: { stage: string; msPerImage: number }[];
+    peakDecoded: { images: number; bytes: number };
+  };
   if (report.embedded !== count) throw new Error(`indexed ${report.embedded} of ${count} images`);
   // The last samples are the close; the middle of the run is what a long run holds.
   const mean = samples.reduce((s, v) => s + v, 0) / Math.max(1, samples.length);
-  return { peakMiB: peak / 1024, meanMiB: mean / 1024, imagesPerSecond: report.imagesPerSecond };
+  const perImage = report.stages
+    .filter((r) => ["decode", "faces", "objects", "ocr"].includes(r.stage))
+    .map((r) => `${r.stage} ${r.msPerImage.toFixed(0)}`)
+    .join(", ");
+  return { peakMiB: peak / 1024, meanMiB: mean / 1024, imagesPerSecond: report.imagesPerSecond, perImage, peakDecoded: report.peakDecoded };
 }
 
 const folder = await cameraJpegs(count, width, height);
@@ -67,7 +79,8 @@ for (const config of configs) {
   for (let r = 0; r < rounds; r++) {
     const run = await indexOnce(folder.dir, stageFlags);
     console.log(
-      `${config.padEnd(14)} peak ${run.peakMiB.toFixed(0).padStart(5)} MiB  mean ${run.meanMiB.toFixed(0).padStart(5)} MiB  ${run.imagesPerSecond.toFixed(2).padStart(6)} img/s`,
+      `${config.padEnd(14)} peak ${run.peakMiB.toFixed(0).padStart(5)} MiB  mean ${run.meanMiB.toFixed(0).padStart(5)} MiB  ${run.imagesPerSecond.toFixed(2).padStart(6)} img/s` +
+        `  held at most ${run.peakDecoded.images} decoded (${(run.peakDecoded.bytes / 2 ** 20).toFixed(0)} MiB)  ms/img: ${run.perImage}`,
     );
   }
 }
