@@ -1,7 +1,7 @@
 // `imgd index` memory with and without the analysis stages: peak (VmHWM) and mean resident memory (VmRSS sampled
 // every 200 ms) of the CLI process, and its images/s, on camera-sized JPEGs, with test-clip and the test stage models.
 // Each configuration indexes the same folder into a fresh index, in its own process, `--rounds` times.
-// Usage: bun bench/index-memory.ts [--count 60] [--size 4032x3024] [--rounds 1] [--configs none,faces,objects,faces+objects]
+// Usage: bun bench/index-memory.ts [--count 60] [--size 4032x3024] [--rounds 1] [--configs none,faces,objects,faces+objects] [--trace]
 import { spawn } from "node:child_process";
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -11,6 +11,8 @@ const count = Number(flag("--count", "60"));
 const [width, height] = flag("--size", "4032x3024").split("x").map(Number) as [number, number];
 const rounds = Number(flag("--rounds", "1"));
 const configs = flag("--configs", "none,faces,objects,faces+objects").split(",");
+/** Also print the RSS timeline, one sample a second. */
+const trace = process.argv.includes("--trace");
 
 const FLAGS: Record<string, string[]> = {
   none: [],
@@ -59,16 +61,18 @@ async function indexOnce(dir: string, stageFlags: string[]): Promise<Run> {
     imagesPerSecond: number;
     embedded: number;
     stages: { stage: string; msPerImage: number }[];
-    peakDecoded: { images: number; bytes: number };
+    /** Absent from runs before it was reported: a before/after comparison runs the old pipeline too. */
+    peakDecoded?: { images: number; bytes: number };
   };
   if (report.embedded !== count) throw new Error(`indexed ${report.embedded} of ${count} images`);
   // The last samples are the close; the middle of the run is what a long run holds.
   const mean = samples.reduce((s, v) => s + v, 0) / Math.max(1, samples.length);
+  if (trace) console.log(`  RSS MiB each second: ${samples.filter((_, i) => i % 5 === 0).map((v) => Math.round(v / 1024)).join(" ")}`);
   const perImage = report.stages
     .filter((r) => ["decode", "faces", "objects", "ocr"].includes(r.stage))
     .map((r) => `${r.stage} ${r.msPerImage.toFixed(0)}`)
     .join(", ");
-  return { peakMiB: peak / 1024, meanMiB: mean / 1024, imagesPerSecond: report.imagesPerSecond, perImage, peakDecoded: report.peakDecoded };
+  return { peakMiB: peak / 1024, meanMiB: mean / 1024, imagesPerSecond: report.imagesPerSecond, perImage, peakDecoded: report.peakDecoded ?? { images: NaN, bytes: NaN } };
 }
 
 const folder = await cameraJpegs(count, width, height);
