@@ -3,7 +3,7 @@ export const USAGE = `imgd — index photos with CLIP and search them by text or
 usage:
   imgd index DIR... [--index PATH] [--models DIR] [--model NAME] [--batch N] [--threads N]
                     [--list FILE] [--follow-symlinks] [--exclude-dir NAME]... [--allow-empty] [--dtype i8|f16|f32]
-                    [--connectivity N] [--profile DIR] [--json] [-q|--quiet]
+                    [--connectivity N] [--profile DIR] [--memory-target-mb MB] [--json] [-q|--quiet]
                     [--faces [--face-detector NAME] [--face-embedder NAME]] [--objects [--object-model NAME]] [--ocr]
   imgd query "TEXT" [--index PATH] [--models DIR] [-k N] [--image FILE] [--offset N] [--path-prefix P]
                     [--after DATE] [--before DATE] [--has LABEL]... [--text-in WORDS] [--person NAME]...

@@ -125,6 +125,16 @@ describe("clear errors", () => {
     expect(r.stderr).not.toContain("imgd index DIR");
   });
 
+  test("index takes --memory-target-mb as serve and worker do: a number of MB, 0 for no governor", async () => {
+    const dir = tempDir("memtarget");
+    copyPhotos(["apple.jpg"], dir);
+    const bad = await imgd(["index", dir, "--index", join(dir, "i"), "--model", "test-clip", "--memory-target-mb", "lots"]);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain("memory-target-mb");
+    const off = await imgd(["index", dir, "--index", join(dir, "i"), "--model", "test-clip", "--memory-target-mb", "0", "-q"]);
+    expect(off.code).toBe(0);
+  });
+
   test("a file name with a newline in it is printed quoted, one line per hit", async () => {
     const dir = tempDir("newline");
     copyPhotos(["apple.jpg"], dir);
