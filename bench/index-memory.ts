@@ -1,12 +1,14 @@
 // `imgd index` memory with and without the analysis stages: peak (VmHWM) and mean resident memory (VmRSS sampled
 // every 200 ms) of the CLI process, and its images/s, on camera-sized JPEGs, with test-clip and the test stage models.
 // Each configuration indexes the same folder into a fresh index, in its own process, `--rounds` times.
-// Usage: bun bench/index-memory.ts [--count 60] [--size 4032x3024] [--rounds 1] [--configs none,faces,objects,faces+objects] [--trace]
+// Usage: bun bench/index-memory.ts [--dir PHOTOS | --count 60] [--size 4032x3024] [--rounds 1] [--configs none,faces,objects,faces+objects] [--trace]
 import { spawn } from "node:child_process";
-import { readFileSync, rmSync } from "node:fs";
+import { readdirSync, readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { BENCH_DIR, REPO, cameraJpegs, flag, loadNote } from "./fixtures.ts";
 
+/** A folder of photos to index instead of the tiled JPEGs (HEICs from a phone, say). */
+const photoDir = flag("--dir", "");
 const count = Number(flag("--count", "60"));
 const [width, height] = flag("--size", "4032x3024").split("x").map(Number) as [number, number];
 const rounds = Number(flag("--rounds", "1"));
@@ -39,7 +41,7 @@ function statusKiB(pid: number, key: string): number | null {
   }
 }
 
-async function indexOnce(dir: string, stageFlags: string[]): Promise<Run> {
+async function indexOnce(dir: string, files: number, stageFlags: string[]): Promise<Run> {
   const indexDir = join(BENCH_DIR, "index-memory-idx");
   rmSync(indexDir, { recursive: true, force: true });
   const args = [join(REPO, "src/cli/main.ts"), "index", dir, "--index", indexDir, "--model", "test-clip", "--models", join(REPO, "models"), "--json", ...stageFlags];
@@ -64,7 +66,7 @@ async function indexOnce(dir: string, stageFlags: string[]): Promise<Run> {
     /** Absent from runs before it was reported: a before/after comparison runs the old pipeline too. */
     peakDecoded?: { images: number; bytes: number };
   };
-  if (report.embedded !== count) throw new Error(`indexed ${report.embedded} of ${count} images`);
+  if (report.embedded !== files) throw new Error(`indexed ${report.embedded} of ${files} images`);
   // The last samples are the close; the middle of the run is what a long run holds.
   const mean = samples.reduce((s, v) => s + v, 0) / Math.max(1, samples.length);
   if (trace) console.log(`  RSS MiB each second: ${samples.filter((_, i) => i % 5 === 0).map((v) => Math.round(v / 1024)).join(" ")}`);
@@ -75,13 +77,22 @@ async function indexOnce(dir: string, stageFlags: string[]): Promise<Run> {
   return { peakMiB: peak / 1024, meanMiB: mean / 1024, imagesPerSecond: report.imagesPerSecond, perImage, peakDecoded: report.peakDecoded ?? { images: NaN, bytes: NaN } };
 }
 
-const folder = await cameraJpegs(count, width, height);
-console.log(`${count} JPEGs ${width}x${height} (avg ${(folder.avgBytes / 1e6).toFixed(1)} MB)${folder.built ? ", built now" : ""}; ${loadNote()}`);
+let dir: string;
+let files: number;
+if (photoDir) {
+  dir = photoDir;
+  files = readdirSync(dir).filter((f) => !f.startsWith(".")).length;
+  console.log(`${files} photos in ${dir}; ${loadNote()}`);
+} else {
+  const folder = await cameraJpegs(count, width, height);
+  [dir, files] = [folder.dir, count];
+  console.log(`${count} JPEGs ${width}x${height} (avg ${(folder.avgBytes / 1e6).toFixed(1)} MB)${folder.built ? ", built now" : ""}; ${loadNote()}`);
+}
 for (const config of configs) {
   const stageFlags = FLAGS[config];
   if (!stageFlags) throw new Error(`unknown config ${config}; one of ${Object.keys(FLAGS).join(", ")}`);
   for (let r = 0; r < rounds; r++) {
-    const run = await indexOnce(folder.dir, stageFlags);
+    const run = await indexOnce(dir, files, stageFlags);
     console.log(
       `${config.padEnd(14)} peak ${run.peakMiB.toFixed(0).padStart(5)} MiB  mean ${run.meanMiB.toFixed(0).padStart(5)} MiB  ${run.imagesPerSecond.toFixed(2).padStart(6)} img/s` +
         `  held at most ${run.peakDecoded.images} decoded (${(run.peakDecoded.bytes / 2 ** 20).toFixed(0)} MiB)  ms/img: ${run.perImage}`,
