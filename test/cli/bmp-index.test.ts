@@ -3,6 +3,7 @@ import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadSharp } from "../../src/engine/native.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
+import { storedCosine } from "../fixtures/stored-cosine.ts";
 import { bmp24, bmpFixture } from "../fixtures/bmp-files.ts";
 import { imgd, imgdJson, PHOTOS, tempDir } from "./cli-harness.ts";
 
@@ -47,10 +48,7 @@ describe("imgd index on a folder of BMP scans", () => {
     const store = await IndexStore.open(index, { readOnly: true });
     try {
       const known = await store.knownFiles();
-      const cosineOf = async (x: string, y: string) => {
-        const [u, v] = [(await store.getEmbedding(known.get(x)!.id))!, (await store.getEmbedding(known.get(y)!.id))!];
-        return u.reduce((s, e, i) => s + e * v[i]!, 0) / Math.hypot(...u) / Math.hypot(...v);
-      };
+      const cosineOf = (x: string, y: string) => storedCosine(store, x, y);
       for (const [bmp, png] of Object.entries(pairs)) {
         const [path, twin] = [join(scans, bmp), join(twins, png)];
         expect(known.get(path)?.status).toBe("indexed");

@@ -6,6 +6,7 @@ import { cpSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { loadSharp } from "../../src/engine/native.ts";
 import { IndexStore } from "../../src/engine/store/index-store.ts";
+import { storedCosine } from "../fixtures/stored-cosine.ts";
 import { imgdJson, PHOTOS, tempDir } from "./cli-harness.ts";
 
 const FIXTURES = join(import.meta.dir, "../fixtures/heic");
@@ -57,10 +58,7 @@ describe("imgd index on a folder of iPhone photos (HEIC)", () => {
     const store = await IndexStore.open(index, { readOnly: true });
     try {
       const known = await store.knownFiles();
-      const cosineOf = async (x: string, y: string) => {
-        const [u, v] = [(await store.getEmbedding(known.get(x)!.id))!, (await store.getEmbedding(known.get(y)!.id))!];
-        return u.reduce((s, e, i) => s + e * v[i]!, 0) / Math.hypot(...u) / Math.hypot(...v);
-      };
+      const cosineOf = (x: string, y: string) => storedCosine(store, x, y);
       const twin = join(twins, "building.png");
       for (const name of ["IMG_0001.HEIC", "IMG_0002.HEIC", "IMG_0003.HEIC", "IMG_0004.heic", "IMG_0008.HEIC"]) {
         const path = join(phone, name);
