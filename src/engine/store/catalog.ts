@@ -715,11 +715,6 @@ function openElsewhereText(path: string, pid: string | undefined): string {
 /** A date, an optional time to the minute or second (fractions ignored), and an optional zone (ignored, see below). */
 const WALL_CLOCK = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?)?(?:Z|[+-]\d{2}:?\d{2})?$/i;
 
-/**
- * EXIF date-times carry no zone: compare them as wall-clock times ("2024-06-01" is that day's midnight). Read by
- * its fields, not Date.parse: that takes "1" and "-0001-01-01" for 2001 and rolls 2024-02-30 over into March, so a
- * filter that is no date silently filtered by another one.
- */
 /** Whether a taken_at (as RECORD_COLUMNS reads it) is in `filter`'s date range; with no range, any is. */
 function takenTest(filter: CatalogFilter): (takenAt: string | null) => boolean {
   const after = filter.takenAfter ? localTime(filter.takenAfter) : null;
@@ -731,6 +726,11 @@ function takenTest(filter: CatalogFilter): (takenAt: string | null) => boolean {
   };
 }
 
+/**
+ * EXIF date-times carry no zone: compare them as wall-clock times ("2024-06-01" is that day's midnight). Read by
+ * its fields, not Date.parse: that takes "1" and "-0001-01-01" for 2001 and rolls 2024-02-30 over into March, so a
+ * filter that is no date silently filtered by another one.
+ */
 export function localTime(value: string): number | null {
   const m = WALL_CLOCK.exec(value);
   if (!m) return null;
