@@ -2,6 +2,7 @@
 // the compiled `dist/imgd` they resolve from the native tree that build.ts embedded (native-bundle.ts).
 import { createRequire } from "node:module";
 import { nativeEntry, nativeRequireBase } from "./native-bundle.ts";
+import { setNativeEnvDefault } from "./native-memory.ts";
 
 type Sharp = typeof import("sharp").default;
 type Ort = typeof import("onnxruntime-node");
@@ -25,6 +26,12 @@ export const loadSharp = memo(() => {
   sharp.cache(false);
   return sharp;
 });
-export const loadOrt = memo(() => nativeRequire("onnxruntime-node") as Ort);
+export const loadOrt = memo(() => {
+  // onnxruntime 1.29+ on Linux starts Microsoft's telemetry at load: an event database and a device id under
+  // ~/.cache/Microsoft/DeveloperTools, an empty /tmp/mat-debug-<pid>.log per process, uploads when it finds a CA
+  // bundle. A photo indexer sends nothing anywhere; ORT_DISABLE_TELEMETRY=0 in the environment turns it back on.
+  setNativeEnvDefault("ORT_DISABLE_TELEMETRY", "1");
+  return nativeRequire("onnxruntime-node") as Ort;
+});
 export const loadUSearch = memo(() => nativeRequire("usearch") as USearch);
 export const loadDuckDB = memo(() => nativeRequire("@duckdb/node-api") as DuckDB);
