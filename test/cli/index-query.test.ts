@@ -253,3 +253,13 @@ describe("--path-prefix", () => {
     expect(await paths("trip/", dir)).toEqual([join(dir, "trip", "orange.jpg")]);
   });
 });
+
+test("the scan line counts one file as '1 file found'", async () => {
+  const dir = tempDir("one-file");
+  const photos = join(dir, "photos");
+  mkdirSync(photos);
+  copyPhotos(["orange.jpg"], photos);
+  const run = await imgd(["index", photos, "--index", join(dir, "index"), "--model", "test-clip"]);
+  expect(run.code).toBe(0);
+  expect(run.stderr).toContain("[index] 1 file found, 0 unchanged, 1 to process");
+});

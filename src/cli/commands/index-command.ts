@@ -85,7 +85,7 @@ export async function run(argv: string[]): Promise<number> {
     onPlan: (p) => {
       if (!values.json && !values.quiet) {
         process.stderr.write(
-          `[index] ${p.scanned} files found, ${p.unchanged} unchanged, ${p.toProcess} to process, ${p.moved} moved, ${p.missing} no longer present\n`,
+          `[index] ${counted(p.scanned, "file")} found, ${p.unchanged} unchanged, ${p.toProcess} to process, ${p.moved} moved, ${p.missing} no longer present\n`,
         );
       }
     },
