@@ -16,6 +16,17 @@ describe("GET /api/duplicates", () => {
     return { status: res.status, body: (await res.json()) as any };
   };
 
+  /** A resized re-encode of a shared photo, written beside the indexed ones and ingested by path. */
+  const ingestSmallCopy = async (photo: string, name: string, width: number, quality: number) => {
+    await loadSharp()(join(PHOTOS, photo)).resize(width).jpeg({ quality }).toFile(join(fx.photos, name));
+    const ingest = await fetch(`${server.url}/api/ingest`, {
+      method: "POST",
+      headers: { "Content-Type": "application/json" },
+      body: JSON.stringify({ paths: [join(fx.photos, name)] }),
+    });
+    expect((await ingest.json()).processed).toBe(1);
+  };
+
   beforeAll(async () => {
     fx = await indexedPhotos("dups", ["apple.jpg", "baboon.jpg", "home.jpg"]);
     // A byte-identical copy indexed from disk (ingest would skip it as a duplicate of apple.jpg).
@@ -28,13 +39,7 @@ describe("GET /api/duplicates", () => {
 
   test("groups exact and near duplicates, with thumbnail links that resolve", async () => {
     // A resized re-encode arrives through ingest-by-path, the way a live server grows.
-    await loadSharp()(join(PHOTOS, "baboon.jpg")).resize(160).jpeg({ quality: 60 }).toFile(join(fx.photos, "baboon-small.jpg"));
-    const ingest = await fetch(`${server.url}/api/ingest`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ paths: [join(fx.photos, "baboon-small.jpg")] }),
-    });
-    expect((await ingest.json()).processed).toBe(1);
+    await ingestSmallCopy("baboon.jpg", "baboon-small.jpg", 160, 60);
 
     const { status, body } = await get();
     expect(status).toBe(200);
@@ -110,13 +115,7 @@ describe("GET /api/duplicates", () => {
     expect((await logged(["dups-a", "dups-b", "dups-c"])).filter(Boolean).length).toBe(2);
 
     // A near duplicate ingested (a write): the next report is computed again and has it.
-    await loadSharp()(join(PHOTOS, "home.jpg")).resize(200).jpeg({ quality: 70 }).toFile(join(fx.photos, "home-small.jpg"));
-    const ingest = await fetch(`${server.url}/api/ingest`, {
-      method: "POST",
-      headers: { "Content-Type": "application/json" },
-      body: JSON.stringify({ paths: [join(fx.photos, "home-small.jpg")] }),
-    });
-    expect((await ingest.json()).processed).toBe(1);
+    await ingestSmallCopy("home.jpg", "home-small.jpg", 200, 70);
     const after = await ask("dups-d", "?near=0.9");
     const again = await ask("dups-e", "?near=0.9");
     expect(await logged(["dups-d", "dups-e"])).toEqual([false, true]);
